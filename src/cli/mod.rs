@@ -1,0 +1,83 @@
+//! Command-line definitions (clap derive). Doc comments are the help text.
+//!
+//! Owns argument parsing only; every command resolves its arguments into a
+//! settings struct before work starts. Subcommand arguments live in submodules
+//! of this module, one per command.
+use clap::{Args, Parser, Subcommand, ValueEnum};
+use std::path::PathBuf;
+
+/// Default containerd socket, as ctr's.
+pub const DEFAULT_ADDRESS: &str = "/run/containerd/containerd.sock";
+
+/// advisor: lazy (eStargz) or eager (gzip) pulling, for this image, this
+/// workload, this node? Measures, calibrates and predicts cold start and total
+/// completion.
+#[derive(Debug, Parser)]
+#[command(name = "advisor", version, about, long_about = None, propagate_version = true)]
+pub struct Cli {
+    #[command(flatten)]
+    pub global: GlobalArgs,
+
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+/// Flags every command shares, named like ctr's.
+#[derive(Debug, Clone, Args)]
+pub struct GlobalArgs {
+    /// containerd's gRPC socket.
+    #[arg(long, global = true, env = "ADVISOR_CONTAINERD", default_value = DEFAULT_ADDRESS, value_name = "SOCK")]
+    pub address: PathBuf,
+
+    /// containerd namespace advisor works in.
+    #[arg(
+        long,
+        global = true,
+        env = "ADVISOR_NAMESPACE",
+        default_value = "advisor"
+    )]
+    pub namespace: String,
+
+    /// Talk plain HTTP to the registry (localhost registries always use plain HTTP, as containerd does).
+    #[arg(long, global = true)]
+    pub plain_http: bool,
+
+    /// Output format for data on stdout.
+    #[arg(long, global = true, value_enum, default_value_t = OutputFormat::Table)]
+    pub format: OutputFormat,
+
+    /// Only print data and errors: no progress, no notes.
+    #[arg(short, long, global = true)]
+    pub quiet: bool,
+
+    /// More logging on stderr (-v info, -vv debug, -vvv trace).
+    #[arg(short, long, global = true, action = clap::ArgAction::Count)]
+    pub verbose: u8,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum, Default, serde::Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum OutputFormat {
+    /// Human-readable tables.
+    #[default]
+    Table,
+    /// Machine-readable JSON.
+    Json,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum Command {
+    /// Check the environment: containerd, its snapshotters, the registry, the stargz metrics.
+    Doctor(DoctorArgs),
+}
+
+#[derive(Debug, Clone, Args)]
+pub struct DoctorArgs {
+    /// Registry to check (host:port).
+    #[arg(long, env = "ADVISOR_REGISTRY", value_name = "HOST:PORT")]
+    pub registry: Option<String>,
+
+    /// The stargz snapshotter's Prometheus metrics URL.
+    #[arg(long, env = "ADVISOR_STARGZ_METRICS", value_name = "URL")]
+    pub stargz_metrics: Option<String>,
+}

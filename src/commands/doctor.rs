@@ -1,0 +1,176 @@
+//! `advisor doctor`: is this node (or the lab) ready for advisor?
+//!
+//! Checks containerd, its `overlayfs` and `stargz` snapshotters, the registry's
+//! `/v2/` endpoint and the stargz metrics endpoint, and says what to fix.
+use crate::cli::{DoctorArgs, GlobalArgs};
+use crate::containerd::{self, Connection};
+use crate::printer::Printer;
+use serde::Serialize;
+
+#[derive(Debug, Serialize)]
+pub struct Check {
+    pub name: String,
+    pub ok: bool,
+    pub detail: String,
+}
+
+#[derive(Debug, Serialize)]
+pub struct DoctorReport {
+    pub address: String,
+    pub namespace: String,
+    pub containerd_version: Option<String>,
+    pub checks: Vec<Check>,
+}
+
+impl DoctorReport {
+    pub fn ok(&self) -> bool {
+        self.checks.iter().all(|c| c.ok)
+    }
+}
+
+pub async fn run(global: &GlobalArgs, args: &DoctorArgs, printer: &Printer) -> anyhow::Result<()> {
+    let report = check(global, args).await;
+    if printer.is_json() {
+        printer.json(&report)?;
+    } else {
+        let mut t = crate::report::table(["check", "", "detail"]);
+        for c in &report.checks {
+            t.add_row([
+                c.name.as_str(),
+                if c.ok { "ok" } else { "FAIL" },
+                c.detail.as_str(),
+            ]);
+        }
+        printer.out(&t.to_string())?;
+    }
+    if !report.ok() {
+        let failed: Vec<_> = report
+            .checks
+            .iter()
+            .filter(|c| !c.ok)
+            .map(|c| c.name.as_str())
+            .collect();
+        crate::bail_user!(
+            "doctor: {} check(s) failed: {}",
+            failed.len(),
+            failed.join(", ")
+        );
+    }
+    Ok(())
+}
+
+/// Run every check; never fails, every problem becomes a failed check.
+pub async fn check(global: &GlobalArgs, args: &DoctorArgs) -> DoctorReport {
+    let mut checks = Vec::new();
+    let mut version = None;
+    match Connection::connect(&global.address, &global.namespace).await {
+        Err(e) => checks.push(Check {
+            name: "containerd".into(),
+            ok: false,
+            detail: e.to_string(),
+        }),
+        Ok(conn) => {
+            match conn.version().await {
+                Ok(v) => {
+                    checks.push(Check {
+                        name: "containerd".into(),
+                        ok: true,
+                        detail: format!("{} ({})", v.version, conn.address.display()),
+                    });
+                    version = Some(v.version);
+                }
+                Err(e) => checks.push(Check {
+                    name: "containerd".into(),
+                    ok: false,
+                    detail: e.to_string(),
+                }),
+            }
+            for name in [containerd::OVERLAYFS, containerd::STARGZ] {
+                let r = conn.check_snapshotter(name).await;
+                checks.push(Check {
+                    name: format!("snapshotter {name}"),
+                    ok: r.is_ok(),
+                    detail: r
+                        .err()
+                        .map(|e| e.to_string())
+                        .unwrap_or_else(|| "loaded and answering".into()),
+                });
+            }
+        }
+    }
+    if let Some(reg) = &args.registry {
+        let plain = global.plain_http || is_localhost(reg);
+        let url = format!("{}://{reg}/v2/", if plain { "http" } else { "https" });
+        checks.push(http_check("registry", &url, &[200, 401]).await);
+    }
+    if let Some(url) = &args.stargz_metrics {
+        checks.push(http_check("stargz metrics", url, &[200]).await);
+    }
+    DoctorReport {
+        address: global.address.display().to_string(),
+        namespace: global.namespace.clone(),
+        containerd_version: version,
+        checks,
+    }
+}
+
+/// Hosts containerd treats as plain HTTP by default (docker.MatchLocalhost).
+pub fn is_localhost(host_port: &str) -> bool {
+    let host = host_port
+        .rsplit_once(':')
+        .filter(|(_, p)| p.chars().all(|c| c.is_ascii_digit()))
+        .map(|(h, _)| h)
+        .unwrap_or(host_port);
+    let host = host.trim_start_matches('[').trim_end_matches(']');
+    host == "localhost"
+        || host
+            .parse::<std::net::IpAddr>()
+            .is_ok_and(|ip| ip.is_loopback())
+}
+
+async fn http_check(name: &str, url: &str, ok_codes: &[u16]) -> Check {
+    let client = match reqwest::Client::builder()
+        .timeout(std::time::Duration::from_secs(5))
+        .build()
+    {
+        Ok(c) => c,
+        Err(e) => {
+            return Check {
+                name: name.into(),
+                ok: false,
+                detail: e.to_string(),
+            };
+        }
+    };
+    match client.get(url).send().await {
+        Ok(r) if ok_codes.contains(&r.status().as_u16()) => Check {
+            name: name.into(),
+            ok: true,
+            detail: format!("{url} answered {}", r.status()),
+        },
+        Ok(r) => Check {
+            name: name.into(),
+            ok: false,
+            detail: format!("{url} answered {}", r.status()),
+        },
+        Err(e) => Check {
+            name: name.into(),
+            ok: false,
+            detail: format!("{url} unreachable: {}", crate::error_chain(&e)),
+        },
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::is_localhost;
+
+    #[test]
+    fn localhost_detection_matches_containerd() {
+        assert!(is_localhost("localhost:5000"));
+        assert!(is_localhost("127.0.0.1:5123"));
+        assert!(is_localhost("[::1]:5000"));
+        assert!(!is_localhost("registry.example.com:5000"));
+        assert!(!is_localhost("10.0.0.1:5000"));
+    }
+}

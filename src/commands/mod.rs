@@ -1,0 +1,3 @@
+//! One module per subcommand. Each takes its resolved settings and the
+//! [`Printer`](crate::printer::Printer), computes first, renders after.
+pub mod doctor;

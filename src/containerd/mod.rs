@@ -1,0 +1,272 @@
+//! The containerd adapter: gRPC over containerd-client (tonic) on a unix socket.
+//!
+//! Owns every call to containerd and the conversion of `tonic::Status` into
+//! typed errors that name the socket, namespace and object. It must not print,
+//! time phases or decide what a measurement means: that is `bench`'s job.
+use containerd_client::services::v1::{
+    PluginsRequest,
+    introspection_client::IntrospectionClient,
+    snapshots::snapshots_client::SnapshotsClient,
+    snapshots::{PrepareSnapshotRequest, RemoveSnapshotRequest},
+    version_client::VersionClient,
+};
+use std::path::{Path, PathBuf};
+use tonic::Request;
+use tonic::transport::Channel;
+
+/// The snapshotter eager pulls unpack into.
+pub const OVERLAYFS: &str = "overlayfs";
+/// The proxy snapshotter name lazy pulls use (containerd's `[proxy_plugins.stargz]`).
+pub const STARGZ: &str = "stargz";
+
+#[derive(Debug, thiserror::Error)]
+pub enum Error {
+    #[error(
+        "no containerd socket at {address}: is containerd running? try `lab/lab up` then `eval \"$(lab/lab env)\"`, or pass --address"
+    )]
+    SocketMissing { address: PathBuf },
+
+    #[error("{address} exists but is not a socket: pass containerd's gRPC socket with --address")]
+    NotASocket { address: PathBuf },
+
+    #[error(
+        "permission denied on {address}: talking to containerd needs root; run advisor with sudo"
+    )]
+    PermissionDenied { address: PathBuf },
+
+    #[error(
+        "cannot connect to containerd at {address}: {detail}; is containerd running? try `lab/lab up`"
+    )]
+    Connect { address: PathBuf, detail: String },
+
+    #[error(
+        "containerd at {address} has no `{name}` snapshotter plugin: declare it in containerd's config \
+         ([proxy_plugins.{name}] type = \"snapshot\", address = the snapshotter's socket; see docs/real-node.md) and restart containerd"
+    )]
+    SnapshotterMissing { address: PathBuf, name: String },
+
+    #[error("containerd at {address} reports the `{name}` snapshotter as failed to load: {detail}")]
+    SnapshotterFailed {
+        address: PathBuf,
+        name: String,
+        detail: String,
+    },
+
+    #[error(
+        "the `{name}` snapshotter is configured in containerd at {address} but does not answer: {detail}; \
+         is its daemon running? (lab: `lab/lab up`; a real node: `systemctl status stargz-snapshotter`)"
+    )]
+    SnapshotterNotAnswering {
+        address: PathBuf,
+        name: String,
+        detail: String,
+    },
+
+    #[error("containerd {op} failed (socket {address}, namespace {namespace}): {status}")]
+    Rpc {
+        op: String,
+        address: PathBuf,
+        namespace: String,
+        status: Box<tonic::Status>,
+    },
+}
+
+impl Error {
+    /// Whether the user (or their environment) can fix this.
+    pub fn is_user_facing(&self) -> bool {
+        !matches!(self, Error::Rpc { status, .. } if !matches!(
+            status.code(),
+            tonic::Code::Unavailable | tonic::Code::NotFound | tonic::Code::PermissionDenied
+        ))
+    }
+}
+
+pub type Result<T> = std::result::Result<T, Error>;
+
+/// A connection to one containerd, working in one namespace.
+#[derive(Clone, Debug)]
+pub struct Connection {
+    channel: Channel,
+    pub address: PathBuf,
+    pub namespace: String,
+}
+
+impl Connection {
+    /// Connect to containerd's socket, turning the usual failures into errors a user can act on.
+    pub async fn connect(address: &Path, namespace: &str) -> Result<Self> {
+        let address = address.to_path_buf();
+        match std::fs::metadata(&address) {
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
+                return Err(Error::SocketMissing { address });
+            }
+            Err(e) if e.kind() == std::io::ErrorKind::PermissionDenied => {
+                return Err(Error::PermissionDenied { address });
+            }
+            Err(e) => {
+                return Err(Error::Connect {
+                    address,
+                    detail: e.to_string(),
+                });
+            }
+            Ok(m) => {
+                use std::os::unix::fs::FileTypeExt;
+                if !m.file_type().is_socket() {
+                    return Err(Error::NotASocket { address });
+                }
+            }
+        }
+        // Probe with a plain connect first: tonic folds the io error kind into a string.
+        if let Err(e) = tokio::net::UnixStream::connect(&address).await {
+            return Err(match e.kind() {
+                std::io::ErrorKind::PermissionDenied => Error::PermissionDenied { address },
+                std::io::ErrorKind::ConnectionRefused => Error::Connect {
+                    address,
+                    detail: "connection refused (a stale socket: containerd is not running)".into(),
+                },
+                _ => Error::Connect {
+                    address,
+                    detail: e.to_string(),
+                },
+            });
+        }
+        let channel = containerd_client::connect(&address)
+            .await
+            .map_err(|e| Error::Connect {
+                address: address.clone(),
+                detail: e.to_string(),
+            })?;
+        Ok(Connection {
+            channel,
+            address,
+            namespace: namespace.to_string(),
+        })
+    }
+
+    pub fn channel(&self) -> Channel {
+        self.channel.clone()
+    }
+
+    /// A request carrying this connection's namespace header.
+    pub fn request<T>(&self, msg: T) -> Request<T> {
+        let mut req = Request::new(msg);
+        if let Ok(v) = self.namespace.parse() {
+            req.metadata_mut().insert("containerd-namespace", v);
+        }
+        req
+    }
+
+    /// Wrap a failed call with the operation, socket and namespace.
+    pub fn rpc_error(&self, op: impl Into<String>, status: tonic::Status) -> Error {
+        Error::Rpc {
+            op: op.into(),
+            address: self.address.clone(),
+            namespace: self.namespace.clone(),
+            status: Box::new(status),
+        }
+    }
+
+    /// containerd's version and revision.
+    pub async fn version(&self) -> Result<ServerVersion> {
+        let r = VersionClient::new(self.channel())
+            .version(Request::new(()))
+            .await
+            .map_err(|s| self.rpc_error("Version", s))?
+            .into_inner();
+        Ok(ServerVersion {
+            version: r.version,
+            revision: r.revision,
+        })
+    }
+
+    /// The snapshotter plugins containerd loaded, with their status.
+    pub async fn snapshotters(&self) -> Result<Vec<PluginStatus>> {
+        let r = IntrospectionClient::new(self.channel())
+            .plugins(Request::new(PluginsRequest {
+                filters: vec!["type==io.containerd.snapshotter.v1".into()],
+            }))
+            .await
+            .map_err(|s| self.rpc_error("Introspection.Plugins", s))?
+            .into_inner();
+        Ok(r.plugins
+            .into_iter()
+            .map(|p| PluginStatus {
+                id: p.id,
+                ok: p.init_err.is_none(),
+                error: p.init_err.map(|s| s.message),
+            })
+            .collect())
+    }
+
+    /// Check that a snapshotter is loaded and answers a call through containerd.
+    pub async fn check_snapshotter(&self, name: &str) -> Result<()> {
+        let plugins = self.snapshotters().await?;
+        match plugins.iter().find(|p| p.id == name) {
+            None => {
+                return Err(Error::SnapshotterMissing {
+                    address: self.address.clone(),
+                    name: name.into(),
+                });
+            }
+            Some(p) if !p.ok => {
+                return Err(Error::SnapshotterFailed {
+                    address: self.address.clone(),
+                    name: name.into(),
+                    detail: p.error.clone().unwrap_or_default(),
+                });
+            }
+            Some(_) => {}
+        }
+        // A proxy plugin reports ok even when its daemon is down, and List or
+        // Stat are answered from containerd's own metadata: only a call that
+        // reaches the backend proves it answers. Prepare a throwaway snapshot
+        // and remove it.
+        let key = format!("advisor-probe-{}-{}", std::process::id(), nanos());
+        let mut client = SnapshotsClient::new(self.channel());
+        client
+            .prepare(self.request(PrepareSnapshotRequest {
+                snapshotter: name.into(),
+                key: key.clone(),
+                parent: String::new(),
+                labels: Default::default(),
+            }))
+            .await
+            .map_err(|s| self.not_answering(name, s))?;
+        client
+            .remove(self.request(RemoveSnapshotRequest {
+                snapshotter: name.into(),
+                key,
+            }))
+            .await
+            .map_err(|s| self.not_answering(name, s))?;
+        Ok(())
+    }
+
+    fn not_answering(&self, name: &str, s: tonic::Status) -> Error {
+        Error::SnapshotterNotAnswering {
+            address: self.address.clone(),
+            name: name.into(),
+            detail: s.message().to_string(),
+        }
+    }
+}
+
+#[derive(Debug, Clone, serde::Serialize, serde::Deserialize)]
+pub struct ServerVersion {
+    pub version: String,
+    pub revision: String,
+}
+
+#[derive(Debug, Clone, serde::Serialize, serde::Deserialize)]
+pub struct PluginStatus {
+    pub id: String,
+    pub ok: bool,
+    pub error: Option<String>,
+}
+
+/// Nanoseconds since the epoch, for unique keys.
+pub fn nanos() -> u128 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.as_nanos())
+        .unwrap_or_default()
+}

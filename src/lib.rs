@@ -1,0 +1,94 @@
+//! advisor: measures, calibrates and predicts lazy (eStargz via the stargz
+//! snapshotter) versus eager (gzip via overlayfs) image pulling.
+//!
+//! Data flows one way: image → TOC → trace join → model → report. Each stage
+//! is one module; `commands` wires them to the CLI.
+pub mod cli;
+pub mod commands;
+pub mod containerd;
+pub mod error;
+pub mod estargz;
+pub mod printer;
+pub mod report;
+pub mod units;
+
+use clap::Parser;
+use cli::{Cli, Command};
+use printer::Printer;
+use std::process::ExitCode;
+
+/// Entry point used by the binary: build the runtime, parse, run, map to an exit code.
+pub fn main_entry() -> ExitCode {
+    let cli = match Cli::try_parse() {
+        Ok(c) => c,
+        Err(e) => {
+            use clap::error::ErrorKind;
+            let _ = e.print();
+            return match e.kind() {
+                ErrorKind::DisplayHelp | ErrorKind::DisplayVersion => ExitCode::SUCCESS,
+                _ => ExitCode::from(1),
+            };
+        }
+    };
+    init_logging(cli.global.quiet, cli.global.verbose);
+    let runtime = match tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+    {
+        Ok(r) => r,
+        Err(e) => {
+            eprintln!("error: cannot start the async runtime: {e}");
+            return ExitCode::from(2);
+        }
+    };
+    match runtime.block_on(run(cli)) {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(err) => {
+            eprintln!("error: {err}");
+            for cause in err.chain().skip(1) {
+                eprintln!("  caused by: {cause}");
+            }
+            ExitCode::from(error::exit_code(&err))
+        }
+    }
+}
+
+fn init_logging(quiet: bool, verbose: u8) {
+    let level = match (quiet, verbose) {
+        (true, _) => "error",
+        (false, 0) => "warn",
+        (false, 1) => "info",
+        (false, 2) => "debug",
+        _ => "trace",
+    };
+    let filter = tracing_subscriber::EnvFilter::try_from_env("ADVISOR_LOG")
+        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new(format!("advisor={level}")));
+    let _ = tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr)
+        .with_target(false)
+        .try_init();
+}
+
+/// Run one parsed command line.
+pub async fn run(cli: Cli) -> anyhow::Result<()> {
+    let printer = Printer::new(cli.global.format, cli.global.quiet, cli.global.verbose);
+    match &cli.command {
+        Command::Doctor(args) => commands::doctor::run(&cli.global, args, &printer).await,
+    }
+}
+
+/// An error and its causes on one line, for details inside other messages.
+pub fn error_chain(e: &(dyn std::error::Error + 'static)) -> String {
+    let mut s = e.to_string();
+    let mut cur = e.source();
+    while let Some(c) = cur {
+        let cs = c.to_string();
+        if !s.contains(&cs) {
+            s.push_str(": ");
+            s.push_str(&cs);
+        }
+        cur = c.source();
+    }
+    s
+}

@@ -1,0 +1,170 @@
+//! Units and estimates shared by every stage.
+//!
+//! Results carry explicit units (`Bytes`, `Seconds`) and every estimate carries
+//! its interval (after criterion's `Estimate`). Serialized as plain numbers so
+//! JSON output stays easy to consume.
+use serde::{Deserialize, Serialize};
+use std::fmt;
+
+/// A byte count.
+#[derive(
+    Debug, Clone, Copy, Default, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize,
+)]
+#[serde(transparent)]
+pub struct Bytes(pub u64);
+
+/// A duration in seconds.
+#[derive(Debug, Clone, Copy, Default, PartialEq, PartialOrd, Serialize, Deserialize)]
+#[serde(transparent)]
+pub struct Seconds(pub f64);
+
+impl Seconds {
+    pub fn from_duration(d: std::time::Duration) -> Self {
+        Seconds(d.as_secs_f64())
+    }
+}
+
+impl std::ops::Add for Seconds {
+    type Output = Seconds;
+    fn add(self, o: Seconds) -> Seconds {
+        Seconds(self.0 + o.0)
+    }
+}
+
+impl std::ops::Add for Bytes {
+    type Output = Bytes;
+    fn add(self, o: Bytes) -> Bytes {
+        Bytes(self.0 + o.0)
+    }
+}
+
+impl std::iter::Sum for Bytes {
+    fn sum<I: Iterator<Item = Bytes>>(it: I) -> Bytes {
+        Bytes(it.map(|b| b.0).sum())
+    }
+}
+
+impl std::iter::Sum for Seconds {
+    fn sum<I: Iterator<Item = Seconds>>(it: I) -> Seconds {
+        Seconds(it.map(|s| s.0).sum())
+    }
+}
+
+impl fmt::Display for Bytes {
+    /// Human form with binary prefixes: `512 B`, `4.0 KiB`, `1.93 GiB`.
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        const UNITS: [&str; 5] = ["KiB", "MiB", "GiB", "TiB", "PiB"];
+        if self.0 < 1024 {
+            return write!(f, "{} B", self.0);
+        }
+        let mut v = self.0 as f64 / 1024.0;
+        let mut i = 0;
+        while v >= 1024.0 && i < UNITS.len() - 1 {
+            v /= 1024.0;
+            i += 1;
+        }
+        let prec = if v < 10.0 {
+            2
+        } else if v < 100.0 {
+            1
+        } else {
+            0
+        };
+        write!(f, "{v:.prec$} {}", UNITS[i])
+    }
+}
+
+impl fmt::Display for Seconds {
+    /// Human form: `850 µs`, `12.3 ms`, `4.56 s`, `2m 05s`.
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let s = self.0;
+        if !s.is_finite() {
+            return write!(f, "{s}");
+        }
+        let a = s.abs();
+        if a < 1e-3 {
+            write!(f, "{:.0} µs", s * 1e6)
+        } else if a < 1.0 {
+            write!(f, "{:.1} ms", s * 1e3)
+        } else if a < 120.0 {
+            write!(f, "{s:.2} s")
+        } else {
+            let m = (s / 60.0).floor();
+            write!(f, "{m:.0}m {:02.0}s", s - m * 60.0)
+        }
+    }
+}
+
+/// A point estimate with its confidence interval (after criterion's `Estimate`).
+#[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
+pub struct Estimate {
+    pub value: f64,
+    /// Lower bound of the interval.
+    pub low: f64,
+    /// Upper bound of the interval.
+    pub high: f64,
+    /// Confidence level of `[low, high]`, e.g. 0.95.
+    pub confidence: f64,
+}
+
+impl Estimate {
+    /// An estimate known exactly (zero-width interval).
+    pub fn exact(value: f64) -> Self {
+        Estimate {
+            value,
+            low: value,
+            high: value,
+            confidence: 1.0,
+        }
+    }
+
+    pub fn new(value: f64, low: f64, high: f64, confidence: f64) -> Self {
+        Estimate {
+            value,
+            low: low.min(value),
+            high: high.max(value),
+            confidence,
+        }
+    }
+
+    /// Half-width of the interval relative to the value (0 when the value is 0).
+    pub fn relative_half_width(&self) -> f64 {
+        if self.value == 0.0 {
+            0.0
+        } else {
+            (self.high - self.low) / 2.0 / self.value.abs()
+        }
+    }
+
+    pub fn contains(&self, x: f64) -> bool {
+        self.low <= x && x <= self.high
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn bytes_display_uses_binary_prefixes() {
+        assert_eq!(Bytes(512).to_string(), "512 B");
+        assert_eq!(Bytes(4096).to_string(), "4.00 KiB");
+        assert_eq!(Bytes(2 * 1024 * 1024 * 1024).to_string(), "2.00 GiB");
+        assert_eq!(Bytes(150 * 1024 * 1024).to_string(), "150 MiB");
+    }
+
+    #[test]
+    fn seconds_display_picks_a_readable_unit() {
+        assert_eq!(Seconds(0.0005).to_string(), "500 µs");
+        assert_eq!(Seconds(0.0123).to_string(), "12.3 ms");
+        assert_eq!(Seconds(4.561).to_string(), "4.56 s");
+        assert_eq!(Seconds(125.0).to_string(), "2m 05s");
+    }
+
+    #[test]
+    fn estimate_interval_always_contains_value() {
+        let e = Estimate::new(10.0, 11.0, 12.0, 0.95);
+        assert!(e.contains(10.0));
+        assert_eq!(e.low, 10.0);
+    }
+}

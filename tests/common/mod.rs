@@ -1,0 +1,111 @@
+//! Shared helpers for integration and end-to-end tests.
+//!
+//! End-to-end tests run against the real lab (`lab/lab up`; `lab/test` does it).
+//! Without the lab they skip with a note, unless `ADVISOR_REQUIRE_LAB=1`
+//! (set by `lab/test` and CI), where a missing lab fails the test.
+#![allow(dead_code)]
+use std::path::{Path, PathBuf};
+use std::process::Command;
+
+pub struct Lab {
+    pub containerd: PathBuf,
+    pub registry: String,
+    pub metrics: String,
+    pub dir: PathBuf,
+}
+
+pub fn repo() -> &'static Path {
+    Path::new(env!("CARGO_MANIFEST_DIR"))
+}
+
+pub fn lab_script() -> PathBuf {
+    repo().join("lab/lab")
+}
+
+/// The running lab, or None (the test should return) when it is not up and not required.
+pub fn lab() -> Option<Lab> {
+    let env = |k: &str| std::env::var(k).ok().filter(|v| !v.is_empty());
+    match (
+        env("ADVISOR_CONTAINERD"),
+        env("ADVISOR_REGISTRY"),
+        env("ADVISOR_STARGZ_METRICS"),
+    ) {
+        (Some(c), Some(r), Some(m)) if Path::new(&c).exists() => Some(Lab {
+            containerd: c.into(),
+            registry: r,
+            metrics: m,
+            dir: env("ADVISOR_LAB_DIR")
+                .unwrap_or_else(|| "/var/lib/advisor-lab".into())
+                .into(),
+        }),
+        _ => {
+            if std::env::var("ADVISOR_REQUIRE_LAB").as_deref() == Ok("1") {
+                panic!(
+                    "ADVISOR_REQUIRE_LAB=1 but the lab is not up: run `lab/lab up` and `eval \"$(lab/lab env)\"`"
+                );
+            }
+            eprintln!(
+                "skipped: the lab is not up (run lab/test, or lab/lab up and eval \"$(lab/lab env)\")"
+            );
+            None
+        }
+    }
+}
+
+/// Run `lab/lab <args>` with the test's environment; panics with its output on failure.
+pub fn lab_cmd(args: &[&str]) -> String {
+    let out = Command::new(lab_script())
+        .args(args)
+        .output()
+        .expect("run lab/lab");
+    let text = format!(
+        "{}{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(out.status.success(), "lab/lab {args:?} failed:\n{text}");
+    text
+}
+
+/// Mount points under a directory, from /proc/self/mountinfo.
+pub fn mounts_under(dir: &Path) -> Vec<String> {
+    let prefix = format!("{}/", dir.display());
+    std::fs::read_to_string("/proc/self/mountinfo")
+        .unwrap_or_default()
+        .lines()
+        .filter_map(|l| l.split(' ').nth(4))
+        .filter(|m| m.starts_with(&prefix))
+        .map(str::to_string)
+        .collect()
+}
+
+/// Processes whose command line mentions a path (the lab's daemons and shims do).
+pub fn processes_mentioning(needle: &str) -> Vec<String> {
+    let mut found = Vec::new();
+    let me = std::process::id().to_string();
+    for entry in std::fs::read_dir("/proc").into_iter().flatten().flatten() {
+        let name = entry.file_name().to_string_lossy().to_string();
+        if !name.chars().all(|c| c.is_ascii_digit()) || name == me {
+            continue;
+        }
+        if let Ok(cmd) = std::fs::read(entry.path().join("cmdline")) {
+            let cmd = String::from_utf8_lossy(&cmd).replace('\0', " ");
+            if cmd.contains(needle) && !cmd.contains("cargo") && !cmd.contains("lab_lifecycle") {
+                found.push(format!("{name}: {cmd}"));
+            }
+        }
+    }
+    found
+}
+
+pub fn advisor() -> assert_cmd::Command {
+    assert_cmd::Command::cargo_bin("advisor").expect("advisor binary")
+}
+
+/// A multi-thread runtime for async library calls in tests.
+pub fn rt() -> tokio::runtime::Runtime {
+    tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+        .expect("runtime")
+}
