@@ -10,6 +10,7 @@ pub mod error;
 pub mod estargz;
 pub mod printer;
 pub mod profile;
+pub mod recorder;
 pub mod report;
 pub mod units;
 
