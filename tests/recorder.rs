@@ -15,7 +15,7 @@ fn tree() -> tempfile::TempDir {
     d
 }
 
-fn reads_of<'a>(evs: &'a [RecordedEvent], path: &str) -> Vec<(u64, u64, u64)> {
+fn reads_of(evs: &[RecordedEvent], path: &str) -> Vec<(u64, u64, u64)> {
     evs.iter()
         .filter(|e| e.path == path)
         .filter_map(|e| match e.op {
