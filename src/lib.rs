@@ -3,6 +3,7 @@
 //!
 //! Data flows one way: image → TOC → trace join → model → report. Each stage
 //! is one module; `commands` wires them to the CLI.
+pub mod calibrate;
 pub mod cli;
 pub mod commands;
 pub mod containerd;
