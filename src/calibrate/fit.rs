@@ -359,9 +359,9 @@ fn assemble(
         match pos(k) {
             Some(i) => {
                 coefficients.push(f.coefficients[i].clone());
-                for l in 0..p {
+                for (l, cell) in covariance[k].iter_mut().enumerate() {
                     if let Some(j) = pos(l) {
-                        covariance[k][l] = f.covariance[i][j];
+                        *cell = f.covariance[i][j];
                     }
                 }
             }
