@@ -9,6 +9,7 @@ pub mod commands;
 pub mod containerd;
 pub mod error;
 pub mod estargz;
+pub mod predict;
 pub mod printer;
 pub mod profile;
 pub mod recorder;

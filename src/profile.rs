@@ -12,16 +12,19 @@ use std::path::Path;
 /// Schema identifier written in every profile.
 pub const PROFILE_SCHEMA: &str = "advisor.profile/v1";
 
-/// Every parameter of the model, by name. See docs/model.md for the equations.
+/// Every parameter of the model, by name. See docs/model.md for the equations
+/// and which calibration runs measure each.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
 pub enum Param {
     /// Resolving a reference: manifest and config from the registry (s).
     ResolveS,
-    /// Eager: fixed cost of a pull beyond resolve: lease, content ingests, image record (s).
+    /// Eager: fixed cost of a pull beyond resolve: lease, ingests, image record (s).
     EagerPullFixedS,
-    /// Eager: time per compressed byte downloaded (s/B) — the inverse of pull bandwidth.
+    /// Eager: time per compressed byte downloaded (s/B): the inverse of pull bandwidth.
     EagerFetchSPerByte,
+    /// Eager: per-layer unpack cost: Prepare, Diff.Apply and Commit round trips (s).
+    UnpackPerLayerS,
     /// Eager: unpack time per uncompressed byte (gunzip + write) (s/B).
     UnpackSPerByte,
     /// Eager: unpack time per file or directory created (s).
@@ -32,11 +35,13 @@ pub enum Param {
     LocalReadSPerByte,
     /// Eager: one file open on the local rootfs (s).
     LocalOpenS,
-    /// Lazy: fixed cost of a lazy pull beyond resolve: lease, labels, snapshot commits (s).
+    /// Both: from task start to the workload's first file access (runtime, exec) (s).
+    ProcessStartS,
+    /// Lazy: fixed cost of a lazy pull beyond resolve: lease, labels, commits (s).
     LazyPullFixedS,
-    /// Lazy: per-layer remote mount: probe, HEAD, footer, TOC fetch and parse, FUSE mount (s).
+    /// Lazy: per-layer remote mount: probe, HEAD, footer, TOC fetch, FUSE mount (s).
     MountPerLayerS,
-    /// Lazy: TOC parse/index time per TOC entry (s).
+    /// Lazy: TOC parse and index time per TOC entry (s).
     MountPerEntryS,
     /// Lazy: container create + task start on stargz (s).
     StartStargzS,
@@ -44,6 +49,8 @@ pub enum Param {
     RequestS,
     /// Lazy: time per compressed byte received in range requests (s/B).
     RangeSPerByte,
+    /// Lazy: per eStargz chunk fetched on demand: verify set-up, cache write (s).
+    ChunkS,
     /// Lazy: decompression + sha256 verification per uncompressed byte (s/B).
     InflateSPerByte,
     /// Lazy: FUSE cost per byte served to the workload (s/B).
@@ -53,25 +60,33 @@ pub enum Param {
 }
 
 impl Param {
-    pub const ALL: [Param; 17] = [
+    pub const ALL: [Param; 20] = [
         Param::ResolveS,
         Param::EagerPullFixedS,
         Param::EagerFetchSPerByte,
+        Param::UnpackPerLayerS,
         Param::UnpackSPerByte,
         Param::UnpackSPerFile,
         Param::StartOverlayS,
         Param::LocalReadSPerByte,
         Param::LocalOpenS,
+        Param::ProcessStartS,
         Param::LazyPullFixedS,
         Param::MountPerLayerS,
         Param::MountPerEntryS,
         Param::StartStargzS,
         Param::RequestS,
         Param::RangeSPerByte,
+        Param::ChunkS,
         Param::InflateSPerByte,
         Param::FuseSPerByte,
         Param::FuseOpenS,
     ];
+
+    /// Position in [`Param::ALL`].
+    pub fn index(self) -> usize {
+        self as usize
+    }
 
     /// The serialized name (snake_case).
     pub fn name(self) -> &'static str {
@@ -79,17 +94,20 @@ impl Param {
             Param::ResolveS => "resolve_s",
             Param::EagerPullFixedS => "eager_pull_fixed_s",
             Param::EagerFetchSPerByte => "eager_fetch_s_per_byte",
+            Param::UnpackPerLayerS => "unpack_per_layer_s",
             Param::UnpackSPerByte => "unpack_s_per_byte",
             Param::UnpackSPerFile => "unpack_s_per_file",
             Param::StartOverlayS => "start_overlay_s",
             Param::LocalReadSPerByte => "local_read_s_per_byte",
             Param::LocalOpenS => "local_open_s",
+            Param::ProcessStartS => "process_start_s",
             Param::LazyPullFixedS => "lazy_pull_fixed_s",
             Param::MountPerLayerS => "mount_per_layer_s",
             Param::MountPerEntryS => "mount_per_entry_s",
             Param::StartStargzS => "start_stargz_s",
             Param::RequestS => "request_s",
             Param::RangeSPerByte => "range_s_per_byte",
+            Param::ChunkS => "chunk_s",
             Param::InflateSPerByte => "inflate_s_per_byte",
             Param::FuseSPerByte => "fuse_s_per_byte",
             Param::FuseOpenS => "fuse_open_s",
@@ -132,6 +150,12 @@ pub struct FitQuality {
     pub r2: f64,
     /// Residual standard deviation (s).
     pub residual_sd_s: f64,
+    /// The parameters this fit estimated, in the order of `covariance`.
+    #[serde(default)]
+    pub params: Vec<Param>,
+    /// Covariance of those parameters (units: products of their units).
+    #[serde(default)]
+    pub covariance: Vec<Vec<f64>>,
 }
 
 /// Cross-validation of the whole model on the calibration's own matrix.
@@ -267,5 +291,61 @@ impl Profile {
 
     pub fn get(&self, p: Param) -> Option<&ParamEstimate> {
         self.parameters.get(&p)
+    }
+
+    /// Covariance of two parameters: from their common fit when they share one,
+    /// 0 across fits (fits are independent regressions on disjoint measurements),
+    /// the squared standard error on the diagonal when no covariance was stored.
+    pub fn covariance(&self, a: Param, b: Param) -> f64 {
+        let (Some(ea), Some(eb)) = (self.parameters.get(&a), self.parameters.get(&b)) else {
+            return 0.0;
+        };
+        if ea.fit == eb.fit
+            && let Some(f) = self.fits.get(&ea.fit)
+            && let (Some(i), Some(j)) = (
+                f.params.iter().position(|p| *p == a),
+                f.params.iter().position(|p| *p == b),
+            )
+            && let Some(v) = f.covariance.get(i).and_then(|r| r.get(j))
+        {
+            return *v;
+        }
+        if a == b {
+            ea.std_error * ea.std_error
+        } else {
+            0.0
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn param_index_matches_all_order_and_names_round_trip() {
+        for (i, p) in Param::ALL.iter().enumerate() {
+            assert_eq!(p.index(), i);
+            let json = serde_json::to_string(p).unwrap();
+            assert_eq!(json, format!("\"{}\"", p.name()));
+        }
+    }
+
+    #[test]
+    fn wrong_schema_and_missing_parameters_are_clear_errors() {
+        let e = Profile::from_json(r#"{"schema":"advisor.profile/v0"}"#, "p.json").unwrap_err();
+        assert!(e.to_string().contains("schema `advisor.profile/v0`"), "{e}");
+        let e = Profile::from_json("{nope", "p.json").unwrap_err();
+        assert!(
+            e.to_string()
+                .starts_with("profile p.json is not valid JSON"),
+            "{e}"
+        );
+        let minimal = serde_json::json!({
+            "schema": PROFILE_SCHEMA, "created": "x", "advisor_version": "0", "node": NodeFacts::default(),
+            "parameters": {}, "fits": {}, "validation": null
+        });
+        let e = Profile::from_json(&minimal.to_string(), "p.json").unwrap_err();
+        assert!(e.to_string().contains("lacks parameter `resolve_s`"), "{e}");
     }
 }
