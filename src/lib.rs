@@ -9,6 +9,7 @@ pub mod containerd;
 pub mod error;
 pub mod estargz;
 pub mod printer;
+pub mod registry;
 pub mod report;
 pub mod units;
 
