@@ -111,11 +111,19 @@ impl RegistryClient {
             return Ok(s.clone());
         }
         let inner: &Inner = &self.inner;
-        let creds = Credentials::lookup(
-            &repo.registry,
-            inner.opts.credentials.as_ref(),
-            inner.opts.docker_config_dir.as_deref(),
-        )?;
+        // A credential helper is a subprocess: keep it off the async workers.
+        let (registry, env, dir) = (
+            repo.registry.clone(),
+            inner.opts.credentials.clone(),
+            inner.opts.docker_config_dir.clone(),
+        );
+        let creds = tokio::task::spawn_blocking(move || {
+            Credentials::lookup(&registry, env.as_ref(), dir.as_deref())
+        })
+        .await
+        .map_err(|e| Error::Internal {
+            detail: format!("credential lookup task failed: {e}"),
+        })??;
         let config = oci_client::client::ClientConfig {
             protocol: if repo.scheme == "http" {
                 oci_client::client::ClientProtocol::Http
