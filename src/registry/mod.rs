@@ -487,7 +487,7 @@ impl RegistryClient {
     ) -> Result<(Vec<u8>, String)> {
         let st = self.state(repo).await?;
         let url = repo.manifest_url(tag_or_digest);
-        let what = format!("manifest {tag_or_digest}");
+        let what = format!("manifest `{tag_or_digest}`");
         let auth = st.creds.registry_auth();
         let (body, digest) = self
             .with_oci_retry(&st, repo, &what, &url, || {
