@@ -13,6 +13,7 @@ pub mod predict;
 pub mod printer;
 pub mod profile;
 pub mod recorder;
+pub mod registry;
 pub mod report;
 pub mod units;
 
