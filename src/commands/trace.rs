@@ -84,7 +84,11 @@ pub fn read_file_table(path: &Path) -> anyhow::Result<ImageFiles> {
     }
     for l in &files.layers {
         for f in &l.files {
-            if normalize_path(&f.path).as_deref() != Some(f.path.as_str()) || f.path.is_empty() {
+            // The root directory (`./` in a TOC) is the one entry with an empty path.
+            let root_dir = f.path.is_empty() && f.kind == FileKind::Dir;
+            if normalize_path(&f.path).as_deref() != Some(f.path.as_str())
+                || (f.path.is_empty() && !root_dir)
+            {
                 crate::bail_user!(
                     "{name}: layer {}: path `{}` is not a clean relative path (escapes the root or \
                      is not normalized)",

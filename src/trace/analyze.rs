@@ -13,8 +13,9 @@ use super::format::{Clock, Op, TraceReader};
 use super::resolve::{Resolution, Resolver};
 use crate::estargz::table::{FileKind, FileRef, ImageFiles, LayerFormat};
 use crate::units::Bytes;
+use fixedbitset::FixedBitSet;
 use serde::Serialize;
-use std::collections::{BTreeMap, HashMap, HashSet};
+use std::collections::{BTreeMap, HashSet};
 use std::io::BufRead;
 
 /// Options of the join.
@@ -203,19 +204,52 @@ pub struct AnalyzeReport {
     pub notes: Vec<String>,
 }
 
+/// A dense index of every file of the image (layer by layer), so per-file
+/// state is a vector slot rather than a hash lookup per event.
+struct FileIndex {
+    base: Vec<usize>,
+}
+
+impl FileIndex {
+    fn new(image: &ImageFiles) -> Self {
+        let mut base = Vec::with_capacity(image.layers.len() + 1);
+        let mut n = 0;
+        for l in &image.layers {
+            base.push(n);
+            n += l.files.len();
+        }
+        base.push(n);
+        FileIndex { base }
+    }
+
+    fn len(&self) -> usize {
+        self.base.last().copied().unwrap_or(0)
+    }
+
+    fn of(&self, f: FileRef) -> usize {
+        self.base[f.layer] + f.file
+    }
+}
+
 /// Per-file distinct byte ranges read, to count unique bytes (start → end).
-#[derive(Default)]
 struct Coverage {
-    files: HashMap<(usize, usize), BTreeMap<u64, u64>>,
+    files: Vec<Option<BTreeMap<u64, u64>>>,
 }
 
 impl Coverage {
-    /// Add `[s, e)`; return how many bytes were not covered before.
-    fn add(&mut self, f: FileRef, s: u64, e: u64) -> u64 {
+    fn new(files: usize) -> Self {
+        Coverage {
+            files: vec![None; files],
+        }
+    }
+
+    /// Add `[s, e)` to file `f` (dense index); return how many bytes were
+    /// not covered before.
+    fn add(&mut self, f: usize, s: u64, e: u64) -> u64 {
         if e <= s {
             return 0;
         }
-        let m = self.files.entry((f.layer, f.file)).or_default();
+        let m = self.files[f].get_or_insert_with(BTreeMap::new);
         let (mut ns, mut ne) = (s, e);
         let mut covered = 0u64;
         // The range starting at or before s may overlap.
@@ -230,8 +264,7 @@ impl Coverage {
             m.remove(&ps);
         }
         // Ranges starting inside [s, e].
-        let inside: Vec<(u64, u64)> = m.range(s..=e).map(|(&a, &b)| (a, b)).collect();
-        for (a, b) in inside {
+        while let Some((&a, &b)) = m.range(s..=e).next() {
             covered += b.min(e) - a;
             ne = ne.max(b);
             m.remove(&a);
@@ -277,8 +310,9 @@ pub fn analyze<R: BufRead>(
     let mut outside = PathList::default();
     let mut seen_missing: HashSet<Box<str>> = HashSet::new();
     let mut seen_outside: HashSet<Box<str>> = HashSet::new();
-    let mut touched_files: HashSet<(usize, usize)> = HashSet::new();
-    let mut coverage = Coverage::default();
+    let index = FileIndex::new(image);
+    let mut touched_files = FixedBitSet::with_capacity(index.len());
+    let mut coverage = Coverage::new(index.len());
     let mut failed_ops = 0u64;
     let mut reads_of_non_files = 0u64;
     let mut copy_ups = 0u64;
@@ -350,14 +384,15 @@ pub fn analyze<R: BufRead>(
                     continue;
                 };
                 let st = &mut phases[phase];
-                if touched_files.insert((f.layer, f.file)) {
+                let fi = index.of(f);
+                if !touched_files.put(fi) {
                     st.files_touched += 1;
                     per_layer_files[f.layer] += 1;
                 }
                 let o = sim.read(f, offset, len);
                 st.add_outcome(&o);
                 if o.bytes_served > 0 {
-                    st.unique_bytes_read.0 += coverage.add(f, offset, offset + o.bytes_served);
+                    st.unique_bytes_read.0 += coverage.add(fi, offset, offset + o.bytes_served);
                 }
             }
         }
@@ -608,15 +643,15 @@ mod tests {
 
     #[test]
     fn coverage_counts_each_byte_once() {
-        let mut c = Coverage::default();
-        let f = FileRef { layer: 0, file: 0 };
+        let mut c = Coverage::new(1);
+        let f = 0;
         assert_eq!(c.add(f, 10, 20), 10);
         assert_eq!(c.add(f, 30, 40), 10);
         assert_eq!(c.add(f, 15, 35), 10, "fills the gap 20..30");
         assert_eq!(c.add(f, 0, 50), 20, "0..10 and 40..50");
         assert_eq!(c.add(f, 5, 45), 0);
         assert_eq!(c.add(f, 50, 50), 0);
-        assert_eq!(c.files[&(0, 0)].len(), 1);
+        assert_eq!(c.files[0].as_ref().map(BTreeMap::len), Some(1));
     }
 
     #[test]

@@ -9,7 +9,8 @@
 //! Owns path resolution and its per-path cache. Must not read trace files or
 //! simulate fetching.
 use crate::estargz::table::{FileKind, FileRef, ImageFiles, normalize_path};
-use std::collections::{HashMap, HashSet};
+use rustc_hash::{FxHashMap, FxHashSet};
+use std::collections::HashMap;
 
 /// Linux's limit on symlinks followed in one lookup (ELOOP after 40).
 pub const MAX_SYMLINKS: u32 = 40;
@@ -41,16 +42,18 @@ pub struct Resolver<'a> {
     merged: HashMap<&'a str, FileRef>,
     /// Every proper prefix of a merged path: directories that exist even
     /// when the TOC has no entry for them (the stargz reader creates them).
-    implicit_dirs: HashSet<&'a str>,
+    implicit_dirs: FxHashSet<&'a str>,
     /// Per layer, path → file index, built on the first hardlink in it.
     layer_index: Vec<Option<HashMap<&'a str, usize>>>,
-    cache: HashMap<Box<str>, Resolution>,
+    /// Per distinct path (Fx hashing: trace paths are trusted-size keys and
+    /// this lookup runs once per event).
+    cache: FxHashMap<Box<str>, Resolution>,
 }
 
 impl<'a> Resolver<'a> {
     pub fn new(image: &'a ImageFiles) -> Self {
         let merged = image.merged();
-        let mut implicit_dirs = HashSet::new();
+        let mut implicit_dirs = FxHashSet::default();
         for p in merged.keys() {
             let mut rest: &str = p;
             while let Some((parent, _)) = rest.rsplit_once('/') {
@@ -65,7 +68,7 @@ impl<'a> Resolver<'a> {
             merged,
             implicit_dirs,
             layer_index: vec![None; image.layers.len()],
-            cache: HashMap::new(),
+            cache: FxHashMap::default(),
         }
     }
 

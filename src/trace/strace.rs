@@ -24,7 +24,8 @@ const DAY_NS: u64 = 86_400 * 1_000_000_000;
 #[derive(Debug, Clone)]
 pub struct StraceOptions {
     /// Host directory that is the container's root: stripped from `-y`
-    /// decorations, which strace prints as the tracer sees them.
+    /// decorations, which strace prints as the tracer sees them (and from
+    /// absolute arguments, which are host paths before a chroot).
     pub root: Option<String>,
     /// Working directory of the traced command when it started (for relative
     /// paths before any `chdir` or `-y` decoration says otherwise).
@@ -119,6 +120,14 @@ pub struct Importer {
     day_offset: u64,
     last_tod: u64,
     root_pid: Option<u32>,
+    /// pid given to unprefixed lines: 0, or the process strace announced
+    /// first (`strace: Process N attached` before any call, as with `-p`).
+    unprefixed_pid: u32,
+    /// strace prints no pid prefix while it traces a single process, so the
+    /// root's unprefixed lines (pid 0) and its later `[pid N]` lines are the
+    /// same process: N is the first prefixed pid strace never announced.
+    root_alias: Option<u32>,
+    attached: HashSet<u32>,
     pending: HashMap<u32, Pending>,
     ofds: Vec<Ofd>,
     fds: HashMap<(u32, i64), usize>,
@@ -144,6 +153,9 @@ impl Importer {
             day_offset: 0,
             last_tod: 0,
             root_pid: None,
+            unprefixed_pid: 0,
+            root_alias: None,
+            attached: HashSet::new(),
             pending: HashMap::new(),
             ofds: Vec::new(),
             fds: HashMap::new(),
@@ -175,7 +187,22 @@ impl Importer {
     pub fn feed(&mut self, line_no: u64, line: &str, sink: &mut Sink<'_>) -> Result<(), Error> {
         self.summary.lines = line_no;
         let line = line.trim_end_matches(['\n', '\r']);
-        if line.trim().is_empty() || line.starts_with("strace: ") {
+        if let Some(m) = line.strip_prefix("strace: ") {
+            if let Some(n) = m
+                .strip_prefix("Process ")
+                .and_then(|r| r.strip_suffix(" attached"))
+                .and_then(|n| n.trim().parse::<u32>().ok())
+            {
+                if self.root_pid.is_none() {
+                    self.root_pid = Some(n);
+                    self.unprefixed_pid = n;
+                } else {
+                    self.attached.insert(n);
+                }
+            }
+            return Ok(());
+        }
+        if line.trim().is_empty() {
             return Ok(());
         }
         let (pid, rest) = split_pid(line);
@@ -212,7 +239,23 @@ impl Importer {
                 ));
             }
         };
-        let pid = pid.unwrap_or(0);
+        let pid = match pid {
+            None => self.unprefixed_pid,
+            Some(p) if self.root_alias == Some(p) => self.unprefixed_pid,
+            Some(p) => {
+                if self.root_alias.is_none()
+                    && self.root_pid == Some(self.unprefixed_pid)
+                    && p != self.unprefixed_pid
+                    && !self.attached.contains(&p)
+                    && !self.pids.contains(&p)
+                {
+                    self.root_alias = Some(p);
+                    self.unprefixed_pid
+                } else {
+                    p
+                }
+            }
+        };
         if self.root_pid.is_none() {
             self.root_pid = Some(pid);
         }
@@ -423,7 +466,9 @@ impl Importer {
     /// Absolute container path of `path` relative to a directory descriptor.
     fn abs_path(&mut self, pid: u32, dir: Option<&FdArg>, path: &str) -> Option<String> {
         if path.starts_with('/') {
-            return Some(clean(path));
+            // Arguments are container paths, except before a chroot (a test
+            // harness) where they are the host's: strip the root there too.
+            return Some(clean(&self.strip_root(path)));
         }
         let base = match dir {
             Some(FdArg { decor: Some(d), .. }) if d.starts_with('/') => self.strip_root(d),
@@ -600,10 +645,7 @@ impl Importer {
                     o
                 } else {
                     let inner = off_arg.trim_start_matches('[');
-                    let num = inner
-                        .split([' ', ']'])
-                        .next()
-                        .unwrap_or("");
+                    let num = inner.split([' ', ']']).next().unwrap_or("");
                     let Some(o) = parse_int(num) else {
                         return Err(bad_arg(self, off_i, "NULL or [offset]"));
                     };
