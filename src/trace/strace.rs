@@ -518,7 +518,7 @@ impl Importer {
             e
         };
         match call.name {
-            "open" | "openat" | "creat" | "openat2" | "open_by_handle_at" => {
+            "open" | "openat" | "creat" | "openat2" => {
                 let (dir, pi, flags) = match call.name {
                     "open" => (None, 0, call.args.get(1).map(|s| s.to_string())),
                     "creat" => (None, 0, Some("O_WRONLY|O_CREAT|O_TRUNC".to_string())),
