@@ -15,6 +15,7 @@ pub mod profile;
 pub mod recorder;
 pub mod registry;
 pub mod report;
+pub mod trace;
 pub mod units;
 
 use clap::Parser;
@@ -80,6 +81,7 @@ pub async fn run(cli: Cli) -> anyhow::Result<()> {
     let printer = Printer::new(cli.global.format, cli.global.quiet, cli.global.verbose);
     match &cli.command {
         Command::Doctor(args) => commands::doctor::run(&cli.global, args, &printer).await,
+        Command::Trace(args) => commands::trace::run(&cli.global, args, &printer).await,
     }
 }
 

@@ -6,6 +6,8 @@
 use clap::{Args, Parser, Subcommand, ValueEnum};
 use std::path::PathBuf;
 
+pub mod trace;
+
 /// Default containerd socket, as ctr's.
 pub const DEFAULT_ADDRESS: &str = "/run/containerd/containerd.sock";
 
@@ -69,6 +71,8 @@ pub enum OutputFormat {
 pub enum Command {
     /// Check the environment: containerd, its snapshotters, the registry, the stargz metrics.
     Doctor(DoctorArgs),
+    /// Workload file-access traces: import, synthesize, analyze against an image.
+    Trace(trace::TraceArgs),
 }
 
 #[derive(Debug, Clone, Args)]

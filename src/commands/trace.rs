@@ -1,0 +1,385 @@
+//! `advisor trace import | synth | analyze`.
+//!
+//! Resolves arguments into settings, runs the `trace` module, renders the
+//! typed result. The image's file table comes from exactly one place,
+//! [`load_image_files`], so `--image REF` is wired to the registry client in
+//! one spot when it lands.
+use crate::cli::GlobalArgs;
+use crate::cli::trace::{
+    AnalyzeArgs, ImageSourceArgs, ImportArgs, ImportFrom, SynthArgs, TraceArgs, TraceCommand,
+};
+use crate::estargz::table::{FILE_TABLE_VERSION, FileKind, ImageFiles, normalize_path};
+use crate::printer::Printer;
+use crate::trace::analyze::{AnalyzeOptions, AnalyzeReport, PhaseStats};
+use crate::trace::fetch::FetchConfig;
+use crate::trace::filelist::{self, FileListOptions};
+use crate::trace::format::{Clock, Header, ImageId, TraceReader, TraceWriter};
+use crate::trace::strace::{self, StraceOptions};
+use crate::trace::synth::{self, SynthOptions};
+use crate::units::Bytes;
+use anyhow::Context;
+use std::io::{BufRead, BufReader};
+use std::path::{Path, PathBuf};
+
+pub async fn run(global: &GlobalArgs, args: &TraceArgs, printer: &Printer) -> anyhow::Result<()> {
+    match &args.command {
+        TraceCommand::Import(a) => import(a, printer),
+        TraceCommand::Synth(a) => synth_cmd(global, a, printer).await,
+        TraceCommand::Analyze(a) => analyze_cmd(global, a, printer).await,
+    }
+}
+
+/// Where an image's file table comes from.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum ImageSource {
+    /// A file table JSON (`image inspect --toc-out`).
+    Files(PathBuf),
+    /// An image reference, read from its registry.
+    Reference(String),
+}
+
+impl ImageSource {
+    pub fn from_args(a: &ImageSourceArgs) -> anyhow::Result<Self> {
+        match (&a.image, &a.files) {
+            (_, Some(f)) => Ok(ImageSource::Files(f.clone())),
+            (Some(r), None) => Ok(ImageSource::Reference(r.clone())),
+            (None, None) => crate::bail_user!("give the image: --image REF or --files FILE"),
+        }
+    }
+}
+
+/// The one place an image's file table is obtained.
+pub async fn load_image_files(
+    src: &ImageSource,
+    _global: &GlobalArgs,
+) -> anyhow::Result<ImageFiles> {
+    match src {
+        ImageSource::Files(path) => read_file_table(path),
+        // The registry client (TOC fetch) is built in parallel; the lead wires
+        // it here. Until then the file table must be saved first.
+        ImageSource::Reference(r) => crate::bail_user!(
+            "--image {r}: reading TOCs from the registry is not available in this build; save the \
+             file table with `advisor image inspect {r} --toc-out FILE` and pass --files FILE"
+        ),
+    }
+}
+
+/// Read and check a file-table JSON: version, layer extents, chunk order,
+/// and paths that stay inside the image.
+pub fn read_file_table(path: &Path) -> anyhow::Result<ImageFiles> {
+    let name = path.display();
+    let f =
+        std::fs::File::open(path).with_context(|| format!("{name}: cannot open the file table"))?;
+    let files: ImageFiles = serde_json::from_reader(BufReader::new(f)).map_err(|e| {
+        crate::error::user(format!(
+            "{name}: not a file table ({e}); create one with `advisor image inspect REF --toc-out FILE`"
+        ))
+    })?;
+    if files.version != FILE_TABLE_VERSION {
+        crate::bail_user!(
+            "{name}: file table version {} is not supported; this advisor reads version \
+             {FILE_TABLE_VERSION} (re-create it with `advisor image inspect --toc-out`)",
+            files.version
+        );
+    }
+    for l in &files.layers {
+        for f in &l.files {
+            // The root directory (`./` in a TOC) is the one entry with an empty path.
+            let root_dir = f.path.is_empty() && f.kind == FileKind::Dir;
+            if normalize_path(&f.path).as_deref() != Some(f.path.as_str())
+                || (f.path.is_empty() && !root_dir)
+            {
+                crate::bail_user!(
+                    "{name}: layer {}: path `{}` is not a clean relative path (escapes the root or \
+                     is not normalized)",
+                    l.digest,
+                    f.path
+                );
+            }
+            let mut prev_end = 0u64;
+            for (i, c) in f.chunks.iter().enumerate() {
+                if c.compressed_offset > c.compressed_end || c.compressed_end > l.blob_size {
+                    crate::bail_user!(
+                        "{name}: layer {}: file `{}` chunk {i}: compressed extent [{}, {}) is \
+                         outside the blob ({} bytes)",
+                        l.digest,
+                        f.path,
+                        c.compressed_offset,
+                        c.compressed_end,
+                        l.blob_size
+                    );
+                }
+                if c.offset < prev_end || (f.kind == FileKind::Reg && c.offset + c.size > f.size) {
+                    crate::bail_user!(
+                        "{name}: layer {}: file `{}` chunk {i}: uncompressed range [{}, {}) \
+                         overlaps the previous chunk or passes the file size {}",
+                        l.digest,
+                        f.path,
+                        c.offset,
+                        c.offset + c.size,
+                        f.size
+                    );
+                }
+                prev_end = c.offset + c.size;
+            }
+        }
+    }
+    Ok(files)
+}
+
+fn open_input(path: &Path) -> anyhow::Result<Box<dyn BufRead>> {
+    if path.as_os_str() == "-" {
+        return Ok(Box::new(BufReader::new(std::io::stdin())));
+    }
+    let f = std::fs::File::open(path)
+        .with_context(|| format!("{}: cannot open the input", path.display()))?;
+    Ok(Box::new(BufReader::with_capacity(1 << 16, f)))
+}
+
+fn image_id(files: &ImageFiles) -> ImageId {
+    ImageId {
+        reference: (!files.reference.is_empty()).then(|| files.reference.clone()),
+        digest: (!files.manifest_digest.is_empty()).then(|| files.manifest_digest.clone()),
+    }
+}
+
+fn import(a: &ImportArgs, printer: &Printer) -> anyhow::Result<()> {
+    let input = open_input(&a.input)?;
+    let name = a.input.display().to_string();
+    let (recorder, clock) = match a.from {
+        ImportFrom::Strace => ("strace-import", Clock::Wall),
+        ImportFrom::FileList => ("file-list", Clock::None),
+    };
+    let mut header = Header::new(recorder, clock);
+    header.image = a.image_ref.as_ref().map(|r| ImageId {
+        reference: Some(r.clone()),
+        digest: None,
+    });
+    header.source = Some(name.clone());
+    if a.from == ImportFrom::FileList && (a.root.is_some() || a.ready_line.is_some()) {
+        crate::bail_user!("--root and --ready-line apply to --from strace only");
+    }
+    if a.from == ImportFrom::Strace && a.ready_after.is_some() {
+        crate::bail_user!(
+            "--ready-after applies to --from file-list only; for strace use --ready-line"
+        );
+    }
+    let mut w = TraceWriter::create(&a.output, &header)?;
+    let summary: serde_json::Value = match a.from {
+        ImportFrom::Strace => {
+            let opts = StraceOptions {
+                root: a.root.clone(),
+                cwd: a.cwd.clone(),
+                ready_pattern: a.ready_line.clone(),
+            };
+            let s = strace::import(input, &name, &opts, |e| w.write(e))?;
+            serde_json::to_value(&s)?
+        }
+        ImportFrom::FileList => {
+            let opts = FileListOptions {
+                ready_after: a.ready_after,
+            };
+            let s = filelist::import(input, &name, &opts, |e| w.write(e))?;
+            serde_json::to_value(&s)?
+        }
+    };
+    let events = w.events();
+    w.finish()?;
+    let to_stdout = a.output.as_os_str() == "-";
+    if printer.is_json() && !to_stdout {
+        printer.json(&summary)?;
+    } else {
+        let mut lines = vec![format!(
+            "{}: {events} events written to {}",
+            name,
+            a.output.display()
+        )];
+        if let Some(obj) = summary.as_object() {
+            for (k, v) in obj {
+                if matches!(v, serde_json::Value::Array(a) if a.is_empty()) || v.is_null() {
+                    continue;
+                }
+                lines.push(format!("  {k}: {v}"));
+            }
+        }
+        if to_stdout {
+            printer.note(&lines.join("\n"));
+        } else {
+            printer.out(&lines.join("\n"))?;
+        }
+    }
+    Ok(())
+}
+
+async fn synth_cmd(global: &GlobalArgs, a: &SynthArgs, printer: &Printer) -> anyhow::Result<()> {
+    let src = ImageSource::from_args(&a.source)?;
+    let opts = SynthOptions {
+        working_set: a.working_set,
+        pattern: a.pattern,
+        read_size: a.read_size.max(1),
+        seed: a.seed,
+        ready_at: a.ready_at,
+    };
+    let files = load_image_files(&src, global).await?;
+    let mut header = Header::new("synth", Clock::None);
+    header.image = Some(image_id(&files));
+    header.source = Some(format!(
+        "synth working-set={:?} pattern={:?} read-size={} seed={} ready-at={:?}",
+        opts.working_set, opts.pattern, opts.read_size, opts.seed, opts.ready_at
+    ));
+    let mut w = TraceWriter::create(&a.output, &header)?;
+    let s = synth::synthesize(&files, &opts, |e| w.write(e))?;
+    w.finish()?;
+    if a.output.as_os_str() == "-" {
+        printer.note(&format!(
+            "synth: {} events, {} files, {} of {} image bytes",
+            s.events,
+            s.files,
+            Bytes(s.bytes),
+            Bytes(s.image_bytes)
+        ));
+    } else if printer.is_json() {
+        printer.json(&s)?;
+    } else {
+        printer.out(&format!(
+            "{}: {} events, {} files, {} read of {} image bytes",
+            a.output.display(),
+            s.events,
+            s.files,
+            Bytes(s.bytes),
+            Bytes(s.image_bytes)
+        ))?;
+    }
+    Ok(())
+}
+
+async fn analyze_cmd(
+    global: &GlobalArgs,
+    a: &AnalyzeArgs,
+    printer: &Printer,
+) -> anyhow::Result<()> {
+    let src = ImageSource::from_args(&a.source)?;
+    let opts = AnalyzeOptions {
+        fetch: FetchConfig {
+            no_prefetch: a.no_prefetch,
+            prefetch_size: a.prefetch_size,
+            single_range: a.single_range,
+            ..FetchConfig::default()
+        },
+        mount: true,
+        show_missing: a.show_missing,
+    };
+    let files = load_image_files(&src, global).await?;
+    let mut reader = TraceReader::open(&a.trace)?;
+    let report = crate::trace::analyze::analyze(&files, &mut reader, &opts)?;
+    if printer.is_json() {
+        printer.json(&report)?;
+    } else {
+        printer.out(&render(&report))?;
+        for n in &report.notes {
+            printer.note(&format!("note: {n}"));
+        }
+    }
+    Ok(())
+}
+
+/// The human form of an analysis: one table of phases, then the path lists.
+pub fn render(r: &AnalyzeReport) -> String {
+    let phases: [(&str, &PhaseStats); 5] = [
+        ("mount", &r.mount),
+        ("prefetch", &r.prefetch),
+        ("before ready", &r.before_ready),
+        ("after ready", &r.after_ready),
+        ("total", &r.total),
+    ];
+    let mut t = crate::report::table(std::iter::once("").chain(phases.iter().map(|(n, _)| *n)));
+    type Row = (&'static str, fn(&PhaseStats) -> String);
+    let rows: [Row; 13] = [
+        ("reads", |p| p.reads.to_string()),
+        ("files touched", |p| p.files_touched.to_string()),
+        ("bytes read", |p| p.bytes_read.to_string()),
+        ("unique bytes read", |p| p.unique_bytes_read.to_string()),
+        ("chunks touched", |p| p.chunks_touched.to_string()),
+        ("chunks decompressed", |p| p.chunks_missed.to_string()),
+        ("bytes decompressed", |p| p.decompressed_bytes.to_string()),
+        ("compressed fetched", |p| p.compressed_fetched.to_string()),
+        ("range requests", |p| p.requests.to_string()),
+        ("ranges", |p| p.ranges.to_string()),
+        ("read from eager layers", |p| {
+            p.bytes_read_locally.to_string()
+        }),
+        ("share of image read", |p| {
+            format!("{:.2}%", p.fraction_read * 100.0)
+        }),
+        ("share of image fetched", |p| {
+            format!("{:.2}%", p.fraction_fetched * 100.0)
+        }),
+    ];
+    for (name, f) in rows {
+        t.add_row(std::iter::once(name.to_string()).chain(phases.iter().map(|(_, p)| f(p))));
+    }
+    let mut s = format!(
+        "image {} ({} layers, {} lazy; {} compressed, {} in {} files)\ntrace {} ({} events, {})\n",
+        if r.image.reference.is_empty() {
+            "?"
+        } else {
+            &r.image.reference
+        },
+        r.image.layers,
+        r.image.lazy_layers,
+        r.image.compressed_size,
+        r.image.uncompressed_size,
+        r.image.files,
+        r.trace.file,
+        r.trace.events,
+        match r.trace.ready_at_ns {
+            Some(t) => format!("ready at {}", crate::units::Seconds(t as f64 / 1e9)),
+            None => "no ready marker".into(),
+        }
+    );
+    s.push_str(&t.to_string());
+    s.push('\n');
+    let list = |s: &mut String, title: &str, l: &crate::trace::analyze::PathList| {
+        if l.count == 0 {
+            return;
+        }
+        s.push_str(&format!(
+            "{title}: {} path(s), {} event(s)\n",
+            l.count, l.events
+        ));
+        for p in &l.first {
+            s.push_str(&format!("  {p}\n"));
+        }
+        if l.count > l.first.len() as u64 {
+            s.push_str(&format!(
+                "  … and {} more\n",
+                l.count - l.first.len() as u64
+            ));
+        }
+    };
+    list(&mut s, "missing from the image", &r.missing);
+    list(
+        &mut s,
+        "outside the image (/proc, /sys, /dev)",
+        &r.outside_image,
+    );
+    if r.failed_ops > 0 {
+        s.push_str(&format!(
+            "failed operations in the trace: {}\n",
+            r.failed_ops
+        ));
+    }
+    if r.copy_ups > 0 {
+        s.push_str(&format!(
+            "opens for writing (copy-up, read whole): {}\n",
+            r.copy_ups
+        ));
+    }
+    if r.reads_of_non_files > 0 {
+        s.push_str(&format!(
+            "reads of non-regular files: {}\n",
+            r.reads_of_non_files
+        ));
+    }
+    s
+}

@@ -1,0 +1,90 @@
+//! Workload file-access traces: the versioned JSON Lines format, importers
+//! (strace output, plain file lists), the synthesizer, the join with an
+//! image's file table, and the stargz fetch simulator that prediction reuses.
+//!
+//! Owns: the trace format (docs/trace-format.md), turning other recordings
+//! into it, resolving container paths against the merged (overlay) view of an
+//! [`ImageFiles`](crate::estargz::table::ImageFiles), and the deterministic
+//! model of what the stargz snapshotter fetches for a sequence of reads.
+//!
+//! Must not: talk to a registry or containerd (callers hand it an
+//! `ImageFiles`), time anything, or print (commands render the typed results).
+pub mod analyze;
+pub mod fetch;
+pub mod filelist;
+pub mod format;
+pub mod resolve;
+pub mod strace;
+pub mod synth;
+
+use std::path::Path;
+
+/// Errors from reading, writing or importing traces. Every variant names the
+/// input (file and, for parse errors, the line and the field).
+#[derive(Debug, thiserror::Error)]
+pub enum Error {
+    /// The file could not be opened, read or written.
+    #[error("{file}: {action}: {source}")]
+    Io {
+        file: String,
+        action: &'static str,
+        #[source]
+        source: std::io::Error,
+    },
+    /// A line is malformed. `field` is the JSON field (or strace argument) at fault.
+    #[error("{file} line {line}: {message}")]
+    Parse {
+        file: String,
+        line: u64,
+        field: Option<&'static str>,
+        message: String,
+    },
+    /// The input as a whole is unusable (empty, wrong version, wrong kind).
+    #[error("{file}: {message}")]
+    Invalid { file: String, message: String },
+}
+
+impl Error {
+    /// Whether the user can fix this (bad input, missing file); write failures
+    /// on a full disk are environment problems too, so every variant is.
+    pub fn is_user_facing(&self) -> bool {
+        match self {
+            Error::Io { source, .. } => !matches!(
+                source.kind(),
+                std::io::ErrorKind::Interrupted | std::io::ErrorKind::WouldBlock
+            ),
+            Error::Parse { .. } | Error::Invalid { .. } => true,
+        }
+    }
+
+    pub(crate) fn io(
+        file: impl Into<String>,
+        action: &'static str,
+        source: std::io::Error,
+    ) -> Self {
+        Error::Io {
+            file: file.into(),
+            action,
+            source,
+        }
+    }
+
+    pub(crate) fn parse(
+        file: &str,
+        line: u64,
+        field: Option<&'static str>,
+        message: impl Into<String>,
+    ) -> Self {
+        Error::Parse {
+            file: file.to_string(),
+            line,
+            field,
+            message: message.into(),
+        }
+    }
+}
+
+/// How a file is named in messages: its path as given, or `-` for stdin/stdout.
+pub(crate) fn display_name(path: &Path) -> String {
+    path.display().to_string()
+}
