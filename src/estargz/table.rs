@@ -238,7 +238,7 @@ impl LayerFiles {
 }
 
 /// Where a path of the merged (overlay) view lives.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
 pub struct FileRef {
     pub layer: usize,
     pub file: usize,

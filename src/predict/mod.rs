@@ -2,6 +2,729 @@
 //! under each pulling strategy with a calibrated profile.
 //!
 //! Owns the model equations (docs/model.md): what each strategy costs, as
-//! [`cost::Cost`] vectors whose intervals come from the profile. Does not
+//! [`cost::Cost`] vectors whose intervals come from the profile; the
+//! recommendation per objective; the working-set crossover. Does not
 //! measure, fetch or render.
 pub mod cost;
+pub mod replay;
+pub mod workload;
+
+use crate::estargz::table::{FileKind, FileRef, ImageFiles};
+use crate::profile::Profile;
+use crate::trace::fetch::FetchConfig;
+use crate::units::{Bytes, Estimate};
+use cost::Cost;
+use replay::{ImageCounts, Part, Replay, ReplayCounts, Strategy};
+use serde::{Deserialize, Serialize};
+use workload::Workload;
+
+/// Knobs of a prediction.
+#[derive(Debug, Clone)]
+pub struct PredictOptions {
+    /// Compressed size of the gzip form, when known (else estimated from the eStargz form).
+    pub gzip_bytes: Option<u64>,
+    /// The snapshotter's fetch rules and prefetch settings on the node.
+    pub fetch: FetchConfig,
+    /// Simulate background fetch in idle gaps.
+    pub background: bool,
+    /// Points of the working-set sweep (crossover and plot).
+    pub sweep_points: usize,
+}
+
+impl Default for PredictOptions {
+    fn default() -> Self {
+        PredictOptions {
+            gzip_bytes: None,
+            fetch: FetchConfig::default(),
+            background: true,
+            sweep_points: 21,
+        }
+    }
+}
+
+/// One part of the time, before and after `ready` (point values, s).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct PartTime {
+    pub part: Part,
+    pub before_ready_s: f64,
+    pub after_ready_s: f64,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct StrategyPrediction {
+    pub strategy: Strategy,
+    /// To the `ready` marker (s).
+    pub cold_start: Estimate,
+    /// To `exit` (s).
+    pub completion: Estimate,
+    pub breakdown: Vec<PartTime>,
+    pub counts: ReplayCounts,
+}
+
+/// The recommendation for one objective.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Recommendation {
+    pub objective: Objective,
+    pub best: Strategy,
+    pub runner_up: Strategy,
+    /// How much better than the runner-up, in the objective's unit (s or bytes).
+    pub margin: f64,
+    /// The margin relative to the runner-up's value.
+    pub margin_fraction: f64,
+    /// The intervals do not overlap.
+    pub confident: bool,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum Objective {
+    FastestStart,
+    FastestCompletion,
+    FewestBytes,
+}
+
+impl Objective {
+    pub fn name(self) -> &'static str {
+        match self {
+            Objective::FastestStart => "fastest start",
+            Objective::FastestCompletion => "fastest completion",
+            Objective::FewestBytes => "fewest bytes",
+        }
+    }
+}
+
+/// One point of the working-set sweep.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct SweepPoint {
+    /// Fraction of the image's uncompressed bytes read.
+    pub fraction: f64,
+    pub completion: Vec<(Strategy, Estimate)>,
+}
+
+/// Summary of the workload as the model saw it.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct WorkloadSummary {
+    pub events: u64,
+    pub accesses: u64,
+    pub files_touched: u64,
+    pub files_before_ready: u64,
+    pub bytes_read: Bytes,
+    /// Distinct bytes of the image read, over its uncompressed size.
+    pub working_set_fraction: f64,
+    pub has_ready: bool,
+    pub compute_before_ready_s: f64,
+    pub compute_after_ready_s: f64,
+    pub missing_count: u64,
+    pub missing_paths: Vec<String>,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Prediction {
+    pub image: ImageCounts,
+    pub workload: WorkloadSummary,
+    pub strategies: Vec<StrategyPrediction>,
+    pub recommendations: Vec<Recommendation>,
+    /// Working-set fraction where lazy and eager completion tie (None: no tie in [0, 1]).
+    pub crossover_fraction: Option<f64>,
+    /// Which wins on completion below the crossover (or everywhere without one).
+    pub lazy_wins_below: bool,
+    pub sweep: Vec<SweepPoint>,
+    /// The files to prioritize for lazy+prefetch, in first-touch order.
+    pub prioritized_files: Vec<String>,
+    pub notes: Vec<String>,
+}
+
+/// Predict every strategy for a workload on an image with a profile.
+pub fn predict(
+    image: &ImageFiles,
+    w: &Workload,
+    profile: &Profile,
+    opts: &PredictOptions,
+) -> Prediction {
+    let counts = ImageCounts::of(image, opts.gzip_bytes);
+    let replays = replay_all(image, &counts, w, profile, opts);
+    let strategies: Vec<StrategyPrediction> =
+        replays.iter().map(|r| summarize(r, profile)).collect();
+    let recommendations = recommend(&strategies);
+    let compute = |r: &Replay, after: bool| -> f64 {
+        let parts = if after {
+            &r.after_ready
+        } else {
+            &r.before_ready
+        };
+        parts[Part::Compute as usize].constant_s
+    };
+    let eager = &replays[0];
+    let total_compute = compute(eager, false) + compute(eager, true);
+    let (sweep, crossover_fraction, lazy_wins_below) =
+        sweep(image, &counts, w, total_compute, profile, opts);
+
+    let uncompressed = counts.uncompressed_bytes.max(1);
+    let unique = unique_bytes(image, w);
+    let workload = WorkloadSummary {
+        events: w.events,
+        accesses: w.accesses.len() as u64,
+        files_touched: w.touched_files.len() as u64,
+        files_before_ready: w.startup_files.len() as u64,
+        bytes_read: Bytes(eager.counts.bytes_read),
+        working_set_fraction: unique as f64 / uncompressed as f64,
+        has_ready: w.ready_ns.is_some(),
+        compute_before_ready_s: compute(eager, false),
+        compute_after_ready_s: compute(eager, true),
+        missing_count: w.missing_count,
+        missing_paths: w.missing_paths.clone(),
+    };
+    let mut notes = Vec::new();
+    if w.ready_ns.is_none() {
+        notes.push("the trace has no `ready` marker: cold start is the whole run".to_string());
+    }
+    if w.missing_count > 0 {
+        notes.push(format!(
+            "{} access(es) to paths the image does not have (volumes, or another image?): not priced",
+            w.missing_count
+        ));
+    }
+    if opts.gzip_bytes.is_none() {
+        notes.push("eager size estimated from the eStargz blobs without TOC and footer (pass the gzip form for the exact size)".into());
+    }
+    if image.layers.iter().any(|l| !l.format.is_lazy()) {
+        notes.push("some layers are not eStargz: lazy strategies download and unpack them".into());
+    }
+    let prioritized_files = w
+        .startup_files
+        .iter()
+        .map(|f| format!("/{}", image.file(*f).path))
+        .collect();
+    Prediction {
+        image: counts,
+        workload,
+        strategies,
+        recommendations,
+        crossover_fraction,
+        lazy_wins_below,
+        sweep,
+        prioritized_files,
+        notes,
+    }
+}
+
+fn replay_all(
+    image: &ImageFiles,
+    counts: &ImageCounts,
+    w: &Workload,
+    profile: &Profile,
+    opts: &PredictOptions,
+) -> Vec<Replay> {
+    Strategy::ALL
+        .iter()
+        .map(|&s| replay::run(image, counts, w, s, &opts.fetch, profile, opts.background))
+        .collect()
+}
+
+fn summarize(r: &Replay, profile: &Profile) -> StrategyPrediction {
+    let breakdown = Part::ALL
+        .iter()
+        .map(|&p| PartTime {
+            part: p,
+            before_ready_s: r.before_ready[p as usize].value(profile),
+            after_ready_s: r.after_ready[p as usize].value(profile),
+        })
+        .filter(|t| t.before_ready_s != 0.0 || t.after_ready_s != 0.0)
+        .collect();
+    StrategyPrediction {
+        strategy: r.strategy,
+        cold_start: r.cold_start().estimate(profile),
+        completion: r.completion().estimate(profile),
+        breakdown,
+        counts: r.counts,
+    }
+}
+
+/// Best and runner-up per objective.
+pub fn recommend(strategies: &[StrategyPrediction]) -> Vec<Recommendation> {
+    let mut out = Vec::new();
+    for objective in [
+        Objective::FastestStart,
+        Objective::FastestCompletion,
+        Objective::FewestBytes,
+    ] {
+        let val = |s: &StrategyPrediction| -> (f64, f64, f64) {
+            match objective {
+                Objective::FastestStart => {
+                    (s.cold_start.value, s.cold_start.low, s.cold_start.high)
+                }
+                Objective::FastestCompletion => {
+                    (s.completion.value, s.completion.low, s.completion.high)
+                }
+                Objective::FewestBytes => {
+                    let b = s.counts.network_bytes as f64;
+                    (b, b, b)
+                }
+            }
+        };
+        let mut order: Vec<&StrategyPrediction> = strategies.iter().collect();
+        order.sort_by(|a, b| val(a).0.total_cmp(&val(b).0));
+        if order.len() < 2 {
+            continue;
+        }
+        let (b, r) = (val(order[0]), val(order[1]));
+        out.push(Recommendation {
+            objective,
+            best: order[0].strategy,
+            runner_up: order[1].strategy,
+            margin: r.0 - b.0,
+            margin_fraction: if r.0 > 0.0 { (r.0 - b.0) / r.0 } else { 0.0 },
+            confident: b.2 < r.1 || (objective == Objective::FewestBytes && b.0 < r.0),
+        });
+    }
+    out
+}
+
+/// The sweep order: touched files first, then every other regular file of
+/// the merged view in layer and TOC order.
+fn sweep_order(image: &ImageFiles, w: &Workload) -> Vec<FileRef> {
+    let mut seen: rustc_hash::FxHashSet<FileRef> = w.touched_files.iter().copied().collect();
+    let mut order = w.touched_files.clone();
+    let mut rest: Vec<FileRef> = image
+        .merged()
+        .values()
+        .copied()
+        .filter(|r| image.file(*r).kind == FileKind::Reg && image.file(*r).size > 0)
+        .collect();
+    rest.sort();
+    for r in rest {
+        if seen.insert(r) {
+            order.push(r);
+        }
+    }
+    order
+}
+
+/// Completion vs working-set fraction for each strategy, and where lazy and
+/// eager tie. The synthetic workload of fraction `f` opens and reads whole
+/// the first files of [`sweep_order`] until `f` of the image's uncompressed
+/// bytes, with this workload's compute time and startup set (prefetched by
+/// lazy+prefetch). Every fraction reads a prefix of the same order, so one
+/// replay per strategy gives all of them as prefix sums.
+fn sweep(
+    image: &ImageFiles,
+    counts: &ImageCounts,
+    w: &Workload,
+    compute: f64,
+    profile: &Profile,
+    opts: &PredictOptions,
+) -> (Vec<SweepPoint>, Option<f64>, bool) {
+    let order = sweep_order(image, w);
+    // Cumulative bytes at each prefix, and per strategy the cost after each file.
+    let mut cum_bytes = Vec::with_capacity(order.len() + 1);
+    cum_bytes.push(0u64);
+    for r in &order {
+        let last = *cum_bytes.last().unwrap_or(&0);
+        cum_bytes.push(last + image.file(*r).size);
+    }
+    let prefix: Vec<(Strategy, Vec<Cost>)> = Strategy::ALL
+        .iter()
+        .map(|&s| {
+            let mut rp = replay::Replayer::new(
+                image,
+                counts,
+                s,
+                &w.startup_files,
+                &opts.fetch,
+                profile,
+                false,
+            );
+            let mut costs = Vec::with_capacity(order.len() + 1);
+            costs.push(rp.replay.completion());
+            for &f in &order {
+                for kind in [workload::AccessKind::Open, workload::AccessKind::Read] {
+                    let a = workload::Access {
+                        t_ns: 0,
+                        dur_ns: 0,
+                        file: f,
+                        kind,
+                        offset: 0,
+                        len: u64::MAX,
+                    };
+                    rp.access(&a, true);
+                }
+                costs.push(rp.replay.completion());
+            }
+            (s, costs)
+        })
+        .collect();
+    let total = image.uncompressed_size() as f64;
+    // Number of files read for fraction f: the shortest prefix reaching f·total.
+    let files_for = |f: f64| -> usize {
+        let target = (f * total).ceil() as u64;
+        cum_bytes.partition_point(|&b| b < target).min(order.len())
+    };
+    let at = |f: f64| -> Vec<(Strategy, Estimate)> {
+        let k = files_for(f);
+        prefix
+            .iter()
+            .map(|(s, costs)| {
+                let mut c = costs[k];
+                c.constant_s += compute;
+                (*s, c.estimate(profile))
+            })
+            .collect()
+    };
+    let n = opts.sweep_points.max(2);
+    let points: Vec<SweepPoint> = (0..n)
+        .map(|i| {
+            let fraction = i as f64 / (n - 1) as f64;
+            SweepPoint {
+                fraction,
+                completion: at(fraction),
+            }
+        })
+        .collect();
+    let diff = |f: f64| -> f64 {
+        let k = files_for(f);
+        let get = |s: Strategy| {
+            prefix
+                .iter()
+                .find(|(x, _)| *x == s)
+                .map(|(_, c)| c[k].value(profile))
+                .unwrap_or(0.0)
+        };
+        get(Strategy::Lazy) - get(Strategy::Eager)
+    };
+    let lazy_wins_below = diff(0.0) < 0.0;
+    // First sign change on the grid, then bisection inside it.
+    let mut crossover = None;
+    for win in points.windows(2) {
+        let (a, b) = (diff(win[0].fraction), diff(win[1].fraction));
+        if (a < 0.0) != (b < 0.0) {
+            let (mut lo, mut hi) = (win[0].fraction, win[1].fraction);
+            while hi - lo > 1e-4 {
+                let mid = 0.5 * (lo + hi);
+                if (diff(mid) < 0.0) == (a < 0.0) {
+                    lo = mid;
+                } else {
+                    hi = mid;
+                }
+            }
+            crossover = Some(0.5 * (lo + hi));
+            break;
+        }
+    }
+    (points, crossover, lazy_wins_below)
+}
+
+/// Distinct bytes of the image the workload read (merged ranges per file).
+fn unique_bytes(image: &ImageFiles, w: &Workload) -> u64 {
+    let mut ranges: rustc_hash::FxHashMap<FileRef, Vec<(u64, u64)>> = Default::default();
+    for a in &w.accesses {
+        if a.kind != workload::AccessKind::Read {
+            continue;
+        }
+        let size = image.file(a.file).size;
+        if a.offset >= size {
+            continue;
+        }
+        let end = a
+            .len_opt()
+            .map(|l| size.min(a.offset.saturating_add(l)))
+            .unwrap_or(size);
+        ranges.entry(a.file).or_default().push((a.offset, end));
+    }
+    let mut total = 0;
+    for v in ranges.values_mut() {
+        v.sort_unstable();
+        let mut end = 0;
+        for &(s, e) in v.iter() {
+            let s = s.max(end);
+            if e > s {
+                total += e - s;
+                end = e;
+            }
+        }
+    }
+    total
+}
+
+#[cfg(test)]
+mod tests {
+    use super::cost::tests::test_profile;
+    use super::workload::{Access, AccessKind};
+    use super::*;
+    use crate::estargz::table::{Chunk, FileEntry, FileKind, LayerFiles, LayerFormat};
+    use crate::profile::Param;
+
+    /// One eStargz layer: `n` files of `size` bytes, each its own gzip member
+    /// of `csize` compressed bytes, laid out back to back from offset 100.
+    fn image(n: usize, size: u64, csize: u64) -> ImageFiles {
+        let mut files = vec![FileEntry {
+            path: "data".into(),
+            kind: FileKind::Dir,
+            size: 0,
+            link: None,
+            chunks: vec![],
+        }];
+        let mut off = 100;
+        for i in 0..n {
+            files.push(FileEntry {
+                path: format!("data/f{i}"),
+                kind: FileKind::Reg,
+                size,
+                link: None,
+                chunks: vec![Chunk {
+                    offset: 0,
+                    size,
+                    compressed_offset: off,
+                    compressed_end: off + csize,
+                }],
+            });
+            off += csize;
+        }
+        let toc = off;
+        ImageFiles {
+            version: 1,
+            reference: "test".into(),
+            manifest_digest: String::new(),
+            layers: vec![LayerFiles {
+                digest: "sha256:l".into(),
+                media_type: String::new(),
+                blob_size: toc + 1000,
+                uncompressed_size: n as u64 * size,
+                format: LayerFormat::Estargz,
+                toc_digest: None,
+                toc_offset: Some(toc),
+                prefetch_end: None,
+                no_prefetch: true,
+                files,
+            }],
+        }
+    }
+
+    fn read_all(files: std::ops::Range<usize>, ready_after: usize, gap_ns: u64) -> Workload {
+        let mut w = Workload::default();
+        let mut t = 0;
+        for i in files.clone() {
+            if i == ready_after {
+                w.ready_index = w.accesses.len();
+                w.ready_ns = Some(t);
+            }
+            let f = FileRef {
+                layer: 0,
+                file: i + 1,
+            };
+            for kind in [AccessKind::Open, AccessKind::Read] {
+                w.accesses.push(Access {
+                    t_ns: t,
+                    dur_ns: 0,
+                    file: f,
+                    kind,
+                    offset: 0,
+                    len: u64::MAX,
+                });
+                t += gap_ns;
+            }
+            w.touched_files.push(f);
+            if i < ready_after {
+                w.startup_files.push(f);
+            }
+        }
+        if ready_after >= files.end {
+            w.ready_index = w.accesses.len();
+            w.ready_ns = Some(t);
+        }
+        w.exit_ns = Some(t);
+        w.events = w.accesses.len() as u64 + 2;
+        w
+    }
+
+    fn profile() -> Profile {
+        test_profile(
+            &[
+                (Param::ResolveS, 0.01),
+                (Param::EagerPullFixedS, 0.05),
+                (Param::EagerFetchSPerByte, 1e-9),
+                (Param::UnpackPerLayerS, 0.02),
+                (Param::UnpackSPerByte, 2e-9),
+                (Param::UnpackSPerFile, 1e-4),
+                (Param::StartOverlayS, 0.1),
+                (Param::LocalReadSPerByte, 1e-10),
+                (Param::LocalOpenS, 1e-5),
+                (Param::ProcessStartS, 0.01),
+                (Param::LazyPullFixedS, 0.03),
+                (Param::MountPerLayerS, 0.05),
+                (Param::MountPerEntryS, 1e-6),
+                (Param::StartStargzS, 0.15),
+                (Param::RequestS, 0.002),
+                (Param::RangeSPerByte, 1e-9),
+                (Param::ChunkS, 1e-4),
+                (Param::InflateSPerByte, 3e-9),
+                (Param::FuseSPerByte, 5e-10),
+                (Param::FuseOpenS, 5e-5),
+            ],
+            0.05,
+            0.0,
+        )
+    }
+
+    fn get(p: &Prediction, s: Strategy) -> &StrategyPrediction {
+        p.strategies.iter().find(|x| x.strategy == s).unwrap()
+    }
+
+    #[test]
+    fn eager_equals_the_hand_computed_equation() {
+        // 10 files × 1 MB, 500 kB compressed each; read 2 before ready, 3 after; 1 ms gaps.
+        let img = image(10, 1_000_000, 500_000);
+        let w = read_all(0..5, 2, 1_000_000);
+        let p = predict(
+            &img,
+            &w,
+            &profile(),
+            &PredictOptions {
+                gzip_bytes: Some(5_000_000),
+                ..Default::default()
+            },
+        );
+        let e = get(&p, Strategy::Eager);
+        let pull = 0.01 + 0.05 + 5e6 * 1e-9;
+        let unpack = 0.02 + 1e7 * 2e-9 + 11.0 * 1e-4;
+        let start = 0.1 + 0.01;
+        // Before ready: 2 opens, 2 reads of 1 MB; gaps between 4 accesses (3) + up to ready (1).
+        let cold = pull + unpack + start + 2.0 * 1e-5 + 2e6 * 1e-10 + 4.0 * 0.001;
+        assert!(
+            (e.cold_start.value - cold).abs() < 1e-9,
+            "{} vs {cold}",
+            e.cold_start.value
+        );
+        // After: 3 opens, 3 reads, 6 gaps (the one after the last access reaches exit).
+        let total = cold + 3.0 * 1e-5 + 3e6 * 1e-10 + 6.0 * 0.001;
+        assert!(
+            (e.completion.value - total).abs() < 1e-9,
+            "{} vs {total}",
+            e.completion.value
+        );
+        assert!(e.completion.low < e.completion.value && e.completion.value < e.completion.high);
+        assert_eq!(e.counts.network_bytes, 5_000_000);
+        assert_eq!(p.workload.files_touched, 5);
+        assert!((p.workload.working_set_fraction - 0.5).abs() < 1e-12);
+    }
+
+    #[test]
+    fn lazy_pays_one_request_and_one_chunk_per_uncached_file() {
+        // Files of 200 kB compressed: no two share a 50,000-B block.
+        let img = image(20, 400_000, 200_000);
+        let w = read_all(0..20, 20, 0);
+        let p = predict(&img, &w, &profile(), &PredictOptions::default());
+        let l = get(&p, Strategy::Lazy);
+        // mount: footer + TOC reads; then one GET and one chunk per file.
+        assert_eq!(l.counts.chunks, 20);
+        let on_demand = l
+            .breakdown
+            .iter()
+            .find(|b| b.part == Part::OnDemandFetch)
+            .unwrap();
+        let per_file_requests = 20.0 * 0.002;
+        assert!(
+            on_demand.before_ready_s > per_file_requests,
+            "{on_demand:?}"
+        );
+        // lazy+prefetch fetches the same files at mount instead: no on-demand fetch.
+        let lp = get(&p, Strategy::LazyPrefetch);
+        assert!(
+            lp.breakdown
+                .iter()
+                .all(|b| b.part != Part::OnDemandFetch || b.before_ready_s == 0.0),
+            "{:?}",
+            lp.breakdown
+        );
+        assert!(lp.cold_start.value < l.cold_start.value);
+    }
+
+    #[test]
+    fn small_working_set_lazy_wins_start_and_full_read_eager_wins_completion() {
+        let img = image(200, 1_000_000, 600_000);
+        let prof = profile();
+        let small = predict(
+            &img,
+            &read_all(0..4, 4, 0),
+            &prof,
+            &PredictOptions::default(),
+        );
+        let best = |p: &Prediction, o: Objective| {
+            p.recommendations
+                .iter()
+                .find(|r| r.objective == o)
+                .unwrap()
+                .best
+        };
+        assert_ne!(best(&small, Objective::FastestStart), Strategy::Eager);
+        assert_ne!(best(&small, Objective::FastestCompletion), Strategy::Eager);
+        let full = predict(
+            &img,
+            &read_all(0..200, 200, 0),
+            &prof,
+            &PredictOptions::default(),
+        );
+        assert_eq!(best(&full, Objective::FastestCompletion), Strategy::Eager);
+        // The sweep crosses over between the two, and says lazy wins below.
+        let x = small.crossover_fraction.expect("a crossover");
+        assert!(x > 0.02 && x < 1.0, "{x}");
+        assert!(small.lazy_wins_below);
+        assert_eq!(small.sweep.len(), 21);
+    }
+
+    #[test]
+    fn background_fetch_in_a_long_idle_gap_saves_later_requests() {
+        let img = image(20, 400_000, 200_000);
+        // Read one file, idle 60 s, then read the rest.
+        let mut w = read_all(0..20, 1, 0);
+        for a in w.accesses.iter_mut().skip(2) {
+            a.t_ns += 60_000_000_000;
+        }
+        let with = predict(&img, &w, &profile(), &PredictOptions::default());
+        let without = predict(
+            &img,
+            &w,
+            &profile(),
+            &PredictOptions {
+                background: false,
+                ..Default::default()
+            },
+        );
+        let l = |p: &Prediction| get(p, Strategy::Lazy).clone();
+        assert!(l(&with).counts.background_bytes > 0);
+        assert!(l(&with).completion.value < l(&without).completion.value);
+        // Compute time is the same 60 s either way.
+        assert!((with.workload.compute_after_ready_s - 60.0).abs() < 1e-6);
+    }
+
+    #[test]
+    fn recommendation_margins_and_confidence() {
+        let mk = |s: Strategy, v: f64, h: f64| StrategyPrediction {
+            strategy: s,
+            cold_start: Estimate::new(v, v - h, v + h, 0.95),
+            completion: Estimate::new(v, v - h, v + h, 0.95),
+            breakdown: vec![],
+            counts: ReplayCounts {
+                network_bytes: (v * 100.0) as u64,
+                ..Default::default()
+            },
+        };
+        let r = recommend(&[
+            mk(Strategy::Eager, 10.0, 1.0),
+            mk(Strategy::Lazy, 5.0, 1.0),
+            mk(Strategy::LazyPrefetch, 5.5, 1.0),
+        ]);
+        let start = &r[0];
+        assert_eq!(
+            (start.best, start.runner_up),
+            (Strategy::Lazy, Strategy::LazyPrefetch)
+        );
+        assert!((start.margin - 0.5).abs() < 1e-12);
+        assert!(!start.confident, "overlapping intervals");
+        let r = recommend(&[
+            mk(Strategy::Eager, 10.0, 0.1),
+            mk(Strategy::Lazy, 5.0, 0.1),
+            mk(Strategy::LazyPrefetch, 7.0, 0.1),
+        ]);
+        assert!(r[1].confident);
+    }
+}

@@ -1,0 +1,481 @@
+//! Replaying a workload under one strategy: the equations of docs/model.md.
+//!
+//! Produces, per phase (before and after `ready`) and per part of the time
+//! (resolve, fetch, unpack, mount, …), a [`Cost`] vector; `predict` turns
+//! them into estimates with intervals. The lazy replay drives the fetch
+//! simulator, which carries the snapshotter's cache state from one access to
+//! the next, and advances background fetch through idle gaps on a clock of
+//! point estimates.
+use super::cost::Cost;
+use super::workload::{Access, AccessKind, Workload};
+use crate::estargz::table::{FileKind, FileRef, ImageFiles};
+use crate::profile::{Param, Profile};
+use crate::trace::fetch::{BackgroundCursor, FetchConfig, ReadOutcome, Simulator};
+use serde::{Deserialize, Serialize};
+
+/// The snapshotter starts background fetch once no prioritized task ran for
+/// this long (fs/layer: `NewBackgroundTaskManager(maxConcurrency, 5*time.Second)`).
+pub const BACKGROUND_IDLE_S: f64 = 5.0;
+/// Background blob reads in flight daemon-wide (`max_concurrency` default 2).
+pub const BACKGROUND_CONCURRENCY: f64 = 2.0;
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum Strategy {
+    /// gzip layers unpacked by overlayfs.
+    Eager,
+    /// eStargz through the stargz snapshotter, as the image is.
+    Lazy,
+    /// eStargz rebuilt with the trace's startup files prioritized.
+    LazyPrefetch,
+}
+
+impl Strategy {
+    pub const ALL: [Strategy; 3] = [Strategy::Eager, Strategy::Lazy, Strategy::LazyPrefetch];
+
+    pub fn name(self) -> &'static str {
+        match self {
+            Strategy::Eager => "eager",
+            Strategy::Lazy => "lazy",
+            Strategy::LazyPrefetch => "lazy+prefetch",
+        }
+    }
+}
+
+/// Parts of the predicted time, for the breakdown.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum Part {
+    /// Manifest and config.
+    Resolve,
+    /// Downloading layers (eager), with the pull's fixed cost.
+    Pull,
+    /// Unpacking layers (eager).
+    Unpack,
+    /// Mounting layers remotely: footer, TOC, FUSE (lazy).
+    Mount,
+    /// Container create, task start, process start.
+    Start,
+    /// Prefetching prioritized files (lazy).
+    Prefetch,
+    /// Fetching, decompressing and verifying chunks on demand (lazy).
+    OnDemandFetch,
+    /// Reading: local disk (eager) or FUSE (lazy).
+    Io,
+    /// The workload's own time between file accesses, from the trace.
+    Compute,
+}
+
+impl Part {
+    pub const ALL: [Part; 9] = [
+        Part::Resolve,
+        Part::Pull,
+        Part::Unpack,
+        Part::Mount,
+        Part::Start,
+        Part::Prefetch,
+        Part::OnDemandFetch,
+        Part::Io,
+        Part::Compute,
+    ];
+
+    pub fn name(self) -> &'static str {
+        match self {
+            Part::Resolve => "resolve",
+            Part::Pull => "pull",
+            Part::Unpack => "unpack",
+            Part::Mount => "mount",
+            Part::Start => "start",
+            Part::Prefetch => "prefetch",
+            Part::OnDemandFetch => "on-demand fetch",
+            Part::Io => "local/FUSE I/O",
+            Part::Compute => "compute",
+        }
+    }
+}
+
+const NPARTS: usize = Part::ALL.len();
+
+/// Counts behind a replay, beside its costs.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Serialize, Deserialize)]
+pub struct ReplayCounts {
+    /// Compressed bytes from the registry (manifest/config excluded).
+    pub network_bytes: u64,
+    /// Of which fetched by background fetch during idle gaps.
+    pub background_bytes: u64,
+    /// Range requests (lazy) or blob downloads (eager).
+    pub requests: u64,
+    /// eStargz chunks decompressed on demand or by prefetch.
+    pub chunks: u64,
+    /// Bytes the workload read.
+    pub bytes_read: u64,
+    /// Bytes on the node's disk afterwards (content + snapshots, or caches).
+    pub disk_bytes: u64,
+}
+
+/// One strategy's replay.
+#[derive(Debug, Clone)]
+pub struct Replay {
+    pub strategy: Strategy,
+    pub before_ready: [Cost; NPARTS],
+    pub after_ready: [Cost; NPARTS],
+    pub counts: ReplayCounts,
+}
+
+impl Replay {
+    fn new(strategy: Strategy) -> Self {
+        Replay {
+            strategy,
+            before_ready: [Cost::zero(); NPARTS],
+            after_ready: [Cost::zero(); NPARTS],
+            counts: ReplayCounts::default(),
+        }
+    }
+
+    pub fn part(&mut self, after: bool, p: Part) -> &mut Cost {
+        let i = p as usize;
+        if after {
+            &mut self.after_ready[i]
+        } else {
+            &mut self.before_ready[i]
+        }
+    }
+
+    pub fn cold_start(&self) -> Cost {
+        self.before_ready.iter().copied().sum()
+    }
+
+    pub fn completion(&self) -> Cost {
+        self.cold_start() + self.after_ready.iter().copied().sum()
+    }
+}
+
+/// Image quantities the equations use.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Serialize, Deserialize)]
+pub struct ImageCounts {
+    pub layers: u64,
+    /// Compressed bytes of the eager (gzip) form.
+    pub gzip_bytes: u64,
+    /// Compressed bytes of the lazy (eStargz) form.
+    pub estargz_bytes: u64,
+    /// Uncompressed bytes of regular files.
+    pub uncompressed_bytes: u64,
+    /// Entries unpacked: files, directories, links.
+    pub entries: u64,
+    /// TOC entries of lazy layers (one per file plus one per further chunk).
+    pub toc_entries: u64,
+}
+
+impl ImageCounts {
+    /// From the file table; `gzip_bytes` overrides the estimate of the gzip
+    /// form's size (see [`gzip_estimate`]).
+    pub fn of(image: &ImageFiles, gzip_bytes: Option<u64>) -> Self {
+        let mut c = ImageCounts {
+            layers: image.layers.len() as u64,
+            ..Default::default()
+        };
+        for l in &image.layers {
+            c.estargz_bytes += l.blob_size;
+            c.uncompressed_bytes += l.uncompressed_size;
+            c.entries += l.files.len() as u64;
+            if l.format.is_lazy() {
+                c.toc_entries += l.files.len() as u64
+                    + l.files
+                        .iter()
+                        .map(|f| f.chunks.len().saturating_sub(1) as u64)
+                        .sum::<u64>();
+            }
+        }
+        c.gzip_bytes = gzip_bytes.unwrap_or_else(|| gzip_estimate(image));
+        c
+    }
+}
+
+/// Size of the gzip form when only the eStargz form is known: each eStargz
+/// blob up to its TOC member, i.e. without TOC and footer (the per-member
+/// gzip headers that remain are a few tens of bytes per file).
+pub fn gzip_estimate(image: &ImageFiles) -> u64 {
+    image
+        .layers
+        .iter()
+        .map(|l| l.toc_offset.unwrap_or(l.blob_size).min(l.blob_size))
+        .sum()
+}
+
+/// Replays accesses one at a time under one strategy; [`eager`], [`lazy`]
+/// and the working-set sweep all drive it.
+pub struct Replayer<'a> {
+    image: &'a ImageFiles,
+    profile: &'a Profile,
+    sim: Option<Simulator<'a>>,
+    background: bool,
+    cursor: BackgroundCursor,
+    background_done: bool,
+    pub replay: Replay,
+}
+
+impl<'a> Replayer<'a> {
+    /// Set up a strategy: everything before the workload's first access
+    /// (resolve, pull or mount, prefetch, start). `startup` is the prioritized
+    /// set for lazy+prefetch.
+    pub fn new(
+        image: &'a ImageFiles,
+        counts: &ImageCounts,
+        strategy: Strategy,
+        startup: &[FileRef],
+        fetch: &FetchConfig,
+        profile: &'a Profile,
+        background: bool,
+    ) -> Self {
+        let mut r = Replay::new(strategy);
+        r.part(false, Part::Resolve).add(Param::ResolveS, 1.0);
+        let sim = match strategy {
+            Strategy::Eager => {
+                let pull = r.part(false, Part::Pull);
+                pull.add(Param::EagerPullFixedS, 1.0);
+                pull.add(Param::EagerFetchSPerByte, counts.gzip_bytes as f64);
+                let unpack = r.part(false, Part::Unpack);
+                unpack.add(Param::UnpackPerLayerS, counts.layers as f64);
+                unpack.add(Param::UnpackSPerByte, counts.uncompressed_bytes as f64);
+                unpack.add(Param::UnpackSPerFile, counts.entries as f64);
+                let start = r.part(false, Part::Start);
+                start.add(Param::StartOverlayS, 1.0);
+                start.add(Param::ProcessStartS, 1.0);
+                r.counts.network_bytes = counts.gzip_bytes;
+                r.counts.requests = counts.layers;
+                r.counts.disk_bytes = counts.gzip_bytes + counts.uncompressed_bytes;
+                None
+            }
+            Strategy::Lazy | Strategy::LazyPrefetch => {
+                let mut sim = Simulator::new(image, fetch.clone());
+                r.part(false, Part::Mount).add(Param::LazyPullFixedS, 1.0);
+                for (li, l) in image.layers.iter().enumerate() {
+                    let o = sim.mount(li);
+                    r.counts.network_bytes += o.network_bytes;
+                    if l.format.is_lazy() {
+                        r.part(false, Part::Mount).add(Param::MountPerLayerS, 1.0);
+                        r.counts.requests += o.requests;
+                    } else {
+                        // The snapshotter cannot mount it: containerd downloads and unpacks it.
+                        r.part(false, Part::Pull)
+                            .add(Param::EagerFetchSPerByte, l.blob_size as f64);
+                        let unpack = r.part(false, Part::Unpack);
+                        unpack.add(Param::UnpackPerLayerS, 1.0);
+                        unpack.add(Param::UnpackSPerByte, l.uncompressed_size as f64);
+                        unpack.add(Param::UnpackSPerFile, l.files.len() as f64);
+                        r.counts.requests += 1;
+                        r.counts.disk_bytes += l.uncompressed_size;
+                    }
+                }
+                r.part(false, Part::Mount)
+                    .add(Param::MountPerEntryS, counts.toc_entries as f64);
+                let pre = if strategy == Strategy::LazyPrefetch {
+                    sim.prefetch_files(startup)
+                } else {
+                    let mut o = ReadOutcome::default();
+                    for li in 0..image.layers.len() {
+                        o += sim.prefetch(li);
+                    }
+                    o
+                };
+                add_fetch(&mut r, false, Part::Prefetch, &pre);
+                let start = r.part(false, Part::Start);
+                start.add(Param::StartStargzS, 1.0);
+                start.add(Param::ProcessStartS, 1.0);
+                Some(sim)
+            }
+        };
+        Replayer {
+            image,
+            profile,
+            sim,
+            background,
+            cursor: BackgroundCursor::default(),
+            background_done: false,
+            replay: r,
+        }
+    }
+
+    /// Compute time (s) before the next access; long enough idle lets
+    /// background fetch run.
+    pub fn idle(&mut self, after: bool, gap: f64) {
+        self.replay.part(after, Part::Compute).constant_s += gap;
+        if self.background
+            && !self.background_done
+            && gap > BACKGROUND_IDLE_S
+            && let Some(sim) = self.sim.as_mut()
+        {
+            self.background_done = run_background(
+                sim,
+                &mut self.cursor,
+                gap - BACKGROUND_IDLE_S,
+                self.profile,
+                &mut self.replay.counts,
+            );
+        }
+    }
+
+    /// One file access.
+    pub fn access(&mut self, a: &Access, after: bool) {
+        let r = &mut self.replay;
+        let lazy_layer = self.sim.is_some() && self.image.layers[a.file.layer].format.is_lazy();
+        match (a.kind, self.sim.as_mut()) {
+            (AccessKind::Open, _) => {
+                let p = if lazy_layer {
+                    Param::FuseOpenS
+                } else {
+                    Param::LocalOpenS
+                };
+                r.part(after, Part::Io).add(p, 1.0);
+            }
+            (AccessKind::Read, None) => {
+                let f = &self.image.layers[a.file.layer].files[a.file.file];
+                let n = served(f.size, a.offset, a.len_opt());
+                r.counts.bytes_read += n;
+                r.part(after, Part::Io)
+                    .add(Param::LocalReadSPerByte, n as f64);
+            }
+            (AccessKind::Read, Some(sim)) => {
+                let o = sim.read(a.file, a.offset, a.len_opt());
+                r.counts.bytes_read += o.bytes_served;
+                add_fetch(r, after, Part::OnDemandFetch, &o);
+                let io = r.part(after, Part::Io);
+                io.add(
+                    Param::FuseSPerByte,
+                    (o.bytes_served - o.bytes_served_locally) as f64,
+                );
+                io.add(Param::LocalReadSPerByte, o.bytes_served_locally as f64);
+            }
+        }
+    }
+
+    /// The replay, with disk use of the lazy caches.
+    pub fn finish(mut self) -> Replay {
+        if let Some(sim) = &self.sim {
+            // Caches hold the compressed blocks and the decompressed chunks.
+            self.replay.counts.disk_bytes +=
+                self.replay.counts.network_bytes + decompressed_total(sim, self.image);
+        }
+        self.replay
+    }
+}
+
+/// Replay a workload under a strategy.
+pub fn run(
+    image: &ImageFiles,
+    counts: &ImageCounts,
+    w: &Workload,
+    strategy: Strategy,
+    fetch: &FetchConfig,
+    profile: &Profile,
+    background: bool,
+) -> Replay {
+    let mut rp = Replayer::new(
+        image,
+        counts,
+        strategy,
+        &w.startup_files,
+        fetch,
+        profile,
+        background,
+    );
+    for (i, a) in w.accesses.iter().enumerate() {
+        let after = i >= w.ready_index;
+        let mut gap = w.gap_before(i);
+        if i == w.ready_index && i > 0 {
+            // Split the gap at the ready marker: up to it counts before ready.
+            let to_ready = w.gap_to_ready().min(gap);
+            rp.replay.part(false, Part::Compute).constant_s += to_ready;
+            gap -= to_ready;
+        }
+        rp.idle(after, gap);
+        rp.access(a, after);
+    }
+    if w.ready_index == w.accesses.len() {
+        // No access after ready: compute up to ready, then to exit.
+        rp.replay.part(false, Part::Compute).constant_s += w.gap_to_ready();
+    }
+    rp.replay.part(true, Part::Compute).constant_s += w.gap_to_exit();
+    rp.finish()
+}
+
+/// Bytes a read returns.
+fn served(size: u64, offset: u64, len: Option<u64>) -> u64 {
+    if offset >= size {
+        return 0;
+    }
+    match len {
+        Some(l) => l.min(size - offset),
+        None => size - offset,
+    }
+}
+
+fn add_fetch(r: &mut Replay, after: bool, part: Part, o: &ReadOutcome) {
+    let c = r.part(after, part);
+    c.add(Param::RequestS, o.requests as f64);
+    c.add(Param::RangeSPerByte, o.network_bytes as f64);
+    c.add(Param::ChunkS, o.chunks_missed as f64);
+    c.add(Param::InflateSPerByte, o.decompressed_bytes as f64);
+    r.counts.network_bytes += o.network_bytes;
+    r.counts.requests += o.requests;
+    r.counts.chunks += o.chunks_missed;
+}
+
+/// Let background fetch work for `window` seconds (point estimates, two
+/// blob reads in flight). Returns true when nothing is left to fetch.
+fn run_background(
+    sim: &mut Simulator,
+    cursor: &mut BackgroundCursor,
+    window: f64,
+    p: &Profile,
+    counts: &mut ReplayCounts,
+) -> bool {
+    let mut left = window;
+    loop {
+        let mut probe = *cursor;
+        let Some(job) = sim.next_background_job(&mut probe) else {
+            return true;
+        };
+        let o = sim.background_job_cost(job);
+        let t = (o.requests as f64 * p.value(Param::RequestS)
+            + o.chunks_missed as f64 * p.value(Param::ChunkS)
+            + o.decompressed_bytes as f64 * p.value(Param::InflateSPerByte))
+            / BACKGROUND_CONCURRENCY
+            // Bytes share the link: concurrency does not multiply bandwidth.
+            + o.network_bytes as f64 * p.value(Param::RangeSPerByte);
+        if t > left {
+            return false;
+        }
+        left -= t;
+        *cursor = probe;
+        let o = sim.run_background_job(job);
+        counts.network_bytes += o.network_bytes;
+        counts.background_bytes += o.network_bytes;
+        counts.requests += o.requests;
+    }
+}
+
+/// Uncompressed bytes of every chunk the simulator holds in its fs cache.
+fn decompressed_total(sim: &Simulator, image: &ImageFiles) -> u64 {
+    let mut total = 0;
+    for (li, l) in image.layers.iter().enumerate() {
+        if !l.format.is_lazy() {
+            continue;
+        }
+        for (fi, f) in l.files.iter().enumerate() {
+            if f.kind != FileKind::Reg {
+                continue;
+            }
+            let fr = FileRef {
+                layer: li,
+                file: fi,
+            };
+            for (ci, c) in f.chunks.iter().enumerate() {
+                if sim.chunk_cached(fr, ci) {
+                    total += c.size;
+                }
+            }
+        }
+    }
+    total
+}

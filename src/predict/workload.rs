@@ -1,0 +1,216 @@
+//! A trace reduced to what the model needs, resolved against one image once.
+//!
+//! Each file access keeps its time, its duration as recorded, the file it hit
+//! in the image's merged view, and the byte range; markers give the `ready`
+//! and `exit` times. Compute gaps are derived here (docs/model.md): the time
+//! between the end of one access and the start of the next, never negative.
+//! The gap before the first access is the runtime starting the process on
+//! the recording node; the model prices that as `process_start_s` instead.
+use crate::estargz::table::{FileRef, ImageFiles};
+use crate::trace::format::{Op, TraceReader};
+use crate::trace::resolve::{Resolution, Resolver};
+use std::io::BufRead;
+
+/// Length meaning "to the end of the file".
+const TO_EOF: u64 = u64::MAX;
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum AccessKind {
+    Open,
+    Read,
+}
+
+/// One file access of the workload.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Access {
+    /// Start, ns since the workload started.
+    pub t_ns: u64,
+    /// Duration as recorded (0 if unknown).
+    pub dur_ns: u64,
+    pub file: FileRef,
+    pub kind: AccessKind,
+    pub offset: u64,
+    /// Bytes; [`u64::MAX`] = to the end of the file.
+    pub len: u64,
+}
+
+impl Access {
+    pub fn len_opt(&self) -> Option<u64> {
+        (self.len != TO_EOF).then_some(self.len)
+    }
+}
+
+/// A workload ready to replay.
+#[derive(Debug, Clone, Default)]
+pub struct Workload {
+    /// Accesses in trace order.
+    pub accesses: Vec<Access>,
+    /// Index of the first access after `ready` (= accesses.len() without ready).
+    pub ready_index: usize,
+    pub ready_ns: Option<u64>,
+    pub exit_ns: Option<u64>,
+    /// Paths the workload used that the image does not have (distinct).
+    pub missing_paths: Vec<String>,
+    pub missing_count: u64,
+    /// Events skipped: failed operations, virtual paths, directories.
+    pub skipped: u64,
+    pub events: u64,
+    /// Files first touched before `ready`, in first-touch order (the
+    /// prioritized set of lazy+prefetch).
+    pub startup_files: Vec<FileRef>,
+    /// Every file touched, in first-touch order.
+    pub touched_files: Vec<FileRef>,
+}
+
+/// How many missing paths to keep by name.
+pub const MISSING_SHOWN: usize = 20;
+
+impl Workload {
+    /// Read a trace and resolve it against the image.
+    pub fn from_trace<R: BufRead>(
+        image: &ImageFiles,
+        trace: &mut TraceReader<R>,
+    ) -> Result<Workload, crate::trace::Error> {
+        let mut resolver = Resolver::new(image);
+        let mut w = Workload::default();
+        let mut seen = rustc_hash::FxHashSet::<FileRef>::default();
+        let mut seen_missing = rustc_hash::FxHashSet::<Box<str>>::default();
+        let mut ready_seen = false;
+        while let Some(ev) = trace.next_event()? {
+            w.events += 1;
+            match ev.op {
+                Op::Ready => {
+                    if !ready_seen {
+                        ready_seen = true;
+                        w.ready_ns = Some(ev.t);
+                        w.ready_index = w.accesses.len();
+                    }
+                    continue;
+                }
+                Op::Exit => {
+                    w.exit_ns.get_or_insert(ev.t);
+                    continue;
+                }
+                Op::Open | Op::Read | Op::MmapRead => {}
+                // Lookups and listings are answered from memory by both
+                // overlayfs and stargz's in-memory TOC: no model cost.
+                Op::Stat | Op::Readdir => {
+                    w.skipped += 1;
+                    continue;
+                }
+            }
+            if ev.failed() {
+                w.skipped += 1;
+                continue;
+            }
+            let Some(path) = ev.path.as_deref() else {
+                w.skipped += 1;
+                continue;
+            };
+            match resolver.resolve(path) {
+                Resolution::File(f) => {
+                    let kind = if ev.op == Op::Open {
+                        AccessKind::Open
+                    } else {
+                        AccessKind::Read
+                    };
+                    if seen.insert(f) {
+                        w.touched_files.push(f);
+                        if !ready_seen {
+                            w.startup_files.push(f);
+                        }
+                    }
+                    w.accesses.push(Access {
+                        t_ns: ev.t,
+                        dur_ns: ev.dur.unwrap_or(0),
+                        file: f,
+                        kind,
+                        offset: ev.offset.unwrap_or(0),
+                        len: if kind == AccessKind::Open {
+                            0
+                        } else {
+                            ev.len.unwrap_or(TO_EOF)
+                        },
+                    });
+                }
+                Resolution::Missing => {
+                    w.missing_count += 1;
+                    if w.missing_paths.len() < MISSING_SHOWN && seen_missing.insert(path.into()) {
+                        w.missing_paths.push(path.to_string());
+                    }
+                }
+                _ => w.skipped += 1,
+            }
+        }
+        if !ready_seen {
+            w.ready_index = w.accesses.len();
+        }
+        Ok(w)
+    }
+
+    /// A synthetic workload: open and read whole each file, no compute, ready
+    /// after the first `ready_after` files.
+    pub fn whole_files(files: &[FileRef], ready_after: usize) -> Workload {
+        let mut w = Workload::default();
+        for (i, &f) in files.iter().enumerate() {
+            if i == ready_after {
+                w.ready_index = w.accesses.len();
+            }
+            for kind in [AccessKind::Open, AccessKind::Read] {
+                w.accesses.push(Access {
+                    t_ns: 0,
+                    dur_ns: 0,
+                    file: f,
+                    kind,
+                    offset: 0,
+                    len: if kind == AccessKind::Open { 0 } else { TO_EOF },
+                });
+            }
+        }
+        if ready_after >= files.len() {
+            w.ready_index = w.accesses.len();
+        }
+        w.startup_files = files[..ready_after.min(files.len())].to_vec();
+        w.touched_files = files.to_vec();
+        w.events = w.accesses.len() as u64;
+        w
+    }
+
+    /// Compute gap (s) before access `i`: from the end of the previous access
+    /// to its start. 0 for the first access (see the module doc).
+    pub fn gap_before(&self, i: usize) -> f64 {
+        if i == 0 {
+            return 0.0;
+        }
+        let p = &self.accesses[i - 1];
+        let end = p.t_ns.saturating_add(p.dur_ns);
+        self.accesses[i].t_ns.saturating_sub(end) as f64 * 1e-9
+    }
+
+    /// Compute after the last access before `ready` up to the marker (s).
+    pub fn gap_to_ready(&self) -> f64 {
+        match (
+            self.ready_ns,
+            self.ready_index.checked_sub(1).map(|i| self.accesses[i]),
+        ) {
+            (Some(r), Some(p)) => r.saturating_sub(p.t_ns.saturating_add(p.dur_ns)) as f64 * 1e-9,
+            _ => 0.0,
+        }
+    }
+
+    /// Compute from the last access (or `ready`) to `exit` (s).
+    pub fn gap_to_exit(&self) -> f64 {
+        let Some(x) = self.exit_ns else { return 0.0 };
+        let last_end = self
+            .accesses
+            .last()
+            .map(|p| p.t_ns.saturating_add(p.dur_ns))
+            .unwrap_or(0);
+        let from = if self.ready_index == self.accesses.len() {
+            last_end.max(self.ready_ns.unwrap_or(0))
+        } else {
+            last_end
+        };
+        x.saturating_sub(from) as f64 * 1e-9
+    }
+}
