@@ -80,6 +80,7 @@ fn init_logging(quiet: bool, verbose: u8) {
 pub async fn run(cli: Cli) -> anyhow::Result<()> {
     let printer = Printer::new(cli.global.format, cli.global.quiet, cli.global.verbose);
     match &cli.command {
+        Command::Advise(args) => commands::advise::run(&cli.global, args, &printer).await,
         Command::Doctor(args) => commands::doctor::run(&cli.global, args, &printer).await,
         Command::Trace(args) => commands::trace::run(&cli.global, args, &printer).await,
     }

@@ -6,6 +6,7 @@
 use clap::{Args, Parser, Subcommand, ValueEnum};
 use std::path::PathBuf;
 
+pub mod advise;
 pub mod trace;
 
 /// Default containerd socket, as ctr's.
@@ -71,6 +72,9 @@ pub enum OutputFormat {
 pub enum Command {
     /// Check the environment: containerd, its snapshotters, the registry, the stargz metrics.
     Doctor(DoctorArgs),
+    /// Predict cold start and completion of eager, lazy and lazy+prefetch pulls for an image
+    /// and a workload trace, and recommend one. With no arguments: the bundled example.
+    Advise(advise::AdviseArgs),
     /// Workload file-access traces: import, synthesize, analyze against an image.
     Trace(trace::TraceArgs),
 }

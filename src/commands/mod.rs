@@ -1,4 +1,5 @@
 //! One module per subcommand. Each takes its resolved settings and the
 //! [`Printer`](crate::printer::Printer), computes first, renders after.
+pub mod advise;
 pub mod doctor;
 pub mod trace;

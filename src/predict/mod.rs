@@ -131,7 +131,45 @@ pub struct Prediction {
     pub sweep: Vec<SweepPoint>,
     /// The files to prioritize for lazy+prefetch, in first-touch order.
     pub prioritized_files: Vec<String>,
+    /// What the usual rule of thumb would say, for comparison.
+    pub rule_of_thumb: RuleOfThumb,
     pub notes: Vec<String>,
+}
+
+/// "Under 10 % of the image read: lazy; over 30 %: eager; in between: it depends."
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct RuleOfThumb {
+    pub working_set_fraction: f64,
+    /// None: the 10–30 % band where the rule does not decide.
+    pub says: Option<Strategy>,
+    /// The rule's pick is also advisor's fastest-completion pick (a lazy pick
+    /// agrees with either lazy strategy).
+    pub agrees: bool,
+}
+
+impl RuleOfThumb {
+    pub const LAZY_BELOW: f64 = 0.10;
+    pub const EAGER_ABOVE: f64 = 0.30;
+
+    pub fn judge(fraction: f64, best_completion: Strategy) -> Self {
+        let says = if fraction < Self::LAZY_BELOW {
+            Some(Strategy::Lazy)
+        } else if fraction > Self::EAGER_ABOVE {
+            Some(Strategy::Eager)
+        } else {
+            None
+        };
+        let agrees = match says {
+            Some(Strategy::Eager) => best_completion == Strategy::Eager,
+            Some(_) => best_completion != Strategy::Eager,
+            None => true,
+        };
+        RuleOfThumb {
+            working_set_fraction: fraction,
+            says,
+            agrees,
+        }
+    }
 }
 
 /// Predict every strategy for a workload on an image with a profile.
@@ -195,8 +233,15 @@ pub fn predict(
         .iter()
         .map(|f| format!("/{}", image.file(*f).path))
         .collect();
+    let best_completion = recommendations
+        .iter()
+        .find(|r| r.objective == Objective::FastestCompletion)
+        .map(|r| r.best)
+        .unwrap_or(Strategy::Eager);
+    let rule_of_thumb = RuleOfThumb::judge(workload.working_set_fraction, best_completion);
     Prediction {
         image: counts,
+        rule_of_thumb,
         workload,
         strategies,
         recommendations,

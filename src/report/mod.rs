@@ -19,3 +19,20 @@ where
         );
     t
 }
+
+pub mod advise;
+pub mod plot;
+
+/// `value [low, high]` with a unit-aware time format.
+pub fn interval_s(e: &crate::units::Estimate) -> String {
+    use crate::units::Seconds;
+    if e.high - e.low <= 1e-12 {
+        return Seconds(e.value).to_string();
+    }
+    format!(
+        "{} [{} – {}]",
+        Seconds(e.value),
+        Seconds(e.low),
+        Seconds(e.high)
+    )
+}

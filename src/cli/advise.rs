@@ -1,0 +1,46 @@
+//! Arguments of `advisor advise`.
+use clap::Args;
+use std::path::PathBuf;
+
+/// Predict lazy vs eager for an image and a workload, and recommend one.
+#[derive(Debug, Clone, Args)]
+pub struct AdviseArgs {
+    /// Image reference (its eStargz form): TOCs are read from the registry with ranged GETs.
+    #[arg(long, value_name = "REF", conflicts_with = "files")]
+    pub image: Option<String>,
+
+    /// A file table saved by `advisor image inspect REF --toc-out FILE`, instead of --image.
+    #[arg(long, value_name = "FILE")]
+    pub files: Option<PathBuf>,
+
+    /// The workload's trace (advisor trace format; `advisor trace record|import|synth` make one).
+    #[arg(long, value_name = "FILE")]
+    pub trace: Option<PathBuf>,
+
+    /// Calibrated node profile (`advisor calibrate`); default: the bundled lab profile.
+    #[arg(long, env = "ADVISOR_PROFILE", value_name = "FILE")]
+    pub profile: Option<PathBuf>,
+
+    /// Compressed size of the image's gzip (eager) form in bytes, when it differs from the
+    /// eStargz form's; default: estimated from the eStargz blobs.
+    #[arg(long, value_name = "BYTES")]
+    pub gzip_bytes: Option<u64>,
+
+    /// Prefetch size the node's lazy pulls use when a layer has no landmark
+    /// (`stargz.prefetch` label or `prefetch_size`); default: the profile's.
+    #[arg(long, value_name = "BYTES")]
+    pub prefetch_size: Option<u64>,
+
+    /// Do not simulate the snapshotter's background fetch in idle gaps.
+    #[arg(long)]
+    pub no_background_fetch: bool,
+
+    /// Draw predicted completion vs working-set fraction (SVG).
+    #[arg(long, value_name = "FILE.svg")]
+    pub plot: Option<PathBuf>,
+
+    /// Write the files to prioritize for lazy+prefetch, one per line in first-touch order
+    /// (for `ctr-remote image optimize` and `advisor image build --prioritize`).
+    #[arg(long, value_name = "FILE")]
+    pub prefetch_list: Option<PathBuf>,
+}

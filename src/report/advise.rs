@@ -1,0 +1,168 @@
+//! Rendering a prediction: the summary, the strategies table, the breakdown
+//! and the recommendation. Values arrive computed.
+use super::{interval_s, table};
+use crate::predict::replay::{Part, Strategy};
+use crate::predict::{Objective, Prediction};
+use crate::units::{Bytes, Seconds};
+use std::fmt::Write;
+
+pub fn render(p: &Prediction, image_name: &str, trace_name: &str) -> String {
+    let mut out = String::new();
+    let i = &p.image;
+    let w = &p.workload;
+    let _ = writeln!(
+        out,
+        "image {image_name}: {} layer(s), {} files, {} uncompressed, {} eStargz / {} gzip",
+        i.layers,
+        i.entries,
+        Bytes(i.uncompressed_bytes),
+        Bytes(i.estargz_bytes),
+        Bytes(i.gzip_bytes)
+    );
+    let _ = writeln!(
+        out,
+        "workload {trace_name}: {} files touched ({} before ready), {} read = {:.1} % of the image, compute {} before ready + {} after",
+        w.files_touched,
+        w.files_before_ready,
+        w.bytes_read,
+        w.working_set_fraction * 100.0,
+        Seconds(w.compute_before_ready_s),
+        Seconds(w.compute_after_ready_s)
+    );
+    out.push('\n');
+
+    let mut t = table([
+        "strategy",
+        "cold start (to ready)",
+        "total completion",
+        "network",
+        "disk",
+        "requests",
+    ]);
+    for s in &p.strategies {
+        t.add_row([
+            s.strategy.name().to_string(),
+            interval_s(&s.cold_start),
+            interval_s(&s.completion),
+            Bytes(s.counts.network_bytes).to_string(),
+            Bytes(s.counts.disk_bytes).to_string(),
+            s.counts.requests.to_string(),
+        ]);
+    }
+    let _ = writeln!(out, "{t}");
+    out.push('\n');
+
+    let mut header = vec!["time to completion".to_string()];
+    header.extend(p.strategies.iter().map(|s| s.strategy.name().to_string()));
+    let mut b = table(header);
+    for part in Part::ALL {
+        let cells: Vec<Option<(f64, f64)>> = p
+            .strategies
+            .iter()
+            .map(|s| {
+                s.breakdown
+                    .iter()
+                    .find(|x| x.part == part)
+                    .map(|x| (x.before_ready_s, x.after_ready_s))
+            })
+            .collect();
+        if cells.iter().all(Option::is_none) {
+            continue;
+        }
+        let mut row = vec![part.name().to_string()];
+        row.extend(cells.into_iter().map(|c| match c {
+            Some((before, after)) if after > 0.0 => {
+                format!("{} + {}", Seconds(before), Seconds(after))
+            }
+            Some((before, _)) => Seconds(before).to_string(),
+            None => "–".into(),
+        }));
+        b.add_row(row);
+    }
+    let _ = writeln!(out, "{b}");
+    let _ = writeln!(out, "(parts: before ready + after ready)\n");
+
+    for r in &p.recommendations {
+        let margin = match r.objective {
+            Objective::FewestBytes => format!(
+                "{} fewer than {}",
+                Bytes(r.margin.max(0.0) as u64),
+                r.runner_up.name()
+            ),
+            _ => format!(
+                "{} ({:.0} %) faster than {}",
+                Seconds(r.margin),
+                r.margin_fraction * 100.0,
+                r.runner_up.name()
+            ),
+        };
+        let conf = if r.confident || r.objective == Objective::FewestBytes {
+            ""
+        } else {
+            " — intervals overlap: a close call"
+        };
+        let _ = writeln!(
+            out,
+            "{:<19} {}: {margin}{conf}",
+            format!("{}:", r.objective.name()),
+            r.best.name()
+        );
+    }
+    out.push('\n');
+    match p.crossover_fraction {
+        Some(x) => {
+            let (below, above) = if p.lazy_wins_below {
+                ("lazy", "eager")
+            } else {
+                ("eager", "lazy")
+            };
+            let _ = writeln!(
+                out,
+                "crossover: lazy and eager finish together at {:.1} % of this image read on this node; {below} wins below, {above} above (this workload: {:.1} %)",
+                x * 100.0,
+                w.working_set_fraction * 100.0
+            );
+        }
+        None => {
+            let who = if p.lazy_wins_below { "lazy" } else { "eager" };
+            let _ = writeln!(
+                out,
+                "crossover: none — {who} finishes first at every working-set fraction for this image on this node"
+            );
+        }
+    }
+    let rot = &p.rule_of_thumb;
+    let verdict = match rot.says {
+        Some(s) => s.name(),
+        None => "either (10–30 %: depends)",
+    };
+    let agrees = match (rot.says, rot.agrees) {
+        (None, _) => String::new(),
+        (Some(_), true) => " — advisor agrees".into(),
+        (Some(_), false) => {
+            let best = p
+                .recommendations
+                .iter()
+                .find(|r| r.objective == Objective::FastestCompletion)
+                .map(|r| r.best)
+                .unwrap_or(Strategy::Eager);
+            format!(" — advisor disagrees: {} finishes first", best.name())
+        }
+    };
+    let _ = writeln!(
+        out,
+        "rule of thumb ({:.1} % read): {verdict} for completion{agrees}",
+        w.working_set_fraction * 100.0
+    );
+    for n in &p.notes {
+        let _ = writeln!(out, "note: {n}");
+    }
+    if !w.missing_paths.is_empty() {
+        let _ = writeln!(
+            out,
+            "missing from the image: {}",
+            w.missing_paths.join(", ")
+        );
+    }
+    out
+}
