@@ -167,6 +167,14 @@ fn go_library_accepts_and_reads_advisors_layers() {
     }
 }
 
+/// Equal TOC shapes; on a difference, report the first differing entry only.
+fn assert_same_shape(ours: &[String], go: &[String]) {
+    if let Some((i, (a, b))) = ours.iter().zip(go).enumerate().find(|(_, (a, b))| a != b) {
+        panic!("TOC entry {i} differs:\n advisor: {a}\n      Go: {b}");
+    }
+    assert_eq!(ours.len(), go.len(), "TOC entry counts");
+}
+
 /// Everything of a TOC but compressed offsets (compression bytes differ).
 fn toc_shape(t: &Toc) -> Vec<String> {
     t.entries
@@ -246,9 +254,9 @@ fn advisors_reader_reads_go_built_layers() {
             label: "x".into(),
         };
         let (ours, our_blob) = convert_tar(&tar_bytes[..], Vec::new(), opts, &prio_list).unwrap();
-        assert_eq!(
-            toc_shape(&ours.toc.as_ref().unwrap().toc),
-            toc_shape(&idx.toc)
+        assert_same_shape(
+            &toc_shape(&ours.toc.as_ref().unwrap().toc),
+            &toc_shape(&idx.toc),
         );
         // ... and the same gzip members: one per payload chunk, plus the
         // leading header member, the TOC member and the footer.
