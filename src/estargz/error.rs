@@ -136,8 +136,10 @@ pub enum EntryProblem {
     OffsetBeyondToc { offset: u64, toc_offset: u64 },
     #[error("has a payload ({size} bytes) but no offset")]
     MissingOffset { size: u64 },
-    #[error("is an empty file with offset {0}; only payloads have offsets")]
-    EmptyWithOffset(u64),
+    #[error(
+        "has offset {0} but no payload; only payloads (non-empty `reg` and `chunk` entries) have offsets"
+    )]
+    UnexpectedOffset(u64),
     #[error(
         "has offset {offset}, not after the previous payload's offset {previous}: payload offsets must increase"
     )]

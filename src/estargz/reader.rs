@@ -318,7 +318,7 @@ pub fn validate_toc(layer: &str, toc: &Toc, toc_offset: u64) -> Result<(), Error
                 }
                 if e.size == 0 {
                     if e.offset != 0 {
-                        return bad(i, e, EntryProblem::EmptyWithOffset(e.offset));
+                        return bad(i, e, EntryProblem::UnexpectedOffset(e.offset));
                     }
                     continue;
                 }
@@ -406,6 +406,11 @@ pub fn validate_toc(layer: &str, toc: &Toc, toc_offset: u64) -> Result<(), Error
                 }
             }
             _ => {}
+        }
+        // The stargz library ends a payload's extent at the next non-zero
+        // offset of any entry, so a stray one would cut an extent short.
+        if !matches!(e.kind, EntryType::Reg | EntryType::Chunk) && e.offset != 0 {
+            return bad(i, e, EntryProblem::UnexpectedOffset(e.offset));
         }
     }
     if let Some(f) = open
@@ -809,7 +814,11 @@ mod tests {
         let e = validate_toc("l", &toc_with(vec![reg("a", 5, 0)]), 100).unwrap_err();
         assert!(e.to_string().contains("no offset"), "{e}");
         let e = validate_toc("l", &toc_with(vec![reg("a", 0, 7)]), 100).unwrap_err();
-        assert!(e.to_string().contains("empty file with offset 7"), "{e}");
+        assert!(e.to_string().contains("has offset 7 but no payload"), "{e}");
+        let mut d = TocEntry::new("d", EntryType::Dir);
+        d.offset = 9;
+        let e = validate_toc("l", &toc_with(vec![d]), 100).unwrap_err();
+        assert!(e.to_string().contains("has offset 9 but no payload"), "{e}");
     }
 
     #[test]
