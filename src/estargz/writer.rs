@@ -32,7 +32,7 @@ use super::toc::{
 };
 use base64::Engine as _;
 use sha2::{Digest, Sha256};
-use std::collections::{BTreeMap, HashMap};
+use std::collections::{BTreeMap, HashMap, HashSet};
 use std::io::{self, BufRead, BufReader, Read, Seek, SeekFrom, Write};
 use std::time::{Duration, UNIX_EPOCH};
 
@@ -393,6 +393,34 @@ fn clean_input_path(path: &str) -> Result<String, String> {
     }
 }
 
+/// Paths written so far, so a hardlink can be checked to point at an earlier
+/// entry (tar extraction needs it; stargz's reader fails on a missing one).
+#[derive(Debug, Default)]
+struct Names(HashSet<String>);
+
+impl Names {
+    fn add(&mut self, path: &str) {
+        if let Some(n) = normalize_path(path) {
+            self.0.insert(n);
+        }
+    }
+
+    fn check_link(&self, e: &EntryHeader) -> Result<(), String> {
+        if e.kind != EntryKind::Hardlink {
+            return Ok(());
+        }
+        let target = clean_input_path(&e.link_name)
+            .map_err(|p| format!("hardlink target `{}` {p}", e.link_name))?;
+        match normalize_path(&target) {
+            Some(t) if self.0.contains(&t) => Ok(()),
+            _ => Err(format!(
+                "is a hardlink to `{}`, which is not an earlier entry of the layer",
+                e.link_name
+            )),
+        }
+    }
+}
+
 fn is_reserved(path: &str) -> bool {
     matches!(
         normalize_path(path).as_deref(),
@@ -629,6 +657,7 @@ pub struct EstargzWriter<W: Write> {
     phase: Phase,
     unames: HashMap<u64, String>,
     gnames: HashMap<u64, String>,
+    names: Names,
 }
 
 impl<W: Write> EstargzWriter<W> {
@@ -642,6 +671,7 @@ impl<W: Write> EstargzWriter<W> {
             phase: Phase::Start { prioritized: false },
             unames: HashMap::new(),
             gnames: HashMap::new(),
+            names: Names::default(),
         })
     }
 
@@ -780,13 +810,8 @@ impl<W: Write> EstargzWriter<W> {
             Ok(p) => p,
             Err(problem) => return self.input_err(&e.path, problem),
         };
-        if e.kind == EntryKind::Hardlink
-            && let Err(problem) = clean_input_path(&e.link_name)
-        {
-            return self.input_err(
-                &e.path,
-                format!("hardlink target `{}` {problem}", e.link_name),
-            );
+        if let Err(problem) = self.names.check_link(e) {
+            return self.input_err(&e.path, problem);
         }
         let header = match encode_header(e, &path) {
             Ok(h) => h,
@@ -796,6 +821,7 @@ impl<W: Write> EstargzWriter<W> {
             self.pipe.cut(None)?;
         }
         self.pipe.write(&header);
+        self.names.add(&path);
 
         let mut ent = TocEntry::new(path.clone(), e.kind.toc_type());
         ent.mode = i64::from(e.mode);
@@ -909,6 +935,7 @@ fn toc_json(toc: &Toc) -> Result<Vec<u8>, String> {
 pub struct GzipWriter<W: Write> {
     pipe: Pipeline<W>,
     opts: WriterOptions,
+    names: Names,
 }
 
 impl<W: Write> GzipWriter<W> {
@@ -918,6 +945,7 @@ impl<W: Write> GzipWriter<W> {
         Ok(GzipWriter {
             pipe: Pipeline::new(out, opts.level, target, &opts.label),
             opts,
+            names: Names::default(),
         })
     }
 
@@ -961,15 +989,13 @@ impl<W: Write> GzipWriter<W> {
             )
         };
         let path = clean_input_path(&e.path).map_err(input)?;
-        if e.kind == EntryKind::Hardlink {
-            clean_input_path(&e.link_name)
-                .map_err(|p| input(format!("hardlink target `{}` {p}", e.link_name)))?;
-        }
+        self.names.check_link(e).map_err(input)?;
         let header = encode_header(e, &path).map_err(input)?;
         if self.pipe.member_len() >= GZIP_MEMBER_SIZE {
             self.pipe.cut(None)?;
         }
         self.pipe.write(&header);
+        self.names.add(&path);
         if e.kind != EntryKind::Reg {
             return Ok(());
         }
@@ -1381,6 +1407,10 @@ mod tests {
             .append(&EntryHeader::hardlink("l", "a/../../x"), io::empty())
             .unwrap_err();
         assert!(e.to_string().contains("hardlink target"), "{e}");
+        let e = w
+            .append(&EntryHeader::hardlink("l", "not/yet"), io::empty())
+            .unwrap_err();
+        assert!(e.to_string().contains("not an earlier entry"), "{e}");
         // A leading slash is stripped, as containerd applies such entries.
         w.append(&EntryHeader::file("/abs", 0), io::empty())
             .unwrap();
