@@ -1,6 +1,6 @@
 //! Disruptive lab tests: they stop and restart parts of the lab, so they are
 //! `#[ignore]`d in the parallel run and run serially by `lab/test` afterwards
-//! (`cargo test --test lab_lifecycle -- --ignored --test-threads=1`).
+//! (`cargo test -- --ignored --test-threads=1`).
 //! Each test leaves the lab up again.
 mod common;
 
