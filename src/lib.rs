@@ -3,6 +3,7 @@
 //!
 //! Data flows one way: image → TOC → trace join → model → report. Each stage
 //! is one module; `commands` wires them to the CLI.
+pub mod bench;
 pub mod cli;
 pub mod commands;
 pub mod containerd;
@@ -75,6 +76,7 @@ pub async fn run(cli: Cli) -> anyhow::Result<()> {
     let printer = Printer::new(cli.global.format, cli.global.quiet, cli.global.verbose);
     match &cli.command {
         Command::Doctor(args) => commands::doctor::run(&cli.global, args, &printer).await,
+        Command::Bench(args) => commands::bench::run(&cli.global, args, &printer).await,
     }
 }
 

@@ -3,6 +3,8 @@
 //! Owns argument parsing only; every command resolves its arguments into a
 //! settings struct before work starts. Subcommand arguments live in submodules
 //! of this module, one per command.
+pub mod bench;
+
 use clap::{Args, Parser, Subcommand, ValueEnum};
 use std::path::PathBuf;
 
@@ -69,6 +71,8 @@ pub enum OutputFormat {
 pub enum Command {
     /// Check the environment: containerd, its snapshotters, the registry, the stargz metrics.
     Doctor(DoctorArgs),
+    /// Time eager (overlayfs) or lazy (stargz) cold/warm starts through containerd.
+    Bench(bench::BenchArgs),
 }
 
 #[derive(Debug, Clone, Args)]

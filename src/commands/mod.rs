@@ -1,3 +1,4 @@
 //! One module per subcommand. Each takes its resolved settings and the
 //! [`Printer`](crate::printer::Printer), computes first, renders after.
+pub mod bench;
 pub mod doctor;
