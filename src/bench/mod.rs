@@ -536,7 +536,7 @@ async fn run_once<E: Engine, O: Observer>(
         run_container(engine, settings, rec, observer, t0).await?;
     }
     let after = engine.sample().await;
-    rec.network = network_delta(&before, &after, &facts.layers);
+    rec.network = network_delta(&before, &after, &facts.layers, settings.method);
     if pulls {
         check_pull(settings, rec, facts);
     }
@@ -611,14 +611,20 @@ async fn run_container<E: Engine, O: Observer>(
     removed
 }
 
-fn network_delta(before: &CounterSample, after: &CounterSample, layers: &[String]) -> Network {
+fn network_delta(
+    before: &CounterSample,
+    after: &CounterSample,
+    layers: &[String],
+    method: Method,
+) -> Network {
     let registry = match (before.registry_bytes, after.registry_bytes) {
         (Some(a), Some(b)) => Some(Bytes(b.saturating_sub(a))),
         _ => None,
     };
-    let lazy = match (&before.stargz, &after.stargz) {
-        (Some(a), Some(b)) => Some(StargzScrape::delta(a, b).lazy_counters(layers)),
-        (None, Some(b)) => Some(b.lazy_counters(layers)),
+    // The snapshotter's counters only mean something for lazy pulls.
+    let lazy = match (method, &before.stargz, &after.stargz) {
+        (Method::Lazy, Some(a), Some(b)) => Some(StargzScrape::delta(a, b).lazy_counters(layers)),
+        (Method::Lazy, None, Some(b)) => Some(b.lazy_counters(layers)),
         _ => None,
     };
     let procfs = match (before.net_rx, after.net_rx) {

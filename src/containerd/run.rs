@@ -181,10 +181,28 @@ pub struct Container {
 }
 
 impl Container {
-    /// Prepare the container's snapshot on the image's top layer and create the record.
+    /// Prepare the container's snapshot on the image's top layer and create the
+    /// record, under a lease (as Go's `NewContainer`): until the container
+    /// record references the new snapshot, a GC pass would collect it.
     pub async fn create(conn: &Connection, spec: &ContainerSpec) -> Result<Container> {
+        let lease = conn
+            .create_lease("container", std::time::Duration::from_secs(3600))
+            .await?;
+        let leased = conn.with_lease(&lease);
+        let r = Self::create_leased(conn, &leased, spec).await;
+        let deleted = conn.delete_lease(&lease, false).await;
+        let c = r?;
+        deleted?;
+        Ok(c)
+    }
+
+    async fn create_leased(
+        conn: &Connection,
+        leased: &Connection,
+        spec: &ContainerSpec,
+    ) -> Result<Container> {
         let key = format!("advisor-{}", spec.id);
-        match conn
+        match leased
             .prepare_snapshot(
                 &spec.snapshotter,
                 &key,
@@ -218,7 +236,7 @@ impl Container {
         };
         conn.tracker().add(tracked.clone());
         let r = ContainersClient::new(conn.channel())
-            .create(conn.request(CreateContainerRequest {
+            .create(leased.request(CreateContainerRequest {
                 container: Some(PbContainer {
                     id: spec.id.clone(),
                     labels: spec.labels.clone().into_iter().collect(),
