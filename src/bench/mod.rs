@@ -24,6 +24,7 @@
 //! exited non-zero. Every run is kept in the report.
 pub mod metrics;
 pub mod real;
+pub mod source;
 pub mod stats;
 pub mod tmp_registry;
 

@@ -40,7 +40,7 @@ pub struct RealSettings {
 pub struct RealEngine {
     conn: Connection,
     s: RealSettings,
-    registry: super::tmp_registry::TmpRegistry,
+    registry: super::source::RegistrySource,
     image: Option<Arc<ImageToPull>>,
     /// Chain IDs and digests of the image, kept for clean-up after the pull.
     state: Option<ImageState>,
@@ -54,7 +54,7 @@ pub struct RealEngine {
 
 impl RealEngine {
     pub fn new(conn: Connection, s: RealSettings) -> anyhow::Result<Self> {
-        let registry = super::tmp_registry::TmpRegistry::new(&s.image, s.plain_http)?;
+        let registry = super::source::RegistrySource::new(&s.image, s.plain_http)?;
         Ok(RealEngine {
             conn,
             s,

@@ -498,7 +498,13 @@ impl Task {
     pub fn output_tail(&self) -> Vec<String> {
         self.tail
             .iter()
-            .map(|l| format!("{:?}: {}", l.stream, l.text).to_lowercase())
+            .map(|l| {
+                let s = match l.stream {
+                    Stream::Stdout => "stdout",
+                    Stream::Stderr => "stderr",
+                };
+                format!("{s}: {}", l.text)
+            })
             .collect()
     }
 
@@ -697,6 +703,14 @@ pub async fn delete_task(conn: &Connection, container: &str, exited: bool) -> Re
             Err(s) => return Err(conn.rpc_error(format!("Tasks.Kill {container}"), s)),
         }
     }
+    if !exited {
+        // Delete refuses a running process: wait for the kill to land (Go: Kill, then <-statusC).
+        let wait = tasks.wait(conn.request(WaitRequest {
+            container_id: container.to_string(),
+            exec_id: String::new(),
+        }));
+        let _ = tokio::time::timeout(KILL_GRACE, wait).await;
+    }
     let deadline = Instant::now() + KILL_GRACE;
     loop {
         match tasks
@@ -713,8 +727,12 @@ pub async fn delete_task(conn: &Connection, container: &str, exited: bool) -> Re
                 conn.tracker().remove(&tracked);
                 return Ok(None);
             }
-            // Still running: the kill has not landed yet.
-            Err(s) if s.code() == tonic::Code::FailedPrecondition && Instant::now() < deadline => {
+            // Still running (containerd 1.6 says so with code Unknown): the kill has not landed yet.
+            Err(s)
+                if (s.code() == tonic::Code::FailedPrecondition
+                    || s.message().contains("running"))
+                    && Instant::now() < deadline =>
+            {
                 tokio::time::sleep(Duration::from_millis(20)).await;
             }
             Err(s) => return Err(conn.rpc_error(format!("Tasks.Delete {container}"), s)),
