@@ -349,6 +349,7 @@ fn container_runs_with_ready_line_exit_code_and_full_cleanup() {
         let conn = Connection::connect(&lab.containerd, "advisor-e2e-run")
             .await
             .unwrap();
+        let re = regex::Regex::new("^READY").unwrap();
         for (tag, method) in [("gzip", Method::Eager), ("esgz", Method::Lazy)] {
             let (src, img) = resolve(&lab, &format!("e2e-run:{tag}")).await;
             let r = pull(&conn, &src, &img, method).await.unwrap();
@@ -370,8 +371,11 @@ fn container_runs_with_ready_line_exit_code_and_full_cleanup() {
             t.start().await.unwrap();
             let started = Instant::now();
             let deadline = started + Duration::from_secs(30);
-            let re = regex::Regex::new("^READY").unwrap();
-            match t.wait_ready(&Readiness::Line(re), deadline).await.unwrap() {
+            match t
+                .wait_ready(&Readiness::Line(re.clone()), deadline)
+                .await
+                .unwrap()
+            {
                 ReadyOutcome::Ready(at) => {
                     assert!(at.duration_since(started) >= Duration::from_millis(250))
                 }
