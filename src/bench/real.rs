@@ -18,6 +18,9 @@ use crate::containerd::{Connection, Error, OVERLAYFS, STARGZ};
 use std::sync::Arc;
 use tokio::time::Instant;
 
+/// How long to wait for a restarted snapshotter to answer through containerd.
+pub const SNAPSHOTTER_PATIENCE: std::time::Duration = std::time::Duration::from_secs(60);
+
 /// Everything the real engine needs beyond the bench settings.
 #[derive(Debug, Clone)]
 pub struct RealSettings {
@@ -118,7 +121,9 @@ impl RealEngine {
             .into());
         }
         // containerd re-dials the proxy snapshotter lazily: make sure it answers.
-        self.conn.check_snapshotter(STARGZ).await?;
+        self.conn
+            .wait_for_snapshotter(STARGZ, SNAPSHOTTER_PATIENCE)
+            .await?;
         Ok(())
     }
 

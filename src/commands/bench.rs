@@ -89,7 +89,8 @@ pub async fn run(global: &GlobalArgs, args: &BenchArgs, printer: &Printer) -> an
         );
     }
     let conn = Connection::connect(&global.address, &global.namespace).await?;
-    conn.check_snapshotter(&bench.snapshotter).await?;
+    conn.wait_for_snapshotter(&bench.snapshotter, crate::bench::real::SNAPSHOTTER_PATIENCE)
+        .await?;
     if bench.method == Method::Lazy && real.stargz_metrics.is_none() {
         printer.warn("no stargz metrics endpoint (--stargz-metrics / ADVISOR_STARGZ_METRICS): lazy bytes come from procfs and coldness cannot be checked per layer");
     }

@@ -375,6 +375,28 @@ impl Connection {
         Ok(())
     }
 
+    /// [`check_snapshotter`](Self::check_snapshotter), retried while the
+    /// snapshotter does not answer: after a proxy snapshotter restarts,
+    /// containerd re-dials its socket with gRPC's backoff, so the first calls
+    /// may still fail for a few seconds.
+    pub async fn wait_for_snapshotter(
+        &self,
+        name: &str,
+        patience: std::time::Duration,
+    ) -> Result<()> {
+        let deadline = std::time::Instant::now() + patience;
+        loop {
+            match self.check_snapshotter(name).await {
+                Err(Error::SnapshotterNotAnswering { .. })
+                    if std::time::Instant::now() < deadline =>
+                {
+                    tokio::time::sleep(std::time::Duration::from_millis(250)).await;
+                }
+                r => return r,
+            }
+        }
+    }
+
     fn not_answering(&self, name: &str, s: tonic::Status) -> Error {
         Error::SnapshotterNotAnswering {
             address: self.address.clone(),
