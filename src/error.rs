@@ -39,6 +39,8 @@ pub fn is_user_error(err: &anyhow::Error) -> bool {
         e.is::<UserError>()
             || e.downcast_ref::<crate::containerd::Error>()
                 .is_some_and(|e| e.is_user_facing())
+            || e.downcast_ref::<crate::registry::Error>()
+                .is_some_and(|e| e.is_user_facing())
             || e.downcast_ref::<std::io::Error>().is_some_and(|e| {
                 matches!(
                     e.kind(),

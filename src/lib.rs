@@ -4,12 +4,17 @@
 //! Data flows one way: image → TOC → trace join → model → report. Each stage
 //! is one module; `commands` wires them to the CLI.
 pub mod bench;
+pub mod calibrate;
 pub mod cli;
 pub mod commands;
 pub mod containerd;
 pub mod error;
 pub mod estargz;
+pub mod predict;
 pub mod printer;
+pub mod profile;
+pub mod recorder;
+pub mod registry;
 pub mod report;
 pub mod units;
 

@@ -104,8 +104,8 @@ fn down_leaves_no_mounts_and_no_processes() {
 
     common::lab_cmd(&["down"]);
     let mounts = common::mounts_under(&lab.dir);
-    let procs = common::processes_mentioning(&lab.dir.display().to_string());
-    let sleeper = common::processes_mentioning("sleep 300");
+    let procs = common::processes_mentioning(&format!("{}/", lab.dir.display()));
+    let sleeper = common::processes_mentioning("sleep 3141");
     common::lab_cmd(&["up"]);
     assert!(mounts.is_empty(), "mounts left after down: {mounts:?}");
     assert!(procs.is_empty(), "processes left after down: {procs:?}");

@@ -114,19 +114,7 @@ pub async fn check(global: &GlobalArgs, args: &DoctorArgs) -> DoctorReport {
     }
 }
 
-/// Hosts containerd treats as plain HTTP by default (docker.MatchLocalhost).
-pub fn is_localhost(host_port: &str) -> bool {
-    let host = host_port
-        .rsplit_once(':')
-        .filter(|(_, p)| p.chars().all(|c| c.is_ascii_digit()))
-        .map(|(h, _)| h)
-        .unwrap_or(host_port);
-    let host = host.trim_start_matches('[').trim_end_matches(']');
-    host == "localhost"
-        || host
-            .parse::<std::net::IpAddr>()
-            .is_ok_and(|ip| ip.is_loopback())
-}
+pub use crate::registry::is_localhost;
 
 async fn http_check(name: &str, url: &str, ok_codes: &[u16]) -> Check {
     let client = match reqwest::Client::builder()
@@ -158,19 +146,5 @@ async fn http_check(name: &str, url: &str, ok_codes: &[u16]) -> Check {
             ok: false,
             detail: format!("{url} unreachable: {}", crate::error_chain(&e)),
         },
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::is_localhost;
-
-    #[test]
-    fn localhost_detection_matches_containerd() {
-        assert!(is_localhost("localhost:5000"));
-        assert!(is_localhost("127.0.0.1:5123"));
-        assert!(is_localhost("[::1]:5000"));
-        assert!(!is_localhost("registry.example.com:5000"));
-        assert!(!is_localhost("10.0.0.1:5000"));
     }
 }

@@ -1,0 +1,555 @@
+//! Regressions with confidence intervals for calibration.
+//!
+//! Method: ordinary least squares (linfa-linear) on columns scaled to unit
+//! RMS for conditioning; the coefficient covariance is `σ² (XᵀX)⁻¹` with `σ²`
+//! the residual variance on `n − p` degrees of freedom (nalgebra for the
+//! inverse), and intervals are Student-t (statrs) at the requested level.
+//! Physical parameters cannot be negative, so [`fit_nonnegative`] runs an
+//! active-set loop: the most negative coefficient is fixed at 0 and the rest
+//! refitted, until none is negative (Lawson–Hanson in its simplest form). A
+//! fixed coefficient keeps the upper bound of its unconstrained interval.
+//!
+//! Degenerate input (fewer runs than unknowns, a constant or collinear
+//! column, zero residual variance) is reported as an error or handled
+//! explicitly, never as NaN.
+use linfa::DatasetBase;
+use linfa::traits::Fit as _;
+use linfa_linear::LinearRegression;
+use ndarray::{Array1, Array2};
+use statrs::distribution::{ContinuousCDF, StudentsT};
+
+/// Default confidence level of intervals.
+pub const CONFIDENCE: f64 = 0.95;
+
+#[derive(Debug, Clone, PartialEq, serde::Serialize, serde::Deserialize)]
+pub struct Coefficient {
+    pub name: String,
+    pub value: f64,
+    pub std_error: f64,
+    pub low: f64,
+    pub high: f64,
+    /// Fixed at 0 by the non-negativity constraint.
+    #[serde(default)]
+    pub clamped: bool,
+}
+
+#[derive(Debug, Clone, PartialEq, serde::Serialize, serde::Deserialize)]
+pub struct Fit {
+    /// Intercept first (when fitted), then the columns in order.
+    pub coefficients: Vec<Coefficient>,
+    pub r2: f64,
+    pub residual_sd: f64,
+    pub n: usize,
+    /// Covariance of the coefficients, same order; clamped ones have zero rows.
+    pub covariance: Vec<Vec<f64>>,
+}
+
+impl Fit {
+    pub fn get(&self, name: &str) -> Option<&Coefficient> {
+        self.coefficients.iter().find(|c| c.name == name)
+    }
+
+    /// Prediction for one row of features (without intercept column) and its
+    /// standard error from the coefficient covariance.
+    pub fn predict(&self, intercept: bool, row: &[f64]) -> (f64, f64) {
+        let x: Vec<f64> = if intercept {
+            std::iter::once(1.0).chain(row.iter().copied()).collect()
+        } else {
+            row.to_vec()
+        };
+        let value = x
+            .iter()
+            .zip(&self.coefficients)
+            .map(|(a, c)| a * c.value)
+            .sum();
+        let mut var = 0.0;
+        for (i, xi) in x.iter().enumerate() {
+            for (j, xj) in x.iter().enumerate() {
+                var += xi * xj * self.covariance[i][j];
+            }
+        }
+        (value, var.max(0.0).sqrt())
+    }
+}
+
+#[derive(Debug, thiserror::Error, PartialEq)]
+pub enum FitError {
+    #[error(
+        "fit `{fit}`: {n} runs for {p} unknowns; need at least {need} (run a longer calibration)"
+    )]
+    TooFewRuns {
+        fit: String,
+        n: usize,
+        p: usize,
+        need: usize,
+    },
+    #[error(
+        "fit `{fit}`: column `{column}` does not vary across runs, so it cannot be estimated (widen the calibration matrix)"
+    )]
+    Constant { fit: String, column: String },
+    #[error(
+        "fit `{fit}`: the columns are collinear; the calibration matrix does not separate them"
+    )]
+    Collinear { fit: String },
+    #[error("fit `{fit}`: {detail}")]
+    Solver { fit: String, detail: String },
+}
+
+/// Two-sided Student-t quantile for `confidence` with `dof` degrees of freedom.
+pub fn t_quantile(confidence: f64, dof: usize) -> f64 {
+    let dof = dof.max(1) as f64;
+    StudentsT::new(0.0, 1.0, dof)
+        .map(|t| t.inverse_cdf(0.5 + confidence / 2.0))
+        .unwrap_or(1.96)
+}
+
+/// Mean with a Student-t interval. One sample gives an interval of zero width
+/// and `std_error` NaN-free 0; callers must require n ≥ 2 for a real interval.
+pub fn mean_interval(name: &str, samples: &[f64], confidence: f64) -> Coefficient {
+    let n = samples.len();
+    let mean = if n == 0 {
+        0.0
+    } else {
+        samples.iter().sum::<f64>() / n as f64
+    };
+    if n < 2 {
+        return Coefficient {
+            name: name.into(),
+            value: mean,
+            std_error: 0.0,
+            low: mean,
+            high: mean,
+            clamped: false,
+        };
+    }
+    let var = samples.iter().map(|x| (x - mean).powi(2)).sum::<f64>() / (n - 1) as f64;
+    let se = (var / n as f64).sqrt();
+    let h = t_quantile(confidence, n - 1) * se;
+    Coefficient {
+        name: name.into(),
+        value: mean,
+        std_error: se,
+        low: mean - h,
+        high: mean + h,
+        clamped: false,
+    }
+}
+
+/// Ordinary least squares of `y` on `x` (rows = runs) with optional intercept.
+pub fn fit_ols(
+    fit: &str,
+    names: &[&str],
+    x: &[Vec<f64>],
+    y: &[f64],
+    intercept: bool,
+    confidence: f64,
+) -> Result<Fit, FitError> {
+    let n = y.len();
+    let p = names.len() + usize::from(intercept);
+    if n < p + 2 {
+        return Err(FitError::TooFewRuns {
+            fit: fit.into(),
+            n,
+            p,
+            need: p + 2,
+        });
+    }
+    // Scale columns to unit RMS so bytes (1e9) and counts (1e2) condition alike.
+    let mut scale = vec![1.0; names.len()];
+    for (j, s) in scale.iter_mut().enumerate() {
+        let rms = (x.iter().map(|r| r[j] * r[j]).sum::<f64>() / n as f64).sqrt();
+        let min = x.iter().map(|r| r[j]).fold(f64::INFINITY, f64::min);
+        let max = x.iter().map(|r| r[j]).fold(f64::NEG_INFINITY, f64::max);
+        if rms == 0.0 || (intercept && (max - min).abs() <= 1e-12 * rms) {
+            return Err(FitError::Constant {
+                fit: fit.into(),
+                column: names[j].into(),
+            });
+        }
+        *s = rms;
+    }
+    let xs = Array2::from_shape_fn((n, names.len()), |(i, j)| x[i][j] / scale[j]);
+    let ys = Array1::from(y.to_vec());
+
+    // Design matrix with the intercept column, for the covariance.
+    let mut design = nalgebra::DMatrix::<f64>::zeros(n, p);
+    for i in 0..n {
+        let mut c = 0;
+        if intercept {
+            design[(i, 0)] = 1.0;
+            c = 1;
+        }
+        for j in 0..names.len() {
+            design[(i, c + j)] = xs[(i, j)];
+        }
+    }
+    let xtx = design.transpose() * &design;
+    let xtx_inv = xtx
+        .clone()
+        .try_inverse()
+        .ok_or_else(|| FitError::Collinear { fit: fit.into() })?;
+    // A nearly singular XᵀX gives a meaningless fit: check its conditioning.
+    let eig = xtx.symmetric_eigenvalues();
+    let (emin, emax) = eig.iter().fold((f64::INFINITY, 0.0f64), |(a, b), &e| {
+        (a.min(e), b.max(e.abs()))
+    });
+    if emin <= emax * 1e-12 {
+        return Err(FitError::Collinear { fit: fit.into() });
+    }
+
+    let ds = DatasetBase::new(xs.clone(), ys.clone());
+    let model = LinearRegression::new()
+        .with_intercept(intercept)
+        .fit(&ds)
+        .map_err(|e| FitError::Solver {
+            fit: fit.into(),
+            detail: e.to_string(),
+        })?;
+    let mut beta_scaled = Vec::with_capacity(p);
+    if intercept {
+        beta_scaled.push(model.intercept());
+    }
+    beta_scaled.extend(model.params().iter().copied());
+
+    let fitted: Vec<f64> = (0..n)
+        .map(|i| (0..p).map(|k| design[(i, k)] * beta_scaled[k]).sum::<f64>())
+        .collect();
+    let rss: f64 = y.iter().zip(&fitted).map(|(a, b)| (a - b).powi(2)).sum();
+    let ymean = y.iter().sum::<f64>() / n as f64;
+    let tss: f64 = if intercept {
+        y.iter().map(|v| (v - ymean).powi(2)).sum()
+    } else {
+        y.iter().map(|v| v * v).sum()
+    };
+    let dof = n - p;
+    let sigma2 = rss / dof as f64;
+    let r2 = if tss > 0.0 { 1.0 - rss / tss } else { 1.0 };
+    let t = t_quantile(confidence, dof);
+
+    // Unscale: β_j = β'_j / s_j; cov_jk = cov'_jk / (s_j s_k).
+    let unscale = |k: usize| -> f64 {
+        if intercept && k == 0 {
+            1.0
+        } else {
+            scale[k - usize::from(intercept)]
+        }
+    };
+    let mut coefficients = Vec::with_capacity(p);
+    let mut covariance = vec![vec![0.0; p]; p];
+    for k in 0..p {
+        for l in 0..p {
+            covariance[k][l] = sigma2 * xtx_inv[(k, l)] / (unscale(k) * unscale(l));
+        }
+        let name = if intercept && k == 0 {
+            "intercept".to_string()
+        } else {
+            names[k - usize::from(intercept)].to_string()
+        };
+        let value = beta_scaled[k] / unscale(k);
+        let se = covariance[k][k].max(0.0).sqrt();
+        coefficients.push(Coefficient {
+            name,
+            value,
+            std_error: se,
+            low: value - t * se,
+            high: value + t * se,
+            clamped: false,
+        });
+    }
+    Ok(Fit {
+        coefficients,
+        r2,
+        residual_sd: sigma2.sqrt(),
+        n,
+        covariance,
+    })
+}
+
+/// OLS with every coefficient constrained to be ≥ 0 (see the module doc).
+pub fn fit_nonnegative(
+    fit: &str,
+    names: &[&str],
+    x: &[Vec<f64>],
+    y: &[f64],
+    intercept: bool,
+    confidence: f64,
+) -> Result<Fit, FitError> {
+    let mut active: Vec<usize> = (0..names.len()).collect();
+    let mut clamped: Vec<(usize, f64)> = Vec::new(); // column, unconstrained upper bound
+    let mut intercept_on = intercept;
+    loop {
+        let sub_names: Vec<&str> = active.iter().map(|&j| names[j]).collect();
+        let sub_x: Vec<Vec<f64>> = x
+            .iter()
+            .map(|r| active.iter().map(|&j| r[j]).collect())
+            .collect();
+        let f = if sub_names.is_empty() {
+            None
+        } else {
+            Some(fit_ols(
+                fit,
+                &sub_names,
+                &sub_x,
+                y,
+                intercept_on,
+                confidence,
+            )?)
+        };
+        let worst = f.as_ref().and_then(|f| {
+            f.coefficients
+                .iter()
+                .enumerate()
+                .filter(|(_, c)| c.value < 0.0)
+                .min_by(|a, b| a.1.value.total_cmp(&b.1.value))
+                .map(|(k, c)| (k, c.high))
+        });
+        match (f, worst) {
+            (Some(f), None) => {
+                return Ok(assemble(
+                    names,
+                    intercept,
+                    intercept_on,
+                    &active,
+                    &clamped,
+                    f,
+                ));
+            }
+            (Some(_), Some((k, high))) => {
+                if intercept_on && k == 0 {
+                    // A negative intercept: the fixed cost is not there; drop it.
+                    intercept_on = false;
+                } else {
+                    let col = active.remove(k - usize::from(intercept_on));
+                    clamped.push((col, high.max(0.0)));
+                }
+            }
+            (None, _) => {
+                return Err(FitError::Solver {
+                    fit: fit.into(),
+                    detail: "every coefficient was clamped to 0".into(),
+                });
+            }
+        }
+    }
+}
+
+fn assemble(
+    names: &[&str],
+    intercept: bool,
+    intercept_on: bool,
+    active: &[usize],
+    clamped: &[(usize, f64)],
+    f: Fit,
+) -> Fit {
+    let p = names.len() + usize::from(intercept);
+    // Position of each full-model coefficient in the sub-fit, if active.
+    let pos = |k: usize| -> Option<usize> {
+        if intercept && k == 0 {
+            return intercept_on.then_some(0);
+        }
+        let col = k - usize::from(intercept);
+        active
+            .iter()
+            .position(|&a| a == col)
+            .map(|i| i + usize::from(intercept_on))
+    };
+    let mut coefficients = Vec::with_capacity(p);
+    let mut covariance = vec![vec![0.0; p]; p];
+    for k in 0..p {
+        match pos(k) {
+            Some(i) => {
+                coefficients.push(f.coefficients[i].clone());
+                for (l, cell) in covariance[k].iter_mut().enumerate() {
+                    if let Some(j) = pos(l) {
+                        *cell = f.covariance[i][j];
+                    }
+                }
+            }
+            None => {
+                let name = if intercept && k == 0 {
+                    "intercept".to_string()
+                } else {
+                    names[k - usize::from(intercept)].to_string()
+                };
+                let high = if intercept && k == 0 {
+                    0.0
+                } else {
+                    let col = k - usize::from(intercept);
+                    clamped
+                        .iter()
+                        .find(|(c, _)| *c == col)
+                        .map(|(_, h)| *h)
+                        .unwrap_or(0.0)
+                };
+                coefficients.push(Coefficient {
+                    name,
+                    value: 0.0,
+                    std_error: 0.0,
+                    low: 0.0,
+                    high,
+                    clamped: true,
+                });
+            }
+        }
+    }
+    Fit {
+        coefficients,
+        r2: f.r2,
+        residual_sd: f.residual_sd,
+        n: f.n,
+        covariance,
+    }
+}
+
+/// Deterministic k-fold assignment: run `i` is in fold `i % k` after a seeded shuffle.
+pub fn folds(n: usize, k: usize, seed: u64) -> Vec<usize> {
+    let k = k.max(2).min(n.max(2));
+    let mut idx: Vec<usize> = (0..n).collect();
+    // SplitMix64-driven Fisher–Yates: reproducible without a rand dependency here.
+    let mut state = seed;
+    let mut next = || {
+        state = state.wrapping_add(0x9E37_79B9_7F4A_7C15);
+        let mut z = state;
+        z = (z ^ (z >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
+        z = (z ^ (z >> 27)).wrapping_mul(0x94D0_49BB_1331_11EB);
+        z ^ (z >> 31)
+    };
+    for i in (1..n).rev() {
+        let j = (next() % (i as u64 + 1)) as usize;
+        idx.swap(i, j);
+    }
+    let mut fold = vec![0; n];
+    for (pos, &i) in idx.iter().enumerate() {
+        fold[i] = pos % k;
+    }
+    fold
+}
+
+/// Median and 90th percentile of absolute relative errors.
+pub fn error_quantiles(errors: &[f64]) -> (f64, f64) {
+    if errors.is_empty() {
+        return (0.0, 0.0);
+    }
+    let mut v: Vec<f64> = errors.iter().map(|e| e.abs()).collect();
+    v.sort_by(f64::total_cmp);
+    let q = |p: f64| -> f64 {
+        let pos = p * (v.len() - 1) as f64;
+        let lo = pos.floor() as usize;
+        let hi = pos.ceil() as usize;
+        v[lo] + (v[hi] - v[lo]) * (pos - lo as f64)
+    };
+    (q(0.5), q(0.9))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// y = 2 + 3·a + 0.5·b with small deterministic noise.
+    fn data(noise: f64) -> (Vec<Vec<f64>>, Vec<f64>) {
+        let mut x = Vec::new();
+        let mut y = Vec::new();
+        for i in 0..40 {
+            let a = (i % 7) as f64 * 1e9;
+            let b = (i % 5) as f64 * 1e3 + (i / 7) as f64;
+            let e = noise * (((i * 37) % 11) as f64 - 5.0);
+            x.push(vec![a, b]);
+            y.push(2.0 + 3e-9 * a + 0.5e-3 * b + e);
+        }
+        (x, y)
+    }
+
+    #[test]
+    fn recovers_known_coefficients_with_intervals_covering_them() {
+        let (x, y) = data(0.01);
+        let f = fit_ols("t", &["a", "b"], &x, &y, true, 0.95).unwrap();
+        let i = f.get("intercept").unwrap();
+        let a = f.get("a").unwrap();
+        let b = f.get("b").unwrap();
+        assert!((i.value - 2.0).abs() < 0.02, "{i:?}");
+        assert!(a.low <= 3e-9 && 3e-9 <= a.high, "{a:?}");
+        assert!(b.low <= 0.5e-3 && 0.5e-3 <= b.high, "{b:?}");
+        assert!(f.r2 > 0.99);
+        assert!(a.std_error > 0.0);
+    }
+
+    #[test]
+    fn exact_data_gives_zero_width_intervals() {
+        let (x, y) = data(0.0);
+        let f = fit_ols("t", &["a", "b"], &x, &y, true, 0.95).unwrap();
+        let a = f.get("a").unwrap();
+        assert!((a.value - 3e-9).abs() < 1e-15);
+        assert!(a.high - a.low < 1e-12);
+        assert!((f.r2 - 1.0).abs() < 1e-9);
+    }
+
+    #[test]
+    fn too_few_runs_and_constant_columns_are_errors() {
+        let (x, y) = data(0.01);
+        assert!(matches!(
+            fit_ols("t", &["a", "b"], &x[..4], &y[..4], true, 0.95),
+            Err(FitError::TooFewRuns { n: 4, p: 3, .. })
+        ));
+        let xc: Vec<Vec<f64>> = x.iter().map(|r| vec![r[0], 7.0]).collect();
+        assert!(matches!(
+            fit_ols("t", &["a", "c"], &xc, &y, true, 0.95),
+            Err(FitError::Constant { .. })
+        ));
+        let xd: Vec<Vec<f64>> = x.iter().map(|r| vec![r[0], 2.0 * r[0]]).collect();
+        assert!(matches!(
+            fit_ols("t", &["a", "d"], &xd, &y, true, 0.95),
+            Err(FitError::Collinear { .. })
+        ));
+    }
+
+    #[test]
+    fn negative_coefficients_are_clamped_to_zero() {
+        // y depends on a only; b has a spurious negative effect in the data.
+        let x: Vec<Vec<f64>> = (0..30)
+            .map(|i| vec![i as f64, ((i * 7) % 13) as f64])
+            .collect();
+        let y: Vec<f64> = x.iter().map(|r| 1.0 + 2.0 * r[0] - 0.3 * r[1]).collect();
+        let f = fit_nonnegative("t", &["a", "b"], &x, &y, true, 0.95).unwrap();
+        let b = f.get("b").unwrap();
+        assert!(b.clamped && b.value == 0.0 && b.low == 0.0);
+        assert!(f.get("a").unwrap().value > 0.0);
+        assert!(f.coefficients.iter().all(|c| c.value >= 0.0));
+    }
+
+    #[test]
+    fn prediction_error_grows_away_from_the_data() {
+        let (x, y) = data(0.01);
+        let f = fit_ols("t", &["a", "b"], &x, &y, true, 0.95).unwrap();
+        let (_, se_mid) = f.predict(true, &[3e9, 2e3]);
+        let (_, se_far) = f.predict(true, &[60e9, 2e3]);
+        assert!(se_far > se_mid);
+    }
+
+    #[test]
+    fn mean_interval_handles_one_sample_and_spread() {
+        let one = mean_interval("x", &[1.5], 0.95);
+        assert_eq!((one.value, one.low, one.high), (1.5, 1.5, 1.5));
+        let m = mean_interval("x", &[1.0, 2.0, 3.0], 0.95);
+        assert_eq!(m.value, 2.0);
+        // t(0.975, 2) = 4.303; se = 1/sqrt(3)
+        assert!((m.high - (2.0 + 4.303 / 3f64.sqrt())).abs() < 1e-3, "{m:?}");
+    }
+
+    #[test]
+    fn folds_are_balanced_and_deterministic() {
+        let a = folds(23, 5, 7);
+        assert_eq!(a, folds(23, 5, 7));
+        for k in 0..5 {
+            let c = a.iter().filter(|&&f| f == k).count();
+            assert!((4..=5).contains(&c));
+        }
+        assert_ne!(a, folds(23, 5, 8));
+    }
+
+    #[test]
+    fn error_quantiles_interpolate() {
+        let (m, p90) = error_quantiles(&[0.1, -0.2, 0.3, 0.4, 0.05]);
+        assert!((m - 0.2).abs() < 1e-12);
+        assert!(p90 > 0.3 && p90 <= 0.4);
+    }
+}

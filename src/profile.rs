@@ -1,0 +1,351 @@
+//! The node profile: the calibrated cost-model parameters of one node, with
+//! their intervals, fit quality, the facts of the node they were measured on,
+//! and the raw runs they came from. Written by `calibrate`, read by `predict`.
+//!
+//! Owns the schema (versioned: `advisor.profile/v1`, documented in
+//! docs/profile.md) and its validation on load. Does not fit anything.
+use crate::units::Estimate;
+use serde::{Deserialize, Serialize};
+use std::collections::BTreeMap;
+use std::path::Path;
+
+/// Schema identifier written in every profile.
+pub const PROFILE_SCHEMA: &str = "advisor.profile/v1";
+
+/// Every parameter of the model, by name. See docs/model.md for the equations
+/// and which calibration runs measure each.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Param {
+    /// Resolving a reference: manifest and config from the registry (s).
+    ResolveS,
+    /// Eager: fixed cost of a pull beyond resolve: lease, ingests, image record (s).
+    EagerPullFixedS,
+    /// Eager: time per compressed byte downloaded (s/B): the inverse of pull bandwidth.
+    EagerFetchSPerByte,
+    /// Eager: per-layer unpack cost: Prepare, Diff.Apply and Commit round trips (s).
+    UnpackPerLayerS,
+    /// Eager: unpack time per uncompressed byte (gunzip + write) (s/B).
+    UnpackSPerByte,
+    /// Eager: unpack time per file or directory created (s).
+    UnpackSPerFile,
+    /// Eager: container create + task start on overlayfs (s).
+    StartOverlayS,
+    /// Eager: reading one byte from the local, just-unpacked rootfs (s/B).
+    LocalReadSPerByte,
+    /// Eager: one file open on the local rootfs (s).
+    LocalOpenS,
+    /// Both: from task start to the workload's first file access (runtime, exec) (s).
+    ProcessStartS,
+    /// Lazy: fixed cost of a lazy pull beyond resolve: lease, labels, commits (s).
+    LazyPullFixedS,
+    /// Lazy: per-layer remote mount: probe, HEAD, footer, TOC fetch, FUSE mount (s).
+    MountPerLayerS,
+    /// Lazy: TOC parse and index time per TOC entry (s).
+    MountPerEntryS,
+    /// Lazy: container create + task start on stargz (s).
+    StartStargzS,
+    /// Lazy: one range request to the registry, excluding body bytes (s).
+    RequestS,
+    /// Lazy: time per compressed byte received in range requests (s/B).
+    RangeSPerByte,
+    /// Lazy: per eStargz chunk fetched on demand: verify set-up, cache write (s).
+    ChunkS,
+    /// Lazy: decompression + sha256 verification per uncompressed byte (s/B).
+    InflateSPerByte,
+    /// Lazy: FUSE cost per byte served to the workload (s/B).
+    FuseSPerByte,
+    /// Lazy: FUSE cost per file opened (lookup, getattr, open) (s).
+    FuseOpenS,
+}
+
+impl Param {
+    pub const ALL: [Param; 20] = [
+        Param::ResolveS,
+        Param::EagerPullFixedS,
+        Param::EagerFetchSPerByte,
+        Param::UnpackPerLayerS,
+        Param::UnpackSPerByte,
+        Param::UnpackSPerFile,
+        Param::StartOverlayS,
+        Param::LocalReadSPerByte,
+        Param::LocalOpenS,
+        Param::ProcessStartS,
+        Param::LazyPullFixedS,
+        Param::MountPerLayerS,
+        Param::MountPerEntryS,
+        Param::StartStargzS,
+        Param::RequestS,
+        Param::RangeSPerByte,
+        Param::ChunkS,
+        Param::InflateSPerByte,
+        Param::FuseSPerByte,
+        Param::FuseOpenS,
+    ];
+
+    /// Position in [`Param::ALL`].
+    pub fn index(self) -> usize {
+        self as usize
+    }
+
+    /// The serialized name (snake_case).
+    pub fn name(self) -> &'static str {
+        match self {
+            Param::ResolveS => "resolve_s",
+            Param::EagerPullFixedS => "eager_pull_fixed_s",
+            Param::EagerFetchSPerByte => "eager_fetch_s_per_byte",
+            Param::UnpackPerLayerS => "unpack_per_layer_s",
+            Param::UnpackSPerByte => "unpack_s_per_byte",
+            Param::UnpackSPerFile => "unpack_s_per_file",
+            Param::StartOverlayS => "start_overlay_s",
+            Param::LocalReadSPerByte => "local_read_s_per_byte",
+            Param::LocalOpenS => "local_open_s",
+            Param::ProcessStartS => "process_start_s",
+            Param::LazyPullFixedS => "lazy_pull_fixed_s",
+            Param::MountPerLayerS => "mount_per_layer_s",
+            Param::MountPerEntryS => "mount_per_entry_s",
+            Param::StartStargzS => "start_stargz_s",
+            Param::RequestS => "request_s",
+            Param::RangeSPerByte => "range_s_per_byte",
+            Param::ChunkS => "chunk_s",
+            Param::InflateSPerByte => "inflate_s_per_byte",
+            Param::FuseSPerByte => "fuse_s_per_byte",
+            Param::FuseOpenS => "fuse_open_s",
+        }
+    }
+
+    /// Unit of the parameter, for reports.
+    pub fn unit(self) -> &'static str {
+        match self {
+            Param::EagerFetchSPerByte
+            | Param::UnpackSPerByte
+            | Param::LocalReadSPerByte
+            | Param::RangeSPerByte
+            | Param::InflateSPerByte
+            | Param::FuseSPerByte => "s/B",
+            _ => "s",
+        }
+    }
+}
+
+/// One calibrated parameter.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct ParamEstimate {
+    #[serde(flatten)]
+    pub estimate: Estimate,
+    /// Standard error of the estimate (same unit).
+    pub std_error: f64,
+    pub unit: String,
+    /// Which fit produced it (a key of `Profile::fits`).
+    pub fit: String,
+}
+
+/// Quality of one regression.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct FitQuality {
+    /// What was regressed on what.
+    pub description: String,
+    /// Number of runs used.
+    pub n: usize,
+    pub r2: f64,
+    /// Residual standard deviation (s).
+    pub residual_sd_s: f64,
+    /// The parameters this fit estimated, in the order of `covariance`.
+    #[serde(default)]
+    pub params: Vec<Param>,
+    /// Covariance of those parameters (units: products of their units).
+    #[serde(default)]
+    pub covariance: Vec<Vec<f64>>,
+}
+
+/// Cross-validation of the whole model on the calibration's own matrix.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Validation {
+    pub folds: usize,
+    /// Median over runs of |predicted − measured| / measured, out-of-fold.
+    pub median_abs_pct_error: f64,
+    /// 90th percentile of the same.
+    pub p90_abs_pct_error: f64,
+    pub n: usize,
+}
+
+/// Facts of the node a profile was measured on.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct NodeFacts {
+    pub hostname: String,
+    pub kernel: String,
+    pub cpus: usize,
+    pub memory_bytes: u64,
+    pub containerd_version: String,
+    pub snapshotter: String,
+    /// Relevant snapshotter settings (e.g. prefetch, background fetch, chunk size).
+    #[serde(default)]
+    pub snapshotter_config: BTreeMap<String, String>,
+    pub registry: String,
+    /// Registry round trip measured with small GETs (s).
+    pub registry_rtt_s: Option<Estimate>,
+}
+
+/// A calibrated node profile.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Profile {
+    pub schema: String,
+    /// RFC 3339 time the calibration finished.
+    pub created: String,
+    pub advisor_version: String,
+    pub node: NodeFacts,
+    pub parameters: BTreeMap<Param, ParamEstimate>,
+    pub fits: BTreeMap<String, FitQuality>,
+    pub validation: Option<Validation>,
+    /// The raw runs, as JSON Lines file path relative to the profile, if kept separately.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub runs_file: Option<String>,
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum Error {
+    #[error("cannot read profile {path}: {source}")]
+    Read {
+        path: String,
+        source: std::io::Error,
+    },
+    #[error("profile {path} is not valid JSON for {PROFILE_SCHEMA}: {source}")]
+    Parse {
+        path: String,
+        source: serde_json::Error,
+    },
+    #[error(
+        "profile {path} has schema `{found}`; this advisor reads `{PROFILE_SCHEMA}` (re-run `advisor calibrate`)"
+    )]
+    Schema { path: String, found: String },
+    #[error("profile {path} lacks parameter `{param}` (re-run `advisor calibrate`)")]
+    Missing { path: String, param: &'static str },
+    #[error(
+        "profile {path}: parameter `{param}` is {value}, which is not a finite non-negative number"
+    )]
+    Invalid {
+        path: String,
+        param: &'static str,
+        value: f64,
+    },
+}
+
+impl Profile {
+    /// Parse and validate a profile; `origin` names it in errors.
+    pub fn from_json(text: &str, origin: &str) -> Result<Profile, Error> {
+        // Check the schema first so an old profile gets the right message, not a field error.
+        let raw: serde_json::Value = serde_json::from_str(text).map_err(|source| Error::Parse {
+            path: origin.into(),
+            source,
+        })?;
+        let found = raw
+            .get("schema")
+            .and_then(|s| s.as_str())
+            .unwrap_or("(none)");
+        if found != PROFILE_SCHEMA {
+            return Err(Error::Schema {
+                path: origin.into(),
+                found: found.into(),
+            });
+        }
+        let p: Profile = serde_json::from_value(raw).map_err(|source| Error::Parse {
+            path: origin.into(),
+            source,
+        })?;
+        for param in Param::ALL {
+            let Some(e) = p.parameters.get(&param) else {
+                return Err(Error::Missing {
+                    path: origin.into(),
+                    param: param.name(),
+                });
+            };
+            for v in [e.estimate.value, e.estimate.low, e.estimate.high] {
+                if !v.is_finite() || v < 0.0 {
+                    return Err(Error::Invalid {
+                        path: origin.into(),
+                        param: param.name(),
+                        value: v,
+                    });
+                }
+            }
+        }
+        Ok(p)
+    }
+
+    pub fn load(path: &Path) -> Result<Profile, Error> {
+        let origin = path.display().to_string();
+        let text = std::fs::read_to_string(path).map_err(|source| Error::Read {
+            path: origin.clone(),
+            source,
+        })?;
+        Profile::from_json(&text, &origin)
+    }
+
+    /// A parameter's point value. Every parameter is present after validation.
+    pub fn value(&self, p: Param) -> f64 {
+        self.parameters
+            .get(&p)
+            .map(|e| e.estimate.value)
+            .unwrap_or(0.0)
+    }
+
+    pub fn get(&self, p: Param) -> Option<&ParamEstimate> {
+        self.parameters.get(&p)
+    }
+
+    /// Covariance of two parameters: from their common fit when they share one,
+    /// 0 across fits (fits are independent regressions on disjoint measurements),
+    /// the squared standard error on the diagonal when no covariance was stored.
+    pub fn covariance(&self, a: Param, b: Param) -> f64 {
+        let (Some(ea), Some(eb)) = (self.parameters.get(&a), self.parameters.get(&b)) else {
+            return 0.0;
+        };
+        if ea.fit == eb.fit
+            && let Some(f) = self.fits.get(&ea.fit)
+            && let (Some(i), Some(j)) = (
+                f.params.iter().position(|p| *p == a),
+                f.params.iter().position(|p| *p == b),
+            )
+            && let Some(v) = f.covariance.get(i).and_then(|r| r.get(j))
+        {
+            return *v;
+        }
+        if a == b {
+            ea.std_error * ea.std_error
+        } else {
+            0.0
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn param_index_matches_all_order_and_names_round_trip() {
+        for (i, p) in Param::ALL.iter().enumerate() {
+            assert_eq!(p.index(), i);
+            let json = serde_json::to_string(p).unwrap();
+            assert_eq!(json, format!("\"{}\"", p.name()));
+        }
+    }
+
+    #[test]
+    fn wrong_schema_and_missing_parameters_are_clear_errors() {
+        let e = Profile::from_json(r#"{"schema":"advisor.profile/v0"}"#, "p.json").unwrap_err();
+        assert!(e.to_string().contains("schema `advisor.profile/v0`"), "{e}");
+        let e = Profile::from_json("{nope", "p.json").unwrap_err();
+        assert!(
+            e.to_string()
+                .starts_with("profile p.json is not valid JSON"),
+            "{e}"
+        );
+        let minimal = serde_json::json!({
+            "schema": PROFILE_SCHEMA, "created": "x", "advisor_version": "0", "node": NodeFacts::default(),
+            "parameters": {}, "fits": {}, "validation": null
+        });
+        let e = Profile::from_json(&minimal.to_string(), "p.json").unwrap_err();
+        assert!(e.to_string().contains("lacks parameter `resolve_s`"), "{e}");
+    }
+}

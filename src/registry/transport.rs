@@ -1,0 +1,614 @@
+//! The HTTP layer under the client: one place that sends a request with the
+//! right credentials, retries what is worth retrying, counts requests and body
+//! bytes, and turns failures into [`Error`]s naming the registry and reference.
+//!
+//! Two paths share it. Blob traffic goes through [`RegistryClient::send`] on
+//! advisor's own reqwest client (oci-client cannot count bytes, honour
+//! `Retry-After` or replay an upload from a file; see docs/registry.md).
+//! Manifest traffic goes through oci-client, wrapped in
+//! [`RegistryClient::with_oci_retry`]. Bearer tokens for the blob path come
+//! from oci-client's token flow ([`oci_client::Client::auth`]).
+use super::error::{Error, Result};
+use super::reference::Repository;
+use super::retry;
+use super::{Inner, Kind, RegistryClient};
+use crate::registry::auth::Credentials;
+use oci_client::RegistryOperation;
+use oci_client::errors::{OciDistributionError, OciErrorCode};
+use reqwest::header::{AUTHORIZATION, HeaderMap, HeaderValue, WWW_AUTHENTICATE};
+use reqwest::{Method, Response, StatusCode};
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex};
+
+/// How much of an error body goes into a message.
+const ERROR_BODY_LIMIT: usize = 1024;
+
+/// Per-registry state: the oci-client instance (auth store, token cache), the
+/// credentials and the `Authorization` headers the blob path has earned.
+pub(super) struct RegistryState {
+    pub oci: oci_client::Client,
+    pub creds: Credentials,
+    headers: Mutex<HashMap<(String, Op), HeaderValue>>,
+}
+
+/// The scope a request needs.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub(super) enum Op {
+    Pull,
+    Push,
+}
+
+impl From<Op> for RegistryOperation {
+    fn from(op: Op) -> Self {
+        match op {
+            Op::Pull => RegistryOperation::Pull,
+            Op::Push => RegistryOperation::Push,
+        }
+    }
+}
+
+impl RegistryState {
+    fn header(&self, repo: &str, op: Op) -> Option<HeaderValue> {
+        let map = self.headers.lock().unwrap_or_else(|p| p.into_inner());
+        map.get(&(repo.to_string(), op))
+            .or_else(|| {
+                // A push token's scope (pull,push) covers pulls.
+                (op == Op::Pull)
+                    .then(|| map.get(&(repo.to_string(), Op::Push)))
+                    .flatten()
+            })
+            .cloned()
+    }
+
+    fn set_header(&self, repo: &str, op: Op, v: HeaderValue) {
+        self.headers
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .insert((repo.to_string(), op), v);
+    }
+}
+
+/// A request body that can be produced again for a retry (bytes), or once (a stream).
+pub(super) enum Body {
+    Empty,
+    Bytes(bytes::Bytes),
+    Once(Option<reqwest::Body>),
+}
+
+impl Body {
+    fn next(&mut self) -> Option<(reqwest::Body, u64)> {
+        match self {
+            Body::Empty => None,
+            Body::Bytes(b) => Some((reqwest::Body::from(b.clone()), b.len() as u64)),
+            // The stream counts its own bytes as it goes.
+            Body::Once(b) => b.take().map(|b| (b, 0)),
+        }
+    }
+
+    fn replayable(&self) -> bool {
+        !matches!(self, Body::Once(_))
+    }
+}
+
+/// One request to send.
+pub(super) struct Req<'a> {
+    pub repo: &'a Repository,
+    pub op: Op,
+    pub kind: Kind,
+    /// What is asked for, for messages ("blob sha256:…", "upload").
+    pub what: &'a str,
+    pub method: Method,
+    pub url: String,
+    pub headers: HeaderMap,
+    pub body: Body,
+}
+
+impl RegistryClient {
+    /// The state for a repository's registry, created on first use.
+    pub(super) async fn state(&self, repo: &Repository) -> Result<Arc<RegistryState>> {
+        let key = format!("{}://{}", repo.scheme, repo.api_host);
+        if let Some(s) = self.lock_states().get(&key) {
+            return Ok(s.clone());
+        }
+        let inner: &Inner = &self.inner;
+        // A credential helper is a subprocess: keep it off the async workers.
+        let (registry, env, dir) = (
+            repo.registry.clone(),
+            inner.opts.credentials.clone(),
+            inner.opts.docker_config_dir.clone(),
+        );
+        let creds = tokio::task::spawn_blocking(move || {
+            Credentials::lookup(&registry, env.as_ref(), dir.as_deref())
+        })
+        .await
+        .map_err(|e| Error::Internal {
+            detail: format!("credential lookup task failed: {e}"),
+        })??;
+        let config = oci_client::client::ClientConfig {
+            protocol: if repo.scheme == "http" {
+                oci_client::client::ClientProtocol::Http
+            } else {
+                oci_client::client::ClientProtocol::Https
+            },
+            connect_timeout: Some(inner.opts.connect_timeout),
+            read_timeout: Some(inner.opts.read_timeout),
+            user_agent: inner.user_agent,
+            // advisor resolves indexes itself (containerd's rules, oci-spec types).
+            platform_resolver: None,
+            ..Default::default()
+        };
+        let oci = oci_client::Client::try_from(config).map_err(|e| Error::Internal {
+            detail: format!("oci-client: {e}"),
+        })?;
+        oci.store_auth_if_needed(&repo.api_host, &creds.registry_auth())
+            .await;
+        let state = Arc::new(RegistryState {
+            oci,
+            creds,
+            headers: Mutex::new(HashMap::new()),
+        });
+        Ok(self
+            .lock_states()
+            .entry(key)
+            .or_insert_with(|| state)
+            .clone())
+    }
+
+    fn lock_states(&self) -> std::sync::MutexGuard<'_, HashMap<String, Arc<RegistryState>>> {
+        self.inner
+            .registries
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+    }
+
+    /// Send a request: credentials, retries (connection errors, 5xx, 429 with
+    /// `Retry-After`), one re-authentication on 401, counters. Returns any
+    /// other response for the caller to interpret (see [`Self::failure`]).
+    pub(super) async fn send(&self, mut req: Req<'_>, max_retries: u32) -> Result<Response> {
+        let st = self.state(req.repo).await?;
+        let same_host = same_registry(&req.url, req.repo);
+        let max_retries = if req.body.replayable() {
+            max_retries
+        } else {
+            0
+        };
+        let mut retry = 0u32;
+        let mut reauthed = false;
+        loop {
+            let mut rb = self
+                .inner
+                .http
+                .request(req.method.clone(), &req.url)
+                .headers(req.headers.clone());
+            // Credentials go only to the registry itself, never to another host a
+            // Location header points at (distribution spec; CVE-2020-15157).
+            if same_host && let Some(h) = st.header(&req.repo.repository, req.op) {
+                rb = rb.header(AUTHORIZATION, h);
+            }
+            if let Some((body, len)) = req.body.next() {
+                self.inner.counters.add_sent(len);
+                rb = rb.body(body);
+            }
+            self.inner.counters.count(req.kind);
+            let outcome = rb.send().await;
+            let (delay_hint, last) = match outcome {
+                Err(e) => {
+                    if !(retry::retryable_error(&e) && retry < max_retries) {
+                        return Err(self.transport_error(&req, &e, retry));
+                    }
+                    (None, crate::error_chain(&e))
+                }
+                Ok(resp) if resp.status() == StatusCode::UNAUTHORIZED && same_host && !reauthed => {
+                    let challenge = resp
+                        .headers()
+                        .get(WWW_AUTHENTICATE)
+                        .and_then(|v| v.to_str().ok())
+                        .map(str::to_string);
+                    self.drain(resp).await;
+                    reauthed = true;
+                    self.authorize(&st, req.repo, req.op, req.what, challenge.as_deref())
+                        .await?;
+                    if !req.body.replayable() {
+                        return Err(Error::Unauthorized {
+                            registry_url: req.repo.registry_url(),
+                            reference: req.repo.reference.clone(),
+                            what: req.what.to_string(),
+                            credentials: st.creds.origin.clone(),
+                            detail: "the registry asked for credentials in the middle of an upload"
+                                .into(),
+                        });
+                    }
+                    continue;
+                }
+                Ok(resp) if retry::retryable_status(resp.status()) => {
+                    let status = resp.status();
+                    let hint = retry::retry_after(resp.headers());
+                    if retry >= max_retries {
+                        let detail = self.body_snippet(resp).await;
+                        return Err(Error::TooManyRetries {
+                            url: req.url.clone(),
+                            reference: req.repo.reference.clone(),
+                            attempts: retry + 1,
+                            last: format!("{status}{detail}"),
+                        });
+                    }
+                    self.drain(resp).await;
+                    (hint, status.to_string())
+                }
+                Ok(resp) => return Ok(resp),
+            };
+            let wait = self.inner.backoff.delay(retry, delay_hint);
+            tracing::info!(
+                "{} {} for {}: {last}; retry {} of {max_retries} in {wait:?}",
+                req.method,
+                req.url,
+                req.repo.reference,
+                retry + 1
+            );
+            retry += 1;
+            self.inner.counters.count_retry();
+            tokio::time::sleep(wait).await;
+        }
+    }
+
+    /// Earn an `Authorization` header after a 401 with `challenge`.
+    async fn authorize(
+        &self,
+        st: &RegistryState,
+        repo: &Repository,
+        op: Op,
+        what: &str,
+        challenge: Option<&str>,
+    ) -> Result<()> {
+        let unauthorized = |detail: String| Error::Unauthorized {
+            registry_url: repo.registry_url(),
+            reference: repo.reference.clone(),
+            what: what.to_string(),
+            credentials: st.creds.origin.clone(),
+            detail,
+        };
+        let scheme = challenge
+            .and_then(|c| c.split_whitespace().next())
+            .unwrap_or("")
+            .to_ascii_lowercase();
+        match scheme.as_str() {
+            "bearer" => {
+                // oci-client's token flow: GET /v2/, parse the challenge, GET the
+                // realm with scope and service (Basic credentials when we have them).
+                self.inner.counters.count(Kind::Auth);
+                match st
+                    .oci
+                    .auth(repo.oci(), &st.creds.registry_auth(), op.into())
+                    .await
+                {
+                    Ok(Some(token)) => {
+                        let mut v =
+                            HeaderValue::from_str(&format!("Bearer {token}")).map_err(|_| {
+                                unauthorized("the token endpoint returned a token that is not a valid header value".into())
+                            })?;
+                        v.set_sensitive(true);
+                        st.set_header(&repo.repository, op, v);
+                        Ok(())
+                    }
+                    Ok(None) => Err(unauthorized(
+                        "401 with a Bearer challenge, but the registry's /v2/ endpoint offers no token service".into(),
+                    )),
+                    Err(e) => Err(self.oci_error(st, repo, what, &repo.v2_url(), e, 0)),
+                }
+            }
+            "basic" => match &st.creds.basic {
+                Some(b) => {
+                    use base64::Engine;
+                    let raw = format!("{}:{}", b.username, b.password.expose());
+                    let enc = base64::engine::general_purpose::STANDARD.encode(raw);
+                    let mut v = HeaderValue::from_str(&format!("Basic {enc}")).map_err(|_| {
+                        unauthorized("the user name or password is not a valid header value".into())
+                    })?;
+                    v.set_sensitive(true);
+                    st.set_header(&repo.repository, op, v);
+                    Ok(())
+                }
+                None => Err(unauthorized(
+                    "the registry wants a user name and password (Basic auth)".into(),
+                )),
+            },
+            _ => Err(unauthorized(format!(
+                "401 without a challenge advisor supports (WWW-Authenticate: {})",
+                challenge.unwrap_or("none")
+            ))),
+        }
+    }
+
+    /// Run an oci-client call with advisor's retry policy. oci-client keeps
+    /// response headers to itself, so `Retry-After` cannot be honoured here: the
+    /// backoff applies.
+    pub(super) async fn with_oci_retry<T, F, Fut>(
+        &self,
+        st: &RegistryState,
+        repo: &Repository,
+        what: &str,
+        url: &str,
+        call: F,
+    ) -> Result<T>
+    where
+        F: Fn() -> Fut,
+        Fut: Future<Output = std::result::Result<T, OciDistributionError>>,
+    {
+        let max_retries = self.inner.backoff.max_retries;
+        let mut retry = 0u32;
+        loop {
+            self.inner.counters.count(Kind::Manifest);
+            match call().await {
+                Ok(v) => return Ok(v),
+                Err(e) if oci_retryable(&e) && retry < max_retries => {
+                    let wait = self.inner.backoff.delay(retry, None);
+                    tracing::info!(
+                        "{what} of {}: {e}; retry {} of {max_retries} in {wait:?}",
+                        repo.reference,
+                        retry + 1
+                    );
+                    retry += 1;
+                    self.inner.counters.count_retry();
+                    tokio::time::sleep(wait).await;
+                }
+                Err(e) => return Err(self.oci_error(st, repo, what, url, e, retry)),
+            }
+        }
+    }
+
+    /// Map an oci-client error to ours.
+    fn oci_error(
+        &self,
+        st: &RegistryState,
+        repo: &Repository,
+        what: &str,
+        url: &str,
+        e: OciDistributionError,
+        retries: u32,
+    ) -> Error {
+        use OciDistributionError as O;
+        let unauthorized = |detail: String| Error::Unauthorized {
+            registry_url: repo.registry_url(),
+            reference: repo.reference.clone(),
+            what: what.to_string(),
+            credentials: st.creds.origin.clone(),
+            detail,
+        };
+        let not_found = || Error::NotFound {
+            url: url.to_string(),
+            reference: repo.reference.clone(),
+            what: what.to_string(),
+        };
+        let protocol = |detail: String| Error::Protocol {
+            url: url.to_string(),
+            reference: repo.reference.clone(),
+            detail,
+        };
+        let too_many = |last: String| Error::TooManyRetries {
+            url: url.to_string(),
+            reference: repo.reference.clone(),
+            attempts: retries + 1,
+            last,
+        };
+        match e {
+            O::RequestError(re) if re.is_connect() => Error::Unreachable {
+                url: repo.v2_url(),
+                reference: repo.reference.clone(),
+                detail: crate::error_chain(&re),
+            },
+            O::RequestError(re) if retries > 0 => too_many(crate::error_chain(&re)),
+            O::RequestError(re) => protocol(crate::error_chain(&re)),
+            O::UnauthorizedError { url } => unauthorized(format!("401 from {url}")),
+            O::AuthenticationFailure(reason) => unauthorized(format!(
+                "the token endpoint refused the credentials: {}",
+                truncate(&reason)
+            )),
+            O::RegistryError { envelope, url: u } => {
+                let codes: Vec<&OciErrorCode> = envelope.errors.iter().map(|e| &e.code).collect();
+                let text = truncate(&envelope.to_string());
+                if codes.iter().any(|c| {
+                    matches!(
+                        c,
+                        OciErrorCode::ManifestUnknown
+                            | OciErrorCode::NameUnknown
+                            | OciErrorCode::BlobUnknown
+                            | OciErrorCode::NotFound
+                    )
+                }) {
+                    not_found()
+                } else if codes
+                    .iter()
+                    .any(|c| matches!(c, OciErrorCode::Unauthorized | OciErrorCode::Denied))
+                {
+                    unauthorized(format!("{u}: {text}"))
+                } else if codes.contains(&&OciErrorCode::Toomanyrequests) {
+                    too_many(text)
+                } else if codes.contains(&&OciErrorCode::DigestInvalid) {
+                    Error::DigestMismatch {
+                        url: u,
+                        reference: repo.reference.clone(),
+                        what: what.to_string(),
+                        expected: "the digest given".into(),
+                        actual: format!("content the registry rejected: {text}"),
+                    }
+                } else {
+                    protocol(format!("{u}: {text}"))
+                }
+            }
+            O::ServerError {
+                code,
+                url: u,
+                message,
+            } => match code {
+                404 => not_found(),
+                401 | 403 => unauthorized(format!("{code} from {u}")),
+                429 | 500..=599 => too_many(format!("{code} {}", truncate(&message))),
+                _ => protocol(format!("{code} from {u}: {}", truncate(&message))),
+            },
+            O::DigestError(oci_client::errors::DigestError::VerificationError {
+                expected,
+                actual,
+            }) => Error::DigestMismatch {
+                url: url.to_string(),
+                reference: repo.reference.clone(),
+                what: what.to_string(),
+                expected,
+                actual,
+            },
+            other => protocol(other.to_string()),
+        }
+    }
+
+    fn transport_error(&self, req: &Req<'_>, e: &reqwest::Error, retries: u32) -> Error {
+        if e.is_connect() {
+            Error::Unreachable {
+                url: req.repo.v2_url(),
+                reference: req.repo.reference.clone(),
+                detail: crate::error_chain(e),
+            }
+        } else if retries > 0 || retry::retryable_error(e) {
+            Error::TooManyRetries {
+                url: req.url.clone(),
+                reference: req.repo.reference.clone(),
+                attempts: retries + 1,
+                last: crate::error_chain(e),
+            }
+        } else {
+            Error::Protocol {
+                url: req.url.clone(),
+                reference: req.repo.reference.clone(),
+                detail: crate::error_chain(e),
+            }
+        }
+    }
+
+    /// The error for a response the caller did not expect.
+    pub(super) async fn failure(&self, req_repo: &Repository, what: &str, resp: Response) -> Error {
+        let url = resp.url().to_string();
+        let status = resp.status();
+        match status {
+            StatusCode::NOT_FOUND => {
+                self.drain(resp).await;
+                Error::NotFound {
+                    url,
+                    reference: req_repo.reference.clone(),
+                    what: what.to_string(),
+                }
+            }
+            StatusCode::UNAUTHORIZED | StatusCode::FORBIDDEN => {
+                let detail = self.body_snippet(resp).await;
+                let credentials = match self.state(req_repo).await {
+                    Ok(st) => st.creds.origin.clone(),
+                    Err(_) => "unknown".into(),
+                };
+                Error::Unauthorized {
+                    registry_url: req_repo.registry_url(),
+                    reference: req_repo.reference.clone(),
+                    what: what.to_string(),
+                    credentials,
+                    detail: format!("{status}{detail}"),
+                }
+            }
+            _ => {
+                let detail = self.body_snippet(resp).await;
+                Error::Protocol {
+                    url,
+                    reference: req_repo.reference.clone(),
+                    detail: format!("unexpected {status} for {what}{detail}"),
+                }
+            }
+        }
+    }
+
+    /// The start of an error body, counted, for a message (": …" or "").
+    async fn body_snippet(&self, mut resp: Response) -> String {
+        let mut buf = Vec::new();
+        while buf.len() < ERROR_BODY_LIMIT {
+            match resp.chunk().await {
+                Ok(Some(c)) => {
+                    self.inner.counters.add_received(c.len() as u64);
+                    buf.extend_from_slice(&c);
+                }
+                _ => break,
+            }
+        }
+        let text = String::from_utf8_lossy(&buf[..buf.len().min(ERROR_BODY_LIMIT)]);
+        let text = text.trim();
+        if text.is_empty() {
+            String::new()
+        } else {
+            format!(": {text}")
+        }
+    }
+
+    /// Read and count a small response body we do not need (keeps the connection reusable).
+    async fn drain(&self, mut resp: Response) {
+        let mut n = 0usize;
+        while n < ERROR_BODY_LIMIT * 4 {
+            match resp.chunk().await {
+                Ok(Some(c)) => {
+                    n += c.len();
+                    self.inner.counters.add_received(c.len() as u64);
+                }
+                _ => break,
+            }
+        }
+    }
+}
+
+/// Whether an oci-client failure is worth another try.
+fn oci_retryable(e: &OciDistributionError) -> bool {
+    use OciDistributionError as O;
+    match e {
+        O::RequestError(re) => retry::retryable_error(re),
+        O::ServerError { code, .. } => *code == 429 || (500..=599).contains(code),
+        O::RegistryError { envelope, .. } => envelope
+            .errors
+            .iter()
+            .any(|e| e.code == OciErrorCode::Toomanyrequests),
+        _ => false,
+    }
+}
+
+/// Whether `url` is on the repository's registry (same scheme, host and port).
+fn same_registry(url: &str, repo: &Repository) -> bool {
+    let (Ok(target), Ok(base)) = (
+        reqwest::Url::parse(url),
+        reqwest::Url::parse(&repo.registry_url()),
+    ) else {
+        return false;
+    };
+    target.scheme() == base.scheme()
+        && target.host_str() == base.host_str()
+        && target.port_or_known_default() == base.port_or_known_default()
+}
+
+fn truncate(s: &str) -> String {
+    let s = s.trim();
+    match s.char_indices().nth(300) {
+        Some((i, _)) => format!("{}…", &s[..i]),
+        None => s.to_string(),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn credentials_stay_on_the_registry_host() {
+        let repo = Repository::parse("127.0.0.1:5000/a/b:t", false).unwrap();
+        assert!(same_registry(
+            "http://127.0.0.1:5000/v2/a/b/blobs/uploads/x?_state=1",
+            &repo
+        ));
+        assert!(!same_registry("http://127.0.0.1:5001/upload", &repo));
+        assert!(!same_registry("http://storage.example.com/upload", &repo));
+        let tls = Repository::parse("reg.example.com/a:t", false).unwrap();
+        assert!(same_registry("https://reg.example.com:443/v2/a", &tls));
+        assert!(
+            !same_registry("http://reg.example.com/v2/a", &tls),
+            "no downgrade to http"
+        );
+    }
+}
