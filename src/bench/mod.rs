@@ -26,7 +26,6 @@ pub mod metrics;
 pub mod real;
 pub mod source;
 pub mod stats;
-pub mod tmp_registry;
 
 use crate::containerd::pull::{LayerOutcome, LayerReport, Method};
 use crate::units::{Bytes, Seconds};

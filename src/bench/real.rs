@@ -27,7 +27,6 @@ pub struct RealSettings {
     pub image: String,
     pub method: Method,
     pub snapshotter: String,
-    pub plain_http: bool,
     /// The stargz snapshotter's Prometheus endpoint.
     pub stargz_metrics: Option<String>,
     /// Shell command that restarts the stargz snapshotter with empty caches.
@@ -56,8 +55,12 @@ pub struct RealEngine {
 }
 
 impl RealEngine {
-    pub fn new(conn: Connection, s: RealSettings) -> anyhow::Result<Self> {
-        let registry = super::source::RegistrySource::new(&s.image, s.plain_http)?;
+    pub fn new(
+        conn: Connection,
+        s: RealSettings,
+        registry: crate::registry::RegistryOptions,
+    ) -> anyhow::Result<Self> {
+        let registry = super::source::RegistrySource::with_options(&s.image, registry)?;
         Ok(RealEngine {
             conn,
             s,

@@ -21,10 +21,7 @@ use std::sync::Mutex;
 use std::time::Duration;
 
 /// Settings for the loop and for the real engine.
-pub fn settings(
-    global: &GlobalArgs,
-    args: &BenchArgs,
-) -> anyhow::Result<(BenchSettings, RealSettings)> {
+pub fn settings(args: &BenchArgs) -> anyhow::Result<(BenchSettings, RealSettings)> {
     if args.runs == 0 {
         crate::bail_user!("-n/--runs must be at least 1");
     }
@@ -65,7 +62,6 @@ pub fn settings(
         image: args.image.clone(),
         method,
         snapshotter: args.snapshotter.clone(),
-        plain_http: global.plain_http,
         stargz_metrics: args.stargz_metrics.clone(),
         lazy_reset: args.lazy_reset_cmd.clone().filter(|c| !c.trim().is_empty()),
         drop_caches: !args.no_drop_caches,
@@ -78,7 +74,7 @@ pub fn settings(
 }
 
 pub async fn run(global: &GlobalArgs, args: &BenchArgs, printer: &Printer) -> anyhow::Result<()> {
-    let (bench, real) = settings(global, args)?;
+    let (bench, real) = settings(args)?;
     if bench.method == Method::Lazy
         && bench.mode == crate::bench::Mode::Cold
         && real.lazy_reset.is_none()
@@ -94,7 +90,11 @@ pub async fn run(global: &GlobalArgs, args: &BenchArgs, printer: &Printer) -> an
     if bench.method == Method::Lazy && real.stargz_metrics.is_none() {
         printer.warn("no stargz metrics endpoint (--stargz-metrics / ADVISOR_STARGZ_METRICS): lazy bytes come from procfs and coldness cannot be checked per layer");
     }
-    let mut engine = RealEngine::new(conn, real)?;
+    let mut engine = RealEngine::new(
+        conn,
+        real,
+        crate::registry::RegistryOptions::from_global(global),
+    )?;
     let (tx, rx) = tokio::sync::watch::channel(false);
     let signals = tokio::spawn(async move {
         use tokio::signal::unix::{SignalKind, signal};
