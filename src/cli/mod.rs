@@ -3,6 +3,8 @@
 //! Owns argument parsing only; every command resolves its arguments into a
 //! settings struct before work starts. Subcommand arguments live in submodules
 //! of this module, one per command.
+pub mod bench;
+
 use clap::{Args, Parser, Subcommand, ValueEnum};
 use std::path::PathBuf;
 
@@ -77,6 +79,8 @@ pub enum Command {
     Advise(advise::AdviseArgs),
     /// Workload file-access traces: import, synthesize, analyze against an image.
     Trace(trace::TraceArgs),
+    /// Time eager (overlayfs) or lazy (stargz) cold/warm starts through containerd.
+    Bench(bench::BenchArgs),
 }
 
 #[derive(Debug, Clone, Args)]
