@@ -3,3 +3,5 @@
 //! Owns the regressions (`fit`) and, later, the calibration matrix and the
 //! profile it writes. Does not run containers itself: it drives `bench`.
 pub mod fit;
+pub mod model;
+pub mod workload;
