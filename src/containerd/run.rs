@@ -278,6 +278,22 @@ impl Container {
     /// Create the task: FIFOs for stdout/stderr, the rootfs mounts, Tasks.Create,
     /// then Tasks.Wait in the background.
     pub async fn create_task(&self) -> Result<Task> {
+        self.create_task_with_rootfs(None).await
+    }
+
+    /// The mounts of the container's snapshot (what the task's rootfs is made of).
+    pub async fn rootfs_mounts(&self) -> Result<Vec<containerd_client::types::Mount>> {
+        self.conn
+            .snapshot_mounts(&self.snapshotter, &self.snapshot_key)
+            .await
+    }
+
+    /// [`Container::create_task`] with a rootfs other than the snapshot's own
+    /// mounts (`trace record` puts its recorder under the overlay's lower dirs).
+    pub async fn create_task_with_rootfs(
+        &self,
+        rootfs: Option<Vec<containerd_client::types::Mount>>,
+    ) -> Result<Task> {
         let io_err = |what: &str, source: std::io::Error| Error::Io {
             container: self.id.clone(),
             what: what.to_string(),
@@ -303,10 +319,10 @@ impl Container {
         };
         let out_rx = open(&stdout)?;
         let err_rx = open(&stderr)?;
-        let mounts = self
-            .conn
-            .snapshot_mounts(&self.snapshotter, &self.snapshot_key)
-            .await?;
+        let mounts = match rootfs {
+            Some(m) => m,
+            None => self.rootfs_mounts().await?,
+        };
         let tracked = Tracked::Task {
             namespace: self.conn.namespace.clone(),
             container: self.id.clone(),
