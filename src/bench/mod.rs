@@ -219,7 +219,7 @@ pub struct RunRecord {
 }
 
 impl RunRecord {
-    fn new(index: usize, role: Role) -> Self {
+    pub fn new(index: usize, role: Role) -> Self {
         RunRecord {
             index,
             role,

@@ -45,6 +45,13 @@ pub struct CalRun {
     pub run: RunRecord,
 }
 
+/// What a runs file holds: the images and their runs.
+#[derive(Debug, Default, Clone)]
+pub struct Stored {
+    pub images: Vec<CalImage>,
+    pub runs: Vec<CalRun>,
+}
+
 /// Features of one workload segment of one run.
 #[derive(Debug, Clone, Copy, Default, PartialEq)]
 struct SegmentFeatures {
