@@ -7,6 +7,7 @@ use clap::{Args, Parser, Subcommand, ValueEnum};
 use std::path::PathBuf;
 
 pub mod advise;
+pub mod image;
 pub mod trace;
 
 /// Default containerd socket, as ctr's.
@@ -77,6 +78,8 @@ pub enum Command {
     Advise(advise::AdviseArgs),
     /// Workload file-access traces: import, synthesize, analyze against an image.
     Trace(trace::TraceArgs),
+    /// Synthetic images (build and push both forms) and what a registry holds (inspect).
+    Image(image::ImageArgs),
 }
 
 #[derive(Debug, Clone, Args)]

@@ -2,4 +2,5 @@
 //! [`Printer`](crate::printer::Printer), computes first, renders after.
 pub mod advise;
 pub mod doctor;
+pub mod image;
 pub mod trace;
