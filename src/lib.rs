@@ -3,6 +3,7 @@
 //!
 //! Data flows one way: image → TOC → trace join → model → report. Each stage
 //! is one module; `commands` wires them to the CLI.
+pub mod bench;
 pub mod calibrate;
 pub mod cli;
 pub mod commands;
@@ -85,6 +86,7 @@ pub async fn run(cli: Cli) -> anyhow::Result<()> {
         Command::Doctor(args) => commands::doctor::run(&cli.global, args, &printer).await,
         Command::Trace(args) => commands::trace::run(&cli.global, args, &printer).await,
         Command::Image(args) => commands::image::run(&cli.global, args, &printer).await,
+        Command::Bench(args) => commands::bench::run(&cli.global, args, &printer).await,
     }
 }
 

@@ -3,6 +3,8 @@
 //! Owns argument parsing only; every command resolves its arguments into a
 //! settings struct before work starts. Subcommand arguments live in submodules
 //! of this module, one per command.
+pub mod bench;
+
 use clap::{Args, Parser, Subcommand, ValueEnum};
 use std::path::PathBuf;
 
@@ -80,6 +82,8 @@ pub enum Command {
     Trace(trace::TraceArgs),
     /// Synthetic images (build and push both forms) and what a registry holds (inspect).
     Image(image::ImageArgs),
+    /// Time eager (overlayfs) or lazy (stargz) cold/warm starts through containerd.
+    Bench(bench::BenchArgs),
 }
 
 #[derive(Debug, Clone, Args)]

@@ -2,7 +2,24 @@
 //!
 //! Owns every call to containerd and the conversion of `tonic::Status` into
 //! typed errors that name the socket, namespace and object. It must not print,
-//! time phases or decide what a measurement means: that is `bench`'s job.
+//! time phases or decide what a measurement means: that is `bench`'s job. It
+//! never talks to a registry itself: blobs arrive as byte streams from a
+//! [`pull::BlobSource`].
+//!
+//! Submodules follow the call sequences of shared/docs/containerd-grpc.md:
+//! [`lease`] (GC protection), [`content`] (Content.Write/Read/Update/Delete),
+//! [`pull`] (eager and lazy pulls), [`unpack`] (chain IDs, Prepare/Apply/Commit,
+//! remote-snapshot labels), [`run`] (containers, tasks, stdio FIFOs, readiness),
+//! [`clean`] (cold clean-up and its post-conditions) and [`tracker`] (what was
+//! created and not yet deleted, so an interrupted run can clean up).
+pub mod clean;
+pub mod content;
+pub mod lease;
+pub mod pull;
+pub mod run;
+pub mod tracker;
+pub mod unpack;
+
 use containerd_client::services::v1::{
     PluginsRequest,
     introspection_client::IntrospectionClient,
@@ -69,15 +86,93 @@ pub enum Error {
         namespace: String,
         status: Box<tonic::Status>,
     },
+
+    #[error(
+        "cannot lazy-pull {reference}: layer {layer} is not eStargz (no `containerd.io/snapshot/stargz/toc.digest` \
+         annotation in the manifest); build or convert the image to eStargz (e.g. `ctr-remote image optimize --oci`), \
+         or pull it eagerly with --snapshotter overlayfs"
+    )]
+    NotEstargz { reference: String, layer: String },
+
+    #[error(
+        "{reference}: layer {layer} is already present from a{} pull in namespace {namespace}: {detail}; \
+         mixing eager and lazy pulls of the same layers corrupts containerd's state \
+         (\"target snapshot already exists\"); clean up first (a cold `advisor bench` does) or use another image reference",
+        if *existing_lazy { " lazy" } else { "n eager" }
+    )]
+    Mixed {
+        reference: String,
+        namespace: String,
+        layer: String,
+        existing_lazy: bool,
+        detail: String,
+    },
+
+    #[error("{reference}: fetching blob {digest} from the registry failed")]
+    Fetch {
+        reference: String,
+        digest: String,
+        #[source]
+        source: Box<dyn std::error::Error + Send + Sync>,
+    },
+
+    #[error("{reference}: invalid image: {detail}")]
+    BadImage { reference: String, detail: String },
+
+    #[error(
+        "{reference}: layer {layer} unpacked to {got}, but the image config says its diff ID is {expected}"
+    )]
+    DiffIdMismatch {
+        reference: String,
+        layer: String,
+        expected: String,
+        got: String,
+    },
+
+    #[error("container {container}: {what}: {source}")]
+    Io {
+        container: String,
+        what: String,
+        #[source]
+        source: std::io::Error,
+    },
+
+    #[error("container {container}: invalid readiness pattern or spec: {detail}")]
+    BadRunSpec { container: String, detail: String },
+
+    #[error(
+        "cold clean-up of {reference} left state behind: {}; remove it by hand (ctr) or restart the lab (`lab/lab down && lab/lab up`)",
+        leftovers.join("; ")
+    )]
+    NotCold {
+        reference: String,
+        leftovers: Vec<String>,
+    },
+
+    #[error("lazy reset command `{command}` failed: {detail}")]
+    LazyReset { command: String, detail: String },
 }
 
 impl Error {
     /// Whether the user (or their environment) can fix this.
     pub fn is_user_facing(&self) -> bool {
-        !matches!(self, Error::Rpc { status, .. } if !matches!(
-            status.code(),
-            tonic::Code::Unavailable | tonic::Code::NotFound | tonic::Code::PermissionDenied
-        ))
+        match self {
+            Error::Rpc { status, .. } => matches!(
+                status.code(),
+                tonic::Code::Unavailable | tonic::Code::NotFound | tonic::Code::PermissionDenied
+            ),
+            Error::DiffIdMismatch { .. } => false,
+            Error::Io { source, .. } => !matches!(source.kind(), std::io::ErrorKind::Other),
+            _ => true,
+        }
+    }
+
+    /// The gRPC code of a failed call, if this is one.
+    pub fn code(&self) -> Option<tonic::Code> {
+        match self {
+            Error::Rpc { status, .. } => Some(status.code()),
+            _ => None,
+        }
     }
 }
 
@@ -89,6 +184,10 @@ pub struct Connection {
     channel: Channel,
     pub address: PathBuf,
     pub namespace: String,
+    /// Lease every call joins (`containerd-lease` header), if any.
+    lease: Option<String>,
+    /// Objects created through this connection (and its clones) and not yet deleted.
+    tracker: tracker::Tracker,
 }
 
 impl Connection {
@@ -139,6 +238,8 @@ impl Connection {
             channel,
             address,
             namespace: namespace.to_string(),
+            lease: None,
+            tracker: tracker::Tracker::default(),
         })
     }
 
@@ -146,11 +247,44 @@ impl Connection {
         self.channel.clone()
     }
 
-    /// A request carrying this connection's namespace header.
+    /// The same connection working in another namespace (shares the channel and tracker, no lease).
+    pub fn in_namespace(&self, namespace: &str) -> Connection {
+        Connection {
+            namespace: namespace.to_string(),
+            lease: None,
+            ..self.clone()
+        }
+    }
+
+    /// The same connection with every call joining a lease (new content,
+    /// ingests and snapshots become GC roots until the lease is deleted).
+    pub fn with_lease(&self, lease: &str) -> Connection {
+        Connection {
+            lease: Some(lease.to_string()),
+            ..self.clone()
+        }
+    }
+
+    /// The lease calls join, if any.
+    pub fn lease(&self) -> Option<&str> {
+        self.lease.as_deref()
+    }
+
+    /// What this connection created and has not deleted yet.
+    pub fn tracker(&self) -> &tracker::Tracker {
+        &self.tracker
+    }
+
+    /// A request carrying this connection's namespace header (and lease header, if any).
     pub fn request<T>(&self, msg: T) -> Request<T> {
         let mut req = Request::new(msg);
         if let Ok(v) = self.namespace.parse() {
             req.metadata_mut().insert("containerd-namespace", v);
+        }
+        if let Some(lease) = &self.lease
+            && let Ok(v) = lease.parse()
+        {
+            req.metadata_mut().insert("containerd-lease", v);
         }
         req
     }
@@ -239,6 +373,28 @@ impl Connection {
             .await
             .map_err(|s| self.not_answering(name, s))?;
         Ok(())
+    }
+
+    /// [`check_snapshotter`](Self::check_snapshotter), retried while the
+    /// snapshotter does not answer: after a proxy snapshotter restarts,
+    /// containerd re-dials its socket with gRPC's backoff, so the first calls
+    /// may still fail for a few seconds.
+    pub async fn wait_for_snapshotter(
+        &self,
+        name: &str,
+        patience: std::time::Duration,
+    ) -> Result<()> {
+        let deadline = std::time::Instant::now() + patience;
+        loop {
+            match self.check_snapshotter(name).await {
+                Err(Error::SnapshotterNotAnswering { .. })
+                    if std::time::Instant::now() < deadline =>
+                {
+                    tokio::time::sleep(std::time::Duration::from_millis(250)).await;
+                }
+                r => return r,
+            }
+        }
     }
 
     fn not_answering(&self, name: &str, s: tonic::Status) -> Error {

@@ -1,0 +1,77 @@
+//! `advisor bench` arguments.
+use crate::bench::Mode;
+use clap::Args;
+use std::path::PathBuf;
+
+/// Time real eager (overlayfs) or lazy (stargz) pulls and container starts
+/// through containerd, run after run, and summarise each phase.
+#[derive(Debug, Clone, Args)]
+pub struct BenchArgs {
+    /// Image reference (HOST/REPO:TAG or @DIGEST).
+    #[arg(long, value_name = "REF")]
+    pub image: String,
+
+    /// `overlayfs`: eager pull (download and unpack every layer); `stargz`: lazy
+    /// pull (mount eStargz layers remotely).
+    #[arg(long, value_name = "NAME", value_parser = ["overlayfs", "stargz"])]
+    pub snapshotter: String,
+
+    /// `cold`: every run pulls from a clean slate (image, content in every
+    /// namespace, snapshots and the snapshotter's caches removed first);
+    /// `warm`: pull once, then every run starts a new container from it.
+    #[arg(long, value_enum, default_value_t = Mode::Cold)]
+    pub mode: Mode,
+
+    /// Measured runs.
+    #[arg(short = 'n', long = "runs", default_value_t = 5, value_name = "N")]
+    pub runs: usize,
+
+    /// Unmeasured runs before the measured ones (reported, not summarised).
+    #[arg(long, default_value_t = 0, value_name = "N")]
+    pub warmup: usize,
+
+    /// Ready when a stdout/stderr line matches this regex (default: when the process exits).
+    #[arg(long, value_name = "PATTERN", conflicts_with = "ready_path")]
+    pub ready_line: Option<String>,
+
+    /// Ready when this absolute path exists inside the container.
+    #[arg(long, value_name = "PATH")]
+    pub ready_path: Option<String>,
+
+    /// Kill a container that has not exited this many seconds after its start.
+    #[arg(long, default_value_t = 600, value_name = "SECS")]
+    pub timeout: u64,
+
+    /// Shell command that restarts the stargz snapshotter with empty caches
+    /// (cold lazy runs need it; `lab/lab env` sets it for the lab).
+    #[arg(long, env = "ADVISOR_LAZY_RESET_CMD", value_name = "CMD")]
+    pub lazy_reset_cmd: Option<String>,
+
+    /// The stargz snapshotter's Prometheus metrics URL (bytes fetched, request counts).
+    #[arg(long, env = "ADVISOR_STARGZ_METRICS", value_name = "URL")]
+    pub stargz_metrics: Option<String>,
+
+    /// Do not drop the kernel page cache before cold runs.
+    #[arg(long)]
+    pub no_drop_caches: bool,
+
+    /// `stargz.prefetch` label of lazy pulls (bytes; ctr-remote's default).
+    #[arg(long, default_value_t = crate::containerd::pull::DEFAULT_PREFETCH_SIZE, value_name = "BYTES")]
+    pub prefetch_size: u64,
+
+    /// Concurrent layer downloads of eager pulls (0: all at once, as ctr).
+    #[arg(long, default_value_t = 0, value_name = "N")]
+    pub max_concurrent_downloads: usize,
+
+    /// Append every run to this file as JSON Lines, as it finishes.
+    #[arg(long, value_name = "FILE")]
+    pub output: Option<PathBuf>,
+
+    /// Keep the image pulled at the end.
+    #[arg(long)]
+    pub keep_image: bool,
+
+    /// Command to run instead of the image's (replaces entrypoint and cmd, as `ctr run`).
+    #[arg(last = true, value_name = "CMD")]
+    pub command: Vec<String>,
+}

@@ -1,0 +1,311 @@
+//! `advisor bench`: resolve the arguments, run [`crate::bench::run_bench`]
+//! with the real engine, draw progress, append runs to `--output` as JSON
+//! Lines as they finish, then render the report (table or JSON).
+//!
+//! Ctrl-C (SIGINT) or SIGTERM stop the bench cleanly: the current run is
+//! abandoned, everything it created is deleted, and what was measured is
+//! reported before advisor exits with code 1.
+use crate::bench::real::{RealEngine, RealSettings};
+use crate::bench::{BenchReport, BenchSettings, Observer, ReadySpec, Role, RunRecord};
+use crate::cli::GlobalArgs;
+use crate::cli::bench::BenchArgs;
+use crate::containerd::pull::Method;
+use crate::containerd::run::Readiness;
+use crate::containerd::{self, Connection};
+use crate::printer::Printer;
+use crate::units::{Bytes, Seconds};
+use indicatif::{ProgressBar, ProgressDrawTarget, ProgressStyle};
+use std::io::Write;
+use std::path::PathBuf;
+use std::sync::Mutex;
+use std::time::Duration;
+
+/// Settings for the loop and for the real engine.
+pub fn settings(args: &BenchArgs) -> anyhow::Result<(BenchSettings, RealSettings)> {
+    if args.runs == 0 {
+        crate::bail_user!("-n/--runs must be at least 1");
+    }
+    let (ready, readiness) = match (&args.ready_line, &args.ready_path) {
+        (Some(p), _) => {
+            let re = regex::Regex::new(p).map_err(|e| {
+                crate::error::user(format!("--ready-line `{p}` is not a valid regex: {e}"))
+            })?;
+            (ReadySpec::Line(p.clone()), Readiness::Line(re))
+        }
+        (None, Some(p)) => {
+            if !p.starts_with('/') {
+                crate::bail_user!(
+                    "--ready-path `{p}` must be an absolute path inside the container"
+                );
+            }
+            (
+                ReadySpec::Path(p.clone()),
+                Readiness::Path(PathBuf::from(p)),
+            )
+        }
+        (None, None) => (ReadySpec::Exit, Readiness::Exit),
+    };
+    let method = Method::for_snapshotter(&args.snapshotter);
+    let bench = BenchSettings {
+        image: args.image.clone(),
+        method,
+        snapshotter: args.snapshotter.clone(),
+        mode: args.mode,
+        runs: args.runs,
+        warmup: args.warmup,
+        ready,
+        timeout: Duration::from_secs(args.timeout),
+        command: args.command.clone(),
+        keep_image: args.keep_image,
+    };
+    let real = RealSettings {
+        image: args.image.clone(),
+        method,
+        snapshotter: args.snapshotter.clone(),
+        stargz_metrics: args.stargz_metrics.clone(),
+        lazy_reset: args.lazy_reset_cmd.clone().filter(|c| !c.trim().is_empty()),
+        drop_caches: !args.no_drop_caches,
+        prefetch_size: args.prefetch_size,
+        max_concurrent_downloads: args.max_concurrent_downloads,
+        ready: readiness,
+        command: args.command.clone(),
+    };
+    Ok((bench, real))
+}
+
+pub async fn run(global: &GlobalArgs, args: &BenchArgs, printer: &Printer) -> anyhow::Result<()> {
+    let (bench, real) = settings(args)?;
+    if bench.method == Method::Lazy
+        && bench.mode == crate::bench::Mode::Cold
+        && real.lazy_reset.is_none()
+    {
+        crate::bail_user!(
+            "a cold lazy bench needs the stargz snapshotter's caches purged between runs: pass --lazy-reset-cmd \
+             (e.g. \"systemctl restart stargz-snapshotter\"), or on the lab `eval \"$(lab/lab env)\"`, which sets ADVISOR_LAZY_RESET_CMD"
+        );
+    }
+    let conn = Connection::connect(&global.address, &global.namespace).await?;
+    conn.wait_for_snapshotter(&bench.snapshotter, crate::bench::real::SNAPSHOTTER_PATIENCE)
+        .await?;
+    if bench.method == Method::Lazy && real.stargz_metrics.is_none() {
+        printer.warn("no stargz metrics endpoint (--stargz-metrics / ADVISOR_STARGZ_METRICS): lazy bytes come from procfs and coldness cannot be checked per layer");
+    }
+    let mut engine = RealEngine::new(
+        conn,
+        real,
+        crate::registry::RegistryOptions::from_global(global),
+    )?;
+    let (tx, rx) = tokio::sync::watch::channel(false);
+    let signals = tokio::spawn(async move {
+        use tokio::signal::unix::{SignalKind, signal};
+        let (Ok(mut int), Ok(mut term)) = (
+            signal(SignalKind::interrupt()),
+            signal(SignalKind::terminate()),
+        ) else {
+            return;
+        };
+        tokio::select! {
+            _ = int.recv() => {}
+            _ = term.recv() => {}
+        }
+        let _ = tx.send(true);
+    });
+    let observer = Progress::new(printer, &bench, args.output.clone())?;
+    let (report, error) = crate::bench::run_bench(&mut engine, &bench, &observer, rx).await;
+    signals.abort();
+    observer.finish(&report);
+    for n in &engine.notes {
+        printer.warn(n);
+    }
+    render(printer, &report)?;
+    for p in &report.cleanup_problems {
+        printer.warn(&format!("clean-up: {p}"));
+    }
+    if let Some(e) = error {
+        return Err(e.context(format!(
+            "bench of {} stopped after {} run(s); what was measured is shown above",
+            report.image,
+            report.runs.len()
+        )));
+    }
+    if report.interrupted {
+        crate::bail_user!(
+            "interrupted: {} run(s) measured, partial results above; nothing left behind{}",
+            report.runs.iter().filter(|r| r.error.is_none()).count(),
+            if report.cleanup_problems.is_empty() {
+                ""
+            } else {
+                " except what the clean-up warnings name"
+            }
+        );
+    }
+    Ok(())
+}
+
+/// Progress on stderr and JSON Lines in `--output`.
+struct Progress {
+    bar: ProgressBar,
+    output: Option<Mutex<std::fs::File>>,
+    path: Option<PathBuf>,
+    printer: Printer,
+}
+
+impl Progress {
+    fn new(
+        printer: &Printer,
+        bench: &BenchSettings,
+        output: Option<PathBuf>,
+    ) -> anyhow::Result<Self> {
+        let total = bench.runs + bench.warmup + usize::from(bench.mode == crate::bench::Mode::Warm);
+        let bar = ProgressBar::with_draw_target(
+            Some(total as u64),
+            if printer.show_progress() {
+                ProgressDrawTarget::stderr()
+            } else {
+                ProgressDrawTarget::hidden()
+            },
+        );
+        bar.set_style(
+            ProgressStyle::with_template(
+                "{spinner} bench [{bar:30}] {pos}/{len} {msg} ({elapsed})",
+            )
+            .unwrap_or_else(|_| ProgressStyle::default_bar())
+            .progress_chars("=> "),
+        );
+        bar.enable_steady_tick(Duration::from_millis(120));
+        let file = match &output {
+            Some(p) => Some(Mutex::new(
+                std::fs::OpenOptions::new()
+                    .create(true)
+                    .append(true)
+                    .open(p)
+                    .map_err(|e| {
+                        crate::error::user(format!(
+                            "--output {}: cannot open for appending: {e}",
+                            p.display()
+                        ))
+                    })?,
+            )),
+            None => None,
+        };
+        Ok(Progress {
+            bar,
+            output: file,
+            path: output,
+            printer: printer.clone(),
+        })
+    }
+
+    fn append(&self, value: serde_json::Value) {
+        if let Some(f) = &self.output
+            && let Ok(mut f) = f.lock()
+        {
+            let line = value.to_string();
+            if writeln!(f, "{line}").and_then(|_| f.flush()).is_err()
+                && let Some(p) = &self.path
+            {
+                self.printer
+                    .warn(&format!("cannot append to {}", p.display()));
+            }
+        }
+    }
+
+    fn finish(&self, report: &BenchReport) {
+        self.bar.finish_and_clear();
+        if let Ok(mut v) = serde_json::to_value(&report.summary) {
+            v = serde_json::json!({"kind": "summary", "image": report.image, "snapshotter": report.snapshotter,
+                "mode": report.mode, "interrupted": report.interrupted, "excluded": report.excluded, "summary": v});
+            self.append(v);
+        }
+    }
+}
+
+fn role_name(r: &RunRecord) -> String {
+    match r.role {
+        Role::Setup => "setup pull".into(),
+        Role::Warmup => format!("warm-up {}", r.index + 1),
+        Role::Measured => format!("run {}", r.index + 1),
+    }
+}
+
+impl Observer for Progress {
+    fn phase(&self, run: &RunRecord, phase: &str) {
+        self.bar.set_message(format!("{}: {phase}", role_name(run)));
+    }
+
+    fn run_done(&self, run: &RunRecord) {
+        self.bar.inc(1);
+        if let Ok(mut v) = serde_json::to_value(run) {
+            if let Some(o) = v.as_object_mut() {
+                o.insert("kind".into(), "run".into());
+            }
+            self.append(v);
+        }
+        for f in &run.flags {
+            if !matches!(f, crate::bench::Flag::Failed) {
+                self.bar.suspend(|| {
+                    self.printer
+                        .warn(&format!("{}: {}", role_name(run), f.describe()))
+                });
+            }
+        }
+    }
+}
+
+fn render(printer: &Printer, report: &BenchReport) -> anyhow::Result<()> {
+    if printer.is_json() {
+        return printer.json(report);
+    }
+    let mut t = crate::report::table(["quantity", "mean ± σ", "min", "median", "max", "n"]);
+    for q in &report.summary {
+        let s = &q.summary;
+        let f = |v: f64| {
+            if q.unit == "s" {
+                Seconds(v).to_string()
+            } else {
+                Bytes(v.round() as u64).to_string()
+            }
+        };
+        let mean = match s.stddev {
+            Some(sd) => format!("{} ± {}", f(s.mean), f(sd)),
+            None => f(s.mean),
+        };
+        t.add_row(vec![
+            q.name.clone(),
+            mean,
+            f(s.min),
+            f(s.median),
+            f(s.max),
+            s.n.to_string(),
+        ]);
+    }
+    let measured = report
+        .runs
+        .iter()
+        .filter(|r| r.role == Role::Measured)
+        .count();
+    printer.out(&format!(
+        "{} via {} ({}, {} mode), ready on {}: {measured} measured run(s), {} excluded",
+        report.image,
+        report.snapshotter,
+        match report.method {
+            Method::Eager => "eager",
+            Method::Lazy => "lazy",
+        },
+        match report.mode {
+            crate::bench::Mode::Cold => "cold",
+            crate::bench::Mode::Warm => "warm",
+        },
+        report.ready.describe(),
+        report.excluded
+    ))?;
+    if report.summary.is_empty() {
+        printer.out("no run counts: nothing to summarise")?;
+    } else {
+        printer.out(&t.to_string())?;
+    }
+    Ok(())
+}
+
+/// The snapshotters a bench may use.
+pub const SNAPSHOTTERS: [&str; 2] = [containerd::OVERLAYFS, containerd::STARGZ];
