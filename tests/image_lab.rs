@@ -3,10 +3,11 @@
 //! - build + push + inspect: TOCs verified, bytes fetched within the budget,
 //!   the file table equal to the spec's files; `--scan` of the gzip form;
 //! - same spec and seed push the same digests;
-//! - (a) the eStargz form is mounted lazily by the stargz snapshotter (remote
-//!   snapshot label on every layer, no layer blob in the content store) and a
-//!   container reading every file gets the bytes the gzip form gives, which are
-//!   the bytes the generator makes;
+//! - (a) the eStargz form, pulled with advisor's containerd adapter, is
+//!   mounted lazily by the stargz snapshotter (remote snapshot label on every
+//!   layer, no layer blob in the content store) and a container reading every
+//!   file gets the bytes the gzip form (pulled eagerly) gives, which are the
+//!   bytes the generator makes; the image's own entrypoint and cmd run;
 //! - (b) an image converted by `ctr-remote image optimize --oci` is read by
 //!   `image inspect` with the file list and sizes of its tar;
 //! - (c) corrupt footers, truncated blobs, wrong TOC digests, `..` and
@@ -15,6 +16,13 @@
 //!   advise's prefetch list fed to `build --prioritize` becomes the landmark.
 mod common;
 
+use advisor::bench::real::state_of;
+use advisor::bench::source::RegistrySource;
+use advisor::containerd::pull::{
+    BlobSource, ImageToPull, LayerOutcome, Method, Pull, PullOptions, PullReport,
+};
+use advisor::containerd::run::{self, Container, ContainerSpec};
+use advisor::containerd::{Connection, OVERLAYFS, STARGZ, clean};
 use advisor::estargz::footer::{footer_bytes, parse_footer};
 use advisor::estargz::table::{FileKind, ImageFiles};
 use advisor::estargz::toc::{
@@ -32,6 +40,8 @@ use std::collections::{BTreeMap, BTreeSet};
 use std::io::Read;
 use std::path::{Path, PathBuf};
 use std::process::Command;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
 
 const SMALL: &str = "models/examples/small.json";
 
@@ -390,27 +400,60 @@ fn expected_hashes(spec_path: &Path) -> BTreeMap<String, String> {
     out
 }
 
-/// `sha256sum` output as path → hash.
-fn parse_sums(text: &str) -> BTreeMap<String, String> {
-    text.lines()
-        .filter_map(|l| l.split_once("  "))
-        .map(|(h, p)| (p.to_string(), h.to_string()))
-        .collect()
-}
-
-fn chain_ids(diff_ids: &[String]) -> Vec<String> {
-    let mut out: Vec<String> = Vec::new();
-    for d in diff_ids {
-        let next = match out.last() {
-            None => d.clone(),
-            Some(prev) => format!(
-                "sha256:{}",
-                hex::encode(Sha256::digest(format!("{prev} {d}").as_bytes()))
-            ),
-        };
-        out.push(next);
+/// Pull `reference` with advisor's containerd adapter, run `script` in a
+/// container on it, and return its stdout lines; checks how each layer arrived.
+async fn pull_and_run(
+    conn: &Connection,
+    reference: &str,
+    method: Method,
+    script: &str,
+) -> (ImageToPull, PullReport, Vec<String>) {
+    let src = RegistrySource::new(reference, false).unwrap();
+    let img = Arc::new(src.resolve().await.unwrap());
+    let before = src.received();
+    let source: Arc<dyn BlobSource> = Arc::new(src.clone());
+    let mut p = Pull::begin(conn, img.clone(), source, PullOptions::new(method))
+        .await
+        .unwrap();
+    p.fetch().await.unwrap();
+    p.unpack().await.unwrap();
+    let report = p.finish().await.unwrap();
+    let layer_bytes = src.received() - before;
+    match method {
+        Method::Lazy => assert_eq!(layer_bytes, 0, "advisor downloaded no layer"),
+        Method::Eager => assert!(layer_bytes >= img.layers_size()),
     }
-    out
+    let config: oci_spec::image::ImageConfiguration =
+        serde_json::from_slice(&img.config.bytes).unwrap();
+    let args: Vec<String> = ["sh", "-c", script].iter().map(|s| s.to_string()).collect();
+    let id = unique(&format!("read-{:?}", method)).to_lowercase();
+    let spec = run::runtime_spec(&conn.namespace, &id, &config, Some(&args)).unwrap();
+    let c = Container::create(
+        conn,
+        &ContainerSpec {
+            id: id.clone(),
+            image: img.reference.clone(),
+            snapshotter: method.snapshotter().into(),
+            parent: report.top_chain_id.clone(),
+            spec,
+            labels: Default::default(),
+        },
+    )
+    .await
+    .unwrap();
+    let mut t = c.create_task().await.unwrap();
+    t.start().await.unwrap();
+    let exit = t
+        .wait(Instant::now() + Duration::from_secs(120))
+        .await
+        .unwrap()
+        .expect("the container exits");
+    let lines = t.output_tail();
+    assert_eq!(exit.code, 0, "{lines:?}");
+    t.delete().await.unwrap();
+    c.delete().await.unwrap();
+    let img = Arc::try_unwrap(img).unwrap_or_else(|a| (*a).clone());
+    (img, report, lines)
 }
 
 #[test]
@@ -425,86 +468,69 @@ fn stargz_snapshotter_mounts_an_advisor_image_lazily_and_serves_identical_bytes(
     let spec = small_spec(dir.path(), now.as_nanos() as u64, Some(now.as_secs()));
     let reference = format!("{}/{}:v1", lab.registry, unique("image-lab/lazy"));
     let esgz = format!("{reference}-esgz");
-    let report = build(&spec, &reference, &[]);
+    build(&spec, &reference, &[]);
+
+    // Every file of the image hashed in the container: one line per file
+    // would overflow the adapter's output tail, so the container hashes the
+    // sorted `sha256sum` listing and counts the files.
+    let files = expected_hashes(&spec);
+    let listing: String = files.iter().map(|(p, h)| format!("{h}  {p}\n")).collect();
+    let want = format!(
+        "stdout: {}  - {}",
+        hex::encode(Sha256::digest(listing.as_bytes())),
+        files.len()
+    );
+    let script = "l=$(find /app /data /bin /etc -type f | sort | xargs sha256sum); \
+                  echo \"$(echo \"$l\" | sha256sum) $(echo \"$l\" | wc -l)\"";
+    common::rt().block_on(async {
+        let conn = Connection::connect(&lab.containerd, LAZY_NS).await.unwrap();
+        let (img, lazy, out) = pull_and_run(&conn, &esgz, Method::Lazy, script).await;
+        for (l, chain) in lazy.layers.iter().zip(img.chain_ids()) {
+            assert_eq!(
+                l.outcome,
+                LayerOutcome::Remote,
+                "{l:?}: the snapshotter fell back to a full pull (see {}/logs/stargz.log)",
+                lab.dir.display()
+            );
+            assert!(
+                conn.content_info(&l.digest).await.unwrap().is_none(),
+                "layer blob {} was downloaded",
+                l.digest
+            );
+            let snap = conn.stat_snapshot(STARGZ, &chain).await.unwrap().unwrap();
+            assert!(snap.is_remote(), "no remote-snapshot label: {snap:?}");
+        }
+        assert_eq!(out.last(), Some(&want), "lazy reads: {out:?}");
+        clean::clean_image(&conn, &state_of(&img), &[OVERLAYFS, STARGZ])
+            .await
+            .unwrap();
+
+        // The gzip form, pulled eagerly and unpacked by overlayfs.
+        let (img, eager, out) = pull_and_run(&conn, &reference, Method::Eager, script).await;
+        assert!(
+            eager
+                .layers
+                .iter()
+                .all(|l| l.outcome == LayerOutcome::Downloaded),
+            "{eager:?}"
+        );
+        assert_eq!(out.last(), Some(&want), "eager reads: {out:?}");
+        clean::clean_image(&conn, &state_of(&img), &[OVERLAYFS, STARGZ])
+            .await
+            .unwrap();
+    });
+    // The image's default command runs (entrypoint sh -c, cmd from the spec).
     let _cleanup = Cleanup {
         lab: &lab,
         ns: LAZY_NS,
-        refs: vec![reference.clone(), esgz.clone()],
+        refs: vec![esgz.clone()],
     };
-
     ctr(
         &lab,
         LAZY_NS,
         "ctr-remote",
         &["image", "rpull", "--plain-http", &esgz],
     );
-    let layers = report["forms"][1]["layers"].as_array().unwrap();
-    let diff_ids: Vec<String> = layers
-        .iter()
-        .map(|l| l["diff_id"].as_str().unwrap().to_string())
-        .collect();
-    for (i, c) in chain_ids(&diff_ids).iter().enumerate() {
-        let info: Value = serde_json::from_str(&ctr(
-            &lab,
-            LAZY_NS,
-            "ctr",
-            &["snapshots", "--snapshotter", "stargz", "info", c],
-        ))
-        .unwrap();
-        assert_eq!(
-            info["Labels"]["containerd.io/snapshot/remote"],
-            "remote snapshot",
-            "layer {i} ({c}) is not a remote snapshot: the snapshotter fell back to a full pull (see {}/logs/stargz.log): {info}",
-            lab.dir.display()
-        );
-    }
-    let content = ctr(&lab, LAZY_NS, "ctr", &["content", "ls", "-q"]);
-    for l in layers {
-        let d = l["digest"].as_str().unwrap();
-        assert!(!content.contains(d), "layer blob {d} was downloaded");
-    }
-
-    // Every file read through the lazy mounts (each read checks chunk digests).
-    let files = expected_hashes(&spec);
-    let script = "find /app /data /bin /etc -type f | sort | xargs sha256sum";
-    let lazy_id = unique("lazy");
-    let lazy = ctr(
-        &lab,
-        LAZY_NS,
-        "ctr",
-        &[
-            "run",
-            "--rm",
-            "--snapshotter",
-            "stargz",
-            &esgz,
-            &lazy_id,
-            "sh",
-            "-c",
-            script,
-        ],
-    );
-    // The gzip form, pulled eagerly and unpacked by overlayfs.
-    ctr(
-        &lab,
-        LAZY_NS,
-        "ctr",
-        &["image", "pull", "--plain-http", &reference],
-    );
-    let eager_id = unique("eager");
-    let eager = ctr(
-        &lab,
-        LAZY_NS,
-        "ctr",
-        &["run", "--rm", &reference, &eager_id, "sh", "-c", script],
-    );
-    let (lazy, eager) = (parse_sums(&lazy), parse_sums(&eager));
-    assert_eq!(lazy, eager, "lazy and eager forms differ");
-    for (path, hash) in &files {
-        assert_eq!(lazy.get(path), Some(hash), "{path}");
-    }
-    assert_eq!(lazy.len(), files.len(), "extra files: {lazy:?}");
-    // The image's default command runs (entrypoint sh -c, cmd from the spec).
     let out = ctr(
         &lab,
         LAZY_NS,
