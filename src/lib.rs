@@ -10,6 +10,7 @@ pub mod commands;
 pub mod containerd;
 pub mod error;
 pub mod estargz;
+pub mod image;
 pub mod predict;
 pub mod printer;
 pub mod profile;
@@ -84,6 +85,7 @@ pub async fn run(cli: Cli) -> anyhow::Result<()> {
         Command::Advise(args) => commands::advise::run(&cli.global, args, &printer).await,
         Command::Doctor(args) => commands::doctor::run(&cli.global, args, &printer).await,
         Command::Trace(args) => commands::trace::run(&cli.global, args, &printer).await,
+        Command::Image(args) => commands::image::run(&cli.global, args, &printer).await,
         Command::Bench(args) => commands::bench::run(&cli.global, args, &printer).await,
     }
 }

@@ -9,6 +9,7 @@ use clap::{Args, Parser, Subcommand, ValueEnum};
 use std::path::PathBuf;
 
 pub mod advise;
+pub mod image;
 pub mod trace;
 
 /// Default containerd socket, as ctr's.
@@ -79,6 +80,8 @@ pub enum Command {
     Advise(advise::AdviseArgs),
     /// Workload file-access traces: import, synthesize, analyze against an image.
     Trace(trace::TraceArgs),
+    /// Synthetic images (build and push both forms) and what a registry holds (inspect).
+    Image(image::ImageArgs),
     /// Time eager (overlayfs) or lazy (stargz) cold/warm starts through containerd.
     Bench(bench::BenchArgs),
 }

@@ -2,8 +2,8 @@
 //! a workload, and recommend one.
 use crate::cli::GlobalArgs;
 use crate::cli::advise::AdviseArgs;
-use crate::commands::trace::{ImageSource, load_image_files};
 use crate::estargz::table::ImageFiles;
+use crate::image::files::{ImageSource, load_image_files};
 use crate::predict::workload::Workload;
 use crate::predict::{PredictOptions, Prediction, predict};
 use crate::printer::Printer;

@@ -3,6 +3,7 @@
 pub mod advise;
 pub mod bench;
 pub mod doctor;
+pub mod image;
 pub mod trace;
 
 use crate::bench::ReadySpec;

@@ -2,13 +2,12 @@
 //!
 //! Resolves arguments into settings, runs the `trace` module, renders the
 //! typed result. The image's file table comes from exactly one place,
-//! [`load_image_files`], so `--image REF` is wired to the registry client in
-//! one spot when it lands.
+//! [`load_image_files`] (`image::files`, re-exported here).
 use crate::cli::GlobalArgs;
 use crate::cli::trace::{
     AnalyzeArgs, ImageSourceArgs, ImportArgs, ImportFrom, SynthArgs, TraceArgs, TraceCommand,
 };
-use crate::estargz::table::{FILE_TABLE_VERSION, FileKind, ImageFiles, normalize_path};
+use crate::estargz::table::ImageFiles;
 use crate::printer::Printer;
 use crate::trace::analyze::{AnalyzeOptions, AnalyzeReport, PhaseStats};
 use crate::trace::fetch::FetchConfig;
@@ -19,7 +18,7 @@ use crate::trace::synth::{self, SynthOptions};
 use crate::units::Bytes;
 use anyhow::Context;
 use std::io::{BufRead, BufReader};
-use std::path::{Path, PathBuf};
+use std::path::Path;
 
 pub async fn run(global: &GlobalArgs, args: &TraceArgs, printer: &Printer) -> anyhow::Result<()> {
     match &args.command {
@@ -30,14 +29,7 @@ pub async fn run(global: &GlobalArgs, args: &TraceArgs, printer: &Printer) -> an
     }
 }
 
-/// Where an image's file table comes from.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub enum ImageSource {
-    /// A file table JSON (`image inspect --toc-out`).
-    Files(PathBuf),
-    /// An image reference, read from its registry.
-    Reference(String),
-}
+pub use crate::image::files::{ImageSource, load_image_files, read_file_table};
 
 impl ImageSource {
     pub fn from_args(a: &ImageSourceArgs) -> anyhow::Result<Self> {
@@ -47,85 +39,6 @@ impl ImageSource {
             (None, None) => crate::bail_user!("give the image: --image REF or --files FILE"),
         }
     }
-}
-
-/// The one place an image's file table is obtained.
-pub async fn load_image_files(
-    src: &ImageSource,
-    _global: &GlobalArgs,
-) -> anyhow::Result<ImageFiles> {
-    match src {
-        ImageSource::Files(path) => read_file_table(path),
-        // The registry client (TOC fetch) is built in parallel; the lead wires
-        // it here. Until then the file table must be saved first.
-        ImageSource::Reference(r) => crate::bail_user!(
-            "--image {r}: reading TOCs from the registry is not available in this build; save the \
-             file table with `advisor image inspect {r} --toc-out FILE` and pass --files FILE"
-        ),
-    }
-}
-
-/// Read and check a file-table JSON: version, layer extents, chunk order,
-/// and paths that stay inside the image.
-pub fn read_file_table(path: &Path) -> anyhow::Result<ImageFiles> {
-    let name = path.display();
-    let f =
-        std::fs::File::open(path).with_context(|| format!("{name}: cannot open the file table"))?;
-    let files: ImageFiles = serde_json::from_reader(BufReader::new(f)).map_err(|e| {
-        crate::error::user(format!(
-            "{name}: not a file table ({e}); create one with `advisor image inspect REF --toc-out FILE`"
-        ))
-    })?;
-    if files.version != FILE_TABLE_VERSION {
-        crate::bail_user!(
-            "{name}: file table version {} is not supported; this advisor reads version \
-             {FILE_TABLE_VERSION} (re-create it with `advisor image inspect --toc-out`)",
-            files.version
-        );
-    }
-    for l in &files.layers {
-        for f in &l.files {
-            // The root directory (`./` in a TOC) is the one entry with an empty path.
-            let root_dir = f.path.is_empty() && f.kind == FileKind::Dir;
-            if normalize_path(&f.path).as_deref() != Some(f.path.as_str())
-                || (f.path.is_empty() && !root_dir)
-            {
-                crate::bail_user!(
-                    "{name}: layer {}: path `{}` is not a clean relative path (escapes the root or \
-                     is not normalized)",
-                    l.digest,
-                    f.path
-                );
-            }
-            let mut prev_end = 0u64;
-            for (i, c) in f.chunks.iter().enumerate() {
-                if c.compressed_offset > c.compressed_end || c.compressed_end > l.blob_size {
-                    crate::bail_user!(
-                        "{name}: layer {}: file `{}` chunk {i}: compressed extent [{}, {}) is \
-                         outside the blob ({} bytes)",
-                        l.digest,
-                        f.path,
-                        c.compressed_offset,
-                        c.compressed_end,
-                        l.blob_size
-                    );
-                }
-                if c.offset < prev_end || (f.kind == FileKind::Reg && c.offset + c.size > f.size) {
-                    crate::bail_user!(
-                        "{name}: layer {}: file `{}` chunk {i}: uncompressed range [{}, {}) \
-                         overlaps the previous chunk or passes the file size {}",
-                        l.digest,
-                        f.path,
-                        c.offset,
-                        c.offset + c.size,
-                        f.size
-                    );
-                }
-                prev_end = c.offset + c.size;
-            }
-        }
-    }
-    Ok(files)
 }
 
 fn open_input(path: &Path) -> anyhow::Result<Box<dyn BufRead>> {
