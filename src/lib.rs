@@ -86,6 +86,7 @@ pub async fn run(cli: Cli) -> anyhow::Result<()> {
         Command::Doctor(args) => commands::doctor::run(&cli.global, args, &printer).await,
         Command::Trace(args) => commands::trace::run(&cli.global, args, &printer).await,
         Command::Image(args) => commands::image::run(&cli.global, args, &printer).await,
+        Command::Calibrate(args) => commands::calibrate::run(&cli.global, args, &printer).await,
         Command::Bench(args) => commands::bench::run(&cli.global, args, &printer).await,
     }
 }

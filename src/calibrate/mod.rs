@@ -5,8 +5,7 @@
 //! facts. Drives `bench` for every measurement; does not render.
 pub mod fit;
 pub mod model;
-// `runner` lands with the image builder.
-// pub mod runner;
+pub mod runner;
 pub mod workload;
 
 use crate::containerd::Connection;

@@ -5,7 +5,7 @@
 //!
 //! The matrix and the image specs are embedded (models/calibration/), so
 //! `advisor calibrate` works from any directory.
-use super::model::{CalImage, CalRun, Stored};
+use super::model::{CalImage, CalRun};
 use super::workload::CalWorkload;
 use crate::bench::real::{RealEngine, RealSettings};
 use crate::bench::{BenchSettings, Mode, Observer, ReadySpec, RunRecord, run_bench};
@@ -89,8 +89,25 @@ pub fn run_key(image: &str, s: Strategy, repeat: usize) -> String {
 #[derive(Debug, Clone, Serialize, Deserialize)]
 #[serde(tag = "kind", rename_all = "lowercase")]
 pub enum Record {
+    /// Facts of the node, written when a measurement session starts.
+    Node(Box<crate::profile::NodeFacts>),
     Image(Box<CalImage>),
     Run(Box<CalRun>),
+}
+
+/// What a runs file holds.
+#[derive(Debug, Default, Clone)]
+pub struct Stored {
+    /// The node facts of the last session.
+    pub node: Option<crate::profile::NodeFacts>,
+    pub images: Vec<CalImage>,
+    pub runs: Vec<CalRun>,
+}
+
+impl Stored {
+    pub fn as_model(&self) -> super::model::Stored {
+        super::model::Stored { images: self.images.clone(), runs: self.runs.clone() }
+    }
 }
 
 
@@ -110,6 +127,7 @@ pub fn load_runs(path: &Path) -> anyhow::Result<(Stored, Vec<String>)> {
             continue;
         }
         match serde_json::from_str::<Record>(l) {
+            Ok(Record::Node(n)) => st.node = Some(*n),
             Ok(Record::Image(img)) => {
                 st.images.retain(|x| x.name != img.name);
                 st.images.push(*img);
@@ -267,7 +285,7 @@ fn failed_record() -> RunRecord {
 pub async fn run_matrix(
     s: &RunnerSettings,
     progress: &dyn Progress,
-    mut interrupt: tokio::sync::watch::Receiver<bool>,
+    interrupt: tokio::sync::watch::Receiver<bool>,
 ) -> anyhow::Result<(Stored, Vec<String>)> {
     let matrix = Matrix::embedded()?;
     let (mut stored, mut notes) = load_runs(&s.runs_file)?;

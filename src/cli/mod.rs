@@ -4,6 +4,7 @@
 //! settings struct before work starts. Subcommand arguments live in submodules
 //! of this module, one per command.
 pub mod bench;
+pub mod calibrate;
 
 use clap::{Args, Parser, Subcommand, ValueEnum};
 use std::path::PathBuf;
@@ -84,6 +85,8 @@ pub enum Command {
     Image(image::ImageArgs),
     /// Time eager (overlayfs) or lazy (stargz) cold/warm starts through containerd.
     Bench(bench::BenchArgs),
+    /// Measure this node and fit its cost model into a profile (with intervals).
+    Calibrate(calibrate::CalibrateArgs),
 }
 
 #[derive(Debug, Clone, Args)]

@@ -2,6 +2,7 @@
 //! [`Printer`](crate::printer::Printer), computes first, renders after.
 pub mod advise;
 pub mod bench;
+pub mod calibrate;
 pub mod doctor;
 pub mod image;
 pub mod trace;

@@ -1,0 +1,251 @@
+//! `advisor calibrate`: run the calibration matrix on this node, fit the
+//! profile, write it; or `--check` a profile against fresh runs.
+use crate::calibrate::model::{self, Nuisance};
+use crate::calibrate::runner::{self, Progress, Record, RunnerSettings};
+use crate::calibrate::{CalibrationReport, build_profile, fetch_config, node_facts};
+use crate::cli::GlobalArgs;
+use crate::cli::calibrate::CalibrateArgs;
+use crate::containerd::{Connection, OVERLAYFS, STARGZ};
+use crate::predict::replay::Strategy;
+use crate::printer::Printer;
+use crate::profile::{Param, Profile};
+use crate::report::table;
+use crate::units::Seconds;
+use anyhow::Context;
+use indicatif::{ProgressBar, ProgressStyle};
+use serde::Serialize;
+use std::path::{Path, PathBuf};
+
+fn default_output() -> PathBuf {
+    let host = nix::sys::utsname::uname().map(|u| u.nodename().to_string_lossy().into_owned()).unwrap_or_else(|_| "node".into());
+    PathBuf::from("calibration").join(format!("{host}.json"))
+}
+
+fn runs_path(output: &Path) -> PathBuf {
+    output.with_extension("runs.jsonl")
+}
+
+struct Bar {
+    bar: ProgressBar,
+    printer: Printer,
+}
+
+impl Progress for Bar {
+    fn stage(&self, msg: &str) {
+        self.bar.set_message(msg.to_string());
+        if self.bar.is_hidden() {
+            self.printer.note(msg);
+        }
+    }
+    fn planned(&self, total: usize, done: usize) {
+        self.bar.set_length(total as u64);
+        self.bar.set_position(done as u64);
+        self.bar.reset_eta();
+    }
+    fn run_done(&self, key: &str, run: &crate::bench::RunRecord) {
+        self.bar.inc(1);
+        if self.bar.is_hidden() {
+            let t = run.to_complete.map(|s| s.to_string()).unwrap_or_else(|| "–".into());
+            self.printer.note(&format!("  {key}: {t}{}", if run.included { "" } else { " (excluded)" }));
+        }
+    }
+}
+
+fn settings(global: &GlobalArgs, args: &CalibrateArgs, runs_file: PathBuf) -> RunnerSettings {
+    RunnerSettings {
+        address: global.address.clone(),
+        namespace: global.namespace.clone(),
+        registry: args.registry.clone(),
+        registry_options: crate::registry::RegistryOptions::from_global(global),
+        lazy_reset: args.lazy_reset_cmd.clone(),
+        stargz_metrics: args.stargz_metrics.clone(),
+        runs_file,
+        budget: args.budget,
+        quick: args.quick,
+        timeout: std::time::Duration::from_secs(args.timeout),
+        only: None,
+        rebuild: args.rebuild,
+    }
+}
+
+async fn preflight(global: &GlobalArgs, args: &CalibrateArgs) -> anyhow::Result<Connection> {
+    let conn = Connection::connect(&global.address, &global.namespace).await?;
+    conn.check_snapshotter(OVERLAYFS).await?;
+    conn.check_snapshotter(STARGZ).await?;
+    if args.lazy_reset_cmd.is_none() {
+        crate::bail_user!(
+            "calibration runs cold lazy pulls: pass --lazy-reset-cmd (a command restarting the stargz snapshotter with empty caches), or on the lab `eval \"$(lab/lab env)\"`"
+        );
+    }
+    if args.stargz_metrics.is_none() {
+        crate::bail_user!(
+            "calibration checks lazy runs against the snapshotter's counters: pass --stargz-metrics URL (its metrics_address), or on the lab `eval \"$(lab/lab env)\"`"
+        );
+    }
+    Ok(conn)
+}
+
+fn bar(printer: &Printer) -> Bar {
+    let bar = if printer.show_progress() { ProgressBar::new(0) } else { ProgressBar::hidden() };
+    bar.set_style(
+        ProgressStyle::with_template("{spinner} [{elapsed_precise}] {bar:30} {pos}/{len} runs, ETA {eta} {msg}")
+            .unwrap_or_else(|_| ProgressStyle::default_bar()),
+    );
+    Bar { bar, printer: printer.clone() }
+}
+
+pub async fn run(global: &GlobalArgs, args: &CalibrateArgs, printer: &Printer) -> anyhow::Result<()> {
+    let output = args.output.clone().unwrap_or_else(default_output);
+    let runs_file = args.runs.clone().unwrap_or_else(|| runs_path(&output));
+    if let Some(p) = &args.check {
+        return check(global, args, p, printer).await;
+    }
+    let s = settings(global, args, runs_file.clone());
+    let mut notes = Vec::new();
+    if !args.refit {
+        let conn = preflight(global, args).await?;
+        let node = node_facts(&conn, &args.registry, global.plain_http).await;
+        runner::append(&runs_file, &Record::Node(Box::new(node)))?;
+        let progress = bar(printer);
+        let (interrupt, signals) = super::interrupt_switch();
+        let r = runner::run_matrix(&s, &progress, interrupt).await;
+        signals.abort();
+        progress.bar.finish_and_clear();
+        let (_, n) = r?;
+        notes.extend(n);
+    }
+    let (stored, n) = runner::load_runs(&runs_file)?;
+    notes.extend(n);
+    let Some(node) = stored.node.clone() else {
+        crate::bail_user!("{}: no calibration measurements yet; run `advisor calibrate` without --refit", runs_file.display());
+    };
+    let rel = runs_file
+        .strip_prefix(output.parent().unwrap_or(Path::new("")))
+        .unwrap_or(&runs_file)
+        .display()
+        .to_string();
+    let mut report = build_profile(&stored.as_model(), node, Some(rel))
+        .with_context(|| format!("fitting the profile from {}", runs_file.display()))?;
+    report.notes.extend(notes);
+    if let Some(d) = output.parent().filter(|d| !d.as_os_str().is_empty()) {
+        std::fs::create_dir_all(d).with_context(|| format!("creating {}", d.display()))?;
+    }
+    let tmp = output.with_extension("json.tmp");
+    std::fs::write(&tmp, serde_json::to_string_pretty(&report.profile)? + "\n")
+        .with_context(|| format!("writing {}", tmp.display()))?;
+    std::fs::rename(&tmp, &output).with_context(|| format!("writing {}", output.display()))?;
+    printer.note(&format!("wrote the profile to {} (runs: {})", output.display(), runs_file.display()));
+    if printer.is_json() {
+        printer.json(&report)?;
+    } else {
+        printer.out(&render(&report))?;
+    }
+    Ok(())
+}
+
+/// The report: parameters, fits, cross-validation, simulator check.
+pub fn render(r: &CalibrationReport) -> String {
+    let p = &r.profile;
+    let mut t = table(["parameter", "value", "95 % interval", "unit", "fit"]);
+    for param in Param::ALL {
+        if let Some(e) = p.get(param) {
+            t.add_row([
+                param.name().to_string(),
+                format!("{:.4e}", e.estimate.value),
+                format!("[{:.3e}, {:.3e}]", e.estimate.low, e.estimate.high),
+                e.unit.clone(),
+                e.fit.clone(),
+            ]);
+        }
+    }
+    let mut f = table(["fit", "runs/segments", "R²", "residual sd", "what"]);
+    for (name, q) in &p.fits {
+        f.add_row([name.clone(), q.n.to_string(), format!("{:.3}", q.r2), Seconds(q.residual_sd_s).to_string(), q.description.clone()]);
+    }
+    let mut out = format!("{t}\n\n{f}\n\n");
+    if let Some(v) = &p.validation {
+        out.push_str(&format!(
+            "cross-validation ({} folds, {} runs): median |predicted − measured| / measured = {:.1} % (p90 {:.1} %) on total completion\n",
+            v.folds,
+            v.n,
+            v.median_abs_pct_error * 100.0,
+            v.p90_abs_pct_error * 100.0
+        ));
+    }
+    if !r.sim_checks.is_empty() {
+        let rel = |a: u64, b: u64| if b == 0 { 0.0 } else { (a as f64 - b as f64).abs() / b as f64 };
+        let (mr, _) = crate::calibrate::fit::error_quantiles(&r.sim_checks.iter().map(|c| rel(c.simulated_requests, c.measured_requests)).collect::<Vec<_>>());
+        let (mb, _) = crate::calibrate::fit::error_quantiles(&r.sim_checks.iter().map(|c| rel(c.simulated_bytes, c.measured_bytes)).collect::<Vec<_>>());
+        out.push_str(&format!(
+            "fetch simulator vs the snapshotter's counters ({} lazy runs): median difference {:.1} % in requests, {:.1} % in bytes\n",
+            r.sim_checks.len(),
+            mr * 100.0,
+            mb * 100.0
+        ));
+    }
+    if let Some(rtt) = &p.node.registry_rtt_s {
+        out.push_str(&format!("registry {} round trip: {} [{} – {}]\n", p.node.registry, Seconds(rtt.value), Seconds(rtt.low), Seconds(rtt.high)));
+    }
+    for n in &r.notes {
+        out.push_str(&format!("note: {n}\n"));
+    }
+    out
+}
+
+/// A fresh run against a profile's prediction.
+#[derive(Debug, Serialize)]
+struct Drift {
+    key: String,
+    predicted_s: f64,
+    measured_s: f64,
+    drift: f64,
+}
+
+async fn check(global: &GlobalArgs, args: &CalibrateArgs, profile_path: &Path, printer: &Printer) -> anyhow::Result<()> {
+    let profile = Profile::load(profile_path)?;
+    let term = |k: &str| profile.workload_terms.get(k).copied().unwrap_or(0.0);
+    let nuisance = Nuisance {
+        eager_segment_s: term("eager_segment_s"),
+        eager_process_s: term("eager_process_s"),
+        lazy_segment_s: term("lazy_segment_s"),
+        lazy_process_s: term("lazy_process_s"),
+    };
+    preflight(global, args).await?;
+    let dir = tempfile::tempdir().context("creating a temporary runs file")?;
+    let mut s = settings(global, args, dir.path().join("check.runs.jsonl"));
+    let points = ["few-large", "many-small"];
+    s.only = Some(points.iter().flat_map(|n| [(n.to_string(), Strategy::Eager, 0), (n.to_string(), Strategy::Lazy, 0)]).collect());
+    let progress = bar(printer);
+    let (interrupt, signals) = super::interrupt_switch();
+    let r = runner::run_matrix(&s, &progress, interrupt).await;
+    signals.abort();
+    progress.bar.finish_and_clear();
+    let (stored, _) = r?;
+    let fetch = fetch_config();
+    let mut drifts = Vec::new();
+    for run in stored.runs.iter().filter(|r| r.run.included) {
+        let Some(img) = stored.images.iter().find(|i| i.name == run.image) else { continue };
+        let (_, predicted) = model::predict_run(img, run.strategy, &profile, &nuisance, &fetch);
+        if let Some(m) = run.run.to_complete {
+            drifts.push(Drift { key: run.key.clone(), predicted_s: predicted, measured_s: m.0, drift: (m.0 - predicted) / predicted });
+        }
+    }
+    if printer.is_json() {
+        printer.json(&drifts)?;
+    } else {
+        let mut t = table(["run", "predicted", "measured", "drift"]);
+        for d in &drifts {
+            t.add_row([d.key.clone(), Seconds(d.predicted_s).to_string(), Seconds(d.measured_s).to_string(), format!("{:+.1} %", d.drift * 100.0)]);
+        }
+        printer.out(&t.to_string())?;
+    }
+    let worst = drifts.iter().map(|d| d.drift.abs()).fold(0.0, f64::max);
+    if worst > 0.2 {
+        printer.warn(&format!(
+            "the node drifted up to {:.0} % from {}: re-run `advisor calibrate`",
+            worst * 100.0,
+            profile_path.display()
+        ));
+    }
+    Ok(())
+}
