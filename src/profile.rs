@@ -200,6 +200,11 @@ pub struct Profile {
     /// The raw runs, as JSON Lines file path relative to the profile, if kept separately.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub runs_file: Option<String>,
+    /// Terms of the calibration workload itself (cost per segment and per
+    /// process it starts), used by `calibrate --check` to predict calibration
+    /// runs; `advise` does not use them (a recorded trace carries them as compute).
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub workload_terms: BTreeMap<String, f64>,
 }
 
 #[derive(Debug, thiserror::Error)]

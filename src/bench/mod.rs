@@ -139,6 +139,13 @@ impl Flag {
     }
 }
 
+/// A marker line the workload printed, and when (s after the end of `start`).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Mark {
+    pub name: String,
+    pub after_start: Seconds,
+}
+
 /// Per-phase durations of one run; None for a phase that did not happen.
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
 pub struct Phases {
@@ -202,13 +209,17 @@ pub struct RunRecord {
     pub layers: Vec<LayerReport>,
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub flags: Vec<Flag>,
+    /// Marker lines (`ADVISOR-MARK <name>`) the workload printed, timed from
+    /// the end of `start`.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub marks: Vec<Mark>,
     pub included: bool,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub error: Option<String>,
 }
 
 impl RunRecord {
-    fn new(index: usize, role: Role) -> Self {
+    pub fn new(index: usize, role: Role) -> Self {
         RunRecord {
             index,
             role,
@@ -221,6 +232,7 @@ impl RunRecord {
             disk: None,
             layers: Vec::new(),
             flags: Vec::new(),
+            marks: Vec::new(),
             included: false,
             error: None,
         }
@@ -384,6 +396,11 @@ pub trait Engine {
     async fn wait_ready(&mut self, deadline: Instant) -> anyhow::Result<Readiness>;
     /// The exit code and instant, or None when the deadline passed.
     async fn wait_exit(&mut self, deadline: Instant) -> anyhow::Result<Option<(u32, Instant)>>;
+    /// Marker lines (`ADVISOR-MARK <name>`) the container printed, with the
+    /// instants advisor read them (none by default).
+    fn marks(&self) -> Vec<(String, Instant)> {
+        Vec::new()
+    }
     /// Kill if running, delete task, container and its snapshot.
     async fn remove_container(&mut self) -> anyhow::Result<()>;
     /// After a failure or interrupt: delete whatever is left (containers,
@@ -602,6 +619,14 @@ async fn run_container<E: Engine, O: Observer>(
             }
             None => rec.flags.push(Flag::TimedOut),
         }
+        rec.marks = engine
+            .marks()
+            .into_iter()
+            .map(|(name, at)| Mark {
+                name,
+                after_start: secs(t5, at),
+            })
+            .collect();
         anyhow::Ok(())
     }
     .await;

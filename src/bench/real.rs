@@ -75,6 +75,11 @@ impl RealEngine {
         })
     }
 
+    /// The connection (calibration reads snapshotter and registry facts through it).
+    pub fn connection(&self) -> &Connection {
+        &self.conn
+    }
+
     fn snapshotters() -> [&'static str; 2] {
         [OVERLAYFS, STARGZ]
     }
@@ -308,6 +313,18 @@ impl Engine for RealEngine {
         Ok(t.wait(deadline.into_std())
             .await?
             .map(|e| (e.code, Instant::from_std(e.at))))
+    }
+
+    fn marks(&self) -> Vec<(String, Instant)> {
+        self.task
+            .as_ref()
+            .map(|t| {
+                t.marks()
+                    .iter()
+                    .map(|(n, at)| (n.clone(), Instant::from_std(*at)))
+                    .collect()
+            })
+            .unwrap_or_default()
     }
 
     async fn remove_container(&mut self) -> anyhow::Result<()> {

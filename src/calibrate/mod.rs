@@ -1,5 +1,198 @@
-//! Calibration: fitting the node's cost-model parameters from measured runs.
+//! Calibration: measuring a node and fitting its cost-model parameters.
 //!
-//! Owns the regressions (`fit`) and, later, the calibration matrix and the
-//! profile it writes. Does not run containers itself: it drives `bench`.
+//! Owns the calibration matrix and its workloads (`workload`, `runner`), the
+//! regressions (`fit`, `model`), and assembling the profile with the node's
+//! facts. Drives `bench` for every measurement; does not render.
 pub mod fit;
+pub mod model;
+// `runner` lands with the image builder.
+// pub mod runner;
+pub mod workload;
+
+use crate::containerd::Connection;
+use crate::containerd::pull::DEFAULT_PREFETCH_SIZE;
+use crate::predict::replay::{self, ImageCounts, Strategy};
+use crate::profile::{NodeFacts, PROFILE_SCHEMA, Profile, Validation};
+use crate::trace::fetch::FetchConfig;
+use crate::units::Estimate;
+use model::{RunCheck, fit_all};
+use serde::Serialize;
+use std::collections::BTreeMap;
+use std::time::{Duration, Instant};
+
+/// Folds of the cross-validation.
+pub const FOLDS: usize = 5;
+/// Small GETs timed for the registry round trip.
+const RTT_PROBES: usize = 12;
+
+/// The fetch rules calibration runs use: the bench's lazy pulls label
+/// layers with `stargz.prefetch` = 10 MiB (as `ctr-remote rpull`).
+pub fn fetch_config() -> FetchConfig {
+    FetchConfig {
+        prefetch_size: DEFAULT_PREFETCH_SIZE,
+        ..FetchConfig::default()
+    }
+}
+
+/// The fetch simulator against the snapshotter's own counters, per lazy run.
+#[derive(Debug, Clone, Serialize)]
+pub struct SimCheck {
+    pub key: String,
+    pub simulated_requests: u64,
+    pub measured_requests: u64,
+    pub simulated_bytes: u64,
+    pub measured_bytes: u64,
+}
+
+/// What a calibration produced.
+#[derive(Debug, Clone, Serialize)]
+pub struct CalibrationReport {
+    pub profile: Profile,
+    pub runs: usize,
+    pub checks: Vec<RunCheck>,
+    pub sim_checks: Vec<SimCheck>,
+    /// Nuisance terms of the calibration workload (not used by `advise`).
+    pub workload_terms: model::Nuisance,
+    pub notes: Vec<String>,
+}
+
+/// Facts of the node: kernel, CPUs, memory, containerd, snapshotter settings,
+/// registry and its measured round trip.
+pub async fn node_facts(conn: &Connection, registry: &str, plain_http: bool) -> NodeFacts {
+    let uts = nix::sys::utsname::uname().ok();
+    let memory = {
+        use procfs::Current;
+        procfs::Meminfo::current().map(|m| m.mem_total).unwrap_or(0)
+    };
+    let containerd_version = conn.version().await.map(|v| v.version).unwrap_or_default();
+    let mut snapshotter_config = BTreeMap::new();
+    snapshotter_config.insert(
+        "prefetch_size".to_string(),
+        DEFAULT_PREFETCH_SIZE.to_string(),
+    );
+    snapshotter_config.insert(
+        "source".to_string(),
+        "stargz.prefetch label of advisor's lazy pulls; other keys at the snapshotter's defaults"
+            .to_string(),
+    );
+    NodeFacts {
+        hostname: uts
+            .as_ref()
+            .map(|u| u.nodename().to_string_lossy().into_owned())
+            .unwrap_or_default(),
+        kernel: uts
+            .as_ref()
+            .map(|u| u.release().to_string_lossy().into_owned())
+            .unwrap_or_default(),
+        cpus: std::thread::available_parallelism()
+            .map(|n| n.get())
+            .unwrap_or(1),
+        memory_bytes: memory,
+        containerd_version,
+        snapshotter: "stargz".into(),
+        snapshotter_config,
+        registry: registry.to_string(),
+        registry_rtt_s: registry_rtt(registry, plain_http).await,
+    }
+}
+
+/// Mean round trip of small GETs to the registry's `/v2/`, with a t interval.
+async fn registry_rtt(registry: &str, plain_http: bool) -> Option<Estimate> {
+    let scheme = if plain_http || crate::registry::is_localhost(registry) {
+        "http"
+    } else {
+        "https"
+    };
+    let url = format!("{scheme}://{registry}/v2/");
+    let client = reqwest::Client::builder()
+        .timeout(Duration::from_secs(5))
+        .build()
+        .ok()?;
+    let mut xs = Vec::new();
+    for _ in 0..RTT_PROBES {
+        let t = Instant::now();
+        if client.get(&url).send().await.is_ok() {
+            xs.push(t.elapsed().as_secs_f64());
+        }
+    }
+    // The first connects; the rest reuse the connection like the snapshotter does.
+    let xs = if xs.len() > 2 { &xs[1..] } else { &xs[..] };
+    let c = fit::mean_interval("rtt", xs, fit::CONFIDENCE);
+    (!xs.is_empty()).then(|| Estimate::new(c.value, c.low.max(0.0), c.high, fit::CONFIDENCE))
+}
+
+/// Fit the profile from what the runs file holds, cross-validate it, and
+/// check the fetch simulator against the snapshotter's counters.
+pub fn build_profile(
+    stored: &model::Stored,
+    node: NodeFacts,
+    runs_file: Option<String>,
+) -> anyhow::Result<CalibrationReport> {
+    let fetch = fetch_config();
+    let fitted = fit_all(&stored.images, &stored.runs, &fetch)?;
+    let mut profile = Profile {
+        schema: PROFILE_SCHEMA.into(),
+        created: chrono::Utc::now().to_rfc3339_opts(chrono::SecondsFormat::Secs, true),
+        advisor_version: env!("CARGO_PKG_VERSION").into(),
+        node,
+        parameters: fitted.parameters.clone(),
+        fits: fitted.fits.clone(),
+        validation: None,
+        runs_file,
+        workload_terms: BTreeMap::from([
+            (
+                "eager_segment_s".to_string(),
+                fitted.nuisance.eager_segment_s,
+            ),
+            (
+                "eager_process_s".to_string(),
+                fitted.nuisance.eager_process_s,
+            ),
+            ("lazy_segment_s".to_string(), fitted.nuisance.lazy_segment_s),
+            ("lazy_process_s".to_string(), fitted.nuisance.lazy_process_s),
+        ]),
+    };
+    let (validation, checks): (Validation, Vec<RunCheck>) =
+        model::cross_validate(&stored.images, &stored.runs, &fetch, FOLDS, &profile)?;
+    profile.validation = Some(validation);
+    let sim_checks = stored
+        .runs
+        .iter()
+        .filter(|r| r.strategy == Strategy::Lazy && r.run.included)
+        .filter_map(|r| {
+            let img = stored.images.iter().find(|i| i.name == r.image)?;
+            let lazy = r.run.network.lazy.as_ref()?;
+            let counts = ImageCounts::of(&img.files, Some(img.gzip_bytes));
+            let w = img.workload.workload(&img.files);
+            let rep = replay::run(
+                &img.files,
+                &counts,
+                &w,
+                Strategy::Lazy,
+                &fetch,
+                &profile,
+                false,
+            );
+            Some(SimCheck {
+                key: r.key.clone(),
+                simulated_requests: rep.counts.requests,
+                measured_requests: lazy.registry_gets,
+                simulated_bytes: rep.counts.network_bytes,
+                measured_bytes: lazy.fetched.0,
+            })
+        })
+        .collect();
+    let mut notes = Vec::new();
+    let excluded = stored.runs.iter().filter(|r| !r.run.included).count();
+    if excluded > 0 {
+        notes.push(format!("{excluded} run(s) excluded by the bench's checks (not cold, fell back, failed): see the runs file"));
+    }
+    Ok(CalibrationReport {
+        profile,
+        runs: stored.runs.len(),
+        checks,
+        sim_checks,
+        workload_terms: fitted.nuisance,
+        notes,
+    })
+}

@@ -11,6 +11,9 @@ pub struct TraceArgs {
 
 #[derive(Debug, Subcommand)]
 pub enum TraceCommand {
+    /// Run the workload in a container through containerd with a recording FUSE
+    /// layer under its rootfs, and write every read (mmap page faults included).
+    Record(RecordArgs),
     /// Convert strace output or a list of paths into an advisor trace.
     Import(ImportArgs),
     /// Generate a synthetic trace for what-if analysis.
@@ -145,4 +148,31 @@ fn parse_fraction(s: &str) -> Result<f64, String> {
     } else {
         Err(format!("`{s}` is outside 0..1"))
     }
+}
+
+#[derive(Debug, Clone, Args)]
+pub struct RecordArgs {
+    /// Image to run (pulled eagerly with overlayfs; its layers are served through the recorder).
+    #[arg(long, value_name = "REF")]
+    pub image: String,
+
+    /// Mark `ready` when a stdout/stderr line matches this regex (default: at the exit).
+    #[arg(long, value_name = "PATTERN", conflicts_with = "ready_path")]
+    pub ready_line: Option<String>,
+
+    /// Mark `ready` when this absolute path exists inside the container.
+    #[arg(long, value_name = "PATH")]
+    pub ready_path: Option<String>,
+
+    /// Stop the workload this many seconds after its start.
+    #[arg(long, default_value_t = 600, value_name = "SECS")]
+    pub timeout: u64,
+
+    /// Output trace.
+    #[arg(short, long, value_name = "FILE", default_value = "trace.jsonl")]
+    pub output: PathBuf,
+
+    /// Command replacing the image's entrypoint and command.
+    #[arg(last = true, value_name = "CMD")]
+    pub command: Vec<String>,
 }

@@ -6,11 +6,10 @@
 //! abandoned, everything it created is deleted, and what was measured is
 //! reported before advisor exits with code 1.
 use crate::bench::real::{RealEngine, RealSettings};
-use crate::bench::{BenchReport, BenchSettings, Observer, ReadySpec, Role, RunRecord};
+use crate::bench::{BenchReport, BenchSettings, Observer, Role, RunRecord};
 use crate::cli::GlobalArgs;
 use crate::cli::bench::BenchArgs;
 use crate::containerd::pull::Method;
-use crate::containerd::run::Readiness;
 use crate::containerd::{self, Connection};
 use crate::printer::Printer;
 use crate::units::{Bytes, Seconds};
@@ -25,26 +24,7 @@ pub fn settings(args: &BenchArgs) -> anyhow::Result<(BenchSettings, RealSettings
     if args.runs == 0 {
         crate::bail_user!("-n/--runs must be at least 1");
     }
-    let (ready, readiness) = match (&args.ready_line, &args.ready_path) {
-        (Some(p), _) => {
-            let re = regex::Regex::new(p).map_err(|e| {
-                crate::error::user(format!("--ready-line `{p}` is not a valid regex: {e}"))
-            })?;
-            (ReadySpec::Line(p.clone()), Readiness::Line(re))
-        }
-        (None, Some(p)) => {
-            if !p.starts_with('/') {
-                crate::bail_user!(
-                    "--ready-path `{p}` must be an absolute path inside the container"
-                );
-            }
-            (
-                ReadySpec::Path(p.clone()),
-                Readiness::Path(PathBuf::from(p)),
-            )
-        }
-        (None, None) => (ReadySpec::Exit, Readiness::Exit),
-    };
+    let (ready, readiness) = super::readiness(args.ready_line.as_ref(), args.ready_path.as_ref())?;
     let method = Method::for_snapshotter(&args.snapshotter);
     let bench = BenchSettings {
         image: args.image.clone(),
@@ -95,21 +75,7 @@ pub async fn run(global: &GlobalArgs, args: &BenchArgs, printer: &Printer) -> an
         real,
         crate::registry::RegistryOptions::from_global(global),
     )?;
-    let (tx, rx) = tokio::sync::watch::channel(false);
-    let signals = tokio::spawn(async move {
-        use tokio::signal::unix::{SignalKind, signal};
-        let (Ok(mut int), Ok(mut term)) = (
-            signal(SignalKind::interrupt()),
-            signal(SignalKind::terminate()),
-        ) else {
-            return;
-        };
-        tokio::select! {
-            _ = int.recv() => {}
-            _ = term.recv() => {}
-        }
-        let _ = tx.send(true);
-    });
+    let (rx, signals) = super::interrupt_switch();
     let observer = Progress::new(printer, &bench, args.output.clone())?;
     let (report, error) = crate::bench::run_bench(&mut engine, &bench, &observer, rx).await;
     signals.abort();

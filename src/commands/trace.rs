@@ -22,6 +22,7 @@ use std::path::Path;
 
 pub async fn run(global: &GlobalArgs, args: &TraceArgs, printer: &Printer) -> anyhow::Result<()> {
     match &args.command {
+        TraceCommand::Record(a) => record(global, a, printer).await,
         TraceCommand::Import(a) => import(a, printer),
         TraceCommand::Synth(a) => synth_cmd(global, a, printer).await,
         TraceCommand::Analyze(a) => analyze_cmd(global, a, printer).await,
@@ -295,4 +296,81 @@ pub fn render(r: &AnalyzeReport) -> String {
         ));
     }
     s
+}
+
+async fn record(
+    global: &GlobalArgs,
+    a: &crate::cli::trace::RecordArgs,
+    printer: &Printer,
+) -> anyhow::Result<()> {
+    use crate::recorder::record::{RecordSettings, record};
+    let (_, ready) = super::readiness(a.ready_line.as_ref(), a.ready_path.as_ref())?;
+    let settings = RecordSettings {
+        image: a.image.clone(),
+        command: a.command.clone(),
+        ready,
+        timeout: std::time::Duration::from_secs(a.timeout),
+        output: a.output.clone(),
+        registry: crate::registry::RegistryOptions::from_global(global),
+    };
+    let conn = crate::containerd::Connection::connect(&global.address, &global.namespace).await?;
+    conn.wait_for_snapshotter(
+        crate::containerd::OVERLAYFS,
+        std::time::Duration::from_secs(10),
+    )
+    .await?;
+    printer.note(&format!(
+        "recording {} (pull, run with the recorder under its rootfs)…",
+        a.image
+    ));
+    let (interrupt, signals) = super::interrupt_switch();
+    let interrupted = interrupt.clone();
+    let r = record(&conn, &settings, interrupt).await;
+    signals.abort();
+    let report =
+        r.with_context(|| format!("recording {} failed; nothing was left behind", a.image))?;
+    if printer.is_json() {
+        printer.json(&report)?;
+    } else {
+        let mut t = crate::report::table([
+            "trace",
+            "events",
+            "reads",
+            "bytes read",
+            "files opened",
+            "ready",
+            "exit",
+        ]);
+        let s = |v: Option<f64>| {
+            v.map(|x| crate::units::Seconds(x).to_string())
+                .unwrap_or_else(|| "–".into())
+        };
+        t.add_row([
+            report.output.clone(),
+            report.events.to_string(),
+            report.reads.to_string(),
+            Bytes(report.bytes_read).to_string(),
+            report.files_opened.to_string(),
+            s(report.ready_s),
+            format!(
+                "{} (code {})",
+                s(report.exit_s),
+                report
+                    .exit_code
+                    .map(|c| c.to_string())
+                    .unwrap_or_else(|| "–".into())
+            ),
+        ]);
+        printer.out(&t.to_string())?;
+    }
+    if *interrupted.borrow() {
+        crate::bail_user!("interrupted: the trace so far is in {}", report.output);
+    }
+    if report.timed_out {
+        printer.warn(&format!(
+            "the workload did not exit within {} s; it was stopped and the trace ends there",
+            a.timeout
+        ));
+    }
+    Ok(())
 }

@@ -41,6 +41,11 @@ pub const SPEC_TYPE_URL: &str = "types.containerd.io/opencontainers/runtime-spec
 /// containerd's default PATH when the image sets none (oci.WithDefaultPathEnv).
 pub const DEFAULT_PATH_ENV: &str =
     "PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin";
+/// Prefix of the marker lines a workload prints between its phases.
+pub const MARK_PREFIX: &str = "ADVISOR-MARK ";
+/// Marker lines kept per task (a bound against a chatty workload).
+const MAX_MARKS: usize = 10_000;
+
 /// How many output lines a task keeps for error messages.
 const OUTPUT_TAIL: usize = 20;
 /// How often a readiness path is polled.
@@ -273,6 +278,22 @@ impl Container {
     /// Create the task: FIFOs for stdout/stderr, the rootfs mounts, Tasks.Create,
     /// then Tasks.Wait in the background.
     pub async fn create_task(&self) -> Result<Task> {
+        self.create_task_with_rootfs(None).await
+    }
+
+    /// The mounts of the container's snapshot (what the task's rootfs is made of).
+    pub async fn rootfs_mounts(&self) -> Result<Vec<containerd_client::types::Mount>> {
+        self.conn
+            .snapshot_mounts(&self.snapshotter, &self.snapshot_key)
+            .await
+    }
+
+    /// [`Container::create_task`] with a rootfs other than the snapshot's own
+    /// mounts (`trace record` puts its recorder under the overlay's lower dirs).
+    pub async fn create_task_with_rootfs(
+        &self,
+        rootfs: Option<Vec<containerd_client::types::Mount>>,
+    ) -> Result<Task> {
         let io_err = |what: &str, source: std::io::Error| Error::Io {
             container: self.id.clone(),
             what: what.to_string(),
@@ -298,10 +319,10 @@ impl Container {
         };
         let out_rx = open(&stdout)?;
         let err_rx = open(&stderr)?;
-        let mounts = self
-            .conn
-            .snapshot_mounts(&self.snapshotter, &self.snapshot_key)
-            .await?;
+        let mounts = match rootfs {
+            Some(m) => m,
+            None => self.rootfs_mounts().await?,
+        };
         let tracked = Tracked::Task {
             namespace: self.conn.namespace.clone(),
             container: self.id.clone(),
@@ -358,6 +379,7 @@ impl Container {
             fifo_dir: dir,
             lines: line_rx,
             tail: VecDeque::new(),
+            marks: Vec::new(),
             exit: exit_rx,
             waiter,
             readers,
@@ -462,6 +484,8 @@ pub struct Task {
     fifo_dir: PathBuf,
     lines: mpsc::UnboundedReceiver<Line>,
     tail: VecDeque<Line>,
+    /// Marker lines (`ADVISOR-MARK <name>`) with the instant advisor read them.
+    marks: Vec<(String, Instant)>,
     exit: watch::Receiver<Option<std::result::Result<Exit, String>>>,
     waiter: tokio::task::JoinHandle<()>,
     readers: Vec<tokio::task::JoinHandle<()>>,
@@ -508,7 +532,18 @@ impl Task {
             .collect()
     }
 
+    /// The marker lines seen so far, in order: a workload prints
+    /// `ADVISOR-MARK <name>` between its phases and calibration times them.
+    pub fn marks(&self) -> &[(String, Instant)] {
+        &self.marks
+    }
+
     fn keep(&mut self, line: Line) {
+        if let Some(name) = line.text.strip_prefix(MARK_PREFIX)
+            && self.marks.len() < MAX_MARKS
+        {
+            self.marks.push((name.trim().to_string(), line.at));
+        }
         if self.tail.len() == OUTPUT_TAIL {
             self.tail.pop_front();
         }

@@ -164,6 +164,7 @@ pub(crate) mod tests {
             fits,
             validation: None,
             runs_file: None,
+            workload_terms: BTreeMap::new(),
         }
     }
 

@@ -13,7 +13,9 @@
 //!
 //! Owns the filesystem and the recording; does not know containers (`trace
 //! record` arranges the mounts) nor the trace file format (callers receive
-//! [`RecordedEvent`]s on a channel).
+//! [`RecordedEvent`]s on a channel); `record` arranges a container around it.
+pub mod record;
+
 use fuser::{
     Config, Errno, FileAttr, FileHandle, FileType, Filesystem, FopenFlags, Generation, INodeNo,
     KernelConfig, LockOwner, MountOption, OpenFlags, ReplyAttr, ReplyData, ReplyDirectory,

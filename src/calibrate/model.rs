@@ -1,0 +1,559 @@
+//! From measured calibration runs to a profile: the regressions of
+//! docs/calibration.md, stage by stage, and the k-fold cross-validation of
+//! whole-run predictions made with the same replay `advise` uses.
+//!
+//! Every regression has few unknowns and is fed by runs designed to move
+//! them apart (image size vs file count vs compressibility vs layers;
+//! working-set fraction and read pattern within a run), so each is well
+//! conditioned. Nuisance terms of the calibration workload itself (a fixed
+//! cost per segment, a cost per process it starts) are fitted beside the
+//! parameters so they do not bias them, and added back when predicting a
+//! calibration run; they are not part of the profile because a recorded
+//! trace carries them as compute time.
+use super::fit::{self, CONFIDENCE, Coefficient, Fit, FitError};
+use super::workload::{CalWorkload, START_MARK};
+use crate::bench::RunRecord;
+use crate::estargz::table::ImageFiles;
+use crate::predict::replay::{self, ImageCounts, Strategy};
+use crate::predict::workload::AccessKind;
+use crate::profile::{FitQuality, Param, ParamEstimate, Profile, Validation};
+use crate::trace::fetch::{FetchConfig, ReadOutcome, Simulator};
+use crate::units::Estimate;
+use serde::{Deserialize, Serialize};
+use std::collections::BTreeMap;
+
+/// One calibration image: its file table (eStargz form) and gzip size.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct CalImage {
+    pub name: String,
+    pub gzip_reference: String,
+    pub estargz_reference: String,
+    /// Compressed bytes of the gzip form's layers.
+    pub gzip_bytes: u64,
+    pub files: ImageFiles,
+    pub workload: CalWorkload,
+}
+
+/// One measured run of a calibration image.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct CalRun {
+    /// `image/strategy/repeat`: what resumption skips.
+    pub key: String,
+    pub image: String,
+    pub strategy: Strategy,
+    pub repeat: usize,
+    pub run: RunRecord,
+}
+
+/// What a runs file holds: the images and their runs.
+#[derive(Debug, Default, Clone)]
+pub struct Stored {
+    pub images: Vec<CalImage>,
+    pub runs: Vec<CalRun>,
+}
+
+/// Features of one workload segment of one run.
+#[derive(Debug, Clone, Copy, Default, PartialEq)]
+struct SegmentFeatures {
+    seconds: f64,
+    processes: f64,
+    opens: f64,
+    bytes: f64,
+    fetch: ReadOutcome,
+}
+
+/// The nuisance terms of the calibration workload (per segment, per process).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Serialize, Deserialize)]
+pub struct Nuisance {
+    pub eager_segment_s: f64,
+    pub eager_process_s: f64,
+    pub lazy_segment_s: f64,
+    pub lazy_process_s: f64,
+}
+
+/// Everything fitted: the profile's parameters and fits, plus nuisance terms.
+#[derive(Debug, Clone)]
+pub struct Fitted {
+    pub parameters: BTreeMap<Param, ParamEstimate>,
+    pub fits: BTreeMap<String, FitQuality>,
+    pub nuisance: Nuisance,
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum ModelError {
+    #[error(transparent)]
+    Fit(#[from] FitError),
+    #[error("calibration has no usable {what} runs ({detail}); run a longer calibration")]
+    NoRuns { what: &'static str, detail: String },
+}
+
+/// Runs that count: included by the bench (cold, not fallen back, exit 0).
+fn usable(runs: &[CalRun], s: Strategy) -> impl Iterator<Item = &CalRun> {
+    runs.iter()
+        .filter(move |r| r.strategy == s && r.run.included && r.run.exit_code == Some(0))
+}
+
+fn secs(o: Option<crate::units::Seconds>) -> Option<f64> {
+    o.map(|s| s.0)
+}
+
+/// Segment durations from the marks, and their features from the workload
+/// replayed through the fetch simulator (lazy) or counted (eager).
+fn segments(img: &CalImage, run: &CalRun, fetch: &FetchConfig) -> Vec<SegmentFeatures> {
+    let marks = &run.run.marks;
+    let at = |name: &str| {
+        marks
+            .iter()
+            .find(|m| m.name == name)
+            .map(|m| m.after_start.0)
+    };
+    let accesses = img.workload.accesses(&img.files);
+    let mut sim = (run.strategy != Strategy::Eager).then(|| {
+        let mut sim = Simulator::new(&img.files, fetch.clone());
+        for l in 0..img.files.layers.len() {
+            sim.mount(l);
+            sim.prefetch(l);
+        }
+        sim
+    });
+    let mut out = Vec::new();
+    let mut prev = at(START_MARK);
+    // accesses[0] is the shell's start: replay it so the cache state is right.
+    for (i, acc) in accesses.iter().enumerate() {
+        let mut f = SegmentFeatures::default();
+        for a in acc {
+            match a.kind {
+                AccessKind::Open => f.opens += 1.0,
+                AccessKind::Read => match sim.as_mut() {
+                    Some(sim) => {
+                        let o = sim.read(a.file, a.offset, a.len_opt());
+                        f.bytes += o.bytes_served as f64;
+                        f.fetch += o;
+                    }
+                    None => {
+                        let size = img.files.file(a.file).size;
+                        let n = a
+                            .len_opt()
+                            .map(|l| l.min(size.saturating_sub(a.offset)))
+                            .unwrap_or(size.saturating_sub(a.offset));
+                        f.bytes += n as f64;
+                    }
+                },
+            }
+        }
+        if i == 0 {
+            continue;
+        }
+        let seg = &img.workload.segments[i - 1];
+        f.processes = img.workload.processes(&img.files, seg) as f64;
+        let end = at(&seg.name);
+        if let (Some(a), Some(b)) = (prev, end) {
+            f.seconds = b - a;
+            out.push(f);
+        }
+        prev = end;
+    }
+    out
+}
+
+/// Fit every parameter from the runs.
+pub fn fit_all(
+    images: &[CalImage],
+    runs: &[CalRun],
+    fetch: &FetchConfig,
+) -> Result<Fitted, ModelError> {
+    let image = |name: &str| images.iter().find(|i| i.name == name);
+    let mut parameters = BTreeMap::new();
+    let mut fits = BTreeMap::new();
+    let mut put = |fit_name: &str,
+                   f: &Fit,
+                   map: &[(&str, Param)],
+                   description: &str,
+                   parameters: &mut BTreeMap<Param, ParamEstimate>| {
+        let mut params = Vec::new();
+        let mut idx = Vec::new();
+        for (coef, p) in map {
+            if let Some(k) = f.coefficients.iter().position(|c| c.name == *coef) {
+                let c = &f.coefficients[k];
+                parameters.insert(*p, param(c, *p, fit_name));
+                params.push(*p);
+                idx.push(k);
+            }
+        }
+        let covariance = idx
+            .iter()
+            .map(|&a| idx.iter().map(|&b| f.covariance[a][b]).collect())
+            .collect();
+        fits.insert(
+            fit_name.to_string(),
+            FitQuality {
+                description: description.into(),
+                n: f.n,
+                r2: f.r2,
+                residual_sd_s: f.residual_sd,
+                params,
+                covariance,
+            },
+        );
+    };
+
+    // Constants measured directly: means with t intervals.
+    let all: Vec<&CalRun> = runs
+        .iter()
+        .filter(|r| r.run.included && r.run.exit_code == Some(0))
+        .collect();
+    let mean_fit = |name: &str, xs: Vec<f64>, what: &'static str| -> Result<Fit, ModelError> {
+        if xs.len() < 2 {
+            return Err(ModelError::NoRuns {
+                what,
+                detail: format!("{} sample(s) for {name}", xs.len()),
+            });
+        }
+        let c = fit::mean_interval(name, &xs, CONFIDENCE);
+        let n = xs.len();
+        let sd = c.std_error * (n as f64).sqrt();
+        Ok(Fit {
+            covariance: vec![vec![c.std_error * c.std_error]],
+            coefficients: vec![c],
+            r2: 0.0,
+            residual_sd: sd,
+            n,
+        })
+    };
+    let f = mean_fit(
+        "resolve",
+        all.iter()
+            .filter_map(|r| secs(r.run.phases.resolve))
+            .collect(),
+        "any",
+    )?;
+    put(
+        "resolve",
+        &f,
+        &[("resolve", Param::ResolveS)],
+        "mean of the resolve phase over all runs",
+        &mut parameters,
+    );
+
+    let eager: Vec<&CalRun> = usable(runs, Strategy::Eager).collect();
+    let lazy: Vec<&CalRun> = usable(runs, Strategy::Lazy).collect();
+    let start = |rs: &[&CalRun]| -> Vec<f64> {
+        rs.iter()
+            .filter_map(|r| Some(secs(r.run.phases.create)? + secs(r.run.phases.start)?))
+            .collect()
+    };
+    let f = mean_fit("start_overlay", start(&eager), "eager")?;
+    put(
+        "start-overlay",
+        &f,
+        &[("start_overlay", Param::StartOverlayS)],
+        "mean of create + start, eager runs",
+        &mut parameters,
+    );
+    let f = mean_fit("start_stargz", start(&lazy), "lazy")?;
+    put(
+        "start-stargz",
+        &f,
+        &[("start_stargz", Param::StartStargzS)],
+        "mean of create + start, lazy runs",
+        &mut parameters,
+    );
+    let f = mean_fit(
+        "process_start",
+        eager
+            .iter()
+            .filter_map(|r| {
+                r.run
+                    .marks
+                    .iter()
+                    .find(|m| m.name == START_MARK)
+                    .map(|m| m.after_start.0)
+            })
+            .collect(),
+        "eager",
+    )?;
+    put(
+        "process-start",
+        &f,
+        &[("process_start", Param::ProcessStartS)],
+        "task start to the first marker, eager runs",
+        &mut parameters,
+    );
+
+    // Eager pull: download time vs compressed bytes.
+    let (mut x, mut y) = (Vec::new(), Vec::new());
+    for r in &eager {
+        if let (Some(img), Some(t)) = (image(&r.image), secs(r.run.phases.fetch)) {
+            x.push(vec![img.gzip_bytes as f64]);
+            y.push(t);
+        }
+    }
+    let f = fit::fit_nonnegative("eager-fetch", &["bytes"], &x, &y, true, CONFIDENCE)?;
+    put(
+        "eager-fetch",
+        &f,
+        &[
+            ("intercept", Param::EagerPullFixedS),
+            ("bytes", Param::EagerFetchSPerByte),
+        ],
+        "eager fetch phase ~ 1 + compressed bytes",
+        &mut parameters,
+    );
+
+    // Eager unpack: per layer, per byte, per file.
+    let (mut x, mut y) = (Vec::new(), Vec::new());
+    for r in &eager {
+        if let (Some(img), Some(t)) = (image(&r.image), secs(r.run.phases.unpack)) {
+            let c = ImageCounts::of(&img.files, Some(img.gzip_bytes));
+            x.push(vec![
+                c.layers as f64,
+                c.uncompressed_bytes as f64,
+                c.entries as f64,
+            ]);
+            y.push(t);
+        }
+    }
+    let f = fit::fit_nonnegative(
+        "eager-unpack",
+        &["layers", "bytes", "files"],
+        &x,
+        &y,
+        false,
+        CONFIDENCE,
+    )?;
+    put(
+        "eager-unpack",
+        &f,
+        &[
+            ("layers", Param::UnpackPerLayerS),
+            ("bytes", Param::UnpackSPerByte),
+            ("files", Param::UnpackSPerFile),
+        ],
+        "eager unpack phase ~ layers + uncompressed bytes + entries",
+        &mut parameters,
+    );
+
+    // Lazy pull: the remote mounts.
+    let (mut x, mut y) = (Vec::new(), Vec::new());
+    for r in &lazy {
+        if let (Some(img), Some(a), Some(b)) = (
+            image(&r.image),
+            secs(r.run.phases.fetch),
+            secs(r.run.phases.unpack),
+        ) {
+            let c = ImageCounts::of(&img.files, Some(img.gzip_bytes));
+            x.push(vec![c.layers as f64, c.toc_entries as f64]);
+            y.push(a + b);
+        }
+    }
+    let f = fit::fit_nonnegative(
+        "lazy-mount",
+        &["layers", "entries"],
+        &x,
+        &y,
+        true,
+        CONFIDENCE,
+    )?;
+    put(
+        "lazy-mount",
+        &f,
+        &[
+            ("intercept", Param::LazyPullFixedS),
+            ("layers", Param::MountPerLayerS),
+            ("entries", Param::MountPerEntryS),
+        ],
+        "lazy fetch + unpack (remote mount) phases ~ 1 + layers + TOC entries",
+        &mut parameters,
+    );
+
+    // Workload segments.
+    let mut nuisance = Nuisance::default();
+    let (mut x, mut y) = (Vec::new(), Vec::new());
+    for r in &eager {
+        let Some(img) = image(&r.image) else { continue };
+        for s in segments(img, r, fetch) {
+            x.push(vec![s.bytes, s.opens, s.processes]);
+            y.push(s.seconds);
+        }
+    }
+    let f = fit::fit_nonnegative(
+        "eager-io",
+        &["bytes", "opens", "processes"],
+        &x,
+        &y,
+        true,
+        CONFIDENCE,
+    )?;
+    nuisance.eager_segment_s = value(&f, "intercept");
+    nuisance.eager_process_s = value(&f, "processes");
+    put(
+        "eager-io",
+        &f,
+        &[
+            ("bytes", Param::LocalReadSPerByte),
+            ("opens", Param::LocalOpenS),
+        ],
+        "eager workload segments ~ 1 + bytes read + opens + processes (intercept and processes: workload nuisance)",
+        &mut parameters,
+    );
+
+    let names = [
+        "requests",
+        "net_bytes",
+        "chunks",
+        "inflate_bytes",
+        "fuse_bytes",
+        "opens",
+        "processes",
+    ];
+    let (mut x, mut y) = (Vec::new(), Vec::new());
+    for r in &lazy {
+        let Some(img) = image(&r.image) else { continue };
+        for s in segments(img, r, fetch) {
+            x.push(vec![
+                s.fetch.requests as f64,
+                s.fetch.network_bytes as f64,
+                s.fetch.chunks_missed as f64,
+                s.fetch.decompressed_bytes as f64,
+                (s.fetch.bytes_served - s.fetch.bytes_served_locally) as f64,
+                s.opens,
+                s.processes,
+            ]);
+            y.push(s.seconds);
+        }
+    }
+    let f = fit::fit_nonnegative("lazy-io", &names, &x, &y, true, CONFIDENCE)?;
+    nuisance.lazy_segment_s = value(&f, "intercept");
+    nuisance.lazy_process_s = value(&f, "processes");
+    put(
+        "lazy-io",
+        &f,
+        &[
+            ("requests", Param::RequestS),
+            ("net_bytes", Param::RangeSPerByte),
+            ("chunks", Param::ChunkS),
+            ("inflate_bytes", Param::InflateSPerByte),
+            ("fuse_bytes", Param::FuseSPerByte),
+            ("opens", Param::FuseOpenS),
+        ],
+        "lazy workload segments ~ 1 + simulated requests + bytes fetched + chunks + bytes inflated + bytes served + opens + processes",
+        &mut parameters,
+    );
+    Ok(Fitted {
+        parameters,
+        fits,
+        nuisance,
+    })
+}
+
+fn value(f: &Fit, name: &str) -> f64 {
+    f.get(name).map(|c| c.value).unwrap_or(0.0)
+}
+
+fn param(c: &Coefficient, p: Param, fit_name: &str) -> ParamEstimate {
+    ParamEstimate {
+        estimate: Estimate::new(c.value, c.low.max(0.0), c.high, CONFIDENCE),
+        std_error: c.std_error,
+        unit: p.unit().into(),
+        fit: fit_name.into(),
+    }
+}
+
+/// A calibration run as `advise` would predict it (plus the nuisance terms
+/// of the calibration workload): (to ready, to completion) in seconds.
+pub fn predict_run(
+    img: &CalImage,
+    strategy: Strategy,
+    profile: &Profile,
+    nuisance: &Nuisance,
+    fetch: &FetchConfig,
+) -> (f64, f64) {
+    let counts = ImageCounts::of(&img.files, Some(img.gzip_bytes));
+    let w = img.workload.workload(&img.files);
+    let r = replay::run(&img.files, &counts, &w, strategy, fetch, profile, false);
+    let (seg_s, proc_s) = match strategy {
+        Strategy::Eager => (nuisance.eager_segment_s, nuisance.eager_process_s),
+        _ => (nuisance.lazy_segment_s, nuisance.lazy_process_s),
+    };
+    let segs = &img.workload.segments;
+    let procs = |range: std::ops::Range<usize>| -> f64 {
+        segs[range]
+            .iter()
+            .map(|s| img.workload.processes(&img.files, s) as f64)
+            .sum()
+    };
+    let ready_n = img.workload.ready_after.min(segs.len());
+    let before = ready_n as f64 * seg_s + procs(0..ready_n) * proc_s;
+    let after = (segs.len() - ready_n) as f64 * seg_s + procs(ready_n..segs.len()) * proc_s;
+    let ready = r.cold_start().value(profile) + before;
+    (ready, r.completion().value(profile) + before + after)
+}
+
+/// Out-of-fold errors of whole-run predictions (completion), k folds.
+pub fn cross_validate(
+    images: &[CalImage],
+    runs: &[CalRun],
+    fetch: &FetchConfig,
+    folds: usize,
+    base: &Profile,
+) -> Result<(Validation, Vec<RunCheck>), ModelError> {
+    let usable: Vec<&CalRun> = runs
+        .iter()
+        .filter(|r| {
+            r.run.included && r.run.exit_code == Some(0) && r.strategy != Strategy::LazyPrefetch
+        })
+        .collect();
+    let assign = fit::folds(usable.len(), folds, 0x5eed);
+    let mut checks = Vec::new();
+    for k in 0..folds.max(2).min(usable.len().max(2)) {
+        let train: Vec<CalRun> = usable
+            .iter()
+            .zip(&assign)
+            .filter(|(_, f)| **f != k)
+            .map(|(r, _)| (*r).clone())
+            .collect();
+        let fitted = fit_all(images, &train, fetch)?;
+        let mut p = base.clone();
+        p.parameters = fitted.parameters;
+        p.fits = fitted.fits;
+        for (r, _) in usable.iter().zip(&assign).filter(|(_, f)| **f == k) {
+            let Some(img) = images.iter().find(|i| i.name == r.image) else {
+                continue;
+            };
+            let (ready, complete) = predict_run(img, r.strategy, &p, &fitted.nuisance, fetch);
+            if let (Some(mr), Some(mc)) = (secs(r.run.to_ready), secs(r.run.to_complete)) {
+                checks.push(RunCheck {
+                    key: r.key.clone(),
+                    predicted_ready_s: ready,
+                    measured_ready_s: mr,
+                    predicted_complete_s: complete,
+                    measured_complete_s: mc,
+                });
+            }
+        }
+    }
+    let errors: Vec<f64> = checks
+        .iter()
+        .map(|c| (c.predicted_complete_s - c.measured_complete_s) / c.measured_complete_s)
+        .collect();
+    let (median, p90) = fit::error_quantiles(&errors);
+    Ok((
+        Validation {
+            folds,
+            median_abs_pct_error: median,
+            p90_abs_pct_error: p90,
+            n: checks.len(),
+        },
+        checks,
+    ))
+}
+
+/// One run's out-of-fold prediction against its measurement.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct RunCheck {
+    pub key: String,
+    pub predicted_ready_s: f64,
+    pub measured_ready_s: f64,
+    pub predicted_complete_s: f64,
+    pub measured_complete_s: f64,
+}

@@ -1,0 +1,378 @@
+//! `trace record`: run a workload in a container with the recorder under its
+//! rootfs and write what it read as an advisor trace.
+//!
+//! Arrangement: the image is pulled eagerly (overlayfs); the container's
+//! snapshot is prepared as usual, but its overlay gets one lower directory —
+//! the recorder's FUSE mount — which serves the image's layers (the original
+//! lower directories, merged read-only). Writes go to the container's upper
+//! directory as always. This is the stargz arrangement (FUSE lowers under an
+//! overlay), so the recorder is asked for exactly the reads the lazy
+//! snapshotter would be asked for.
+//!
+//! Every mount made here is undone by a guard, on success, error or
+//! interrupt; containers, tasks and snapshots by the connection's tracker.
+use super::{RecordedEvent, RecordedOp, Recording};
+use crate::bench::source::RegistrySource;
+use crate::containerd::clean;
+use crate::containerd::pull::{Method, Pull, PullOptions};
+use crate::containerd::run::{self, Container, ContainerSpec, Readiness, ReadyOutcome};
+use crate::containerd::{Connection, OVERLAYFS};
+use crate::trace::format::{Clock, Event, Header, ImageId, Op, TraceWriter};
+use anyhow::Context;
+use containerd_client::types::Mount;
+use std::path::{Path, PathBuf};
+use std::sync::mpsc;
+use std::time::{Duration, Instant};
+
+#[derive(Debug, Clone)]
+pub struct RecordSettings {
+    pub image: String,
+    /// Replaces the image's entrypoint and command (empty: the image's).
+    pub command: Vec<String>,
+    pub ready: Readiness,
+    pub timeout: Duration,
+    pub output: PathBuf,
+    pub registry: crate::registry::RegistryOptions,
+}
+
+/// What a recording produced.
+#[derive(Debug, Clone, serde::Serialize)]
+pub struct RecordReport {
+    pub image: String,
+    pub manifest_digest: String,
+    pub output: String,
+    pub events: u64,
+    pub reads: u64,
+    pub bytes_read: u64,
+    pub files_opened: u64,
+    pub ready_s: Option<f64>,
+    pub exit_s: Option<f64>,
+    pub exit_code: Option<u32>,
+    pub timed_out: bool,
+}
+
+/// Messages to the trace writer: recorder events and the markers.
+enum Msg {
+    Fs(RecordedEvent),
+    Ready(Instant),
+    Exit(Instant, u32),
+}
+
+/// Mounts made by the recording, undone in reverse order on drop.
+struct Mounts {
+    dir: PathBuf,
+    mounted: Vec<PathBuf>,
+}
+
+impl Drop for Mounts {
+    fn drop(&mut self) {
+        for m in self.mounted.iter().rev() {
+            if nix::mount::umount(m).is_err() {
+                let _ = nix::mount::umount2(m, nix::mount::MntFlags::MNT_DETACH);
+            }
+        }
+        let _ = std::fs::remove_dir_all(&self.dir);
+    }
+}
+
+/// The lower directories, upper and work directory of an overlay mount.
+fn overlay_parts(m: &Mount) -> anyhow::Result<(Vec<String>, Vec<String>)> {
+    if m.r#type != "overlay" {
+        anyhow::bail!(
+            "the container's rootfs is a `{}` mount, not overlay: trace record needs the overlayfs snapshotter",
+            m.r#type
+        );
+    }
+    let mut lowers = Vec::new();
+    let mut rest = Vec::new();
+    for o in &m.options {
+        match o.strip_prefix("lowerdir=") {
+            Some(l) => lowers.extend(l.split(':').map(str::to_string)),
+            None => rest.push(o.clone()),
+        }
+    }
+    if lowers.is_empty() {
+        anyhow::bail!("the container's overlay rootfs has no lower directory");
+    }
+    Ok((lowers, rest))
+}
+
+/// Pull, run with the recorder, write the trace. `interrupt` stops the
+/// workload early; what was recorded so far is kept.
+pub async fn record(
+    conn: &Connection,
+    s: &RecordSettings,
+    mut interrupt: tokio::sync::watch::Receiver<bool>,
+) -> anyhow::Result<RecordReport> {
+    let r = record_inner(conn, s, &mut interrupt).await;
+    // Whatever happened, nothing of ours stays in containerd.
+    let problems = clean::cleanup_tracked(conn).await;
+    let report = r?;
+    if let Some(p) = problems.into_iter().next() {
+        return Err(anyhow::Error::new(p).context("removing the recording container"));
+    }
+    Ok(report)
+}
+
+async fn record_inner(
+    conn: &Connection,
+    s: &RecordSettings,
+    interrupt: &mut tokio::sync::watch::Receiver<bool>,
+) -> anyhow::Result<RecordReport> {
+    let source = RegistrySource::with_options(&s.image, s.registry.clone())?;
+    let img = std::sync::Arc::new(source.resolve().await?);
+    let manifest_digest = img.target().digest.clone();
+    let mut pull = Pull::begin(
+        conn,
+        img.clone(),
+        std::sync::Arc::new(source.clone()),
+        PullOptions::new(Method::Eager),
+    )
+    .await?;
+    pull.fetch().await?;
+    if let Err(e) = pull.unpack().await {
+        let _ = pull.abort().await;
+        return Err(e.into());
+    }
+    let pulled = pull.finish().await?;
+
+    let config: oci_spec::image::ImageConfiguration =
+        serde_json::from_slice(&img.config.bytes).context("the image config is not valid JSON")?;
+    let id = format!("record-{}", crate::containerd::nanos());
+    let args = (!s.command.is_empty()).then_some(s.command.as_slice());
+    let spec = run::runtime_spec(&conn.namespace, &id, &config, args)?;
+    let container = Container::create(
+        conn,
+        &ContainerSpec {
+            id: id.clone(),
+            image: img.reference.clone(),
+            snapshotter: OVERLAYFS.into(),
+            parent: pulled.top_chain_id.clone(),
+            spec,
+            labels: Default::default(),
+        },
+    )
+    .await?;
+    let mounts = container.rootfs_mounts().await?;
+    let [root] = mounts.as_slice() else {
+        anyhow::bail!("expected one rootfs mount for {id}, got {}", mounts.len());
+    };
+    let (lowers, other_options) = overlay_parts(root)?;
+
+    // The recorder serves the merged lower layers.
+    let dir = std::env::temp_dir().join(format!("advisor-{id}"));
+    let mut guard = Mounts {
+        dir: dir.clone(),
+        mounted: Vec::new(),
+    };
+    let view = dir.join("view");
+    let fuse = dir.join("fuse");
+    for d in [&view, &fuse] {
+        std::fs::create_dir_all(d).with_context(|| format!("creating {}", d.display()))?;
+    }
+    mount_view(&lowers, &view)?;
+    guard.mounted.push(view.clone());
+    let origin = Instant::now();
+    let (tx, rx) = mpsc::channel::<RecordedEvent>();
+    let (mtx, mrx) = mpsc::channel::<Msg>();
+    // Forward recorder events into the writer's channel (one ordered stream).
+    let fwd_tx = mtx.clone();
+    let forwarder = std::thread::spawn(move || {
+        for ev in rx {
+            if fwd_tx.send(Msg::Fs(ev)).is_err() {
+                break;
+            }
+        }
+    });
+    let recording = Recording::mount(&view, &fuse, origin, tx)?;
+    // Unmounted (with the session joined) before the view below it.
+    let mut options = other_options;
+    options.push(format!("lowerdir={}", fuse.display()));
+    let rootfs = Mount {
+        r#type: "overlay".into(),
+        source: "overlay".into(),
+        target: String::new(),
+        options,
+    };
+
+    let mut header = Header::new("record", Clock::Monotonic);
+    header.image = Some(ImageId {
+        reference: Some(s.image.clone()),
+        digest: Some(manifest_digest.clone()),
+    });
+    header.source = Some(format!("advisor trace record; command: {:?}", s.command));
+    let start_ns = std::sync::Arc::new(std::sync::OnceLock::<u64>::new());
+    let writer = spawn_writer(&s.output, header, mrx, origin, start_ns.clone())?;
+
+    let run = async {
+        let mut task = container
+            .create_task_with_rootfs(Some(vec![rootfs]))
+            .await?;
+        let t_start = Instant::now();
+        let _ = start_ns.set(t_start.saturating_duration_since(origin).as_nanos() as u64);
+        task.start().await?;
+        let deadline = t_start + s.timeout;
+        let mut timed_out = false;
+        let mut exit_code = None;
+        tokio::select! {
+            r = async {
+                match task.wait_ready(&s.ready, deadline).await? {
+                    ReadyOutcome::Ready(at) => {
+                        let _ = mtx.send(Msg::Ready(at));
+                        Ok::<_, anyhow::Error>(task.wait(deadline).await?)
+                    }
+                    ReadyOutcome::Exited(e) => {
+                        if matches!(s.ready, Readiness::Exit) {
+                            let _ = mtx.send(Msg::Ready(e.at));
+                        }
+                        Ok(Some(e))
+                    }
+                    ReadyOutcome::TimedOut => Ok(None),
+                }
+            } => {
+                match r? {
+                    Some(e) => {
+                        let _ = mtx.send(Msg::Exit(e.at, e.code));
+                        exit_code = Some(e.code);
+                    }
+                    None => timed_out = true,
+                }
+            }
+            _ = interrupt.changed() => {}
+        }
+        task.delete().await?;
+        anyhow::Ok((exit_code, timed_out))
+    }
+    .await;
+    container.delete().await.ok();
+    // Unmount the recorder (joins its session: every event is sent), then the view.
+    let finished = recording.finish();
+    let _ = forwarder.join();
+    drop(mtx);
+    let stats = writer
+        .join()
+        .map_err(|_| anyhow::anyhow!("the trace writer panicked"))??;
+    drop(guard);
+    finished?;
+    let (exit_code, timed_out) = run?;
+    Ok(RecordReport {
+        image: s.image.clone(),
+        manifest_digest,
+        output: s.output.display().to_string(),
+        events: stats.events,
+        reads: stats.reads,
+        bytes_read: stats.bytes,
+        files_opened: stats.opens,
+        ready_s: stats.ready_ns.map(|t| t as f64 * 1e-9),
+        exit_s: stats.exit_ns.map(|t| t as f64 * 1e-9),
+        exit_code,
+        timed_out,
+    })
+}
+
+/// Mount the image's lower directories, merged and read-only, at `view`.
+fn mount_view(lowers: &[String], view: &Path) -> anyhow::Result<()> {
+    use nix::mount::{MsFlags, mount};
+    let r = if lowers.len() == 1 {
+        // overlayfs needs two lowers without an upper: bind the single layer.
+        mount(
+            Some(lowers[0].as_str()),
+            view,
+            None::<&str>,
+            MsFlags::MS_BIND | MsFlags::MS_RDONLY,
+            None::<&str>,
+        )
+        .and_then(|_| {
+            mount(
+                None::<&str>,
+                view,
+                None::<&str>,
+                MsFlags::MS_BIND | MsFlags::MS_REMOUNT | MsFlags::MS_RDONLY,
+                None::<&str>,
+            )
+        })
+    } else {
+        let opts = format!("lowerdir={}", lowers.join(":"));
+        mount(
+            Some("overlay"),
+            view,
+            Some("overlay"),
+            MsFlags::MS_RDONLY,
+            Some(opts.as_str()),
+        )
+    };
+    r.with_context(|| format!("mounting the image's layers at {}", view.display()))
+}
+
+#[derive(Debug, Default)]
+struct WriterStats {
+    events: u64,
+    reads: u64,
+    bytes: u64,
+    opens: u64,
+    ready_ns: Option<u64>,
+    exit_ns: Option<u64>,
+}
+
+/// The writer thread: events in arrival order, times from the task's start.
+fn spawn_writer(
+    path: &Path,
+    header: Header,
+    rx: mpsc::Receiver<Msg>,
+    origin: Instant,
+    start_ns: std::sync::Arc<std::sync::OnceLock<u64>>,
+) -> anyhow::Result<std::thread::JoinHandle<anyhow::Result<WriterStats>>> {
+    let file = std::fs::File::create(path)
+        .with_context(|| format!("cannot create the trace {}", path.display()))?;
+    let mut w = TraceWriter::new(
+        std::io::BufWriter::new(file),
+        path.display().to_string(),
+        &header,
+    )?;
+    Ok(std::thread::spawn(move || {
+        let mut st = WriterStats::default();
+        let rel = |t_ns: u64| t_ns.saturating_sub(start_ns.get().copied().unwrap_or(0));
+        let since = |at: Instant| rel(at.saturating_duration_since(origin).as_nanos() as u64);
+        for m in rx {
+            let ev = match m {
+                Msg::Fs(e) => {
+                    let t = rel(e.t_ns);
+                    let mut ev = match e.op {
+                        RecordedOp::Open => {
+                            st.opens += 1;
+                            Event::on_path(t, e.pid, Op::Open, e.path)
+                        }
+                        RecordedOp::Read {
+                            offset,
+                            len: _,
+                            got,
+                        } => {
+                            st.reads += 1;
+                            st.bytes += got;
+                            Event::read(t, e.pid, e.path, offset, Some(got))
+                        }
+                        RecordedOp::Readdir => Event::on_path(t, e.pid, Op::Readdir, e.path),
+                    };
+                    ev.dur = Some(e.dur_ns);
+                    ev
+                }
+                Msg::Ready(at) => {
+                    let t = since(at);
+                    st.ready_ns = Some(t);
+                    Event::new(t, 0, Op::Ready)
+                }
+                Msg::Exit(at, code) => {
+                    let t = since(at);
+                    st.exit_ns = Some(t);
+                    let mut e = Event::new(t, 0, Op::Exit);
+                    e.result = Some(code as i64);
+                    e
+                }
+            };
+            st.events += 1;
+            w.write(&ev)?;
+        }
+        w.finish()?;
+        Ok(st)
+    }))
+}
