@@ -18,7 +18,7 @@ use advisor::image::inspect::{InspectOptions, inspect};
 use advisor::image::plan;
 use advisor::image::push::{self, Targets};
 use advisor::image::spec::{self, Content};
-use advisor::registry::{Platform, RegistryClient, RegistryOptions};
+use advisor::registry::{RegistryClient, RegistryOptions};
 use serde_json::json;
 use std::io::Read;
 use std::path::Path;
@@ -67,16 +67,7 @@ fn spec_of(content: Content, total: u64, level: u32) -> serde_json::Value {
 }
 
 fn settings(spec: &spec::Spec) -> BuildSettings {
-    BuildSettings {
-        chunk_size: spec.chunk_size.0,
-        gzip_level: spec.gzip_level,
-        work_dir: None,
-        entrypoint: spec.entrypoint(),
-        cmd: spec.cmd(),
-        env: spec.env(),
-        workdir: None,
-        platform: Platform::host(),
-    }
+    BuildSettings::from_spec(spec, None)
 }
 
 fn generation_rate(content: Content, bytes: u64) -> f64 {

@@ -65,6 +65,22 @@ pub struct BuildSettings {
     pub platform: Platform,
 }
 
+impl BuildSettings {
+    /// The settings a spec asks for, on this host's platform.
+    pub fn from_spec(spec: &super::spec::Spec, work_dir: Option<PathBuf>) -> Self {
+        BuildSettings {
+            chunk_size: spec.chunk_size.0,
+            gzip_level: spec.gzip_level,
+            work_dir,
+            entrypoint: spec.entrypoint(),
+            cmd: spec.cmd(),
+            env: spec.env(),
+            workdir: spec.workdir.clone(),
+            platform: Platform::host(),
+        }
+    }
+}
+
 /// Progress bars, one per form, counting payload bytes. Hidden bars cost nothing.
 #[derive(Debug, Clone)]
 pub struct Progress {

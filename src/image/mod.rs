@@ -12,6 +12,7 @@
 //! - [`build`]: layer files, config, manifest; [`push`]: both forms, tag scheme.
 //! - [`inspect`]: formats, TOCs and file tables over ranged GETs.
 //! - [`files`]: `load_image_files`, the one way to get an image's file table.
+//! - [`build_and_push_spec`]: spec text → both forms pushed (for `calibrate`).
 pub mod base;
 pub mod build;
 pub mod content;
@@ -23,3 +24,46 @@ pub mod push;
 pub mod spec;
 
 pub use error::Error;
+
+use crate::registry::RegistryClient;
+use std::path::Path;
+
+/// What [`build_and_push_spec`] pushed.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Pushed {
+    /// The gzip and eStargz references (tag scheme of [`push`]).
+    pub targets: push::Targets,
+    /// Manifest digests: gzip, then eStargz.
+    pub manifest_digests: [String; 2],
+}
+
+/// Build a spec given as text and push both forms under `reference` (the gzip
+/// form as REPO:TAG, eStargz as REPO:TAG-esgz), as `image build` does without
+/// progress or a prioritized list. `name` names the spec in errors and picks
+/// JSON or TOML by its extension. The base layer uses the host's busybox.
+pub async fn build_and_push_spec(
+    text: &str,
+    name: &str,
+    reference: &str,
+    client: &RegistryClient,
+) -> anyhow::Result<Pushed> {
+    let path = Path::new(name);
+    let spec = spec::parse(path, text)?;
+    let targets = push::Targets::from_reference(reference, client.options().plain_http)?;
+    let busybox = match spec.base {
+        spec::Base::Busybox => Some(base::Busybox::locate(Path::new(base::BUSYBOX_PATH))?),
+        spec::Base::None => None,
+    };
+    let plan = plan::plan(&spec, path, busybox.as_ref(), &[])?;
+    let settings = build::BuildSettings::from_spec(&spec, None);
+    let built = tokio::task::spawn_blocking(move || {
+        build::build(&plan, &settings, &build::Progress::hidden())
+    })
+    .await
+    .map_err(|e| anyhow::anyhow!("the image build thread failed (a bug): {e}"))??;
+    let manifest_digests = push::push(client, &built, &targets).await?;
+    Ok(Pushed {
+        targets,
+        manifest_digests,
+    })
+}
