@@ -201,3 +201,25 @@ fn prioritized_lists_busybox_and_push_references_are_checked_first() {
     let e = user_error(&["image", "build", "--spec", spec]);
     assert!(e.contains("--push"), "{e}");
 }
+
+#[test]
+fn example_specs_parse_and_plan_to_their_documented_sizes() {
+    use advisor::image::{base::Busybox, plan, spec};
+    let bb = Busybox {
+        path: "/bin/busybox".into(),
+        size: 2_000_000,
+    };
+    for (name, files, low, high) in [
+        ("small.json", 52, 3 << 20, 6 << 20),
+        ("llm-serving.json", 6470, 900 << 20, 1200 << 20),
+    ] {
+        let p = common::repo().join("models/examples").join(name);
+        let s = spec::load(&p).unwrap_or_else(|e| panic!("{name}: {e}"));
+        let plan = plan::plan(&s, &p, Some(&bb), &[]).unwrap();
+        let n: usize = plan.layers.iter().map(|l| l.file_count()).sum();
+        let bytes = plan.payload_bytes();
+        assert_eq!(n, files, "{name}");
+        assert!((low..high).contains(&bytes), "{name}: {bytes} bytes");
+        eprintln!("{name}: {n} files, {bytes} bytes");
+    }
+}

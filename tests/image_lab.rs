@@ -1003,3 +1003,32 @@ fn trace_and_advise_read_the_image_from_the_registry_and_build_acts_on_the_list(
     assert!(total > 0, "nothing was prioritized");
     assert_eq!(total, regular, "every listed file is prioritized once");
 }
+
+#[test]
+fn build_and_push_spec_pushes_both_forms_for_calibrate() {
+    let Some(lab) = common::lab() else { return };
+    let text = "seed = 9\nbase = \"none\"\n[[layers]]\n[[layers.groups]]\ndir = \"/d\"\ncount = 3\nsize = \"20KiB\"\ncontent = \"text\"\n";
+    let reference = format!("{}/{}:t", lab.registry, unique("image-lab/api"));
+    let client = RegistryClient::new(RegistryOptions::default()).unwrap();
+    common::rt().block_on(async {
+        let p = advisor::image::build_and_push_spec(text, "cal.toml", &reference, &client)
+            .await
+            .unwrap();
+        assert_eq!(p.targets.gzip, reference);
+        assert_eq!(p.targets.estargz, format!("{reference}-esgz"));
+        for (r, d) in [&p.targets.gzip, &p.targets.estargz]
+            .iter()
+            .zip(&p.manifest_digests)
+        {
+            assert_eq!(&client.resolve(r).await.unwrap().manifest_digest, d);
+        }
+        let e = advisor::image::build_and_push_spec("layers = 3", "bad.toml", &reference, &client)
+            .await
+            .unwrap_err();
+        assert!(
+            e.to_string().starts_with("image spec bad.toml: `layers`"),
+            "{e}"
+        );
+        assert_eq!(advisor::error::exit_code(&e), 1);
+    });
+}

@@ -282,14 +282,15 @@ fn user_errors_exit_1_with_the_fix() {
                 "trace",
                 "analyze",
                 "--image",
-                "reg/app:1",
+                "127.0.0.1:9/app:1",
                 "--trace",
                 "x.jsonl",
             ]
             .into_iter()
             .map(String::from)
             .collect(),
-            "--toc-out FILE` and pass --files FILE",
+            // --image reads the registry (image::files): a closed port is the user's to fix.
+            "is the registry running?",
         ),
         (
             vec![

@@ -25,11 +25,26 @@ pub const MATRIX_JSON: &str = include_str!("../../models/calibration/matrix.json
 
 /// The embedded calibration image specs, by file name.
 pub const SPECS: [(&str, &str); 5] = [
-    ("few-large.json", include_str!("../../models/calibration/few-large.json")),
-    ("many-small.json", include_str!("../../models/calibration/many-small.json")),
-    ("layered.json", include_str!("../../models/calibration/layered.json")),
-    ("text-large.json", include_str!("../../models/calibration/text-large.json")),
-    ("mixed.json", include_str!("../../models/calibration/mixed.json")),
+    (
+        "few-large.json",
+        include_str!("../../models/calibration/few-large.json"),
+    ),
+    (
+        "many-small.json",
+        include_str!("../../models/calibration/many-small.json"),
+    ),
+    (
+        "layered.json",
+        include_str!("../../models/calibration/layered.json"),
+    ),
+    (
+        "text-large.json",
+        include_str!("../../models/calibration/text-large.json"),
+    ),
+    (
+        "mixed.json",
+        include_str!("../../models/calibration/mixed.json"),
+    ),
 ];
 
 /// Repository the calibration images are pushed to, under the registry.
@@ -58,13 +73,18 @@ pub struct Matrix {
 
 impl Matrix {
     pub fn embedded() -> anyhow::Result<Matrix> {
-        serde_json::from_str(MATRIX_JSON).context("the embedded calibration matrix is invalid (a bug)")
+        serde_json::from_str(MATRIX_JSON)
+            .context("the embedded calibration matrix is invalid (a bug)")
     }
 
     /// The runs to make, in order: every image at repeat 0 (eager, lazy), then
     /// repeat 1, …, so a budget that stops early still covers every image.
     pub fn plan(&self, quick: bool) -> Vec<(String, Strategy, usize)> {
-        let r = if quick { &self.quick_repeats } else { &self.repeats };
+        let r = if quick {
+            &self.quick_repeats
+        } else {
+            &self.repeats
+        };
         let mut out = Vec::new();
         for k in 0..r.eager.max(r.lazy) {
             for img in &self.images {
@@ -106,10 +126,12 @@ pub struct Stored {
 
 impl Stored {
     pub fn as_model(&self) -> super::model::Stored {
-        super::model::Stored { images: self.images.clone(), runs: self.runs.clone() }
+        super::model::Stored {
+            images: self.images.clone(),
+            runs: self.runs.clone(),
+        }
     }
 }
-
 
 /// Read a runs file (missing = empty). A truncated last line (a crash while
 /// writing) is ignored with a note; any other bad line is an error.
@@ -121,7 +143,9 @@ pub fn load_runs(path: &Path) -> anyhow::Result<(Stored, Vec<String>)> {
         Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok((st, notes)),
         Err(e) => return Err(e).with_context(|| format!("cannot read {}", path.display())),
     };
-    let lines: Vec<String> = std::io::BufReader::new(f).lines().collect::<Result<_, _>>()?;
+    let lines: Vec<String> = std::io::BufReader::new(f)
+        .lines()
+        .collect::<Result<_, _>>()?;
     for (i, l) in lines.iter().enumerate() {
         if l.trim().is_empty() {
             continue;
@@ -136,8 +160,16 @@ pub fn load_runs(path: &Path) -> anyhow::Result<(Stored, Vec<String>)> {
                 st.runs.retain(|x| x.key != r.key);
                 st.runs.push(*r);
             }
-            Err(e) if i + 1 == lines.len() => notes.push(format!("{} line {}: ignored a truncated last line ({e})", path.display(), i + 1)),
-            Err(e) => crate::bail_user!("{} line {}: not a calibration record: {e}", path.display(), i + 1),
+            Err(e) if i + 1 == lines.len() => notes.push(format!(
+                "{} line {}: ignored a truncated last line ({e})",
+                path.display(),
+                i + 1
+            )),
+            Err(e) => crate::bail_user!(
+                "{} line {}: not a calibration record: {e}",
+                path.display(),
+                i + 1
+            ),
         }
     }
     Ok((st, notes))
@@ -190,28 +222,46 @@ pub trait Progress {
 /// spec's sha256 (same spec, same digests: a build is skipped when the
 /// registry already has it).
 pub fn spec_tag(spec_text: &str) -> String {
-    crate::estargz::sha256_digest(spec_text.as_bytes()).trim_start_matches("sha256:")[..12].to_string()
+    crate::estargz::sha256_digest(spec_text.as_bytes()).trim_start_matches("sha256:")[..12]
+        .to_string()
 }
 
 /// Build and push a calibration image unless the registry already has it;
 /// return its file table and gzip size.
-async fn ensure_image(s: &RunnerSettings, m: &MatrixImage, progress: &dyn Progress) -> anyhow::Result<CalImage> {
+async fn ensure_image(
+    s: &RunnerSettings,
+    m: &MatrixImage,
+    progress: &dyn Progress,
+) -> anyhow::Result<CalImage> {
     let Some((_, text)) = SPECS.iter().find(|(f, _)| *f == m.spec) else {
-        anyhow::bail!("calibration matrix names spec {} which is not embedded (a bug)", m.spec);
+        anyhow::bail!(
+            "calibration matrix names spec {} which is not embedded (a bug)",
+            m.spec
+        );
     };
     let tag = spec_tag(text);
     let target = format!("{}/{REPOSITORY}/{}:{tag}", s.registry, m.name);
-    let targets = crate::image::push::Targets::from_reference(&target, s.registry_options.plain_http)?;
+    let targets =
+        crate::image::push::Targets::from_reference(&target, s.registry_options.plain_http)?;
     let client = RegistryClient::new(s.registry_options.clone())?;
-    let present = !s.rebuild && client.resolve(&targets.gzip).await.is_ok() && client.resolve(&targets.estargz).await.is_ok();
+    let present = !s.rebuild
+        && client.resolve(&targets.gzip).await.is_ok()
+        && client.resolve(&targets.estargz).await.is_ok();
     if !present {
-        progress.stage(&format!("building and pushing calibration image {} ({target})", m.name));
+        progress.stage(&format!(
+            "building and pushing calibration image {} ({target})",
+            m.name
+        ));
         crate::image::build_and_push_spec(text, &m.spec, &target, &client).await?;
     }
-    let insp = crate::image::inspect::inspect(&client, &targets.estargz, Default::default()).await?;
-    let files = insp
-        .image_files()
-        .map_err(|_| anyhow::anyhow!("calibration image {} has layers that are not eStargz (a bug)", targets.estargz))?;
+    let insp =
+        crate::image::inspect::inspect(&client, &targets.estargz, Default::default()).await?;
+    let files = insp.image_files().map_err(|_| {
+        anyhow::anyhow!(
+            "calibration image {} has layers that are not eStargz (a bug)",
+            targets.estargz
+        )
+    })?;
     let gz = client.resolve(&targets.gzip).await?;
     let gzip_bytes = gz.manifest.layers().iter().map(|l| l.size()).sum();
     Ok(CalImage {
@@ -235,10 +285,22 @@ async fn one_run(
     interrupt: tokio::sync::watch::Receiver<bool>,
 ) -> (RunRecord, Option<anyhow::Error>) {
     let (method, snapshotter, image) = match strategy {
-        Strategy::Eager => (Method::Eager, crate::containerd::OVERLAYFS, &img.gzip_reference),
-        _ => (Method::Lazy, crate::containerd::STARGZ, &img.estargz_reference),
+        Strategy::Eager => (
+            Method::Eager,
+            crate::containerd::OVERLAYFS,
+            &img.gzip_reference,
+        ),
+        _ => (
+            Method::Lazy,
+            crate::containerd::STARGZ,
+            &img.estargz_reference,
+        ),
     };
-    let command = vec!["/bin/sh".to_string(), "-c".to_string(), img.workload.script(&img.files)];
+    let command = vec![
+        "/bin/sh".to_string(),
+        "-c".to_string(),
+        img.workload.script(&img.files),
+    ];
     let bench = BenchSettings {
         image: image.clone(),
         method,
@@ -296,7 +358,9 @@ pub async fn run_matrix(
         }
         let have = stored.images.iter().any(|i| {
             i.name == m.name
-                && SPECS.iter().any(|(f, t)| *f == m.spec && i.gzip_reference.ends_with(&format!(":{}", spec_tag(t))))
+                && SPECS.iter().any(|(f, t)| {
+                    *f == m.spec && i.gzip_reference.ends_with(&format!(":{}", spec_tag(t)))
+                })
                 && i.workload == m.workload
         });
         if !have || s.rebuild {
@@ -310,22 +374,41 @@ pub async fn run_matrix(
     }
     let plan = s.only.clone().unwrap_or_else(|| matrix.plan(s.quick));
     let done = |st: &Stored, k: &str| st.runs.iter().any(|r| r.key == k);
-    let todo: Vec<_> = plan.iter().filter(|(i, st, r)| !done(&stored, &run_key(i, *st, *r))).cloned().collect();
+    let todo: Vec<_> = plan
+        .iter()
+        .filter(|(i, st, r)| !done(&stored, &run_key(i, *st, *r)))
+        .cloned()
+        .collect();
     progress.planned(plan.len(), plan.len() - todo.len());
     for (name, strategy, repeat) in todo {
         if *interrupt.borrow() {
-            notes.push("interrupted: the runs so far are kept; run the same command again to resume".into());
+            notes.push(
+                "interrupted: the runs so far are kept; run the same command again to resume"
+                    .into(),
+            );
             break;
         }
         if started.elapsed() > s.budget {
-            notes.push(format!("budget of {} spent: stopped before {}", humantime::format_duration(s.budget), run_key(&name, strategy, repeat)));
+            notes.push(format!(
+                "budget of {} spent: stopped before {}",
+                humantime::format_duration(s.budget),
+                run_key(&name, strategy, repeat)
+            ));
             break;
         }
-        let Some(img) = stored.images.iter().find(|i| i.name == name).cloned() else { continue };
+        let Some(img) = stored.images.iter().find(|i| i.name == name).cloned() else {
+            continue;
+        };
         let key = run_key(&name, strategy, repeat);
         progress.stage(&format!("{key}"));
         let (run, err) = one_run(s, &img, strategy, interrupt.clone()).await;
-        let cal = CalRun { key: key.clone(), image: name.clone(), strategy, repeat, run };
+        let cal = CalRun {
+            key: key.clone(),
+            image: name.clone(),
+            strategy,
+            repeat,
+            run,
+        };
         // Keep failed runs out of the file (they would be skipped on resume).
         if err.is_none() && cal.run.error.is_none() {
             append(&s.runs_file, &Record::Run(Box::new(cal.clone())))?;
@@ -335,13 +418,18 @@ pub async fn run_matrix(
         }
         if let Some(e) = err {
             if *interrupt.borrow() {
-                notes.push("interrupted: the runs so far are kept; run the same command again to resume".into());
+                notes.push(
+                    "interrupted: the runs so far are kept; run the same command again to resume"
+                        .into(),
+                );
                 break;
             }
-            return Err(e.context(format!("calibration run {key} failed; the runs before it are kept in {}", s.runs_file.display())));
+            return Err(e.context(format!(
+                "calibration run {key} failed; the runs before it are kept in {}",
+                s.runs_file.display()
+            )));
         }
         let _ = interrupt.has_changed();
     }
     Ok((stored, notes))
 }
-

@@ -17,7 +17,9 @@ use serde::Serialize;
 use std::path::{Path, PathBuf};
 
 fn default_output() -> PathBuf {
-    let host = nix::sys::utsname::uname().map(|u| u.nodename().to_string_lossy().into_owned()).unwrap_or_else(|_| "node".into());
+    let host = nix::sys::utsname::uname()
+        .map(|u| u.nodename().to_string_lossy().into_owned())
+        .unwrap_or_else(|_| "node".into());
     PathBuf::from("calibration").join(format!("{host}.json"))
 }
 
@@ -45,8 +47,14 @@ impl Progress for Bar {
     fn run_done(&self, key: &str, run: &crate::bench::RunRecord) {
         self.bar.inc(1);
         if self.bar.is_hidden() {
-            let t = run.to_complete.map(|s| s.to_string()).unwrap_or_else(|| "–".into());
-            self.printer.note(&format!("  {key}: {t}{}", if run.included { "" } else { " (excluded)" }));
+            let t = run
+                .to_complete
+                .map(|s| s.to_string())
+                .unwrap_or_else(|| "–".into());
+            self.printer.note(&format!(
+                "  {key}: {t}{}",
+                if run.included { "" } else { " (excluded)" }
+            ));
         }
     }
 }
@@ -86,15 +94,28 @@ async fn preflight(global: &GlobalArgs, args: &CalibrateArgs) -> anyhow::Result<
 }
 
 fn bar(printer: &Printer) -> Bar {
-    let bar = if printer.show_progress() { ProgressBar::new(0) } else { ProgressBar::hidden() };
+    let bar = if printer.show_progress() {
+        ProgressBar::new(0)
+    } else {
+        ProgressBar::hidden()
+    };
     bar.set_style(
-        ProgressStyle::with_template("{spinner} [{elapsed_precise}] {bar:30} {pos}/{len} runs, ETA {eta} {msg}")
-            .unwrap_or_else(|_| ProgressStyle::default_bar()),
+        ProgressStyle::with_template(
+            "{spinner} [{elapsed_precise}] {bar:30} {pos}/{len} runs, ETA {eta} {msg}",
+        )
+        .unwrap_or_else(|_| ProgressStyle::default_bar()),
     );
-    Bar { bar, printer: printer.clone() }
+    Bar {
+        bar,
+        printer: printer.clone(),
+    }
 }
 
-pub async fn run(global: &GlobalArgs, args: &CalibrateArgs, printer: &Printer) -> anyhow::Result<()> {
+pub async fn run(
+    global: &GlobalArgs,
+    args: &CalibrateArgs,
+    printer: &Printer,
+) -> anyhow::Result<()> {
     let output = args.output.clone().unwrap_or_else(default_output);
     let runs_file = args.runs.clone().unwrap_or_else(|| runs_path(&output));
     if let Some(p) = &args.check {
@@ -117,7 +138,10 @@ pub async fn run(global: &GlobalArgs, args: &CalibrateArgs, printer: &Printer) -
     let (stored, n) = runner::load_runs(&runs_file)?;
     notes.extend(n);
     let Some(node) = stored.node.clone() else {
-        crate::bail_user!("{}: no calibration measurements yet; run `advisor calibrate` without --refit", runs_file.display());
+        crate::bail_user!(
+            "{}: no calibration measurements yet; run `advisor calibrate` without --refit",
+            runs_file.display()
+        );
     };
     let rel = runs_file
         .strip_prefix(output.parent().unwrap_or(Path::new("")))
@@ -134,7 +158,11 @@ pub async fn run(global: &GlobalArgs, args: &CalibrateArgs, printer: &Printer) -
     std::fs::write(&tmp, serde_json::to_string_pretty(&report.profile)? + "\n")
         .with_context(|| format!("writing {}", tmp.display()))?;
     std::fs::rename(&tmp, &output).with_context(|| format!("writing {}", output.display()))?;
-    printer.note(&format!("wrote the profile to {} (runs: {})", output.display(), runs_file.display()));
+    printer.note(&format!(
+        "wrote the profile to {} (runs: {})",
+        output.display(),
+        runs_file.display()
+    ));
     if printer.is_json() {
         printer.json(&report)?;
     } else {
@@ -160,7 +188,13 @@ pub fn render(r: &CalibrationReport) -> String {
     }
     let mut f = table(["fit", "runs/segments", "R²", "residual sd", "what"]);
     for (name, q) in &p.fits {
-        f.add_row([name.clone(), q.n.to_string(), format!("{:.3}", q.r2), Seconds(q.residual_sd_s).to_string(), q.description.clone()]);
+        f.add_row([
+            name.clone(),
+            q.n.to_string(),
+            format!("{:.3}", q.r2),
+            Seconds(q.residual_sd_s).to_string(),
+            q.description.clone(),
+        ]);
     }
     let mut out = format!("{t}\n\n{f}\n\n");
     if let Some(v) = &p.validation {
@@ -173,9 +207,25 @@ pub fn render(r: &CalibrationReport) -> String {
         ));
     }
     if !r.sim_checks.is_empty() {
-        let rel = |a: u64, b: u64| if b == 0 { 0.0 } else { (a as f64 - b as f64).abs() / b as f64 };
-        let (mr, _) = crate::calibrate::fit::error_quantiles(&r.sim_checks.iter().map(|c| rel(c.simulated_requests, c.measured_requests)).collect::<Vec<_>>());
-        let (mb, _) = crate::calibrate::fit::error_quantiles(&r.sim_checks.iter().map(|c| rel(c.simulated_bytes, c.measured_bytes)).collect::<Vec<_>>());
+        let rel = |a: u64, b: u64| {
+            if b == 0 {
+                0.0
+            } else {
+                (a as f64 - b as f64).abs() / b as f64
+            }
+        };
+        let (mr, _) = crate::calibrate::fit::error_quantiles(
+            &r.sim_checks
+                .iter()
+                .map(|c| rel(c.simulated_requests, c.measured_requests))
+                .collect::<Vec<_>>(),
+        );
+        let (mb, _) = crate::calibrate::fit::error_quantiles(
+            &r.sim_checks
+                .iter()
+                .map(|c| rel(c.simulated_bytes, c.measured_bytes))
+                .collect::<Vec<_>>(),
+        );
         out.push_str(&format!(
             "fetch simulator vs the snapshotter's counters ({} lazy runs): median difference {:.1} % in requests, {:.1} % in bytes\n",
             r.sim_checks.len(),
@@ -184,7 +234,13 @@ pub fn render(r: &CalibrationReport) -> String {
         ));
     }
     if let Some(rtt) = &p.node.registry_rtt_s {
-        out.push_str(&format!("registry {} round trip: {} [{} – {}]\n", p.node.registry, Seconds(rtt.value), Seconds(rtt.low), Seconds(rtt.high)));
+        out.push_str(&format!(
+            "registry {} round trip: {} [{} – {}]\n",
+            p.node.registry,
+            Seconds(rtt.value),
+            Seconds(rtt.low),
+            Seconds(rtt.high)
+        ));
     }
     for n in &r.notes {
         out.push_str(&format!("note: {n}\n"));
@@ -201,7 +257,12 @@ struct Drift {
     drift: f64,
 }
 
-async fn check(global: &GlobalArgs, args: &CalibrateArgs, profile_path: &Path, printer: &Printer) -> anyhow::Result<()> {
+async fn check(
+    global: &GlobalArgs,
+    args: &CalibrateArgs,
+    profile_path: &Path,
+    printer: &Printer,
+) -> anyhow::Result<()> {
     let profile = Profile::load(profile_path)?;
     let term = |k: &str| profile.workload_terms.get(k).copied().unwrap_or(0.0);
     let nuisance = Nuisance {
@@ -214,7 +275,17 @@ async fn check(global: &GlobalArgs, args: &CalibrateArgs, profile_path: &Path, p
     let dir = tempfile::tempdir().context("creating a temporary runs file")?;
     let mut s = settings(global, args, dir.path().join("check.runs.jsonl"));
     let points = ["few-large", "many-small"];
-    s.only = Some(points.iter().flat_map(|n| [(n.to_string(), Strategy::Eager, 0), (n.to_string(), Strategy::Lazy, 0)]).collect());
+    s.only = Some(
+        points
+            .iter()
+            .flat_map(|n| {
+                [
+                    (n.to_string(), Strategy::Eager, 0),
+                    (n.to_string(), Strategy::Lazy, 0),
+                ]
+            })
+            .collect(),
+    );
     let progress = bar(printer);
     let (interrupt, signals) = super::interrupt_switch();
     let r = runner::run_matrix(&s, &progress, interrupt).await;
@@ -224,10 +295,17 @@ async fn check(global: &GlobalArgs, args: &CalibrateArgs, profile_path: &Path, p
     let fetch = fetch_config();
     let mut drifts = Vec::new();
     for run in stored.runs.iter().filter(|r| r.run.included) {
-        let Some(img) = stored.images.iter().find(|i| i.name == run.image) else { continue };
+        let Some(img) = stored.images.iter().find(|i| i.name == run.image) else {
+            continue;
+        };
         let (_, predicted) = model::predict_run(img, run.strategy, &profile, &nuisance, &fetch);
         if let Some(m) = run.run.to_complete {
-            drifts.push(Drift { key: run.key.clone(), predicted_s: predicted, measured_s: m.0, drift: (m.0 - predicted) / predicted });
+            drifts.push(Drift {
+                key: run.key.clone(),
+                predicted_s: predicted,
+                measured_s: m.0,
+                drift: (m.0 - predicted) / predicted,
+            });
         }
     }
     if printer.is_json() {
@@ -235,7 +313,12 @@ async fn check(global: &GlobalArgs, args: &CalibrateArgs, profile_path: &Path, p
     } else {
         let mut t = table(["run", "predicted", "measured", "drift"]);
         for d in &drifts {
-            t.add_row([d.key.clone(), Seconds(d.predicted_s).to_string(), Seconds(d.measured_s).to_string(), format!("{:+.1} %", d.drift * 100.0)]);
+            t.add_row([
+                d.key.clone(),
+                Seconds(d.predicted_s).to_string(),
+                Seconds(d.measured_s).to_string(),
+                format!("{:+.1} %", d.drift * 100.0),
+            ]);
         }
         printer.out(&t.to_string())?;
     }

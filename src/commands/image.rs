@@ -14,7 +14,7 @@ use crate::image::plan::{self, Plan};
 use crate::image::push::{self, Targets};
 use crate::image::spec::{self, Base, Spec};
 use crate::printer::Printer;
-use crate::registry::{Platform, RegistryClient, RegistryOptions};
+use crate::registry::{RegistryClient, RegistryOptions};
 use crate::units::{Bytes, Seconds};
 use anyhow::Context;
 use indicatif::{MultiProgress, ProgressBar, ProgressDrawTarget, ProgressStyle};
@@ -54,16 +54,7 @@ fn build_settings(global: &GlobalArgs, a: &BuildArgs) -> anyhow::Result<BuildPla
         (None, false) => crate::bail_user!("give --push REPO[:TAG] (or --dry-run)"),
     };
     let plan = plan::plan(&spec, &a.spec, busybox.as_ref(), &extra)?;
-    let settings = BuildSettings {
-        chunk_size: spec.chunk_size.0,
-        gzip_level: spec.gzip_level,
-        work_dir: a.work_dir.clone(),
-        entrypoint: spec.entrypoint(),
-        cmd: spec.cmd(),
-        env: spec.env(),
-        workdir: spec.workdir.clone(),
-        platform: Platform::host(),
-    };
+    let settings = BuildSettings::from_spec(&spec, a.work_dir.clone());
     Ok(BuildPlan {
         spec_path: a.spec.clone(),
         spec,

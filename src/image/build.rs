@@ -65,6 +65,22 @@ pub struct BuildSettings {
     pub platform: Platform,
 }
 
+impl BuildSettings {
+    /// The settings a spec asks for, on this host's platform.
+    pub fn from_spec(spec: &super::spec::Spec, work_dir: Option<PathBuf>) -> Self {
+        BuildSettings {
+            chunk_size: spec.chunk_size.0,
+            gzip_level: spec.gzip_level,
+            work_dir,
+            entrypoint: spec.entrypoint(),
+            cmd: spec.cmd(),
+            env: spec.env(),
+            workdir: spec.workdir.clone(),
+            platform: Platform::host(),
+        }
+    }
+}
+
 /// Progress bars, one per form, counting payload bytes. Hidden bars cost nothing.
 #[derive(Debug, Clone)]
 pub struct Progress {
@@ -94,7 +110,8 @@ pub struct BuiltLayer {
     pub name: String,
     /// The blob, in the build's temporary directory.
     pub path: PathBuf,
-    /// Digest, size, diff_id, uncompressed size and (eStargz) the TOC.
+    /// Digest, size, diff_id, uncompressed size and (eStargz) the TOC's
+    /// digest and offset (its entries are dropped: read them from the blob).
     pub written: WrittenLayer,
     /// Regular files in the layer (generated ones; landmarks not counted).
     pub files: usize,
@@ -166,7 +183,9 @@ pub fn build(
     })
 }
 
-fn build_form(
+/// Build one form into `dir` (what [`build`] does for each; benchmarks time
+/// the forms apart with it).
+pub fn build_form(
     plan: &Plan,
     settings: &BuildSettings,
     form: Form,
@@ -179,7 +198,13 @@ fn build_form(
         bar.set_message(format!("{} {}", form.name(), layer.name));
         let path = dir.join(format!("{}-{i}.tar.gz", form.name()));
         let label = format!("{} (layer {i}, {} form)", layer.name, form.name());
-        let written = write_layer(layer, form, settings, &path, label, bar)?;
+        let mut written = write_layer(layer, form, settings, &path, label, bar)?;
+        // The TOC is in the blob; keeping its entries for every layer would
+        // double the plan's memory on layers of millions of files. Digest and
+        // offset stay.
+        if let Some(t) = written.toc.as_mut() {
+            t.toc.entries = Vec::new();
+        }
         layers.push(BuiltLayer {
             name: layer.name.clone(),
             path,

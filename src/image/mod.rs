@@ -12,6 +12,7 @@
 //! - [`build`]: layer files, config, manifest; [`push`]: both forms, tag scheme.
 //! - [`inspect`]: formats, TOCs and file tables over ranged GETs.
 //! - [`files`]: `load_image_files`, the one way to get an image's file table.
+//! - [`build_and_push_spec`]: spec text → both forms pushed (for `calibrate`).
 pub mod base;
 pub mod build;
 pub mod content;
@@ -24,36 +25,45 @@ pub mod spec;
 
 pub use error::Error;
 
-/// Build a spec given as text (named `name` in errors) with the host's
-/// busybox, and push both forms to `target` (tag scheme of [`push`]).
-/// Returns the manifest digests of the gzip and eStargz forms.
+use crate::registry::RegistryClient;
+use std::path::Path;
+
+/// What [`build_and_push_spec`] pushed.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Pushed {
+    /// The gzip and eStargz references (tag scheme of [`push`]).
+    pub targets: push::Targets,
+    /// Manifest digests: gzip, then eStargz.
+    pub manifest_digests: [String; 2],
+}
+
+/// Build a spec given as text and push both forms under `reference` (the gzip
+/// form as REPO:TAG, eStargz as REPO:TAG-esgz), as `image build` does without
+/// progress or a prioritized list. `name` names the spec in errors and picks
+/// JSON or TOML by its extension. The base layer uses the host's busybox.
 pub async fn build_and_push_spec(
     text: &str,
     name: &str,
-    target: &str,
-    client: &crate::registry::RegistryClient,
-) -> anyhow::Result<[String; 2]> {
-    use anyhow::Context;
-    let path = std::path::Path::new(name);
+    reference: &str,
+    client: &RegistryClient,
+) -> anyhow::Result<Pushed> {
+    let path = Path::new(name);
     let spec = spec::parse(path, text)?;
+    let targets = push::Targets::from_reference(reference, client.options().plain_http)?;
     let busybox = match spec.base {
-        spec::Base::Busybox => Some(base::Busybox::locate(std::path::Path::new(&std::env::var("ADVISOR_BUSYBOX").unwrap_or_else(|_| base::BUSYBOX_PATH.into())))?),
+        spec::Base::Busybox => Some(base::Busybox::locate(Path::new(base::BUSYBOX_PATH))?),
         spec::Base::None => None,
     };
     let plan = plan::plan(&spec, path, busybox.as_ref(), &[])?;
-    let settings = build::BuildSettings {
-        chunk_size: spec.chunk_size.0,
-        gzip_level: spec.gzip_level,
-        work_dir: None,
-        entrypoint: spec.entrypoint(),
-        cmd: spec.cmd(),
-        env: spec.env(),
-        workdir: spec.workdir.clone(),
-        platform: crate::registry::Platform::host(),
-    };
-    let built = tokio::task::spawn_blocking(move || build::build(&plan, &settings, &build::Progress::hidden()))
-        .await
-        .context("the image build thread failed (a bug)")??;
-    let targets = push::Targets::from_reference(target, false)?;
-    push::push(client, &built, &targets).await
+    let settings = build::BuildSettings::from_spec(&spec, None);
+    let built = tokio::task::spawn_blocking(move || {
+        build::build(&plan, &settings, &build::Progress::hidden())
+    })
+    .await
+    .map_err(|e| anyhow::anyhow!("the image build thread failed (a bug): {e}"))??;
+    let manifest_digests = push::push(client, &built, &targets).await?;
+    Ok(Pushed {
+        targets,
+        manifest_digests,
+    })
 }
