@@ -400,7 +400,7 @@ pub async fn run_matrix(
             continue;
         };
         let key = run_key(&name, strategy, repeat);
-        progress.stage(&format!("{key}"));
+        progress.stage(&key);
         let (run, err) = one_run(s, &img, strategy, interrupt.clone()).await;
         let cal = CalRun {
             key: key.clone(),
