@@ -25,8 +25,11 @@ pub enum Param {
     EagerFetchSPerByte,
     /// Eager: per-layer unpack cost: Prepare, Diff.Apply and Commit round trips (s).
     UnpackPerLayerS,
-    /// Eager: unpack time per uncompressed byte (gunzip + write) (s/B).
+    /// Eager: unpack time per uncompressed byte (copy out of gzip, write) (s/B).
     UnpackSPerByte,
+    /// Eager: unpack time per byte a layer expands by (uncompressed −
+    /// compressed): Huffman decoding, which stored (incompressible) data skips (s/B).
+    UnpackSPerInflatedByte,
     /// Eager: unpack time per file or directory created (s).
     UnpackSPerFile,
     /// Eager: container create + task start on overlayfs (s).
@@ -51,7 +54,11 @@ pub enum Param {
     RangeSPerByte,
     /// Lazy: per eStargz chunk fetched on demand: verify set-up, cache write (s).
     ChunkS,
-    /// Lazy: decompression + sha256 verification per uncompressed byte (s/B).
+    /// Lazy: sha256 verification and cache write per uncompressed byte of a
+    /// fetched chunk (s/B).
+    VerifySPerByte,
+    /// Lazy: decompression per byte a chunk expands by (uncompressed −
+    /// compressed): Huffman decoding (s/B).
     InflateSPerByte,
     /// Lazy: FUSE cost per byte served to the workload (s/B).
     FuseSPerByte,
@@ -60,12 +67,13 @@ pub enum Param {
 }
 
 impl Param {
-    pub const ALL: [Param; 20] = [
+    pub const ALL: [Param; 22] = [
         Param::ResolveS,
         Param::EagerPullFixedS,
         Param::EagerFetchSPerByte,
         Param::UnpackPerLayerS,
         Param::UnpackSPerByte,
+        Param::UnpackSPerInflatedByte,
         Param::UnpackSPerFile,
         Param::StartOverlayS,
         Param::LocalReadSPerByte,
@@ -78,6 +86,7 @@ impl Param {
         Param::RequestS,
         Param::RangeSPerByte,
         Param::ChunkS,
+        Param::VerifySPerByte,
         Param::InflateSPerByte,
         Param::FuseSPerByte,
         Param::FuseOpenS,
@@ -96,6 +105,7 @@ impl Param {
             Param::EagerFetchSPerByte => "eager_fetch_s_per_byte",
             Param::UnpackPerLayerS => "unpack_per_layer_s",
             Param::UnpackSPerByte => "unpack_s_per_byte",
+            Param::UnpackSPerInflatedByte => "unpack_s_per_inflated_byte",
             Param::UnpackSPerFile => "unpack_s_per_file",
             Param::StartOverlayS => "start_overlay_s",
             Param::LocalReadSPerByte => "local_read_s_per_byte",
@@ -108,6 +118,7 @@ impl Param {
             Param::RequestS => "request_s",
             Param::RangeSPerByte => "range_s_per_byte",
             Param::ChunkS => "chunk_s",
+            Param::VerifySPerByte => "verify_s_per_byte",
             Param::InflateSPerByte => "inflate_s_per_byte",
             Param::FuseSPerByte => "fuse_s_per_byte",
             Param::FuseOpenS => "fuse_open_s",
@@ -119,6 +130,8 @@ impl Param {
         match self {
             Param::EagerFetchSPerByte
             | Param::UnpackSPerByte
+            | Param::UnpackSPerInflatedByte
+            | Param::VerifySPerByte
             | Param::LocalReadSPerByte
             | Param::RangeSPerByte
             | Param::InflateSPerByte

@@ -146,6 +146,16 @@ pub fn fit_ols(
 ) -> Result<Fit, FitError> {
     let n = y.len();
     let p = names.len() + usize::from(intercept);
+    if x.len() != n || x.iter().any(|r| r.len() != names.len()) {
+        return Err(FitError::Solver {
+            fit: fit.into(),
+            detail: format!(
+                "{} rows of features for {n} runs, {} names (a bug)",
+                x.len(),
+                names.len()
+            ),
+        });
+    }
     if n < p + 2 {
         return Err(FitError::TooFewRuns {
             fit: fit.into(),

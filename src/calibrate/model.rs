@@ -308,6 +308,7 @@ pub fn fit_all(
             x.push(vec![
                 c.layers as f64,
                 c.uncompressed_bytes as f64,
+                c.inflated_bytes() as f64,
                 c.entries as f64,
             ]);
             y.push(t);
@@ -315,7 +316,7 @@ pub fn fit_all(
     }
     let f = fit::fit_nonnegative(
         "eager-unpack",
-        &["layers", "bytes", "files"],
+        &["layers", "bytes", "inflated", "files"],
         &x,
         &y,
         false,
@@ -327,9 +328,10 @@ pub fn fit_all(
         &[
             ("layers", Param::UnpackPerLayerS),
             ("bytes", Param::UnpackSPerByte),
+            ("inflated", Param::UnpackSPerInflatedByte),
             ("files", Param::UnpackSPerFile),
         ],
-        "eager unpack phase ~ layers + uncompressed bytes + entries",
+        "eager unpack phase ~ layers + uncompressed bytes + bytes of expansion (uncompressed − compressed) + entries",
         &mut parameters,
     );
 
@@ -401,6 +403,7 @@ pub fn fit_all(
         "requests",
         "net_bytes",
         "chunks",
+        "verify_bytes",
         "inflate_bytes",
         "fuse_bytes",
         "opens",
@@ -415,6 +418,9 @@ pub fn fit_all(
                 s.fetch.network_bytes as f64,
                 s.fetch.chunks_missed as f64,
                 s.fetch.decompressed_bytes as f64,
+                s.fetch
+                    .decompressed_bytes
+                    .saturating_sub(s.fetch.decompressed_from) as f64,
                 (s.fetch.bytes_served - s.fetch.bytes_served_locally) as f64,
                 s.opens,
                 s.processes,
@@ -432,11 +438,12 @@ pub fn fit_all(
             ("requests", Param::RequestS),
             ("net_bytes", Param::RangeSPerByte),
             ("chunks", Param::ChunkS),
+            ("verify_bytes", Param::VerifySPerByte),
             ("inflate_bytes", Param::InflateSPerByte),
             ("fuse_bytes", Param::FuseSPerByte),
             ("opens", Param::FuseOpenS),
         ],
-        "lazy workload segments ~ 1 + simulated requests + bytes fetched + chunks + bytes inflated + bytes served + opens + processes",
+        "lazy workload segments ~ 1 + simulated requests + bytes fetched + chunks + bytes decompressed + bytes of expansion + bytes served + opens + processes",
         &mut parameters,
     );
     Ok(Fitted {
@@ -521,7 +528,7 @@ pub fn cross_validate(
                 continue;
             };
             let (ready, complete) = predict_run(img, r.strategy, &p, &fitted.nuisance, fetch);
-            if let (Some(mr), Some(mc)) = (secs(r.run.to_ready), secs(r.run.to_complete)) {
+            if let (Some(mr), Some(mc)) = (measured_ready(&r.run), secs(r.run.to_complete)) {
                 checks.push(RunCheck {
                     key: r.key.clone(),
                     predicted_ready_s: ready,
@@ -546,6 +553,16 @@ pub fn cross_validate(
         },
         checks,
     ))
+}
+
+/// A calibration run's cold start: the pull, create and start phases, then
+/// the workload's `ready` marker (the bench itself waits for the exit).
+pub fn measured_ready(run: &RunRecord) -> Option<f64> {
+    let mark = run
+        .marks
+        .iter()
+        .find(|m| m.name == super::workload::READY_MARK)?;
+    Some(secs(run.to_complete)? - secs(run.phases.complete)? + mark.after_start.0)
 }
 
 /// One run's out-of-fold prediction against its measurement.

@@ -25,6 +25,10 @@ pub enum Action {
     /// `dd if=FILE bs=4096 skip=K count=1` at evenly spread offsets, `reads`
     /// per file, for the first `files` files.
     Offsets { files: usize, reads: usize },
+    /// `cat DIR/*` of files an earlier segment read whole: their pages are in
+    /// the page cache (stargz opens with `FOPEN_KEEP_CACHE`), so only the
+    /// opens reach the filesystem. Separates per-open from per-chunk costs.
+    Reread,
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -57,7 +61,7 @@ impl CalWorkload {
         for (i, seg) in self.segments.iter().enumerate() {
             let dir = shell_quote(&seg.dir);
             match &seg.action {
-                Action::CatAll => s.push_str(&format!("cat {dir}/* >/dev/null; ")),
+                Action::CatAll | Action::Reread => s.push_str(&format!("cat {dir}/* >/dev/null; ")),
                 Action::Head { bytes } => {
                     s.push_str(&format!("head -c {bytes} {dir}/* >/dev/null; "))
                 }
@@ -82,7 +86,7 @@ impl CalWorkload {
     /// Processes each segment starts (for the regression).
     pub fn processes(&self, image: &ImageFiles, seg: &Segment) -> usize {
         match seg.action {
-            Action::CatAll | Action::Head { .. } => 1,
+            Action::CatAll | Action::Head { .. } | Action::Reread => 1,
             Action::Offsets { .. } => offset_reads(image, seg).len(),
         }
     }
@@ -108,6 +112,18 @@ impl CalWorkload {
                 Action::Head { bytes } => {
                     for f in files_in(image, &seg.dir) {
                         push_read(&mut v, f, 0, Some(*bytes));
+                    }
+                }
+                Action::Reread => {
+                    for f in files_in(image, &seg.dir) {
+                        v.push(Access {
+                            t_ns: 0,
+                            dur_ns: 0,
+                            file: f,
+                            kind: AccessKind::Open,
+                            offset: 0,
+                            len: 0,
+                        });
                     }
                 }
                 Action::Offsets { .. } => {

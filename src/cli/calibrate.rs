@@ -7,9 +7,9 @@ use std::path::PathBuf;
 /// interval, cross-validates, and writes a profile.
 #[derive(Debug, Clone, Args)]
 pub struct CalibrateArgs {
-    /// Registry the calibration images are pushed to and pulled from.
+    /// Registry the calibration images are pushed to and pulled from (needed to measure).
     #[arg(long, env = "ADVISOR_REGISTRY", value_name = "HOST:PORT")]
-    pub registry: String,
+    pub registry: Option<String>,
 
     /// Shell command that restarts the stargz snapshotter with empty caches
     /// (`lab/lab env` sets it for the lab).

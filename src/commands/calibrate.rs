@@ -63,7 +63,7 @@ fn settings(global: &GlobalArgs, args: &CalibrateArgs, runs_file: PathBuf) -> Ru
     RunnerSettings {
         address: global.address.clone(),
         namespace: global.namespace.clone(),
-        registry: args.registry.clone(),
+        registry: args.registry.clone().unwrap_or_default(),
         registry_options: crate::registry::RegistryOptions::from_global(global),
         lazy_reset: args.lazy_reset_cmd.clone(),
         stargz_metrics: args.stargz_metrics.clone(),
@@ -77,6 +77,11 @@ fn settings(global: &GlobalArgs, args: &CalibrateArgs, runs_file: PathBuf) -> Ru
 }
 
 async fn preflight(global: &GlobalArgs, args: &CalibrateArgs) -> anyhow::Result<Connection> {
+    if args.registry.is_none() {
+        crate::bail_user!(
+            "calibration pushes its images to a registry and pulls them back: pass --registry HOST:PORT (or ADVISOR_REGISTRY; the lab's: `eval \"$(lab/lab env)\"`)"
+        );
+    }
     let conn = Connection::connect(&global.address, &global.namespace).await?;
     conn.check_snapshotter(OVERLAYFS).await?;
     conn.check_snapshotter(STARGZ).await?;
@@ -125,7 +130,7 @@ pub async fn run(
     let mut notes = Vec::new();
     if !args.refit {
         let conn = preflight(global, args).await?;
-        let node = node_facts(&conn, &args.registry, global.plain_http).await;
+        let node = node_facts(&conn, &s.registry, global.plain_http).await;
         runner::append(&runs_file, &Record::Node(Box::new(node)))?;
         let progress = bar(printer);
         let (interrupt, signals) = super::interrupt_switch();

@@ -167,6 +167,11 @@ pub struct ImageCounts {
 }
 
 impl ImageCounts {
+    /// Bytes the gzip form expands by when unpacked.
+    pub fn inflated_bytes(&self) -> u64 {
+        self.uncompressed_bytes.saturating_sub(self.gzip_bytes)
+    }
+
     /// From the file table; `gzip_bytes` overrides the estimate of the gzip
     /// form's size (see [`gzip_estimate`]).
     pub fn of(image: &ImageFiles, gzip_bytes: Option<u64>) -> Self {
@@ -237,6 +242,10 @@ impl<'a> Replayer<'a> {
                 let unpack = r.part(false, Part::Unpack);
                 unpack.add(Param::UnpackPerLayerS, counts.layers as f64);
                 unpack.add(Param::UnpackSPerByte, counts.uncompressed_bytes as f64);
+                unpack.add(
+                    Param::UnpackSPerInflatedByte,
+                    counts.inflated_bytes() as f64,
+                );
                 unpack.add(Param::UnpackSPerFile, counts.entries as f64);
                 let start = r.part(false, Part::Start);
                 start.add(Param::StartOverlayS, 1.0);
@@ -262,6 +271,10 @@ impl<'a> Replayer<'a> {
                         let unpack = r.part(false, Part::Unpack);
                         unpack.add(Param::UnpackPerLayerS, 1.0);
                         unpack.add(Param::UnpackSPerByte, l.uncompressed_size as f64);
+                        unpack.add(
+                            Param::UnpackSPerInflatedByte,
+                            l.uncompressed_size.saturating_sub(l.blob_size) as f64,
+                        );
                         unpack.add(Param::UnpackSPerFile, l.files.len() as f64);
                         r.counts.requests += 1;
                         r.counts.disk_bytes += l.uncompressed_size;
@@ -415,7 +428,11 @@ fn add_fetch(r: &mut Replay, after: bool, part: Part, o: &ReadOutcome) {
     c.add(Param::RequestS, o.requests as f64);
     c.add(Param::RangeSPerByte, o.network_bytes as f64);
     c.add(Param::ChunkS, o.chunks_missed as f64);
-    c.add(Param::InflateSPerByte, o.decompressed_bytes as f64);
+    c.add(Param::VerifySPerByte, o.decompressed_bytes as f64);
+    c.add(
+        Param::InflateSPerByte,
+        o.decompressed_bytes.saturating_sub(o.decompressed_from) as f64,
+    );
     r.counts.network_bytes += o.network_bytes;
     r.counts.requests += o.requests;
     r.counts.chunks += o.chunks_missed;
@@ -439,7 +456,8 @@ fn run_background(
         let o = sim.background_job_cost(job);
         let t = (o.requests as f64 * p.value(Param::RequestS)
             + o.chunks_missed as f64 * p.value(Param::ChunkS)
-            + o.decompressed_bytes as f64 * p.value(Param::InflateSPerByte))
+            + o.decompressed_bytes as f64 * p.value(Param::VerifySPerByte)
+            + o.decompressed_bytes.saturating_sub(o.decompressed_from) as f64 * p.value(Param::InflateSPerByte))
             / BACKGROUND_CONCURRENCY
             // Bytes share the link: concurrency does not multiply bandwidth.
             + o.network_bytes as f64 * p.value(Param::RangeSPerByte);

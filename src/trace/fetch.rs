@@ -109,6 +109,11 @@ pub struct ReadOutcome {
     /// Uncompressed bytes decompressed and verified (whole chunks; the
     /// snapshotter's `on_demand_bytes_fetched` for on-demand reads).
     pub decompressed_bytes: u64,
+    /// Compressed size of those chunks (their gzip members): what the
+    /// decompressor decoded to produce `decompressed_bytes`. Incompressible
+    /// data is stored in the member, and decoding it is a copy; the surplus
+    /// `decompressed_bytes - decompressed_from` is what Huffman decoding made.
+    pub decompressed_from: u64,
     /// Bytes returned to the reader (`on_demand_bytes_served`).
     pub bytes_served: u64,
     /// Bytes returned from layers that are not lazily mounted (read from
@@ -125,6 +130,7 @@ impl std::ops::AddAssign for ReadOutcome {
         self.chunks_touched += o.chunks_touched;
         self.chunks_missed += o.chunks_missed;
         self.decompressed_bytes += o.decompressed_bytes;
+        self.decompressed_from += o.decompressed_from;
         self.bytes_served += o.bytes_served;
         self.bytes_served_locally += o.bytes_served_locally;
     }
@@ -544,6 +550,7 @@ impl<'a> Simulator<'a> {
         }
         out.chunks_missed += 1;
         out.decompressed_bytes += c.size;
+        out.decompressed_from += c.compressed_len();
         let id = self.layers[file.layer].chunk_base[file.file] + ci;
         self.layers[file.layer].fs_cached.insert(id);
         if let Some(u) = self.undo.as_mut() {
