@@ -601,6 +601,7 @@ mod tests {
                 (Param::RequestS, 0.002),
                 (Param::RangeSPerByte, 1e-9),
                 (Param::ChunkS, 1e-4),
+                (Param::VerifySPerByte, 3e-9),
                 (Param::InflateSPerByte, 3e-9),
                 (Param::FuseSPerByte, 5e-10),
                 (Param::FuseOpenS, 5e-5),
