@@ -12,6 +12,10 @@ use std::path::Path;
 /// Schema identifier written in every profile.
 pub const PROFILE_SCHEMA: &str = "advisor.profile/v1";
 
+/// The default profile: a real calibration of the lab (calibration/default.json,
+/// raw runs in calibration/default.runs.jsonl), bundled into the binary.
+pub const DEFAULT_PROFILE_JSON: &str = include_str!("../calibration/default.json");
+
 /// Every parameter of the model, by name. See docs/model.md for the equations
 /// and which calibration runs measure each.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
@@ -290,6 +294,11 @@ impl Profile {
         Ok(p)
     }
 
+    /// The bundled default profile.
+    pub fn default_profile() -> Result<Profile, Error> {
+        Profile::from_json(DEFAULT_PROFILE_JSON, "calibration/default.json (bundled)")
+    }
+
     pub fn load(path: &Path) -> Result<Profile, Error> {
         let origin = path.display().to_string();
         let text = std::fs::read_to_string(path).map_err(|source| Error::Read {
@@ -346,6 +355,23 @@ mod tests {
             assert_eq!(p.index(), i);
             let json = serde_json::to_string(p).unwrap();
             assert_eq!(json, format!("\"{}\"", p.name()));
+        }
+    }
+
+    #[test]
+    fn the_bundled_profile_is_valid_and_cross_validated() {
+        let p = Profile::default_profile().unwrap();
+        let v = p
+            .validation
+            .clone()
+            .expect("the default profile carries its cross-validation");
+        assert!(v.n >= 10 && v.median_abs_pct_error > 0.0);
+        for param in Param::ALL {
+            let e = p.get(param).unwrap();
+            assert!(
+                e.estimate.low <= e.estimate.value && e.estimate.value <= e.estimate.high,
+                "{param:?}"
+            );
         }
     }
 

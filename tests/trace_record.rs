@@ -13,10 +13,13 @@ const REPO: &str = "advisor-test/record-fixture";
 
 /// A small file whole, the start of a 3 MB file, one page deep in a 10 MB
 /// random file, two pages of a compressible file, then a ready line and a
-/// page of the compressible file after it.
+/// page of the compressible file after it. The pause after the line is
+/// there because readiness is detected when advisor reads the line from the
+/// task's stdout: a read issued within that latency (≈ 1 ms, more on a
+/// loaded machine) can land on either side of the marker.
 const WORKLOAD: &str = "cat /data/small.txt; head -c 100 /data/big.bin >/dev/null; \
     dd if=/data/rand10.bin bs=4096 skip=1500 count=1 2>/dev/null >/dev/null; \
-    dd if=/data/text.txt bs=4096 skip=10 count=1 2>/dev/null >/dev/null; echo READY; \
+    dd if=/data/text.txt bs=4096 skip=10 count=1 2>/dev/null >/dev/null; echo READY; sleep 1; \
     dd if=/data/text.txt bs=4096 skip=1500 count=1 2>/dev/null >/dev/null";
 
 fn json(cmd: &mut assert_cmd::Command) -> serde_json::Value {

@@ -14,10 +14,34 @@ use anyhow::Context;
 use serde::Serialize;
 use std::path::PathBuf;
 
+/// The bundled example (the README's main command): the file table of the
+/// `models/examples/llm-serving.json` image as `image inspect --toc-out`
+/// saved it, and the trace `trace record` made of its command on the lab.
+pub mod example {
+    pub const FILES_NAME: &str = "models/examples/llm-serving.files.json";
+    pub const FILES: &str = include_str!("../../models/examples/llm-serving.files.json");
+    pub const TRACE_NAME: &str = "traces/llm-serving.jsonl";
+    pub const TRACE: &str = include_str!("../../traces/llm-serving.jsonl");
+    /// Compressed size of the image's gzip form (`image build --format json`).
+    pub const GZIP_BYTES: u64 = 1_051_840_684;
+}
+
+/// Where the image's file table comes from, including the bundled example.
+enum Image {
+    Source(ImageSource),
+    Example,
+}
+
+/// Where the trace comes from.
+enum Trace {
+    File(PathBuf),
+    Example,
+}
+
 /// Arguments resolved before any work.
 struct Settings {
-    image: ImageSource,
-    trace: PathBuf,
+    image: Image,
+    trace: Trace,
     profile: Option<PathBuf>,
     options: PredictOptions,
     plot: Option<PathBuf>,
@@ -25,20 +49,31 @@ struct Settings {
 }
 
 fn settings(args: &AdviseArgs) -> anyhow::Result<Settings> {
-    let image = match (&args.image, &args.files) {
-        (_, Some(f)) => ImageSource::Files(f.clone()),
-        (Some(r), None) => ImageSource::Reference(r.clone()),
-        (None, None) => {
-            crate::bail_user!("give the image: --image REF (its eStargz form) or --files FILE")
+    let (image, trace) = match (&args.image, &args.files, &args.trace) {
+        (None, None, None) => (Image::Example, Trace::Example),
+        (_, Some(f), Some(t)) => (
+            Image::Source(ImageSource::Files(f.clone())),
+            Trace::File(t.clone()),
+        ),
+        (Some(r), None, Some(t)) => (
+            Image::Source(ImageSource::Reference(r.clone())),
+            Trace::File(t.clone()),
+        ),
+        (None, None, Some(_)) => {
+            crate::bail_user!(
+                "give the image the trace belongs to: --image REF (its eStargz form) or --files FILE"
+            )
         }
+        (_, _, None) => crate::bail_user!(
+            "give the workload: --trace FILE (make one with `advisor trace record`, `trace import` or `trace synth`); with no arguments at all, advise runs the bundled example"
+        ),
     };
-    let Some(trace) = args.trace.clone() else {
-        crate::bail_user!(
-            "give the workload: --trace FILE (make one with `advisor trace record`, `trace import` or `trace synth`)"
-        );
+    let gzip_bytes = match image {
+        Image::Example => args.gzip_bytes.or(Some(example::GZIP_BYTES)),
+        Image::Source(_) => args.gzip_bytes,
     };
     let mut options = PredictOptions {
-        gzip_bytes: args.gzip_bytes,
+        gzip_bytes,
         background: !args.no_background_fetch,
         ..Default::default()
     };
@@ -57,20 +92,36 @@ fn settings(args: &AdviseArgs) -> anyhow::Result<Settings> {
 
 #[derive(Serialize)]
 struct AdviseOutput<'a> {
-    image: String,
-    trace: String,
+    image_name: String,
+    trace_name: String,
     profile: String,
-    #[serde(flatten)]
     prediction: &'a Prediction,
 }
 
 pub async fn run(global: &GlobalArgs, args: &AdviseArgs, printer: &Printer) -> anyhow::Result<()> {
     let mut s = settings(args)?;
-    let image = load_image_files(&s.image, global).await?;
+    let image = match &s.image {
+        Image::Source(src) => load_image_files(src, global).await?,
+        Image::Example => {
+            printer.note(&format!(
+                "the bundled example: {} with {} (pass --image/--files and --trace for your own)",
+                example::FILES_NAME,
+                example::TRACE_NAME
+            ));
+            serde_json::from_str(example::FILES)
+                .context("the bundled example's file table is invalid (a bug)")?
+        }
+    };
     let (profile, profile_name) = match &s.profile {
         Some(p) => (Profile::load(p)?, p.display().to_string()),
         None => {
-            crate::bail_user!("give the node's profile: --profile FILE (from `advisor calibrate`)")
+            printer.note(
+                "profile: the bundled lab calibration (calibration/default.json); pass --profile FILE from `advisor calibrate` for this node",
+            );
+            (
+                Profile::default_profile()?,
+                "calibration/default.json (bundled)".to_string(),
+            )
         }
     };
     if args.prefetch_size.is_none() {
@@ -78,10 +129,14 @@ pub async fn run(global: &GlobalArgs, args: &AdviseArgs, printer: &Printer) -> a
     }
     let prediction = compute(&image, &s, &profile)?;
     let image_name = match &s.image {
-        ImageSource::Files(f) => f.display().to_string(),
-        ImageSource::Reference(r) => r.clone(),
+        Image::Source(ImageSource::Files(f)) => f.display().to_string(),
+        Image::Source(ImageSource::Reference(r)) => r.clone(),
+        Image::Example => example::FILES_NAME.to_string(),
     };
-    let trace_name = s.trace.display().to_string();
+    let trace_name = match &s.trace {
+        Trace::File(p) => p.display().to_string(),
+        Trace::Example => example::TRACE_NAME.to_string(),
+    };
 
     if let Some(path) = &s.prefetch_list {
         let mut text = prediction.prioritized_files.join("\n");
@@ -104,8 +159,8 @@ pub async fn run(global: &GlobalArgs, args: &AdviseArgs, printer: &Printer) -> a
     }
     if printer.is_json() {
         printer.json(&AdviseOutput {
-            image: image_name,
-            trace: trace_name,
+            image_name,
+            trace_name,
             profile: profile_name,
             prediction: &prediction,
         })?;
@@ -120,12 +175,25 @@ pub async fn run(global: &GlobalArgs, args: &AdviseArgs, printer: &Printer) -> a
 }
 
 fn compute(image: &ImageFiles, s: &Settings, profile: &Profile) -> anyhow::Result<Prediction> {
-    let mut reader = TraceReader::open(&s.trace)?;
-    let w = Workload::from_trace(image, &mut reader)?;
+    let (w, name) = match &s.trace {
+        Trace::File(p) => (
+            Workload::from_trace(image, &mut TraceReader::open(p)?)?,
+            p.display().to_string(),
+        ),
+        Trace::Example => {
+            let mut r = TraceReader::new(
+                std::io::Cursor::new(example::TRACE.as_bytes()),
+                example::TRACE_NAME,
+            )?;
+            (
+                Workload::from_trace(image, &mut r)?,
+                example::TRACE_NAME.to_string(),
+            )
+        }
+    };
     if w.accesses.is_empty() {
         crate::bail_user!(
-            "{}: no file access resolves to a file of the image ({} event(s), {} missing path(s)); is it the trace of this image?",
-            s.trace.display(),
+            "{name}: no file access resolves to a file of the image ({} event(s), {} missing path(s)); is it the trace of this image?",
             w.events,
             w.missing_count
         );

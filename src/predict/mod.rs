@@ -145,13 +145,17 @@ pub struct RuleOfThumb {
     /// The rule's pick is also advisor's fastest-completion pick (a lazy pick
     /// agrees with either lazy strategy).
     pub agrees: bool,
+    /// Eager's completion interval overlaps the best lazy strategy's: the
+    /// model cannot tell them apart, so neither agreement nor disagreement
+    /// is significant.
+    pub close_call: bool,
 }
 
 impl RuleOfThumb {
     pub const LAZY_BELOW: f64 = 0.10;
     pub const EAGER_ABOVE: f64 = 0.30;
 
-    pub fn judge(fraction: f64, best_completion: Strategy) -> Self {
+    pub fn judge(fraction: f64, best_completion: Strategy, close_call: bool) -> Self {
         let says = if fraction < Self::LAZY_BELOW {
             Some(Strategy::Lazy)
         } else if fraction > Self::EAGER_ABOVE {
@@ -168,6 +172,7 @@ impl RuleOfThumb {
             working_set_fraction: fraction,
             says,
             agrees,
+            close_call,
         }
     }
 }
@@ -238,7 +243,22 @@ pub fn predict(
         .find(|r| r.objective == Objective::FastestCompletion)
         .map(|r| r.best)
         .unwrap_or(Strategy::Eager);
-    let rule_of_thumb = RuleOfThumb::judge(workload.working_set_fraction, best_completion);
+    let completion_of = |s: Strategy| {
+        strategies
+            .iter()
+            .find(|p| p.strategy == s)
+            .map(|p| p.completion)
+    };
+    let best_lazy = [Strategy::Lazy, Strategy::LazyPrefetch]
+        .into_iter()
+        .filter_map(completion_of)
+        .min_by(|a, b| a.value.total_cmp(&b.value));
+    let close_call = match (completion_of(Strategy::Eager), best_lazy) {
+        (Some(e), Some(l)) => e.low <= l.high && l.low <= e.high,
+        _ => false,
+    };
+    let rule_of_thumb =
+        RuleOfThumb::judge(workload.working_set_fraction, best_completion, close_call);
     Prediction {
         image: counts,
         rule_of_thumb,
@@ -346,10 +366,10 @@ fn sweep_order(image: &ImageFiles, w: &Workload) -> Vec<FileRef> {
 }
 
 /// Completion vs working-set fraction for each strategy, and where lazy and
-/// eager tie. The synthetic workload of fraction `f` opens and reads whole
-/// the first files of [`sweep_order`] until `f` of the image's uncompressed
+/// eager tie. The synthetic workload of fraction `f` reads the files of
+/// [`sweep_order`], chunk by chunk, until `f` of the image's uncompressed
 /// bytes, with this workload's compute time and startup set (prefetched by
-/// lazy+prefetch). Every fraction reads a prefix of the same order, so one
+/// lazy+prefetch). Every fraction reads a prefix of the same steps, so one
 /// replay per strategy gives all of them as prefix sums.
 fn sweep(
     image: &ImageFiles,
@@ -360,49 +380,72 @@ fn sweep(
     opts: &PredictOptions,
 ) -> (Vec<SweepPoint>, Option<f64>, bool) {
     let order = sweep_order(image, w);
-    // Cumulative bytes at each prefix, and per strategy the cost after each file.
-    let mut cum_bytes = Vec::with_capacity(order.len() + 1);
+    // Steps of the synthetic workload: each file of the order, one eStargz
+    // chunk at a time (whole when it has no chunks), opened at its first
+    // step, so the working set grows in chunk-sized steps, not file-sized ones.
+    let mut steps: Vec<(FileRef, u64, u64, bool)> = Vec::new();
+    for &r in &order {
+        let f = image.file(r);
+        if f.chunks.is_empty() {
+            steps.push((r, 0, f.size, true));
+        } else {
+            for (i, c) in f.chunks.iter().enumerate() {
+                steps.push((r, c.offset, c.size, i == 0));
+            }
+        }
+    }
+    // Cumulative bytes at each prefix, and per strategy the cost after each step.
+    let mut cum_bytes = Vec::with_capacity(steps.len() + 1);
     cum_bytes.push(0u64);
-    for r in &order {
+    for s in &steps {
         let last = *cum_bytes.last().unwrap_or(&0);
-        cum_bytes.push(last + image.file(*r).size);
+        cum_bytes.push(last + s.2);
     }
     let prefix: Vec<(Strategy, Vec<Cost>)> = Strategy::ALL
         .iter()
-        .map(|&s| {
+        .map(|&st| {
             let mut rp = replay::Replayer::new(
                 image,
                 counts,
-                s,
+                st,
                 &w.startup_files,
                 &opts.fetch,
                 profile,
                 false,
             );
-            let mut costs = Vec::with_capacity(order.len() + 1);
+            let mut costs = Vec::with_capacity(steps.len() + 1);
             costs.push(rp.replay.completion());
-            for &f in &order {
-                for kind in [workload::AccessKind::Open, workload::AccessKind::Read] {
+            for &(f, offset, len, open) in &steps {
+                if open {
                     let a = workload::Access {
                         t_ns: 0,
                         dur_ns: 0,
                         file: f,
-                        kind,
+                        kind: workload::AccessKind::Open,
                         offset: 0,
-                        len: u64::MAX,
+                        len: 0,
                     };
                     rp.access(&a, true);
                 }
+                let a = workload::Access {
+                    t_ns: 0,
+                    dur_ns: 0,
+                    file: f,
+                    kind: workload::AccessKind::Read,
+                    offset,
+                    len,
+                };
+                rp.access(&a, true);
                 costs.push(rp.replay.completion());
             }
-            (s, costs)
+            (st, costs)
         })
         .collect();
     let total = image.uncompressed_size() as f64;
-    // Number of files read for fraction f: the shortest prefix reaching f·total.
+    // Number of steps read for fraction f: the shortest prefix reaching f·total.
     let files_for = |f: f64| -> usize {
         let target = (f * total).ceil() as u64;
-        cum_bytes.partition_point(|&b| b < target).min(order.len())
+        cum_bytes.partition_point(|&b| b < target).min(steps.len())
     };
     let at = |f: f64| -> Vec<(Strategy, Estimate)> {
         let k = files_for(f);

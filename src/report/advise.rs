@@ -83,6 +83,16 @@ pub fn render(p: &Prediction, image_name: &str, trace_name: &str) -> String {
     let _ = writeln!(out, "(parts: before ready + after ready)\n");
 
     for r in &p.recommendations {
+        if r.margin <= 0.0 {
+            let _ = writeln!(
+                out,
+                "{:<19} {} and {} tie",
+                format!("{}:", r.objective.name()),
+                r.best.name(),
+                r.runner_up.name()
+            );
+            continue;
+        }
         let margin = match r.objective {
             Objective::FewestBytes => format!(
                 "{} fewer than {}",
@@ -138,6 +148,9 @@ pub fn render(p: &Prediction, image_name: &str, trace_name: &str) -> String {
     };
     let agrees = match (rot.says, rot.agrees) {
         (None, _) => String::new(),
+        (Some(_), _) if rot.close_call => {
+            " — advisor: too close to call (eager and lazy completion intervals overlap)".into()
+        }
         (Some(_), true) => " — advisor agrees".into(),
         (Some(_), false) => {
             let best = p
