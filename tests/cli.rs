@@ -60,3 +60,73 @@ fn stale_socket_is_reported_as_not_running() {
     let detail = report["checks"][0]["detail"].as_str().unwrap();
     assert!(detail.contains("containerd is not running"), "{detail}");
 }
+
+/// The README's main command: advise on the bundled example, offline (no
+/// containerd, no registry: the environment points at nothing that answers).
+#[test]
+fn advise_without_arguments_runs_the_bundled_example_offline() {
+    let out = common::advisor()
+        .args(["--format", "json", "advise"])
+        .env("ADVISOR_CONTAINERD", "/nonexistent/containerd.sock")
+        .env("ADVISOR_REGISTRY", "127.0.0.1:1")
+        .env_remove("ADVISOR_PROFILE")
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let v: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(v["trace_name"], "traces/llm-serving.jsonl");
+    let p = &v["prediction"];
+    let strategies: Vec<&str> = p["strategies"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|s| s["strategy"].as_str().unwrap())
+        .collect();
+    assert_eq!(strategies, ["eager", "lazy", "lazy-prefetch"]);
+    for s in p["strategies"].as_array().unwrap() {
+        let c = &s["cold_start"];
+        assert!(
+            c["low"].as_f64() <= c["value"].as_f64() && c["value"].as_f64() <= c["high"].as_f64()
+        );
+        assert!(
+            s["completion"]["value"].as_f64() >= c["value"].as_f64(),
+            "{s}"
+        );
+    }
+    // The recorded LLM server reads most of its image: lazy starts far sooner.
+    let cold = |i: usize| p["strategies"][i]["cold_start"]["value"].as_f64().unwrap();
+    assert!(
+        cold(1) * 5.0 < cold(0),
+        "lazy {} vs eager {}",
+        cold(1),
+        cold(0)
+    );
+    assert_eq!(p["recommendations"].as_array().unwrap().len(), 3);
+    assert!(!p["prioritized_files"].as_array().unwrap().is_empty());
+
+    // Table output mentions the rule of thumb and the crossover.
+    let out = common::advisor().arg("advise").output().unwrap();
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        text.contains("crossover:") && text.contains("rule of thumb"),
+        "{text}"
+    );
+}
+
+#[test]
+fn advise_with_a_trace_but_no_image_names_the_missing_flag() {
+    let out = common::advisor()
+        .args(["advise", "--trace", "traces/llm-serving.jsonl"])
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(1));
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        err.contains("--image REF") && err.contains("--files FILE"),
+        "{err}"
+    );
+}

@@ -947,10 +947,10 @@ fn trace_and_advise_read_the_image_from_the_registry_and_build_acts_on_the_list(
             .arg("--prefetch-list")
             .arg(&list),
     );
-    // (advise's JSON has two `image` keys, its name and the prediction's
-    // counts; a parser keeps the last.)
-    assert_eq!(advice["image"]["layers"], 3, "{}", advice["image"]);
-    assert!(!advice["recommendations"].as_array().unwrap().is_empty());
+    assert_eq!(advice["image_name"], esgz.as_str());
+    let p = &advice["prediction"];
+    assert_eq!(p["image"]["layers"], 3, "{}", p["image"]);
+    assert!(!p["recommendations"].as_array().unwrap().is_empty());
     let prioritized: Vec<String> = std::fs::read_to_string(&list)
         .unwrap()
         .lines()

@@ -170,6 +170,9 @@ impl Engine for RealEngine {
         }
         if self.s.drop_caches {
             self.drop_page_cache();
+        } else {
+            // Let the previous run's writeback settle outside the timing.
+            nix::unistd::sync();
         }
         clean::check_cold(&self.conn, &state, &Self::snapshotters()).await?;
         Ok(())

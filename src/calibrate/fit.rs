@@ -287,6 +287,8 @@ pub fn fit_nonnegative(
     let mut active: Vec<usize> = (0..names.len()).collect();
     let mut clamped: Vec<(usize, f64)> = Vec::new(); // column, unconstrained upper bound
     let mut intercept_on = intercept;
+    // Upper bound of the intercept when it was dropped (its unconstrained interval's top).
+    let mut intercept_high = 0.0;
     loop {
         let sub_names: Vec<&str> = active.iter().map(|&j| names[j]).collect();
         let sub_x: Vec<Vec<f64>> = x
@@ -317,8 +319,7 @@ pub fn fit_nonnegative(
             (Some(f), None) => {
                 return Ok(assemble(
                     names,
-                    intercept,
-                    intercept_on,
+                    (intercept, intercept_on, intercept_high),
                     &active,
                     &clamped,
                     f,
@@ -328,6 +329,7 @@ pub fn fit_nonnegative(
                 if intercept_on && k == 0 {
                     // A negative intercept: the fixed cost is not there; drop it.
                     intercept_on = false;
+                    intercept_high = high.max(0.0);
                 } else {
                     let col = active.remove(k - usize::from(intercept_on));
                     clamped.push((col, high.max(0.0)));
@@ -343,10 +345,11 @@ pub fn fit_nonnegative(
     }
 }
 
+/// The full model's fit from the active sub-fit: clamped coefficients are 0
+/// with the top of their unconstrained interval as upper bound.
 fn assemble(
     names: &[&str],
-    intercept: bool,
-    intercept_on: bool,
+    (intercept, intercept_on, intercept_high): (bool, bool, f64),
     active: &[usize],
     clamped: &[(usize, f64)],
     f: Fit,
@@ -382,7 +385,7 @@ fn assemble(
                     names[k - usize::from(intercept)].to_string()
                 };
                 let high = if intercept && k == 0 {
-                    0.0
+                    intercept_high
                 } else {
                     let col = k - usize::from(intercept);
                     clamped
@@ -524,6 +527,23 @@ mod tests {
         assert!(b.clamped && b.value == 0.0 && b.low == 0.0);
         assert!(f.get("a").unwrap().value > 0.0);
         assert!(f.coefficients.iter().all(|c| c.value >= 0.0));
+    }
+
+    #[test]
+    fn a_dropped_intercept_keeps_an_upper_bound() {
+        // y = 3a − 0.1 + noise: the fixed cost comes out negative and is
+        // dropped, but its interval's top stays (every parameter has one).
+        let x: Vec<Vec<f64>> = (1..40).map(|i| vec![i as f64]).collect();
+        let y: Vec<f64> = x
+            .iter()
+            .enumerate()
+            .map(|(i, r)| 3.0 * r[0] - 0.1 + if i % 2 == 0 { 0.4 } else { -0.4 })
+            .collect();
+        let f = fit_nonnegative("t", &["a"], &x, &y, true, 0.95).unwrap();
+        let c = f.get("intercept").unwrap();
+        assert!(c.clamped && c.value == 0.0, "{c:?}");
+        assert!(c.high > 0.0, "{c:?}");
+        assert!((f.get("a").unwrap().value - 3.0).abs() < 0.05);
     }
 
     #[test]

@@ -172,6 +172,11 @@ pub struct RecordArgs {
     #[arg(short, long, value_name = "FILE", default_value = "trace.jsonl")]
     pub output: PathBuf,
 
+    /// Skip the reference run: by default the workload runs once without the
+    /// recorder first, so its true duration corrects the recorded gaps.
+    #[arg(long)]
+    pub no_reference_run: bool,
+
     /// Command replacing the image's entrypoint and command.
     #[arg(last = true, value_name = "CMD")]
     pub command: Vec<String>,

@@ -312,6 +312,7 @@ async fn record(
         timeout: std::time::Duration::from_secs(a.timeout),
         output: a.output.clone(),
         registry: crate::registry::RegistryOptions::from_global(global),
+        reference_run: !a.no_reference_run,
     };
     let conn = crate::containerd::Connection::connect(&global.address, &global.namespace).await?;
     conn.wait_for_snapshotter(
@@ -362,6 +363,16 @@ async fn record(
             ),
         ]);
         printer.out(&t.to_string())?;
+        if let Some(r) = &report.reference_run {
+            printer.note(&format!(
+                "without the recorder the workload took {} to ready and {} to exit (code {}): the trace's compute gaps are scaled to match",
+                r.ready_ns
+                    .map(|n| crate::units::Seconds(n as f64 * 1e-9).to_string())
+                    .unwrap_or_else(|| "–".into()),
+                crate::units::Seconds(r.exit_ns as f64 * 1e-9),
+                r.exit_code
+            ));
+        }
     }
     if *interrupted.borrow() {
         crate::bail_user!("interrupted: the trace so far is in {}", report.output);

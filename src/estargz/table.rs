@@ -258,8 +258,8 @@ impl ImageFiles {
     /// The merged view a container sees: path → the topmost layer's entry.
     /// Whiteouts (`.wh.NAME`) hide NAME and everything under it from lower
     /// layers; opaque markers (`.wh..wh..opq`) hide a directory's lower content.
-    pub fn merged(&self) -> HashMap<&str, FileRef> {
-        let mut view: HashMap<&str, FileRef> = HashMap::new();
+    pub fn merged(&self) -> rustc_hash::FxHashMap<&str, FileRef> {
+        let mut view: rustc_hash::FxHashMap<&str, FileRef> = rustc_hash::FxHashMap::default();
         for (li, layer) in self.layers.iter().enumerate() {
             let mut hidden_dirs: Vec<String> = Vec::new();
             for f in &layer.files {

@@ -816,4 +816,88 @@ mod tests {
         ]);
         assert!(r[1].confident);
     }
+    #[test]
+    fn recorder_overhead_in_the_header_comes_out_of_the_gaps_never_below_zero() {
+        let img = image(3, 100, 50);
+        let body = r#"{"t":0,"pid":1,"op":"open","path":"/data/f0","dur":1000}
+{"t":101000,"pid":1,"op":"read","path":"/data/f0","offset":0,"len":100,"dur":1000}
+{"t":202000,"pid":1,"op":"open","path":"/data/f1","dur":1000}
+{"t":213000,"pid":1,"op":"read","path":"/data/f1","offset":0,"len":100,"dur":1000}
+"#;
+        let parse = |header: &str| {
+            let text = format!("{header}\n{body}");
+            let mut r = crate::trace::format::TraceReader::new(
+                std::io::Cursor::new(text.into_bytes()),
+                "t.jsonl",
+            )
+            .unwrap();
+            Workload::from_trace(&img, &mut r).unwrap()
+        };
+        let plain = parse(
+            r#"{"format":"advisor-trace","version":1,"recorder":"record","clock":"monotonic"}"#,
+        );
+        let gaps = |w: &Workload| (1..4).map(|i| w.gap_before(i)).collect::<Vec<f64>>();
+        let close = |a: &[f64], b: &[f64]| a.iter().zip(b).all(|(x, y)| (x - y).abs() < 1e-12);
+        assert!(
+            close(&gaps(&plain), &[100e-6, 100e-6, 10e-6]),
+            "{:?}",
+            gaps(&plain)
+        );
+        let rec = parse(
+            r#"{"format":"advisor-trace","version":1,"recorder":"record","clock":"monotonic","recorder_overhead":{"open_ns":40000,"read_ns":20000}}"#,
+        );
+        // read: 100 µs − 20; open: 100 − 40; read: 10 − 20 → 0.
+        assert!(close(&gaps(&rec), &[80e-6, 60e-6, 0.0]), "{:?}", gaps(&rec));
+    }
+    #[test]
+    fn a_reference_run_scales_the_gaps_down_to_its_durations_never_up() {
+        let img = image(3, 100, 50);
+        // Gaps: 100 µs before the 2nd access, 90 µs to the 3rd, 90 µs to
+        // ready, 200 µs from ready to the 4th, 290 µs from its end to exit.
+        let body = r#"{"t":0,"pid":1,"op":"open","path":"/data/f0","dur":0}
+{"t":100000,"pid":1,"op":"read","path":"/data/f0","offset":0,"len":100,"dur":10000}
+{"t":200000,"pid":1,"op":"open","path":"/data/f1","dur":10000}
+{"t":300000,"op":"ready"}
+{"t":500000,"pid":1,"op":"read","path":"/data/f1","offset":0,"len":100,"dur":10000}
+{"t":800000,"op":"exit","result":0}
+"#;
+        let parse = |reference: &str| {
+            let text = format!(
+                r#"{{"format":"advisor-trace","version":1,"recorder":"record","clock":"monotonic"{reference}}}"#
+            ) + "\n"
+                + body;
+            let mut r = crate::trace::format::TraceReader::new(
+                std::io::Cursor::new(text.into_bytes()),
+                "t.jsonl",
+            )
+            .unwrap();
+            Workload::from_trace(&img, &mut r).unwrap()
+        };
+        let before = |w: &Workload| w.gap_before(1) + w.gap_before(2) + w.gap_to_ready();
+        // The gap spanning the marker counts up to it before, the rest after.
+        let after = |w: &Workload| w.gap_before(3) - w.gap_to_ready() + w.gap_to_exit();
+        let plain = parse("");
+        assert!(
+            (before(&plain) - 280e-6).abs() < 1e-12,
+            "{}",
+            before(&plain)
+        );
+        assert!((after(&plain) - 490e-6).abs() < 1e-12, "{}", after(&plain));
+        // Reference: ready at 140 µs (half the 280 µs of gaps before ready);
+        // 605 µs from ready to exit, more than the 490 µs recorded after
+        // (kept as recorded: never stretched).
+        let w = parse(r#","reference_run":{"ready_ns":140000,"exit_ns":745000,"exit_code":0}"#);
+        assert!((before(&w) - 140e-6).abs() < 1e-12, "{}", before(&w));
+        // A reference run supersedes the probed per-operation overhead.
+        let both = parse(
+            r#","recorder_overhead":{"open_ns":99000,"read_ns":99000},"reference_run":{"ready_ns":140000,"exit_ns":745000,"exit_code":0}"#,
+        );
+        assert_eq!(both.gap_before(1), w.gap_before(1));
+        assert!((w.gap_before(1) - 50e-6).abs() < 1e-12);
+        assert!((after(&w) - 490e-6).abs() < 1e-12, "{}", after(&w));
+        // Without a ready time in the reference: one factor for the whole run.
+        let w = parse(r#","reference_run":{"exit_ns":385000,"exit_code":0}"#);
+        assert!((before(&w) + after(&w) - 385e-6).abs() < 1e-12);
+        assert!((before(&w) / 280e-6 - after(&w) / 490e-6).abs() < 1e-9);
+    }
 }

@@ -6,8 +6,15 @@
 //! between the end of one access and the start of the next, never negative.
 //! The gap before the first access is the runtime starting the process on
 //! the recording node; the model prices that as `process_start_s` instead.
+//! Recording slows a workload down (FUSE round trips the recorder cannot
+//! time land in the gaps), so recording cost must not be priced as compute.
+//! When the trace's header has a reference run (the same workload timed
+//! without the recorder), the gaps before and after `ready` are scaled down
+//! so their sums match its durations (never up). Otherwise, when the header
+//! states the recorder's overhead per open and per read, each gap loses the
+//! overhead of the access that ends it.
 use crate::estargz::table::{FileRef, ImageFiles};
-use crate::trace::format::{Op, TraceReader};
+use crate::trace::format::{Op, RecorderOverhead, ReferenceRun, TraceReader};
 use crate::trace::resolve::{Resolution, Resolver};
 use std::io::BufRead;
 
@@ -54,6 +61,11 @@ pub struct Workload {
     pub missing_count: u64,
     /// Events skipped: failed operations, virtual paths, directories.
     pub skipped: u64,
+    /// The recorder's overhead per access, taken out of the gaps.
+    pub overhead: RecorderOverhead,
+    /// Factors on the raw gaps before and after `ready`, from a reference
+    /// run (replaces `overhead`).
+    pub gap_scale: Option<(f64, f64)>,
     pub events: u64,
     /// Files first touched before `ready`, in first-touch order (the
     /// prioritized set of lazy+prefetch).
@@ -72,7 +84,10 @@ impl Workload {
         trace: &mut TraceReader<R>,
     ) -> Result<Workload, crate::trace::Error> {
         let mut resolver = Resolver::new(image);
-        let mut w = Workload::default();
+        let mut w = Workload {
+            overhead: trace.header().recorder_overhead.unwrap_or_default(),
+            ..Default::default()
+        };
         let mut seen = rustc_hash::FxHashSet::<FileRef>::default();
         let mut seen_missing = rustc_hash::FxHashSet::<Box<str>>::default();
         let mut ready_seen = false;
@@ -145,7 +160,53 @@ impl Workload {
         if !ready_seen {
             w.ready_index = w.accesses.len();
         }
+        if let Some(r) = trace.header().reference_run {
+            w.gap_scale = Some(w.scale_to(&r));
+        }
         Ok(w)
+    }
+
+    /// Gap factors (before, after `ready`) that make the compute of this
+    /// trace match a reference run's durations; 1 where the trace's gaps are
+    /// already shorter.
+    fn scale_to(&self, r: &ReferenceRun) -> (f64, f64) {
+        let raw = |i: usize| {
+            let p = &self.accesses[i - 1];
+            self.accesses[i]
+                .t_ns
+                .saturating_sub(p.t_ns.saturating_add(p.dur_ns)) as f64
+                * 1e-9
+        };
+        let n = self.accesses.len();
+        let factor = |target: f64, raw: f64| {
+            if raw > 0.0 {
+                (target.max(0.0) / raw).min(1.0)
+            } else {
+                1.0
+            }
+        };
+        let exit_s = r.exit_ns as f64 * 1e-9;
+        let before: f64 =
+            (1..self.ready_index.min(n)).map(raw).sum::<f64>() + self.gap_to_ready_raw();
+        // The gap that spans the marker counts up to it before, the rest after.
+        let spanning = if self.ready_index >= 1 && self.ready_index < n {
+            self.gap_to_ready_raw().min(raw(self.ready_index))
+        } else {
+            0.0
+        };
+        let after: f64 =
+            (self.ready_index.max(1)..n).map(raw).sum::<f64>() - spanning + self.gap_to_exit_raw();
+        match (self.ready_ns, r.ready_ns) {
+            (Some(_), Some(ready)) => {
+                let ready_s = ready as f64 * 1e-9;
+                (factor(ready_s, before), factor(exit_s - ready_s, after))
+            }
+            // No split to match: one factor for the whole run.
+            _ => {
+                let k = factor(exit_s, before + after);
+                (k, k)
+            }
+        }
     }
 
     /// A synthetic workload: open and read whole each file, no compute, ready
@@ -177,18 +238,41 @@ impl Workload {
     }
 
     /// Compute gap (s) before access `i`: from the end of the previous access
-    /// to its start. 0 for the first access (see the module doc).
+    /// to its start, less the recorder's overhead for access `i`. 0 for the
+    /// first access (see the module doc).
     pub fn gap_before(&self, i: usize) -> f64 {
         if i == 0 {
             return 0.0;
         }
         let p = &self.accesses[i - 1];
+        let a = &self.accesses[i];
         let end = p.t_ns.saturating_add(p.dur_ns);
-        self.accesses[i].t_ns.saturating_sub(end) as f64 * 1e-9
+        let raw = a.t_ns.saturating_sub(end);
+        if let Some((before, after)) = self.gap_scale {
+            let raw = raw as f64 * 1e-9;
+            return if i < self.ready_index {
+                raw * before
+            } else if i == self.ready_index {
+                // Spans the marker: each side at its own factor.
+                let to_ready = self.gap_to_ready_raw().min(raw);
+                to_ready * before + (raw - to_ready) * after
+            } else {
+                raw * after
+            };
+        }
+        let overhead = match a.kind {
+            AccessKind::Open => self.overhead.open_ns,
+            AccessKind::Read => self.overhead.read_ns,
+        };
+        raw.saturating_sub(overhead) as f64 * 1e-9
     }
 
     /// Compute after the last access before `ready` up to the marker (s).
     pub fn gap_to_ready(&self) -> f64 {
+        self.gap_to_ready_raw() * self.gap_scale.map_or(1.0, |k| k.0)
+    }
+
+    fn gap_to_ready_raw(&self) -> f64 {
         match (
             self.ready_ns,
             self.ready_index.checked_sub(1).map(|i| self.accesses[i]),
@@ -200,6 +284,10 @@ impl Workload {
 
     /// Compute from the last access (or `ready`) to `exit` (s).
     pub fn gap_to_exit(&self) -> f64 {
+        self.gap_to_exit_raw() * self.gap_scale.map_or(1.0, |k| k.1)
+    }
+
+    fn gap_to_exit_raw(&self) -> f64 {
         let Some(x) = self.exit_ns else { return 0.0 };
         let last_end = self
             .accesses

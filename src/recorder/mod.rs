@@ -14,6 +14,7 @@
 //! Owns the filesystem and the recording; does not know containers (`trace
 //! record` arranges the mounts) nor the trace file format (callers receive
 //! [`RecordedEvent`]s on a channel); `record` arranges a container around it.
+pub mod probe;
 pub mod record;
 
 use fuser::{

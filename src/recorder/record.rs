@@ -17,7 +17,7 @@ use crate::containerd::clean;
 use crate::containerd::pull::{Method, Pull, PullOptions};
 use crate::containerd::run::{self, Container, ContainerSpec, Readiness, ReadyOutcome};
 use crate::containerd::{Connection, OVERLAYFS};
-use crate::trace::format::{Clock, Event, Header, ImageId, Op, TraceWriter};
+use crate::trace::format::{Clock, Event, Header, ImageId, Op, ReferenceRun, TraceWriter};
 use anyhow::Context;
 use containerd_client::types::Mount;
 use std::path::{Path, PathBuf};
@@ -33,6 +33,9 @@ pub struct RecordSettings {
     pub timeout: Duration,
     pub output: PathBuf,
     pub registry: crate::registry::RegistryOptions,
+    /// Run the workload once without the recorder first, to time it
+    /// (the trace header's `reference_run`).
+    pub reference_run: bool,
 }
 
 /// What a recording produced.
@@ -49,6 +52,11 @@ pub struct RecordReport {
     pub exit_s: Option<f64>,
     pub exit_code: Option<u32>,
     pub timed_out: bool,
+    /// The recorder's overhead per open and per read, measured before the
+    /// run and written to the trace header.
+    pub recorder_overhead: Option<crate::trace::format::RecorderOverhead>,
+    /// The run without the recorder, when made.
+    pub reference_run: Option<ReferenceRun>,
 }
 
 /// Messages to the trace writer: recorder events and the markers.
@@ -138,8 +146,22 @@ async fn record_inner(
 
     let config: oci_spec::image::ImageConfiguration =
         serde_json::from_slice(&img.config.bytes).context("the image config is not valid JSON")?;
-    let id = format!("record-{}", crate::containerd::nanos());
     let args = (!s.command.is_empty()).then_some(s.command.as_slice());
+    let reference = if s.reference_run {
+        reference_run(
+            conn,
+            s,
+            &img,
+            &pulled.top_chain_id,
+            &config,
+            args,
+            interrupt,
+        )
+        .await?
+    } else {
+        None
+    };
+    let id = format!("record-{}", crate::containerd::nanos());
     let spec = run::runtime_spec(&conn.namespace, &id, &config, args)?;
     let container = Container::create(
         conn,
@@ -172,6 +194,17 @@ async fn record_inner(
     }
     mount_view(&lowers, &view)?;
     guard.mounted.push(view.clone());
+    // The recorder's own cost on this node, for the header (its mounts are
+    // gone when it returns, error or not).
+    let overhead = match super::probe::measure(&dir.join("probe")) {
+        Ok(o) => Some(o),
+        Err(e) => {
+            tracing::warn!(
+                "could not measure the recorder's overhead ({e:#}); compute gaps of this trace include it"
+            );
+            None
+        }
+    };
     let origin = Instant::now();
     let (tx, rx) = mpsc::channel::<RecordedEvent>();
     let (mtx, mrx) = mpsc::channel::<Msg>();
@@ -201,6 +234,8 @@ async fn record_inner(
         digest: Some(manifest_digest.clone()),
     });
     header.source = Some(format!("advisor trace record; command: {:?}", s.command));
+    header.recorder_overhead = overhead;
+    header.reference_run = reference;
     let start_ns = std::sync::Arc::new(std::sync::OnceLock::<u64>::new());
     let writer = spawn_writer(&s.output, header, mrx, origin, start_ns.clone())?;
 
@@ -267,7 +302,70 @@ async fn record_inner(
         exit_s: stats.exit_ns.map(|t| t as f64 * 1e-9),
         exit_code,
         timed_out,
+        recorder_overhead: overhead,
+        reference_run: reference,
     })
+}
+
+/// Run the workload once on the plain overlayfs rootfs (no recorder) and
+/// time it from task start to `ready` and to exit. None when it was
+/// interrupted or timed out (the recording still goes ahead).
+async fn reference_run(
+    conn: &Connection,
+    s: &RecordSettings,
+    img: &crate::containerd::pull::ImageToPull,
+    parent: &str,
+    config: &oci_spec::image::ImageConfiguration,
+    args: Option<&[String]>,
+    interrupt: &mut tokio::sync::watch::Receiver<bool>,
+) -> anyhow::Result<Option<ReferenceRun>> {
+    let id = format!("record-ref-{}", crate::containerd::nanos());
+    let spec = run::runtime_spec(&conn.namespace, &id, config, args)?;
+    let container = Container::create(
+        conn,
+        &ContainerSpec {
+            id: id.clone(),
+            image: img.reference.clone(),
+            snapshotter: OVERLAYFS.into(),
+            parent: parent.to_string(),
+            spec,
+            labels: Default::default(),
+        },
+    )
+    .await?;
+    let run = async {
+        let mut task = container.create_task().await?;
+        let t0 = Instant::now();
+        task.start().await?;
+        let deadline = t0 + s.timeout;
+        let ns = |at: Instant| at.saturating_duration_since(t0).as_nanos() as u64;
+        let out = tokio::select! {
+            r = async {
+                let (ready, exit) = match task.wait_ready(&s.ready, deadline).await? {
+                    ReadyOutcome::Ready(at) => (Some(ns(at)), task.wait(deadline).await?),
+                    ReadyOutcome::Exited(e) => (None, Some(e)),
+                    ReadyOutcome::TimedOut => (None, None),
+                };
+                anyhow::Ok(exit.map(|e| ReferenceRun {
+                    ready_ns: ready,
+                    exit_ns: ns(e.at),
+                    exit_code: e.code,
+                }))
+            } => r?,
+            _ = interrupt.changed() => None,
+        };
+        task.delete().await?;
+        anyhow::Ok(out)
+    }
+    .await;
+    container.delete().await.ok();
+    let out = run?;
+    if out.is_none() {
+        tracing::warn!(
+            "the reference run (without the recorder) did not finish; gaps are corrected by the measured recorder overhead only"
+        );
+    }
+    Ok(out)
 }
 
 /// Mount the image's lower directories, merged and read-only, at `view`.

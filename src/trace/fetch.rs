@@ -184,6 +184,10 @@ struct LayerSim {
     chunk_base: Vec<usize>,
     fs_cached: FixedBitSet,
     touched: FixedBitSet,
+    /// Files whose every chunk is touched and in the fs cache: a read of one
+    /// costs nothing more (the fast path of `read`; caches only grow outside
+    /// a rolled-back background probe, which never removes such chunks).
+    complete: FixedBitSet,
     http_cached: FixedBitSet,
     /// Compressed bytes in the http cache (the snapshotter's
     /// `stargz_fs_layer_fetched_size_bytes`, all causes).
@@ -223,6 +227,7 @@ impl<'a> Simulator<'a> {
                     chunk_base,
                     fs_cached: FixedBitSet::with_capacity(n),
                     touched: FixedBitSet::with_capacity(n),
+                    complete: FixedBitSet::with_capacity(l.files.len()),
                     http_cached: FixedBitSet::with_capacity(blocks),
                     fetched_bytes: 0,
                     downloaded: false,
@@ -419,8 +424,12 @@ impl<'a> Simulator<'a> {
             return out;
         }
         out.bytes_served = end - offset;
-        if !self.layers[file.layer].lazy {
+        let layer = &self.layers[file.layer];
+        if !layer.lazy {
             out.bytes_served_locally = out.bytes_served;
+            return out;
+        }
+        if layer.complete.contains(file.file) {
             return out;
         }
         // The kernel asks FUSE for whole pages (page cache), clamped at EOF.
@@ -434,6 +443,7 @@ impl<'a> Simulator<'a> {
         let chunks = &f.chunks;
         // estargz.go ChunkEntryForOffset: the chunk containing the offset.
         let mut ci = chunks.partition_point(|c| c.offset.saturating_add(c.size) <= a0);
+        let first = ci;
         let base = self.layers[file.layer].chunk_base[file.file];
         while ci < chunks.len() && chunks[ci].offset < a1 {
             let id = base + ci;
@@ -446,6 +456,10 @@ impl<'a> Simulator<'a> {
                 self.fetch_chunk(file, ci, Cause::OnDemand, &mut out);
             }
             ci += 1;
+        }
+        if first == 0 && ci == chunks.len() {
+            // Every chunk of the file is now touched and cached.
+            self.layers[file.layer].complete.insert(file.file);
         }
         out
     }

@@ -38,6 +38,35 @@ pub struct Header {
     /// Free-form provenance (input file, command line, synth parameters).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub source: Option<String>,
+    /// What the recorder itself added per operation, outside the recorded
+    /// durations (`trace record` measures it on the node before recording).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub recorder_overhead: Option<RecorderOverhead>,
+    /// The same workload run once more without the recorder, on the same
+    /// warm local rootfs (`trace record` does it first): its true duration.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub reference_run: Option<ReferenceRun>,
+}
+
+/// Times of the reference run, from task start (ns).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ReferenceRun {
+    /// The readiness condition held (None: never, or readiness is the exit).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub ready_ns: Option<u64>,
+    pub exit_ns: u64,
+    pub exit_code: u32,
+}
+
+/// Time a recording added to each operation beyond the `dur` it recorded:
+/// FUSE round trips and the unrecorded requests around an open (lookup,
+/// getattr, flush, release). Prediction subtracts it from compute gaps.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct RecorderOverhead {
+    /// Per `open` event (ns).
+    pub open_ns: u64,
+    /// Per `read` event (ns).
+    pub read_ns: u64,
 }
 
 impl Header {
@@ -49,6 +78,8 @@ impl Header {
             recorder: recorder.to_string(),
             clock,
             source: None,
+            recorder_overhead: None,
+            reference_run: None,
         }
     }
 }

@@ -10,7 +10,6 @@
 //! simulate fetching.
 use crate::estargz::table::{FileKind, FileRef, ImageFiles, normalize_path};
 use rustc_hash::{FxHashMap, FxHashSet};
-use std::collections::HashMap;
 
 /// Linux's limit on symlinks followed in one lookup (ELOOP after 40).
 pub const MAX_SYMLINKS: u32 = 40;
@@ -39,12 +38,12 @@ pub enum Resolution {
 /// Resolves paths of one image; results are cached per distinct path.
 pub struct Resolver<'a> {
     image: &'a ImageFiles,
-    merged: HashMap<&'a str, FileRef>,
+    merged: FxHashMap<&'a str, FileRef>,
     /// Every proper prefix of a merged path: directories that exist even
     /// when the TOC has no entry for them (the stargz reader creates them).
     implicit_dirs: FxHashSet<&'a str>,
     /// Per layer, path → file index, built on the first hardlink in it.
-    layer_index: Vec<Option<HashMap<&'a str, usize>>>,
+    layer_index: Vec<Option<FxHashMap<&'a str, usize>>>,
     /// Per distinct path (Fx hashing: trace paths are trusted-size keys and
     /// this lookup runs once per event).
     cache: FxHashMap<Box<str>, Resolution>,
@@ -73,7 +72,7 @@ impl<'a> Resolver<'a> {
     }
 
     /// The merged view (path without leading `/` → entry).
-    pub fn merged(&self) -> &HashMap<&'a str, FileRef> {
+    pub fn merged(&self) -> &FxHashMap<&'a str, FileRef> {
         &self.merged
     }
 

@@ -1,0 +1,600 @@
+//! Predicted vs measured, end to end, through advisor's own commands.
+//!
+//! For one image spec and a list of workloads: `advisor image build` pushes
+//! both forms; `advisor image inspect --toc-out` saves the eStargz form's file
+//! table; per workload, `advisor trace record` records it on the gzip form,
+//! `advisor advise` predicts eager and lazy (cold start and completion), and
+//! `advisor bench` measures cold eager (overlayfs) and cold lazy (stargz)
+//! runs of the same command. Shared by `cargo run --example validate` (the
+//! results page) and the lab test `tests/validate_lab.rs`.
+#![allow(dead_code)]
+use anyhow::{Context, bail};
+use serde::{Deserialize, Serialize};
+use serde_json::Value;
+use std::path::{Path, PathBuf};
+use std::process::Command;
+
+/// Line the workloads print when ready.
+pub const READY_LINE: &str = "^READY$";
+
+#[derive(Debug, Clone)]
+pub struct Config {
+    /// The advisor binary.
+    pub advisor: PathBuf,
+    /// Registry host:port to push to (plain HTTP on localhost).
+    pub registry: String,
+    /// Repository (under the registry) and tag for the built image.
+    pub repository: String,
+    pub spec: PathBuf,
+    pub workloads: PathBuf,
+    /// Cold runs per strategy and workload.
+    pub repeats: usize,
+    /// Where traces, file tables and raw JSON go.
+    pub out_dir: PathBuf,
+    /// containerd namespace for records and benches.
+    pub namespace: String,
+    /// Extra global flags (e.g. `--address SOCK`).
+    pub global: Vec<String>,
+    /// Only these workloads (by name); empty: all.
+    pub only: Vec<String>,
+    /// The node profile for `advise` (None: the bundled one).
+    pub profile: Option<PathBuf>,
+}
+
+#[derive(Debug, Clone, Deserialize, Serialize)]
+pub struct Workload {
+    pub name: String,
+    pub description: String,
+    pub command: String,
+}
+
+/// One of the four numbers: a strategy to a point.
+#[derive(Debug, Clone, Serialize)]
+pub struct Number {
+    pub strategy: String,
+    /// "ready" or "complete".
+    pub point: String,
+    pub predicted: f64,
+    pub predicted_low: f64,
+    pub predicted_high: f64,
+    pub measured: Vec<f64>,
+    pub measured_median: f64,
+    /// (predicted − measured median) / measured median.
+    pub error: f64,
+}
+
+impl Number {
+    pub fn measured_min(&self) -> f64 {
+        self.measured.iter().copied().fold(f64::INFINITY, f64::min)
+    }
+    pub fn measured_max(&self) -> f64 {
+        self.measured.iter().copied().fold(0.0, f64::max)
+    }
+}
+
+/// Medians of one strategy's measured runs, in the seed study's terms.
+#[derive(Debug, Clone, Default, Serialize)]
+pub struct Measured {
+    /// resolve + fetch + unpack (for lazy: the remote mounts).
+    pub pull_s: f64,
+    /// create + start + ready phases: container start to ready.
+    pub start_to_ready_s: f64,
+    pub to_ready_s: f64,
+    pub to_complete_s: f64,
+    /// Bytes received from the registry during the run.
+    pub received_bytes: f64,
+    /// Content store + snapshots after the run (lazy: snapshotter caches not counted).
+    pub disk_bytes: f64,
+}
+
+#[derive(Debug, Clone, Serialize)]
+pub struct Case {
+    pub workload: Workload,
+    pub trace: PathBuf,
+    pub working_set_fraction: f64,
+    pub files_touched: u64,
+    /// advisor's pick for fastest completion (eager, lazy or lazy-prefetch).
+    pub advised_completion: String,
+    /// Whether the completion pick is a close call (intervals overlap).
+    pub advised_completion_confident: bool,
+    /// The rule of thumb's pick for completion (None in its 10–30 % band).
+    pub rule_of_thumb: Option<String>,
+    /// Measured faster for completion, eager vs lazy (medians).
+    pub measured_completion_winner: String,
+    pub numbers: Vec<Number>,
+    /// Per strategy (eager, lazy), the measured medians.
+    pub measured: std::collections::BTreeMap<String, Measured>,
+    /// Task start to exit while `trace record` recorded it through FUSE (s).
+    pub recorded_s: f64,
+    /// Task start to exit in the eager runs, median (s): the same workload
+    /// on the same warm overlayfs rootfs without the recorder.
+    pub unrecorded_s: f64,
+}
+
+impl Case {
+    /// Recorder overhead: recorded / unrecorded workload time.
+    pub fn recorder_ratio(&self) -> f64 {
+        self.recorded_s / self.unrecorded_s
+    }
+}
+
+impl Case {
+    pub fn number(&self, strategy: &str, point: &str) -> &Number {
+        self.numbers
+            .iter()
+            .find(|n| n.strategy == strategy && n.point == point)
+            .expect("every case has the four numbers")
+    }
+    /// advisor's eager-vs-lazy completion pick (lazy+prefetch counts as lazy:
+    /// the measured lazy runs are not prefetched).
+    pub fn advised_family(&self) -> &str {
+        if self.advised_completion == "eager" {
+            "eager"
+        } else {
+            "lazy"
+        }
+    }
+    /// The rule of thumb decides and picks the other strategy than the one
+    /// that measured faster.
+    pub fn rule_is_wrong(&self) -> bool {
+        self.rule_of_thumb
+            .as_deref()
+            .is_some_and(|r| r != self.measured_completion_winner)
+    }
+}
+
+#[derive(Debug, Clone, Serialize)]
+pub struct Report {
+    pub spec: PathBuf,
+    /// The profile predictions used (None: the bundled one).
+    pub profile: Option<PathBuf>,
+    pub gzip_reference: String,
+    pub estargz_reference: String,
+    pub gzip_bytes: u64,
+    pub uncompressed_bytes: u64,
+    pub repeats: usize,
+    pub cases: Vec<Case>,
+}
+
+fn median(xs: &[f64]) -> f64 {
+    let mut v = xs.to_vec();
+    v.sort_by(f64::total_cmp);
+    let n = v.len();
+    if n == 0 {
+        f64::NAN
+    } else if n % 2 == 1 {
+        v[n / 2]
+    } else {
+        (v[n / 2 - 1] + v[n / 2]) / 2.0
+    }
+}
+
+impl Config {
+    fn advisor(&self) -> Command {
+        let mut c = Command::new(&self.advisor);
+        c.args(&self.global);
+        c
+    }
+
+    /// Run advisor with `--format json` and parse its stdout.
+    fn json(&self, what: &str, args: &[&str]) -> anyhow::Result<Value> {
+        let mut c = self.advisor();
+        c.args(["--format", "json"]).args(args);
+        let out = c
+            .output()
+            .with_context(|| format!("running {}", self.advisor.display()))?;
+        if !out.status.success() {
+            bail!(
+                "{what} failed ({}): {}",
+                out.status,
+                String::from_utf8_lossy(&out.stderr).trim()
+            );
+        }
+        serde_json::from_slice(&out.stdout).with_context(|| {
+            format!(
+                "{what}: stdout is not JSON: {}",
+                String::from_utf8_lossy(&out.stdout)
+            )
+        })
+    }
+}
+
+fn f(v: &Value, what: &str) -> anyhow::Result<f64> {
+    v.as_f64()
+        .with_context(|| format!("no number at {what}: {v}"))
+}
+
+/// Build, push and inspect the image; then record, predict and measure every workload.
+pub fn run(cfg: &Config, mut progress: impl FnMut(&str)) -> anyhow::Result<Report> {
+    std::fs::create_dir_all(&cfg.out_dir)
+        .with_context(|| format!("creating {}", cfg.out_dir.display()))?;
+    let workloads: Vec<Workload> = serde_json::from_str(
+        &std::fs::read_to_string(&cfg.workloads)
+            .with_context(|| format!("reading {}", cfg.workloads.display()))?,
+    )
+    .with_context(|| format!("parsing {}", cfg.workloads.display()))?;
+    let workloads: Vec<Workload> = workloads
+        .into_iter()
+        .filter(|w| cfg.only.is_empty() || cfg.only.contains(&w.name))
+        .collect();
+    if workloads.is_empty() {
+        bail!("no workload selected from {}", cfg.workloads.display());
+    }
+
+    progress(&format!("building and pushing {}", cfg.spec.display()));
+    let reference = format!("{}/{}", cfg.registry, cfg.repository);
+    let spec = cfg.spec.to_str().context("spec path is not UTF-8")?;
+    let built = cfg.json(
+        "image build",
+        &["image", "build", "--spec", spec, "--push", &reference],
+    )?;
+    std::fs::write(cfg.out_dir.join("build.json"), built.to_string())?;
+    let form = |name: &str| -> anyhow::Result<&Value> {
+        built["forms"]
+            .as_array()
+            .and_then(|a| a.iter().find(|f| f["form"] == name))
+            .with_context(|| format!("image build reported no {name} form: {built}"))
+    };
+    let gzip = form("gzip")?;
+    let esgz = form("estargz")?;
+    let gzip_ref = gzip["reference"]
+        .as_str()
+        .context("gzip reference")?
+        .to_string();
+    let esgz_ref = esgz["reference"]
+        .as_str()
+        .context("eStargz reference")?
+        .to_string();
+    let gzip_bytes = gzip["compressed_size"].as_u64().context("gzip size")?;
+    let uncompressed_bytes = gzip["layers"]
+        .as_array()
+        .map(|ls| {
+            ls.iter()
+                .filter_map(|l| l["uncompressed_size"].as_u64())
+                .sum()
+        })
+        .unwrap_or(0);
+
+    let files = cfg.out_dir.join("files.json");
+    let files_s = files.to_str().context("out dir is not UTF-8")?;
+    cfg.json(
+        "image inspect",
+        &["image", "inspect", &esgz_ref, "--toc-out", files_s],
+    )?;
+
+    let runs = cfg.repeats.to_string();
+    let mut cases = Vec::new();
+    for w in &workloads {
+        let trace = cfg.out_dir.join(format!("{}.jsonl", w.name));
+        let trace_s = trace.to_str().context("out dir is not UTF-8")?;
+        progress(&format!("{}: recording", w.name));
+        let rec = cfg.json(
+            "trace record",
+            &[
+                "--namespace",
+                &cfg.namespace,
+                "trace",
+                "record",
+                "--image",
+                &gzip_ref,
+                "--ready-line",
+                READY_LINE,
+                "-o",
+                trace_s,
+                "--",
+                "/bin/sh",
+                "-c",
+                &w.command,
+            ],
+        )?;
+        if rec["exit_code"] != 0 {
+            bail!("{}: the recorded workload failed: {rec}", w.name);
+        }
+
+        progress(&format!("{}: predicting", w.name));
+        let gzip_bytes_s = gzip_bytes.to_string();
+        let mut args = vec![
+            "advise",
+            "--files",
+            files_s,
+            "--trace",
+            trace_s,
+            "--gzip-bytes",
+            &gzip_bytes_s,
+        ];
+        if let Some(p) = &cfg.profile {
+            args.extend([
+                "--profile",
+                p.to_str().context("profile path is not UTF-8")?,
+            ]);
+        }
+        let adv = cfg.json("advise", &args)?;
+        std::fs::write(
+            cfg.out_dir.join(format!("{}.advise.json", w.name)),
+            adv.to_string(),
+        )?;
+        let p = &adv["prediction"];
+
+        let recorded_s = f(&rec["exit_s"], "trace record exit_s")?;
+        let mut unrecorded = Vec::new();
+        let mut measured = std::collections::BTreeMap::new();
+        let mut summary = std::collections::BTreeMap::new();
+        for (strategy, image, snapshotter) in [
+            ("eager", &gzip_ref, "overlayfs"),
+            ("lazy", &esgz_ref, "stargz"),
+        ] {
+            progress(&format!(
+                "{}: measuring {strategy} ({} cold run(s))",
+                w.name, cfg.repeats
+            ));
+            let b = cfg.json(
+                "bench",
+                &[
+                    "--namespace",
+                    &cfg.namespace,
+                    "bench",
+                    "--image",
+                    image,
+                    "--snapshotter",
+                    snapshotter,
+                    "--mode",
+                    "cold",
+                    "-n",
+                    &runs,
+                    "--ready-line",
+                    READY_LINE,
+                    "--",
+                    "/bin/sh",
+                    "-c",
+                    &w.command,
+                ],
+            )?;
+            std::fs::write(
+                cfg.out_dir
+                    .join(format!("{}.bench-{strategy}.json", w.name)),
+                b.to_string(),
+            )?;
+            let mut ready = Vec::new();
+            let mut complete = Vec::new();
+            let mut cols: [Vec<f64>; 4] = Default::default();
+            for r in b["runs"].as_array().into_iter().flatten() {
+                if r["role"] != "measured" || r["included"] != true || r["exit_code"] != 0 {
+                    continue;
+                }
+                if strategy == "eager" {
+                    let p = &r["phases"];
+                    unrecorded.push(
+                        f(&p["start"], "phases.start")? + f(&p["complete"], "phases.complete")?,
+                    );
+                }
+                let ph = |k: &str| r["phases"][k].as_f64().unwrap_or(0.0);
+                cols[0].push(ph("resolve") + ph("fetch") + ph("unpack"));
+                cols[1].push(ph("create") + ph("start") + ph("ready"));
+                cols[2].push(r["network"]["received"].as_f64().unwrap_or(f64::NAN));
+                cols[3].push(
+                    r["disk"]["content"].as_f64().unwrap_or(0.0)
+                        + r["disk"]["snapshots"].as_f64().unwrap_or(0.0),
+                );
+                ready.push(f(&r["to_ready"], "runs[].to_ready")?);
+                complete.push(f(&r["to_complete"], "runs[].to_complete")?);
+            }
+            if ready.is_empty() {
+                bail!("{}: no usable {strategy} run: {b}", w.name);
+            }
+            summary.insert(
+                strategy.to_string(),
+                Measured {
+                    pull_s: median(&cols[0]),
+                    start_to_ready_s: median(&cols[1]),
+                    to_ready_s: median(&ready),
+                    to_complete_s: median(&complete),
+                    received_bytes: median(&cols[2]),
+                    disk_bytes: median(&cols[3]),
+                },
+            );
+            measured.insert(strategy, (ready, complete));
+        }
+
+        let mut numbers = Vec::new();
+        for strategy in ["eager", "lazy"] {
+            let s = p["strategies"]
+                .as_array()
+                .and_then(|a| a.iter().find(|s| s["strategy"] == strategy))
+                .with_context(|| format!("advise predicted no {strategy}: {p}"))?;
+            let (ready, complete) = &measured[strategy];
+            for (point, key, xs) in [
+                ("ready", "cold_start", ready),
+                ("complete", "completion", complete),
+            ] {
+                let e = &s[key];
+                let predicted = f(&e["value"], key)?;
+                let m = median(xs);
+                numbers.push(Number {
+                    strategy: strategy.into(),
+                    point: point.into(),
+                    predicted,
+                    predicted_low: f(&e["low"], key)?,
+                    predicted_high: f(&e["high"], key)?,
+                    measured: xs.clone(),
+                    measured_median: m,
+                    error: (predicted - m) / m,
+                });
+            }
+        }
+        let rec_completion = p["recommendations"]
+            .as_array()
+            .and_then(|a| a.iter().find(|r| r["objective"] == "fastest-completion"))
+            .with_context(|| format!("no completion recommendation: {p}"))?;
+        let eager_c = median(&measured["eager"].1);
+        let lazy_c = median(&measured["lazy"].1);
+        cases.push(Case {
+            workload: w.clone(),
+            trace: trace.clone(),
+            working_set_fraction: f(
+                &p["workload"]["working_set_fraction"],
+                "working_set_fraction",
+            )?,
+            files_touched: p["workload"]["files_touched"].as_u64().unwrap_or(0),
+            advised_completion: rec_completion["best"].as_str().unwrap_or("?").into(),
+            advised_completion_confident: rec_completion["confident"] == true,
+            rule_of_thumb: p["rule_of_thumb"]["says"].as_str().map(String::from),
+            measured_completion_winner: if eager_c <= lazy_c { "eager" } else { "lazy" }.into(),
+            numbers,
+            measured: summary,
+            recorded_s,
+            unrecorded_s: median(&unrecorded),
+        });
+    }
+    Ok(Report {
+        spec: cfg.spec.clone(),
+        profile: cfg.profile.clone(),
+        gzip_reference: gzip_ref,
+        estargz_reference: esgz_ref,
+        gzip_bytes,
+        uncompressed_bytes,
+        repeats: cfg.repeats,
+        cases,
+    })
+}
+
+/// The report as Markdown tables (docs/results.md).
+pub fn markdown(r: &Report) -> String {
+    use std::fmt::Write;
+    let mut s = String::new();
+    let _ = writeln!(
+        s,
+        "Image `{}` ({:.0} MB gzip, {:.0} MB uncompressed); {} cold run(s) per strategy and workload; profile {}.\n",
+        r.spec.display(),
+        r.gzip_bytes as f64 / 1e6,
+        r.uncompressed_bytes as f64 / 1e6,
+        r.repeats,
+        r.profile
+            .as_ref()
+            .map(|p| format!("`{}`", p.display()))
+            .unwrap_or_else(|| "the bundled `calibration/default.json`".into())
+    );
+    let _ = writeln!(
+        s,
+        "| workload | read | strategy | to | predicted (95 % interval) | measured median (min – max) | error |"
+    );
+    let _ = writeln!(s, "|---|---|---|---|---|---|---|");
+    for c in &r.cases {
+        for n in &c.numbers {
+            let _ = writeln!(
+                s,
+                "| {} | {:.1} % | {} | {} | {:.2} s ({:.2} – {:.2}) | {:.2} s ({:.2} – {:.2}) | {:+.0} % |",
+                c.workload.name,
+                c.working_set_fraction * 100.0,
+                n.strategy,
+                n.point,
+                n.predicted,
+                n.predicted_low,
+                n.predicted_high,
+                n.measured_median,
+                n.measured_min(),
+                n.measured_max(),
+                n.error * 100.0
+            );
+        }
+    }
+    let _ = writeln!(
+        s,
+        "\n| workload | read | files | rule of thumb | advisor (completion) | measured faster | rule wrong? |"
+    );
+    let _ = writeln!(s, "|---|---|---|---|---|---|---|");
+    for c in &r.cases {
+        let _ = writeln!(
+            s,
+            "| {} | {:.1} % | {} | {} | {}{} | {} ({:.2} s vs {:.2} s) | {} |",
+            c.workload.name,
+            c.working_set_fraction * 100.0,
+            c.files_touched,
+            c.rule_of_thumb.as_deref().unwrap_or("either (10–30 %)"),
+            c.advised_completion,
+            if c.advised_completion_confident {
+                ""
+            } else {
+                " (close call)"
+            },
+            c.measured_completion_winner,
+            c.number("eager", "complete").measured_median,
+            c.number("lazy", "complete").measured_median,
+            if c.rule_is_wrong() { "**yes**" } else { "no" }
+        );
+    }
+    let _ = writeln!(
+        s,
+        "\n| workload | strategy | pull | start → ready | cold start (to ready) | completion | received | disk after |"
+    );
+    let _ = writeln!(s, "|---|---|---|---|---|---|---|---|");
+    for c in &r.cases {
+        for (name, m) in &c.measured {
+            let _ = writeln!(
+                s,
+                "| {} | {} | {:.3} s | {:.3} s | {:.2} s | {:.2} s | {:.1} MB | {:.1} MB |",
+                c.workload.name,
+                name,
+                m.pull_s,
+                m.start_to_ready_s,
+                m.to_ready_s,
+                m.to_complete_s,
+                m.received_bytes / 1e6,
+                m.disk_bytes / 1e6
+            );
+        }
+        if let (Some(e), Some(l)) = (c.measured.get("eager"), c.measured.get("lazy")) {
+            let _ = writeln!(
+                s,
+                "| {} | lazy vs eager | {} | {} | {} | {} | | |",
+                c.workload.name,
+                ratio(e.pull_s, l.pull_s, "faster", "slower"),
+                ratio(e.start_to_ready_s, l.start_to_ready_s, "shorter", "longer"),
+                ratio(e.to_ready_s, l.to_ready_s, "faster", "slower"),
+                ratio(e.to_complete_s, l.to_complete_s, "faster", "slower"),
+            );
+        }
+    }
+    let _ = writeln!(
+        s,
+        "\n| workload | task start → exit, recorded (FUSE) | same, eager runs without recorder (median) | ratio |"
+    );
+    let _ = writeln!(s, "|---|---|---|---|");
+    for c in &r.cases {
+        let _ = writeln!(
+            s,
+            "| {} | {:.2} s | {:.2} s | {:.2}× |",
+            c.workload.name,
+            c.recorded_s,
+            c.unrecorded_s,
+            c.recorder_ratio()
+        );
+    }
+    s
+}
+
+/// "N× faster" when lazy (`l`) took less than eager (`e`), "N× slower" otherwise.
+fn ratio(e: f64, l: f64, less: &str, more: &str) -> String {
+    if l <= e {
+        format!("{:.1}× {less}", e / l)
+    } else {
+        format!("{:.1}× {more}", l / e)
+    }
+}
+
+/// The advisor binary next to this executable (target/<profile>/advisor for
+/// target/<profile>/examples/validate).
+pub fn sibling_advisor() -> Option<PathBuf> {
+    let exe = std::env::current_exe().ok()?;
+    let dir = exe.parent()?;
+    [dir.join("advisor"), dir.parent()?.join("advisor")]
+        .into_iter()
+        .find(|p| p.is_file())
+}
+
+pub fn default_out_dir(base: &Path, spec: &Path) -> PathBuf {
+    base.join(
+        spec.file_stem()
+            .map(|s| s.to_string_lossy().into_owned())
+            .unwrap_or_else(|| "validate".into()),
+    )
+}

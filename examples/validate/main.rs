@@ -1,0 +1,75 @@
+//! `cargo run --release --example validate`: advisor's predictions against
+//! measured runs on a node (the lab by default), as in docs/results.md.
+//!
+//! Needs the lab (`lab/lab up; eval "$(lab/lab env)"`) or `ADVISOR_CONTAINERD`,
+//! `ADVISOR_REGISTRY` and `ADVISOR_LAZY_RESET_CMD` for a real node, and the
+//! advisor binary (`cargo build --release` first).
+mod harness;
+
+use clap::Parser;
+use std::path::PathBuf;
+
+#[derive(Parser)]
+#[command(about = "Predicted vs measured cold start and completion, eager and lazy")]
+struct Args {
+    /// Image spec to build and push.
+    #[arg(long, default_value = "models/validation/app.json")]
+    spec: PathBuf,
+    /// The workloads (JSON list of name, description, command).
+    #[arg(long, default_value = "models/validation/workloads.json")]
+    workloads: PathBuf,
+    /// Cold runs per strategy and workload.
+    #[arg(short = 'n', long, default_value_t = 3)]
+    repeats: usize,
+    /// Registry to push to (host:port).
+    #[arg(long, env = "ADVISOR_REGISTRY")]
+    registry: String,
+    /// Where traces and raw JSON go.
+    #[arg(long, default_value = "target/validate")]
+    out: PathBuf,
+    /// Only these workloads.
+    #[arg(long)]
+    only: Vec<String>,
+    /// Node profile for the predictions (default: the bundled calibration/default.json).
+    #[arg(long)]
+    profile: Option<PathBuf>,
+    /// The advisor binary (default: next to this example).
+    #[arg(long)]
+    advisor: Option<PathBuf>,
+}
+
+fn main() -> anyhow::Result<()> {
+    let a = Args::parse();
+    let advisor = match a.advisor.or_else(harness::sibling_advisor) {
+        Some(p) => p,
+        None => anyhow::bail!(
+            "no advisor binary next to this example: build it (cargo build --release) or pass --advisor"
+        ),
+    };
+    let stem = a
+        .spec
+        .file_stem()
+        .map(|s| s.to_string_lossy().into_owned())
+        .unwrap_or_else(|| "app".into());
+    let cfg = harness::Config {
+        advisor,
+        registry: a.registry,
+        repository: format!("advisor-validate/{stem}:v1"),
+        out_dir: harness::default_out_dir(&a.out, &a.spec),
+        spec: a.spec,
+        workloads: a.workloads,
+        repeats: a.repeats,
+        namespace: "advisor-validate".into(),
+        global: Vec::new(),
+        only: a.only,
+        profile: a.profile,
+    };
+    let report = harness::run(&cfg, |m| eprintln!("validate: {m}"))?;
+    std::fs::write(
+        cfg.out_dir.join("report.json"),
+        serde_json::to_string_pretty(&report)?,
+    )?;
+    print!("{}", harness::markdown(&report));
+    eprintln!("validate: raw results in {}", cfg.out_dir.display());
+    Ok(())
+}
