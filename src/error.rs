@@ -47,6 +47,10 @@ pub fn is_user_error(err: &anyhow::Error) -> bool {
                 .is_some_and(|e| e.is_user_facing())
             || e.downcast_ref::<crate::image::Error>()
                 .is_some_and(|e| e.is_user_facing())
+            || e.downcast_ref::<crate::calibrate::fit::FitError>()
+                .is_some_and(|e| e.is_user_facing())
+            || e.downcast_ref::<crate::calibrate::model::ModelError>()
+                .is_some_and(|e| e.is_user_facing())
             || e.downcast_ref::<std::io::Error>().is_some_and(|e| {
                 matches!(
                     e.kind(),
@@ -81,6 +85,24 @@ mod tests {
     fn plain_error_exits_2() {
         let e = anyhow::anyhow!("unexpected state");
         assert_eq!(exit_code(&e), 2);
+    }
+
+    #[test]
+    fn too_few_calibration_runs_exit_1_a_flawed_matrix_2() {
+        use crate::calibrate::fit::FitError;
+        use crate::calibrate::model::ModelError;
+        let few = ModelError::Fit(FitError::TooFewRuns {
+            fit: "eager-fetch".into(),
+            n: 2,
+            p: 2,
+            need: 4,
+        });
+        let e = anyhow::Error::new(few).context("fitting the profile from runs.jsonl");
+        assert_eq!(exit_code(&e), 1);
+        let flawed = ModelError::Fit(FitError::Collinear {
+            fit: "lazy-io".into(),
+        });
+        assert_eq!(exit_code(&anyhow::Error::new(flawed)), 2);
     }
 
     #[test]

@@ -34,19 +34,30 @@ fn quick_calibration_resumes_fits_every_parameter_and_checks_drift() {
     let runs = dir.path().join("node.runs.jsonl");
     let p = profile.to_str().unwrap();
 
-    // A budget too short to finish: runs measured so far are kept.
+    // A budget too short to finish: what was built and measured is kept (on
+    // a fresh registry the builds alone may spend it: then no run yet).
     let out = calibrate(&lab, &["--quick", "--budget", "15s", "-o", p]);
-    let first = run_lines(&runs);
+    let kinds = |k: &str| -> usize {
+        std::fs::read_to_string(&runs)
+            .unwrap_or_default()
+            .lines()
+            .filter(|l| l.contains(&format!("\"kind\":\"{k}\"")))
+            .count()
+    };
+    let images_first = kinds("image");
     assert!(
-        !first.is_empty(),
-        "no run kept: {}",
+        images_first >= 1,
+        "nothing kept: {}",
         String::from_utf8_lossy(&out.stderr)
     );
-    if !out.status.success() {
-        assert_eq!(out.status.code(), Some(1), "a user error, not a crash");
-    }
+    assert!(
+        matches!(out.status.code(), Some(0 | 1)),
+        "a user error (too few runs), not a crash: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let first = run_lines(&runs);
 
-    // The full quick calibration resumes: the first runs are not measured again.
+    // The full quick calibration resumes: nothing built or measured twice.
     let out = calibrate(&lab, &["--quick", "-o", p]);
     assert!(
         out.status.success(),
@@ -61,6 +72,7 @@ fn quick_calibration_resumes_fits_every_parameter_and_checks_drift() {
         assert!(keys.contains(r["key"].as_str().unwrap()));
     }
     assert!(all.len() >= 20, "{} runs", all.len());
+    assert!(kinds("image") <= 5, "images recorded again on resume");
 
     let v: serde_json::Value =
         serde_json::from_str(&std::fs::read_to_string(&profile).unwrap()).unwrap();

@@ -95,6 +95,14 @@ pub enum FitError {
     Solver { fit: String, detail: String },
 }
 
+impl FitError {
+    /// Too few runs is fixed by calibrating longer (exit 1); the others are
+    /// flaws of the calibration matrix (a bug, exit 2).
+    pub fn is_user_facing(&self) -> bool {
+        matches!(self, FitError::TooFewRuns { .. })
+    }
+}
+
 /// Two-sided Student-t quantile for `confidence` with `dof` degrees of freedom.
 pub fn t_quantile(confidence: f64, dof: usize) -> f64 {
     let dof = dof.max(1) as f64;

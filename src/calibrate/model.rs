@@ -87,6 +87,16 @@ pub enum ModelError {
     NoRuns { what: &'static str, detail: String },
 }
 
+impl ModelError {
+    /// Missing runs (a budget too short, runs that failed) are the user's to fix.
+    pub fn is_user_facing(&self) -> bool {
+        match self {
+            ModelError::Fit(e) => e.is_user_facing(),
+            ModelError::NoRuns { .. } => true,
+        }
+    }
+}
+
 /// Runs that count: included by the bench (cold, not fallen back, exit 0).
 fn usable(runs: &[CalRun], s: Strategy) -> impl Iterator<Item = &CalRun> {
     runs.iter()
