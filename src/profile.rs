@@ -253,6 +253,20 @@ pub enum Error {
 }
 
 impl Profile {
+    /// The fetch rules of the node the profile was measured on (its
+    /// snapshotter's `prefetch_size` and `noprefetch`), for the simulator.
+    pub fn fetch_config(&self) -> crate::trace::fetch::FetchConfig {
+        let mut f = crate::trace::fetch::FetchConfig::default();
+        let cfg = &self.node.snapshotter_config;
+        if let Some(v) = cfg.get("prefetch_size").and_then(|v| v.parse().ok()) {
+            f.prefetch_size = v;
+        }
+        if let Some(v) = cfg.get("noprefetch").and_then(|v| v.parse().ok()) {
+            f.no_prefetch = v;
+        }
+        f
+    }
+
     /// Parse and validate a profile; `origin` names it in errors.
     pub fn from_json(text: &str, origin: &str) -> Result<Profile, Error> {
         // Check the schema first so an old profile gets the right message, not a field error.
@@ -391,5 +405,23 @@ mod tests {
         });
         let e = Profile::from_json(&minimal.to_string(), "p.json").unwrap_err();
         assert!(e.to_string().contains("lacks parameter `resolve_s`"), "{e}");
+    }
+
+    #[test]
+    fn fetch_config_follows_the_profiled_snapshotter() {
+        let p = Profile::default_profile().unwrap();
+        assert_eq!(p.node.snapshotter_config["prefetch_size"], "10485760");
+        assert_eq!(p.fetch_config().prefetch_size, 10_485_760);
+        let mut q = p.clone();
+        q.node
+            .snapshotter_config
+            .insert("noprefetch".into(), "true".into());
+        assert!(q.fetch_config().no_prefetch);
+        q.node.snapshotter_config.clear();
+        let d = crate::trace::fetch::FetchConfig::default();
+        assert_eq!(
+            (q.fetch_config().prefetch_size, q.fetch_config().no_prefetch),
+            (d.prefetch_size, d.no_prefetch)
+        );
     }
 }

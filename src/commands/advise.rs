@@ -8,7 +8,6 @@ use crate::predict::workload::Workload;
 use crate::predict::{PredictOptions, Prediction, predict};
 use crate::printer::Printer;
 use crate::profile::Profile;
-use crate::trace::fetch::FetchConfig;
 use crate::trace::format::TraceReader;
 use anyhow::Context;
 use serde::Serialize;
@@ -125,7 +124,7 @@ pub async fn run(global: &GlobalArgs, args: &AdviseArgs, printer: &Printer) -> a
         }
     };
     if args.prefetch_size.is_none() {
-        s.options.fetch = fetch_config_of(&profile);
+        s.options.fetch = profile.fetch_config();
     }
     let prediction = compute(&image, &s, &profile)?;
     let image_name = match &s.image {
@@ -199,17 +198,4 @@ fn compute(image: &ImageFiles, s: &Settings, profile: &Profile) -> anyhow::Resul
         );
     }
     Ok(predict(image, &w, profile, &s.options))
-}
-
-/// The fetch rules of the node the profile was measured on.
-pub fn fetch_config_of(profile: &Profile) -> FetchConfig {
-    let mut f = FetchConfig::default();
-    let cfg = &profile.node.snapshotter_config;
-    if let Some(v) = cfg.get("prefetch_size").and_then(|v| v.parse().ok()) {
-        f.prefetch_size = v;
-    }
-    if let Some(v) = cfg.get("noprefetch").and_then(|v| v.parse().ok()) {
-        f.no_prefetch = v;
-    }
-    f
 }

@@ -170,13 +170,7 @@ impl Workload {
     /// trace match a reference run's durations; 1 where the trace's gaps are
     /// already shorter.
     fn scale_to(&self, r: &ReferenceRun) -> (f64, f64) {
-        let raw = |i: usize| {
-            let p = &self.accesses[i - 1];
-            self.accesses[i]
-                .t_ns
-                .saturating_sub(p.t_ns.saturating_add(p.dur_ns)) as f64
-                * 1e-9
-        };
+        let raw = |i: usize| self.raw_gap_ns(i) as f64 * 1e-9;
         let n = self.accesses.len();
         let factor = |target: f64, raw: f64| {
             if raw > 0.0 {
@@ -237,6 +231,15 @@ impl Workload {
         w
     }
 
+    /// Time (ns) from the end of access `i − 1` to the start of access `i`,
+    /// as recorded (`i` ≥ 1).
+    fn raw_gap_ns(&self, i: usize) -> u64 {
+        let p = &self.accesses[i - 1];
+        self.accesses[i]
+            .t_ns
+            .saturating_sub(p.t_ns.saturating_add(p.dur_ns))
+    }
+
     /// Compute gap (s) before access `i`: from the end of the previous access
     /// to its start, less the recorder's overhead for access `i`. 0 for the
     /// first access (see the module doc).
@@ -244,10 +247,7 @@ impl Workload {
         if i == 0 {
             return 0.0;
         }
-        let p = &self.accesses[i - 1];
-        let a = &self.accesses[i];
-        let end = p.t_ns.saturating_add(p.dur_ns);
-        let raw = a.t_ns.saturating_sub(end);
+        let raw = self.raw_gap_ns(i);
         if let Some((before, after)) = self.gap_scale {
             let raw = raw as f64 * 1e-9;
             return if i < self.ready_index {
@@ -260,7 +260,7 @@ impl Workload {
                 raw * after
             };
         }
-        let overhead = match a.kind {
+        let overhead = match self.accesses[i].kind {
             AccessKind::Open => self.overhead.open_ns,
             AccessKind::Read => self.overhead.read_ns,
         };

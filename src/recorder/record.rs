@@ -53,7 +53,7 @@ pub struct RecordReport {
     pub exit_code: Option<u32>,
     pub timed_out: bool,
     /// The recorder's overhead per open and per read, measured before the
-    /// run and written to the trace header.
+    /// run when there is no reference run, and written to the trace header.
     pub recorder_overhead: Option<crate::trace::format::RecorderOverhead>,
     /// The run without the recorder, when made.
     pub reference_run: Option<ReferenceRun>,
@@ -194,16 +194,20 @@ async fn record_inner(
     }
     mount_view(&lowers, &view)?;
     guard.mounted.push(view.clone());
-    // The recorder's own cost on this node, for the header (its mounts are
-    // gone when it returns, error or not).
-    let overhead = match super::probe::measure(&dir.join("probe")) {
-        Ok(o) => Some(o),
-        Err(e) => {
-            tracing::warn!(
-                "could not measure the recorder's overhead ({e:#}); compute gaps of this trace include it"
-            );
-            None
-        }
+    // Without a reference run, the recorder's own cost on this node is the
+    // correction prediction falls back on (the probe's mounts are gone when
+    // it returns, error or not).
+    let overhead = match reference {
+        Some(_) => None,
+        None => match super::probe::measure(&dir.join("probe")) {
+            Ok(o) => Some(o),
+            Err(e) => {
+                tracing::warn!(
+                    "could not measure the recorder's overhead ({e:#}); compute gaps of this trace include it"
+                );
+                None
+            }
+        },
     };
     let origin = Instant::now();
     let (tx, rx) = mpsc::channel::<RecordedEvent>();
