@@ -100,6 +100,15 @@ fn quick_calibration_resumes_fits_every_parameter_and_checks_drift() {
     ] {
         assert!(params[name]["value"].as_f64().unwrap() > 0.0, "{name}");
     }
+    // A range request costs at least the registry round trip measured on the
+    // node (the floor the lazy-io fit is given).
+    let rtt_low = v["node"]["registry_rtt_s"]["low"].as_f64().unwrap();
+    assert!(
+        params["request_s"]["low"].as_f64().unwrap() >= rtt_low,
+        "{} vs round trip {}",
+        params["request_s"],
+        v["node"]["registry_rtt_s"]
+    );
     let cv = v["validation"]["median_abs_pct_error"].as_f64().unwrap();
     assert!(cv < 0.25, "cross-validated median error {cv}");
     assert_eq!(

@@ -422,6 +422,32 @@ fn assemble(
     }
 }
 
+/// Add an independently measured quantity to a coefficient fitted on an
+/// offset response (`y − by·x`): the coefficient becomes `by + fitted`, its
+/// variance the sum of both, its interval's half-widths the root sum of
+/// squares of both (independent errors), never below `by`'s own low end.
+/// `by`'s standard error is read off its interval.
+pub fn shift(f: &mut Fit, name: &str, by: &crate::units::Estimate) {
+    let Some(k) = f.coefficients.iter().position(|c| c.name == name) else {
+        return;
+    };
+    let z = statrs::distribution::Normal::standard().inverse_cdf(0.5 + by.confidence / 2.0);
+    let se = if z.is_finite() && z > 0.0 {
+        (by.high - by.low).max(0.0) / (2.0 * z)
+    } else {
+        0.0
+    };
+    let c = &mut f.coefficients[k];
+    let below = (c.value - c.low.max(0.0)).hypot(by.value - by.low.max(0.0));
+    let above = (c.high - c.value).hypot(by.high - by.value);
+    c.value += by.value;
+    c.low = (c.value - below).max(by.low.max(0.0));
+    c.high = c.value + above;
+    c.std_error = (c.std_error * c.std_error + se * se).sqrt();
+    c.clamped = false;
+    f.covariance[k][k] += se * se;
+}
+
 /// Deterministic k-fold assignment: run `i` is in fold `i % k` after a seeded shuffle.
 pub fn folds(n: usize, k: usize, seed: u64) -> Vec<usize> {
     let k = k.max(2).min(n.max(2));
@@ -478,6 +504,37 @@ mod tests {
             y.push(2.0 + 3e-9 * a + 0.5e-3 * b + e);
         }
         (x, y)
+    }
+
+    #[test]
+    fn a_floor_shifts_a_coefficient_and_keeps_it_off_zero() {
+        let (x, y) = data(0.01);
+        let by = crate::units::Estimate::new(1e-9, 0.5e-9, 1.5e-9, 0.95);
+        // Below the true 3e-9: the offset fit + floor recovers the same value.
+        let yo: Vec<f64> = x.iter().zip(&y).map(|(r, v)| v - 1e-9 * r[0]).collect();
+        let mut f = fit_nonnegative("t", &["a", "b"], &x, &yo, true, 0.95).unwrap();
+        let before = f.get("a").unwrap().clone();
+        shift(&mut f, "a", &by);
+        let a = f.get("a").unwrap();
+        let plain = fit_nonnegative("t", &["a", "b"], &x, &y, true, 0.95).unwrap();
+        assert!(
+            (a.value - plain.get("a").unwrap().value).abs() < 1e-15,
+            "{a:?}"
+        );
+        assert!(a.std_error > before.std_error);
+        assert!(a.low <= a.value && a.value <= a.high, "{a:?}");
+        let k = f.coefficients.iter().position(|c| c.name == "a").unwrap();
+        assert!((f.covariance[k][k] - a.std_error * a.std_error).abs() < 1e-30);
+        // Data whose slope is 0: the non-negative fit would pin it at 0; with
+        // a floor it is the floor, with the floor's interval.
+        let flat: Vec<f64> = x.iter().map(|r| 2.0 + 0.5e-3 * r[1]).collect();
+        let yo: Vec<f64> = x.iter().zip(&flat).map(|(r, v)| v - 1e-9 * r[0]).collect();
+        let mut f = fit_nonnegative("t", &["a", "b"], &x, &yo, true, 0.95).unwrap();
+        assert_eq!(f.get("a").unwrap().value, 0.0);
+        shift(&mut f, "a", &by);
+        let a = f.get("a").unwrap();
+        assert_eq!(a.value, 1e-9);
+        assert!(a.low >= 0.5e-9 && !a.clamped, "{a:?}");
     }
 
     #[test]

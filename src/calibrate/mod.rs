@@ -128,7 +128,12 @@ pub fn build_profile(
     runs_file: Option<String>,
 ) -> anyhow::Result<CalibrationReport> {
     let fetch = fetch_config();
-    let fitted = fit_all(&stored.images, &stored.runs, &fetch)?;
+    let fitted = fit_all(
+        &stored.images,
+        &stored.runs,
+        &fetch,
+        node.registry_rtt_s.as_ref(),
+    )?;
     let mut profile = Profile {
         schema: PROFILE_SCHEMA.into(),
         created: chrono::Utc::now().to_rfc3339_opts(chrono::SecondsFormat::Secs, true),

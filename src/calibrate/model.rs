@@ -167,10 +167,16 @@ fn segments(img: &CalImage, run: &CalRun, fetch: &FetchConfig) -> Vec<SegmentFea
 }
 
 /// Fit every parameter from the runs.
+///
+/// `request_floor` is the registry round trip measured on the node: every
+/// on-demand range request waits at least that long, so `request_s` is fitted
+/// as the round trip plus a non-negative overhead (a short, noisy calibration
+/// could otherwise pin it at 0 when `chunk_s` absorbs it).
 pub fn fit_all(
     images: &[CalImage],
     runs: &[CalRun],
     fetch: &FetchConfig,
+    request_floor: Option<&Estimate>,
 ) -> Result<Fitted, ModelError> {
     let image = |name: &str| images.iter().find(|i| i.name == name);
     let mut parameters = BTreeMap::new();
@@ -419,10 +425,12 @@ pub fn fit_all(
         "opens",
         "processes",
     ];
+    let floor = request_floor.map(|e| e.value.max(0.0)).unwrap_or(0.0);
     let (mut x, mut y) = (Vec::new(), Vec::new());
     for r in &lazy {
         let Some(img) = image(&r.image) else { continue };
         for s in segments(img, r, fetch) {
+            y.push(s.seconds - floor * s.fetch.requests as f64);
             x.push(vec![
                 s.fetch.requests as f64,
                 s.fetch.network_bytes as f64,
@@ -435,10 +443,12 @@ pub fn fit_all(
                 s.opens,
                 s.processes,
             ]);
-            y.push(s.seconds);
         }
     }
-    let f = fit::fit_nonnegative("lazy-io", &names, &x, &y, true, CONFIDENCE)?;
+    let mut f = fit::fit_nonnegative("lazy-io", &names, &x, &y, true, CONFIDENCE)?;
+    if let Some(e) = request_floor {
+        fit::shift(&mut f, "requests", e);
+    }
     nuisance.lazy_segment_s = value(&f, "intercept");
     nuisance.lazy_process_s = value(&f, "processes");
     put(
@@ -453,7 +463,7 @@ pub fn fit_all(
             ("fuse_bytes", Param::FuseSPerByte),
             ("opens", Param::FuseOpenS),
         ],
-        "lazy workload segments ~ 1 + simulated requests + bytes fetched + chunks + bytes decompressed + bytes of expansion + bytes served + opens + processes",
+        "lazy workload segments ~ 1 + simulated requests (at least the registry round trip each) + bytes fetched + chunks + bytes decompressed + bytes of expansion + bytes served + opens + processes",
         &mut parameters,
     );
     Ok(Fitted {
@@ -529,7 +539,7 @@ pub fn cross_validate(
             .filter(|(_, f)| **f != k)
             .map(|(r, _)| (*r).clone())
             .collect();
-        let fitted = fit_all(images, &train, fetch)?;
+        let fitted = fit_all(images, &train, fetch, base.node.registry_rtt_s.as_ref())?;
         let mut p = base.clone();
         p.parameters = fitted.parameters;
         p.fits = fitted.fits;
