@@ -213,6 +213,9 @@ pub struct Replayer<'a> {
     image: &'a ImageFiles,
     profile: &'a Profile,
     sim: Option<Simulator<'a>>,
+    /// Eager: per layer, file sizes (a dense table for the read path; the
+    /// lazy simulator keeps its own).
+    sizes: Vec<Vec<u64>>,
     background: bool,
     cursor: BackgroundCursor,
     background_done: bool,
@@ -298,10 +301,20 @@ impl<'a> Replayer<'a> {
                 Some(sim)
             }
         };
+        let sizes = if sim.is_none() {
+            image
+                .layers
+                .iter()
+                .map(|l| l.files.iter().map(|f| f.size).collect())
+                .collect()
+        } else {
+            Vec::new()
+        };
         Replayer {
             image,
             profile,
             sim,
+            sizes,
             background,
             cursor: BackgroundCursor::default(),
             background_done: false,
@@ -342,8 +355,7 @@ impl<'a> Replayer<'a> {
                 r.part(after, Part::Io).add(p, 1.0);
             }
             (AccessKind::Read, None) => {
-                let f = &self.image.layers[a.file.layer].files[a.file.file];
-                let n = served(f.size, a.offset, a.len_opt());
+                let n = served(self.sizes[a.file.layer][a.file.file], a.offset, a.len_opt());
                 r.counts.bytes_read += n;
                 r.part(after, Part::Io)
                     .add(Param::LocalReadSPerByte, n as f64);

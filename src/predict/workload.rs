@@ -88,7 +88,12 @@ impl Workload {
             overhead: trace.header().recorder_overhead.unwrap_or_default(),
             ..Default::default()
         };
-        let mut seen = rustc_hash::FxHashSet::<FileRef>::default();
+        // Files touched so far, per layer (dense: one test per event).
+        let mut seen: Vec<fixedbitset::FixedBitSet> = image
+            .layers
+            .iter()
+            .map(|l| fixedbitset::FixedBitSet::with_capacity(l.files.len()))
+            .collect();
         let mut seen_missing = rustc_hash::FxHashSet::<Box<str>>::default();
         let mut ready_seen = false;
         while let Some(ev) = trace.next_event()? {
@@ -129,7 +134,7 @@ impl Workload {
                     } else {
                         AccessKind::Read
                     };
-                    if seen.insert(f) {
+                    if !seen[f.layer].put(f.file) {
                         w.touched_files.push(f);
                         if !ready_seen {
                             w.startup_files.push(f);

@@ -182,6 +182,9 @@ struct LayerSim {
     blob_size: u64,
     /// `chunk_base[f]` = index of file f's first chunk in the chunk bitsets.
     chunk_base: Vec<usize>,
+    /// `sizes[f]` = file f's size: the read fast path touches this dense
+    /// table and `complete` only, not the (much larger) file entries.
+    sizes: Vec<u64>,
     fs_cached: FixedBitSet,
     touched: FixedBitSet,
     /// Files whose every chunk is touched and in the fs cache: a read of one
@@ -225,6 +228,7 @@ impl<'a> Simulator<'a> {
                     lazy: l.format.is_lazy(),
                     blob_size: l.blob_size,
                     chunk_base,
+                    sizes: l.files.iter().map(|f| f.size).collect(),
                     fs_cached: FixedBitSet::with_capacity(n),
                     touched: FixedBitSet::with_capacity(n),
                     complete: FixedBitSet::with_capacity(l.files.len()),
@@ -410,9 +414,8 @@ impl<'a> Simulator<'a> {
     /// None = to the end of the file), as the FUSE layer serves it.
     pub fn read(&mut self, file: FileRef, offset: u64, len: Option<u64>) -> ReadOutcome {
         let mut out = ReadOutcome::default();
-        let image = self.image;
-        let f = &image.layers[file.layer].files[file.file];
-        let size = f.size;
+        let layer = &self.layers[file.layer];
+        let size = layer.sizes[file.file];
         if offset >= size {
             return out;
         }
@@ -424,7 +427,6 @@ impl<'a> Simulator<'a> {
             return out;
         }
         out.bytes_served = end - offset;
-        let layer = &self.layers[file.layer];
         if !layer.lazy {
             out.bytes_served_locally = out.bytes_served;
             return out;
@@ -432,6 +434,8 @@ impl<'a> Simulator<'a> {
         if layer.complete.contains(file.file) {
             return out;
         }
+        let image = self.image;
+        let f = &image.layers[file.layer].files[file.file];
         // The kernel asks FUSE for whole pages (page cache), clamped at EOF.
         let (a0, a1) = match self.config.page_size {
             0 | 1 => (offset, end),
