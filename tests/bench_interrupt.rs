@@ -220,19 +220,25 @@ fn sigint_mid_run_removes_the_running_container() {
     assert_nothing_left(&lab, &conn, &image, "sleep 300");
 }
 
-#[test]
-#[ignore = "disruptive: run serially by lab/test"]
-fn killed_registry_mid_run_is_reported_and_leaves_nothing() {
-    let Some(lab) = common::lab() else { return };
-    fixture(&lab, "kill-reg", 20_000_000);
-    let ns = "advisor-kill-reg";
-    let image = format!("{}/kill-reg:esgz", lab.registry);
+/// A lazy bench of one run reading a 20 MB file, with a lab daemon
+/// (`registry` or `stargz`) killed once its container runs: the report, the
+/// namespace's connection and the image.
+struct KilledRun {
+    report: BenchReport,
+    conn: Connection,
+    image: String,
+}
+
+fn kill_mid_run(lab: &common::Lab, repo: &str, daemon: &str) -> KilledRun {
+    fixture(lab, repo, 20_000_000);
+    let ns = format!("advisor-{repo}");
+    let image = format!("{}/{repo}:esgz", lab.registry);
     let out = tempfile::NamedTempFile::new().unwrap();
     let conn = rt()
-        .block_on(Connection::connect(&lab.containerd, ns))
+        .block_on(Connection::connect(&lab.containerd, &ns))
         .unwrap();
     let mut child = spawn_bench(
-        ns,
+        &ns,
         out.path(),
         &[
             "--image",
@@ -252,61 +258,45 @@ fn killed_registry_mid_run_is_reported_and_leaves_nothing() {
         ],
     );
     wait_until(&mut child, "the container to run", || has_task(&conn));
-    kill_daemon(&lab, "registry");
-    let (status, report, stderr) = finish(child);
+    kill_daemon(lab, daemon);
+    let (_, report, stderr) = finish(child);
     let report = report.unwrap_or_else(|| panic!("no report: {stderr}"));
     let run = &report.runs[0];
+    // The container's reads fail once the daemon is gone: the run is kept,
+    // flagged and left out of the summary.
     assert!(
         !run.included,
         "a run whose reads failed is not averaged in: {run:?}"
     );
-    assert!(!run.flags.is_empty(), "{run:?}");
     assert!(run.phases.start.is_some(), "{run:?}");
     assert_eq!(output_runs(out.path()).len(), 1, "the run is kept");
-    let _ = status;
+    KilledRun {
+        report,
+        conn,
+        image,
+    }
+}
+
+#[test]
+#[ignore = "disruptive: run serially by lab/test"]
+fn killed_registry_mid_run_is_reported_and_leaves_nothing() {
+    let Some(lab) = common::lab() else { return };
+    let k = kill_mid_run(&lab, "kill-reg", "registry");
+    assert!(!k.report.runs[0].flags.is_empty(), "{:?}", k.report.runs[0]);
     common::lab_cmd(&["up"]);
-    assert_nothing_left(&lab, &conn, &image, "read-done");
+    assert_nothing_left(&lab, &k.conn, &k.image, "read-done");
 }
 
 #[test]
 #[ignore = "disruptive: run serially by lab/test"]
 fn killed_snapshotter_mid_run_is_reported_and_leaves_nothing() {
     let Some(lab) = common::lab() else { return };
-    fixture(&lab, "kill-sgz", 20_000_000);
-    let ns = "advisor-kill-sgz";
-    let image = format!("{}/kill-sgz:esgz", lab.registry);
-    let out = tempfile::NamedTempFile::new().unwrap();
-    let conn = rt()
-        .block_on(Connection::connect(&lab.containerd, ns))
-        .unwrap();
-    let mut child = spawn_bench(
-        ns,
-        out.path(),
-        &[
-            "--image",
-            &image,
-            "--snapshotter",
-            "stargz",
-            "-n",
-            "1",
-            "--timeout",
-            "20",
-            "--ready-line",
-            "read-done",
-            "--",
-            "sh",
-            "-c",
-            "sleep 2; cat /data/big.bin > /dev/null && echo read-done",
-        ],
-    );
-    wait_until(&mut child, "the container to run", || has_task(&conn));
-    kill_daemon(&lab, "stargz");
-    let (status, report, stderr) = finish(child);
-    let report = report.unwrap_or_else(|| panic!("no report: {stderr}"));
+    let KilledRun {
+        report,
+        conn,
+        image,
+    } = kill_mid_run(&lab, "kill-sgz", "stargz");
     let run = &report.runs[0];
-    // The container's reads fail once the FUSE daemon is gone: the run is
-    // kept, flagged and left out of the summary.
-    assert!(!run.included, "{run:?}");
     assert!(
         run.flags.iter().any(|f| matches!(
             f,
@@ -317,10 +307,7 @@ fn killed_snapshotter_mid_run_is_reported_and_leaves_nothing() {
         )),
         "{run:?}"
     );
-    assert!(run.phases.start.is_some(), "{run:?}");
-    assert_eq!(output_runs(out.path()).len(), 1, "the run is kept");
     assert_eq!(report.quantity("to_ready"), None, "nothing to average");
-    let _ = status;
     // The killed daemon's FUSE mount outlives it; once the snapshotter is back,
     // the clean-up every bench starts with (a synchronous GC and
     // Snapshots.Cleanup) has the snapshotter remove it.
