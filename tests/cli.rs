@@ -17,20 +17,27 @@ fn unknown_flag_exits_1() {
     assert_eq!(out.status.code(), Some(1));
 }
 
-#[test]
-fn missing_socket_names_the_path_and_the_fix() {
-    let dir = tempfile::tempdir().unwrap();
-    let sock = dir.path().join("containerd.sock");
+/// `advisor doctor --format json` against a socket, nothing else configured:
+/// it must fail (exit 1); the output and the containerd check's detail.
+fn doctor_containerd(sock: &std::path::Path) -> (std::process::Output, String) {
     let out = common::advisor()
         .args(["doctor", "--format", "json", "--address"])
-        .arg(&sock)
+        .arg(sock)
         .env_remove("ADVISOR_REGISTRY")
         .env_remove("ADVISOR_STARGZ_METRICS")
         .output()
         .unwrap();
     assert_eq!(out.status.code(), Some(1));
     let report: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
-    let detail = report["checks"][0]["detail"].as_str().unwrap();
+    let detail = report["checks"][0]["detail"].as_str().unwrap().to_string();
+    (out, detail)
+}
+
+#[test]
+fn missing_socket_names_the_path_and_the_fix() {
+    let dir = tempfile::tempdir().unwrap();
+    let sock = dir.path().join("containerd.sock");
+    let (out, detail) = doctor_containerd(&sock);
     assert!(detail.contains(&sock.display().to_string()), "{detail}");
     assert!(
         detail.contains("is containerd running? try `lab/lab up`"),
@@ -48,16 +55,7 @@ fn stale_socket_is_reported_as_not_running() {
     let dir = tempfile::tempdir().unwrap();
     let sock = dir.path().join("stale.sock");
     drop(std::os::unix::net::UnixListener::bind(&sock).unwrap()); // socket file, nobody listening
-    let out = common::advisor()
-        .args(["doctor", "--format", "json", "--address"])
-        .arg(&sock)
-        .env_remove("ADVISOR_REGISTRY")
-        .env_remove("ADVISOR_STARGZ_METRICS")
-        .output()
-        .unwrap();
-    assert_eq!(out.status.code(), Some(1));
-    let report: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
-    let detail = report["checks"][0]["detail"].as_str().unwrap();
+    let (_, detail) = doctor_containerd(&sock);
     assert!(detail.contains("containerd is not running"), "{detail}");
 }
 
