@@ -18,6 +18,7 @@ use containerd_client::services::v1::ListNamespacesRequest;
 use containerd_client::services::v1::namespaces_client::NamespacesClient;
 use serde::Serialize;
 use std::collections::BTreeSet;
+use std::time::Duration;
 
 /// What identifies an image's state in containerd.
 #[derive(Debug, Clone, Default)]
@@ -118,21 +119,47 @@ pub async fn clean_image(
     }
     let namespaces = conn.list_namespaces().await?;
     let mut others = BTreeSet::new();
+    // Snapshots containerd refused to remove (a stale child entry): left to
+    // its garbage collector once the blobs that reference them are gone.
+    let mut held = Vec::new();
     for ns in &namespaces {
         let c = conn.in_namespace(ns);
         for sn in snapshotters {
-            for key in remove_chain_snapshots(&c, sn, &image.chain_ids).await? {
+            let (removed, kept) = remove_chain_snapshots(&c, sn, &image.chain_ids).await?;
+            for key in removed {
                 report.snapshots_removed.push(format!("{ns} {sn} {key}"));
                 if *ns != conn.namespace {
                     others.insert(ns.clone());
                 }
             }
+            held.extend(kept.into_iter().map(|k| (ns.clone(), sn.to_string(), k)));
         }
         for d in &image.blobs {
             if c.delete_content(d).await? {
                 report.content_deleted.push(format!("{ns} {d}"));
                 if *ns != conn.namespace {
                     others.insert(ns.clone());
+                }
+            }
+        }
+    }
+    if !held.is_empty() {
+        // Nothing references them any more: a synchronous collection (the
+        // deletion of a lease with sync) removes them.
+        let lease = conn.create_lease("gc", Duration::from_secs(60)).await?;
+        conn.delete_lease(&lease, true).await?;
+        for (ns, sn, key) in held {
+            if conn
+                .in_namespace(&ns)
+                .stat_snapshot(&sn, &key)
+                .await?
+                .is_none()
+            {
+                report
+                    .snapshots_removed
+                    .push(format!("{ns} {sn} {key} (garbage-collected)"));
+                if ns != conn.namespace {
+                    others.insert(ns);
                 }
             }
         }
@@ -146,12 +173,14 @@ pub async fn clean_image(
 }
 
 /// Remove the snapshots named by chain IDs (or extraction keys for them) and
-/// everything on top of them, children first. Returns the removed keys.
+/// everything on top of them, children first. Returns the removed keys and
+/// the ones containerd refused for a child it still lists (with their
+/// parents, which then have a child too).
 async fn remove_chain_snapshots(
     conn: &Connection,
     snapshotter: &str,
     chain_ids: &[String],
-) -> Result<Vec<String>> {
+) -> Result<(Vec<String>, Vec<String>)> {
     let all = conn.list_snapshots(snapshotter).await?;
     let chain: BTreeSet<&str> = chain_ids.iter().map(String::as_str).collect();
     let mut doomed: BTreeSet<String> = all
@@ -176,6 +205,7 @@ async fn remove_chain_snapshots(
         doomed.extend(more);
     }
     let mut removed = Vec::new();
+    let mut held = Vec::new();
     // Children first: remove snapshots nothing left in `doomed` has as parent.
     while !doomed.is_empty() {
         let leaves: Vec<String> = doomed
@@ -190,13 +220,15 @@ async fn remove_chain_snapshots(
             break; // a cycle cannot happen; never loop forever
         }
         for key in leaves {
-            if conn.remove_snapshot(snapshotter, &key).await? {
-                removed.push(key.clone());
+            match conn.try_remove_snapshot(snapshotter, &key).await? {
+                Some(true) => removed.push(key.clone()),
+                Some(false) => {}
+                None => held.push(key.clone()),
             }
             doomed.remove(&key);
         }
     }
-    Ok(removed)
+    Ok((removed, held))
 }
 
 /// The post-conditions of a cold clean-up (containerd-grpc.md §4.7): no image

@@ -267,6 +267,26 @@ impl Connection {
 
     /// Remove a snapshot; true if it existed.
     pub async fn remove_snapshot(&self, snapshotter: &str, key: &str) -> Result<bool> {
+        self.remove_snapshot_inner(snapshotter, key, false)
+            .await
+            .map(|r| r.unwrap_or(true))
+    }
+
+    /// Like [`Connection::remove_snapshot`], but a snapshot containerd keeps
+    /// because its metadata still lists a child (`FailedPrecondition`) is
+    /// `Ok(None)` instead of an error. containerd 1.6's garbage collector
+    /// deletes a collected snapshot without unlisting it from its parent, so
+    /// a parent whose child went that way can only be collected too.
+    pub async fn try_remove_snapshot(&self, snapshotter: &str, key: &str) -> Result<Option<bool>> {
+        self.remove_snapshot_inner(snapshotter, key, true).await
+    }
+
+    async fn remove_snapshot_inner(
+        &self,
+        snapshotter: &str,
+        key: &str,
+        held_ok: bool,
+    ) -> Result<Option<bool>> {
         let r = self
             .snapshots()
             .remove(self.request(RemoveSnapshotRequest {
@@ -277,6 +297,7 @@ impl Connection {
         let existed = match r {
             Ok(_) => true,
             Err(s) if s.code() == tonic::Code::NotFound => false,
+            Err(s) if held_ok && s.code() == tonic::Code::FailedPrecondition => return Ok(None),
             Err(s) => {
                 return Err(self.rpc_error(format!("Snapshots.Remove {snapshotter} {key}"), s));
             }
@@ -286,7 +307,7 @@ impl Connection {
             snapshotter: snapshotter.into(),
             key: key.into(),
         });
-        Ok(existed)
+        Ok(Some(existed))
     }
 
     /// Every snapshot of a snapshotter in this namespace.

@@ -394,14 +394,28 @@ fn sweep(
             }
         }
     }
-    // Cumulative bytes at each prefix, and per strategy the cost after each step.
+    // Cumulative bytes at each prefix.
     let mut cum_bytes = Vec::with_capacity(steps.len() + 1);
     cum_bytes.push(0u64);
     for s in &steps {
         let last = *cum_bytes.last().unwrap_or(&0);
         cum_bytes.push(last + s.2);
     }
-    let prefix: Vec<(Strategy, Vec<Cost>)> = Strategy::ALL
+    let total = image.uncompressed_size() as f64;
+    // Number of steps read for fraction f: the shortest prefix reaching f·total.
+    let files_for = |f: f64| -> usize {
+        let target = (f * total).ceil() as u64;
+        cum_bytes.partition_point(|&b| b < target).min(steps.len())
+    };
+    let n = opts.sweep_points.max(2);
+    let fractions: Vec<f64> = (0..n).map(|i| i as f64 / (n - 1) as f64).collect();
+    // Prefixes whose full cost (for intervals) the grid needs; every other
+    // prefix keeps only its point value (the crossover search).
+    let grid: Vec<usize> = fractions.iter().map(|&f| files_for(f)).collect();
+    let mut wanted = grid.clone();
+    wanted.sort_unstable();
+    wanted.dedup();
+    let prefix: Vec<(Strategy, Vec<f64>, Vec<Cost>)> = Strategy::ALL
         .iter()
         .map(|&st| {
             let mut rp = replay::Replayer::new(
@@ -413,9 +427,16 @@ fn sweep(
                 profile,
                 false,
             );
-            let mut costs = Vec::with_capacity(steps.len() + 1);
-            costs.push(rp.replay.completion());
-            for &(f, offset, len, open) in &steps {
+            let mut values = Vec::with_capacity(steps.len() + 1);
+            let mut kept = Vec::with_capacity(wanted.len());
+            let mut keep = |k: usize, c: Cost, values: &mut Vec<f64>| {
+                values.push(c.value(profile));
+                if wanted.binary_search(&k).is_ok() {
+                    kept.push(c);
+                }
+            };
+            keep(0, rp.replay.completion(), &mut values);
+            for (i, &(f, offset, len, open)) in steps.iter().enumerate() {
                 if open {
                     let a = workload::Access {
                         t_ns: 0,
@@ -436,35 +457,26 @@ fn sweep(
                     len,
                 };
                 rp.access(&a, true);
-                costs.push(rp.replay.completion());
+                keep(i + 1, rp.replay.completion(), &mut values);
             }
-            (st, costs)
+            (st, values, kept)
         })
         .collect();
-    let total = image.uncompressed_size() as f64;
-    // Number of steps read for fraction f: the shortest prefix reaching f·total.
-    let files_for = |f: f64| -> usize {
-        let target = (f * total).ceil() as u64;
-        cum_bytes.partition_point(|&b| b < target).min(steps.len())
-    };
-    let at = |f: f64| -> Vec<(Strategy, Estimate)> {
-        let k = files_for(f);
-        prefix
-            .iter()
-            .map(|(s, costs)| {
-                let mut c = costs[k];
-                c.constant_s += compute;
-                (*s, c.estimate(profile))
-            })
-            .collect()
-    };
-    let n = opts.sweep_points.max(2);
-    let points: Vec<SweepPoint> = (0..n)
-        .map(|i| {
-            let fraction = i as f64 / (n - 1) as f64;
+    let points: Vec<SweepPoint> = fractions
+        .iter()
+        .zip(&grid)
+        .map(|(&fraction, k)| {
+            let j = wanted.binary_search(k).unwrap_or(0);
             SweepPoint {
                 fraction,
-                completion: at(fraction),
+                completion: prefix
+                    .iter()
+                    .map(|(s, _, kept)| {
+                        let mut c = kept[j];
+                        c.constant_s += compute;
+                        (*s, c.estimate(profile))
+                    })
+                    .collect(),
             }
         })
         .collect();
@@ -473,8 +485,8 @@ fn sweep(
         let get = |s: Strategy| {
             prefix
                 .iter()
-                .find(|(x, _)| *x == s)
-                .map(|(_, c)| c[k].value(profile))
+                .find(|(x, _, _)| *x == s)
+                .map(|(_, v, _)| v[k])
                 .unwrap_or(0.0)
         };
         get(Strategy::Lazy) - get(Strategy::Eager)
