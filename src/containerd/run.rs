@@ -266,6 +266,17 @@ impl Container {
             let _ = container.remove_snapshot().await;
             return Err(e);
         }
+        // The snapshot goes before the record (as Go's WithSnapshotCleanup):
+        // with the record deleted first, a GC pass in between collects the
+        // snapshot, and containerd 1.6 then keeps its parent listing a child
+        // that no longer exists (`Snapshots.Remove` refuses the parent).
+        let snapshot = Tracked::Snapshot {
+            namespace: leased.namespace.clone(),
+            snapshotter: spec.snapshotter.clone(),
+            key: container.snapshot_key.clone(),
+        };
+        conn.tracker().remove(&snapshot);
+        conn.tracker().add(snapshot);
         Ok(container)
     }
 
@@ -390,6 +401,16 @@ impl Container {
 
     /// Delete the container record, its snapshot and its FIFO directory. Idempotent.
     pub async fn delete(&self) -> Result<()> {
+        // Snapshot first, then the record (see `create_leased`); like Go's
+        // client, never while the container still has a task (its rootfs is
+        // mounted): the task goes first.
+        if list_tasks(&self.conn).await?.contains(&self.id) {
+            return Err(self.conn.rpc_error(
+                format!("Containers.Delete {}", self.id),
+                tonic::Status::failed_precondition("the container still has a task"),
+            ));
+        }
+        self.remove_snapshot().await?;
         match ContainersClient::new(self.conn.channel())
             .delete(self.conn.request(DeleteContainerRequest {
                 id: self.id.clone(),
@@ -408,7 +429,6 @@ impl Container {
             namespace: self.conn.namespace.clone(),
             id: self.id.clone(),
         });
-        self.remove_snapshot().await?;
         let dir = std::env::temp_dir().join(format!("advisor-fifo-{}", self.id));
         let _ = std::fs::remove_dir_all(&dir);
         self.conn.tracker().remove(&Tracked::FifoDir { path: dir });
