@@ -8,6 +8,7 @@
 //! runs of the same command. Shared by `cargo run --example validate` (the
 //! results page) and the lab test `tests/validate_lab.rs`.
 #![allow(dead_code)]
+use advisor::units::median;
 use anyhow::{Context, bail};
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
@@ -154,19 +155,6 @@ pub struct Report {
     pub uncompressed_bytes: u64,
     pub repeats: usize,
     pub cases: Vec<Case>,
-}
-
-fn median(xs: &[f64]) -> f64 {
-    let mut v = xs.to_vec();
-    v.sort_by(f64::total_cmp);
-    let n = v.len();
-    if n == 0 {
-        f64::NAN
-    } else if n % 2 == 1 {
-        v[n / 2]
-    } else {
-        (v[n / 2 - 1] + v[n / 2]) / 2.0
-    }
 }
 
 impl Config {

@@ -66,11 +66,6 @@ fn drain(rx: &mpsc::Receiver<RecordedEvent>) -> (u64, u64) {
         .fold((0, 0), |(d, n), e| (d + e.dur_ns, n + 1))
 }
 
-fn median(mut v: Vec<f64>) -> f64 {
-    v.sort_by(f64::total_cmp);
-    v[v.len() / 2]
-}
-
 fn probe(
     src: &Path,
     mnt: &Path,
@@ -114,7 +109,7 @@ fn probe(
         let (handled, _) = drain(rx);
         per_file.push(((fused - direct - handled as f64) / FILES as f64).max(0.0));
     }
-    let per_file = median(per_file);
+    let per_file = crate::units::median(&per_file);
     Ok(RecorderOverhead {
         open_ns: (per_file - per_read).max(0.0) as u64,
         read_ns: per_read as u64,
