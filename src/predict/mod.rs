@@ -429,9 +429,11 @@ fn sweep(
             );
             let mut values = Vec::with_capacity(steps.len() + 1);
             let mut kept = Vec::with_capacity(wanted.len());
+            // Prefixes arrive in order, as `wanted` is sorted: a cursor, not a search.
+            let mut next = wanted.iter().peekable();
             let mut keep = |k: usize, c: Cost, values: &mut Vec<f64>| {
                 values.push(c.value(profile));
-                if wanted.binary_search(&k).is_ok() {
+                if next.next_if_eq(&&k).is_some() {
                     kept.push(c);
                 }
             };

@@ -162,19 +162,7 @@ async fn record_inner(
         None
     };
     let id = format!("record-{}", crate::containerd::nanos());
-    let spec = run::runtime_spec(&conn.namespace, &id, &config, args)?;
-    let container = Container::create(
-        conn,
-        &ContainerSpec {
-            id: id.clone(),
-            image: img.reference.clone(),
-            snapshotter: OVERLAYFS.into(),
-            parent: pulled.top_chain_id.clone(),
-            spec,
-            labels: Default::default(),
-        },
-    )
-    .await?;
+    let container = overlay_container(conn, &id, &img, &pulled.top_chain_id, &config, args).await?;
     let mounts = container.rootfs_mounts().await?;
     let [root] = mounts.as_slice() else {
         anyhow::bail!("expected one rootfs mount for {id}, got {}", mounts.len());
@@ -311,6 +299,31 @@ async fn record_inner(
     })
 }
 
+/// The workload's container on the eagerly pulled image (overlayfs), as both
+/// the reference run and the recording use it.
+async fn overlay_container(
+    conn: &Connection,
+    id: &str,
+    img: &crate::containerd::pull::ImageToPull,
+    parent: &str,
+    config: &oci_spec::image::ImageConfiguration,
+    args: Option<&[String]>,
+) -> anyhow::Result<Container> {
+    let spec = run::runtime_spec(&conn.namespace, id, config, args)?;
+    Ok(Container::create(
+        conn,
+        &ContainerSpec {
+            id: id.to_string(),
+            image: img.reference.clone(),
+            snapshotter: OVERLAYFS.into(),
+            parent: parent.to_string(),
+            spec,
+            labels: Default::default(),
+        },
+    )
+    .await?)
+}
+
 /// Run the workload once on the plain overlayfs rootfs (no recorder) and
 /// time it from task start to `ready` and to exit. None when it was
 /// interrupted or timed out (the recording still goes ahead).
@@ -324,19 +337,7 @@ async fn reference_run(
     interrupt: &mut tokio::sync::watch::Receiver<bool>,
 ) -> anyhow::Result<Option<ReferenceRun>> {
     let id = format!("record-ref-{}", crate::containerd::nanos());
-    let spec = run::runtime_spec(&conn.namespace, &id, config, args)?;
-    let container = Container::create(
-        conn,
-        &ContainerSpec {
-            id: id.clone(),
-            image: img.reference.clone(),
-            snapshotter: OVERLAYFS.into(),
-            parent: parent.to_string(),
-            spec,
-            labels: Default::default(),
-        },
-    )
-    .await?;
+    let container = overlay_container(conn, &id, img, parent, config, args).await?;
     let run = async {
         let mut task = container.create_task().await?;
         let t0 = Instant::now();
