@@ -2,11 +2,15 @@
 //!
 //! For one image spec and a list of workloads: `advisor image build` pushes
 //! both forms; `advisor image inspect --toc-out` saves the eStargz form's file
-//! table; per workload, `advisor trace record` records it on the gzip form,
-//! `advisor advise` predicts eager and lazy (cold start and completion), and
-//! `advisor bench` measures cold eager (overlayfs) and cold lazy (stargz)
-//! runs of the same command. Shared by `cargo run --example validate` (the
-//! results page) and the lab test `tests/validate_lab.rs`.
+//! table; every workload is recorded with `advisor trace record` on the gzip
+//! form; `advisor bench` measures cold eager (overlayfs) and cold lazy
+//! (stargz) runs of the same commands, in rounds (each workload and strategy
+//! once per round); `advisor advise` then predicts each from the bundled
+//! profile, a given one, or one `advisor calibrate` makes of the node around
+//! the measurements (`Config::calibrate`). With `Config::prefetch`, each
+//! workload's lazy+prefetch image (`advise --prefetch-list`, `image build
+//! --prioritize`) is measured too. Shared by `cargo run --example validate`
+//! (the results page) and the lab test `tests/validate_lab.rs`.
 #![allow(dead_code)]
 use advisor::units::median;
 use anyhow::{Context, bail};
@@ -40,6 +44,13 @@ pub struct Config {
     pub only: Vec<String>,
     /// The node profile for `advise` (None: the bundled one).
     pub profile: Option<PathBuf>,
+    /// Calibrate this node into this profile around the measurements and
+    /// predict with it (overrides `profile`): `calibrate --quick` before the
+    /// first cold run, the full matrix's remaining round after the last.
+    pub calibrate: Option<PathBuf>,
+    /// Also measure lazy+prefetch: per workload, an eStargz image rebuilt
+    /// with the startup set `advise --prefetch-list` names prioritized.
+    pub prefetch: bool,
 }
 
 #[derive(Debug, Clone, Deserialize, Serialize)]
@@ -71,6 +82,14 @@ impl Number {
     pub fn measured_max(&self) -> f64 {
         self.measured.iter().copied().fold(0.0, f64::max)
     }
+    /// Off by more than `tolerance` of the measured median, and no measured
+    /// run inside the prediction's 95 % interval: neither the calibration's
+    /// uncertainty nor the run-to-run spread explains the miss.
+    pub fn clearly_off(&self, tolerance: f64) -> bool {
+        self.error.abs() > tolerance
+            && (self.predicted_high < self.measured_min()
+                || self.predicted_low > self.measured_max())
+    }
 }
 
 /// Medians of one strategy's measured runs, in the seed study's terms.
@@ -100,10 +119,13 @@ pub struct Case {
     pub advised_completion_confident: bool,
     /// The rule of thumb's pick for completion (None in its 10–30 % band).
     pub rule_of_thumb: Option<String>,
-    /// Measured faster for completion, eager vs lazy (medians).
+    /// The strategy measured fastest to completion (medians), among those
+    /// measured: eager, lazy and, with `Config::prefetch`, lazy-prefetch.
     pub measured_completion_winner: String,
+    /// The strategy advisor predicts fastest to completion among the same.
+    pub predicted_completion_winner: String,
     pub numbers: Vec<Number>,
-    /// Per strategy (eager, lazy), the measured medians.
+    /// Per strategy measured, the measured medians.
     pub measured: std::collections::BTreeMap<String, Measured>,
     /// Task start to exit while `trace record` recorded it through FUSE (s).
     pub recorded_s: f64,
@@ -124,24 +146,31 @@ impl Case {
         self.numbers
             .iter()
             .find(|n| n.strategy == strategy && n.point == point)
-            .expect("every case has the four numbers")
+            .expect("every case has the numbers of the strategies it measured")
     }
-    /// advisor's eager-vs-lazy completion pick (lazy+prefetch counts as lazy:
-    /// the measured lazy runs are not prefetched).
-    pub fn advised_family(&self) -> &str {
-        if self.advised_completion == "eager" {
-            "eager"
-        } else {
-            "lazy"
-        }
+    /// The measured completion median of a strategy's runs.
+    pub fn measured_completion(&self, strategy: &str) -> f64 {
+        self.number(strategy, "complete").measured_median
     }
-    /// The rule of thumb decides and picks the other strategy than the one
-    /// that measured faster.
+    /// How much longer advisor's predicted-fastest strategy measured than the
+    /// measured fastest: 0 when advisor picked the winner.
+    pub fn pick_regret(&self) -> f64 {
+        self.measured_completion(&self.predicted_completion_winner)
+            / self.measured_completion(&self.measured_completion_winner)
+            - 1.0
+    }
+    /// The rule of thumb decides and picks the other family (eager or lazy,
+    /// prefetched or not) than the one that measured fastest.
     pub fn rule_is_wrong(&self) -> bool {
         self.rule_of_thumb
             .as_deref()
-            .is_some_and(|r| r != self.measured_completion_winner)
+            .is_some_and(|r| r != family(&self.measured_completion_winner))
     }
+}
+
+/// eager, or lazy for lazy and lazy-prefetch.
+pub fn family(strategy: &str) -> &str {
+    if strategy == "eager" { "eager" } else { "lazy" }
 }
 
 #[derive(Debug, Clone, Serialize)]
@@ -149,6 +178,9 @@ pub struct Report {
     pub spec: PathBuf,
     /// The profile predictions used (None: the bundled one).
     pub profile: Option<PathBuf>,
+    /// When the harness calibrated the node: the profile's runs and its
+    /// cross-validation (calibrate's JSON report, abridged).
+    pub calibration: Option<Calibration>,
     pub gzip_reference: String,
     pub estargz_reference: String,
     pub gzip_bytes: u64,
@@ -185,6 +217,99 @@ impl Config {
             )
         })
     }
+}
+
+/// A calibration the harness made.
+#[derive(Debug, Clone, Serialize)]
+pub struct Calibration {
+    pub runs: u64,
+    /// Out-of-fold median and 90th percentile |error| of the calibration's own runs.
+    pub cv_median: f64,
+    pub cv_p90: f64,
+}
+
+/// `advisor calibrate` into `profile` on the harness's registry and namespace
+/// (`quick`: the quick matrix; otherwise the full one, resuming the runs the
+/// profile's runs file already holds).
+fn calibrate(cfg: &Config, profile: &Path, quick: bool) -> anyhow::Result<Calibration> {
+    let out = profile.to_str().context("profile path is not UTF-8")?;
+    let mut args = vec![
+        "--namespace",
+        &cfg.namespace,
+        "calibrate",
+        "--registry",
+        &cfg.registry,
+        "--budget",
+        "40m",
+        "-o",
+        out,
+    ];
+    if quick {
+        args.push("--quick");
+    }
+    let r = cfg.json("calibrate", &args)?;
+    let v = &r["profile"]["validation"];
+    Ok(Calibration {
+        runs: r["runs"].as_u64().unwrap_or(0),
+        cv_median: f(
+            &v["median_abs_pct_error"],
+            "validation.median_abs_pct_error",
+        )?,
+        cv_p90: f(&v["p90_abs_pct_error"], "validation.p90_abs_pct_error")?,
+    })
+}
+
+/// Build and push the image lazy+prefetch pulls for one workload: the spec
+/// rebuilt with `advise --prefetch-list`'s files prioritized, as advise tells
+/// a user to do (`image build --prioritize`). Returns its eStargz reference.
+fn prefetch_image(
+    cfg: &Config,
+    w: &Workload,
+    trace: &Path,
+    files: &str,
+    gzip_bytes: u64,
+) -> anyhow::Result<String> {
+    let list = cfg.out_dir.join(format!("{}.prefetch.txt", w.name));
+    let list_s = list.to_str().context("out dir is not UTF-8")?;
+    cfg.json(
+        "advise --prefetch-list",
+        &[
+            "advise",
+            "--files",
+            files,
+            "--trace",
+            trace.to_str().context("out dir is not UTF-8")?,
+            "--gzip-bytes",
+            &gzip_bytes.to_string(),
+            "--prefetch-list",
+            list_s,
+        ],
+    )?;
+    let (repo, tag) = cfg
+        .repository
+        .rsplit_once(':')
+        .unwrap_or((&cfg.repository, "latest"));
+    let reference = format!("{}/{repo}:{tag}-{}-prefetch", cfg.registry, w.name);
+    let spec = cfg.spec.to_str().context("spec path is not UTF-8")?;
+    let built = cfg.json(
+        "image build --prioritize",
+        &[
+            "image",
+            "build",
+            "--spec",
+            spec,
+            "--prioritize",
+            list_s,
+            "--push",
+            &reference,
+        ],
+    )?;
+    built["forms"]
+        .as_array()
+        .and_then(|a| a.iter().find(|f| f["form"] == "estargz"))
+        .and_then(|f| f["reference"].as_str())
+        .map(String::from)
+        .with_context(|| format!("image build reported no eStargz form: {built}"))
 }
 
 fn f(v: &Value, what: &str) -> anyhow::Result<f64> {
@@ -250,8 +375,20 @@ pub fn run(cfg: &Config, mut progress: impl FnMut(&str)) -> anyhow::Result<Repor
         &["image", "inspect", &esgz_ref, "--toc-out", files_s],
     )?;
 
-    let runs = cfg.repeats.to_string();
-    let mut cases = Vec::new();
+    // This node's profile, calibrated around the measurements: the quick
+    // matrix (two rounds) before them, its third round after (a resumed full
+    // `calibrate`), so slow and fast stretches of a shared machine reach the
+    // fit and the measurements alike.
+    let profile = cfg.calibrate.clone().or_else(|| cfg.profile.clone());
+    if let Some(p) = &cfg.calibrate {
+        progress(&format!(
+            "calibrating this node (quick matrix) into {}",
+            p.display()
+        ));
+        calibrate(cfg, p, true)?;
+    }
+
+    let mut records = Vec::new();
     for w in &workloads {
         let trace = cfg.out_dir.join(format!("{}.jsonl", w.name));
         let trace_s = trace.to_str().context("out dir is not UTF-8")?;
@@ -278,8 +415,90 @@ pub fn run(cfg: &Config, mut progress: impl FnMut(&str)) -> anyhow::Result<Repor
         if rec["exit_code"] != 0 {
             bail!("{}: the recorded workload failed: {rec}", w.name);
         }
+        records.push((trace, f(&rec["exit_s"], "trace record exit_s")?));
+    }
 
+    // Per workload, the images each strategy pulls: the gzip form (eager),
+    // the eStargz form (lazy) and, with `prefetch`, an eStargz image rebuilt
+    // with the workload's startup set prioritized (lazy+prefetch, as advise
+    // tells a user to build it).
+    let mut images: Vec<Vec<(&str, String, &str)>> = Vec::new();
+    for (w, (trace, _)) in workloads.iter().zip(&records) {
+        let mut v = vec![
+            ("eager", gzip_ref.clone(), "overlayfs"),
+            ("lazy", esgz_ref.clone(), "stargz"),
+        ];
+        if cfg.prefetch {
+            progress(&format!("{}: building the prefetch image", w.name));
+            v.push((
+                "lazy-prefetch",
+                prefetch_image(cfg, w, trace, files_s, gzip_bytes)?,
+                "stargz",
+            ));
+        }
+        images.push(v);
+    }
+
+    // Cold runs in rounds (every workload and strategy once, then the next
+    // round), so a slow stretch of the machine costs each workload at most
+    // one run of its median, not all of them.
+    let mut runs: Vec<Vec<Vec<Value>>> = images.iter().map(|v| vec![Vec::new(); v.len()]).collect();
+    for round in 0..cfg.repeats {
+        for ((w, imgs), ws) in workloads.iter().zip(&images).zip(runs.iter_mut()) {
+            for ((strategy, image, snapshotter), slot) in imgs.iter().zip(ws.iter_mut()) {
+                progress(&format!(
+                    "{}: measuring {strategy}, cold run {} of {}",
+                    w.name,
+                    round + 1,
+                    cfg.repeats
+                ));
+                let b = cfg.json(
+                    "bench",
+                    &[
+                        "--namespace",
+                        &cfg.namespace,
+                        "bench",
+                        "--image",
+                        image,
+                        "--snapshotter",
+                        snapshotter,
+                        "--mode",
+                        "cold",
+                        "-n",
+                        "1",
+                        "--ready-line",
+                        READY_LINE,
+                        "--",
+                        "/bin/sh",
+                        "-c",
+                        &w.command,
+                    ],
+                )?;
+                std::fs::write(
+                    cfg.out_dir
+                        .join(format!("{}.bench-{strategy}-{round}.json", w.name)),
+                    b.to_string(),
+                )?;
+                slot.extend(b["runs"].as_array().into_iter().flatten().cloned());
+            }
+        }
+    }
+
+    let mut calibration = None;
+    if let Some(p) = &cfg.calibrate {
+        progress(&format!(
+            "calibrating this node (the full matrix's last round) into {}",
+            p.display()
+        ));
+        calibration = Some(calibrate(cfg, p, false)?);
+    }
+
+    let mut cases = Vec::new();
+    for (((w, (trace, recorded_s)), ws), imgs) in
+        workloads.iter().zip(records).zip(&runs).zip(&images)
+    {
         progress(&format!("{}: predicting", w.name));
+        let trace_s = trace.to_str().context("out dir is not UTF-8")?;
         let gzip_bytes_s = gzip_bytes.to_string();
         let mut args = vec![
             "advise",
@@ -290,7 +509,7 @@ pub fn run(cfg: &Config, mut progress: impl FnMut(&str)) -> anyhow::Result<Repor
             "--gzip-bytes",
             &gzip_bytes_s,
         ];
-        if let Some(p) = &cfg.profile {
+        if let Some(p) = &profile {
             args.extend([
                 "--profile",
                 p.to_str().context("profile path is not UTF-8")?,
@@ -303,49 +522,14 @@ pub fn run(cfg: &Config, mut progress: impl FnMut(&str)) -> anyhow::Result<Repor
         )?;
         let p = &adv["prediction"];
 
-        let recorded_s = f(&rec["exit_s"], "trace record exit_s")?;
         let mut unrecorded = Vec::new();
         let mut measured = std::collections::BTreeMap::new();
         let mut summary = std::collections::BTreeMap::new();
-        for (strategy, image, snapshotter) in [
-            ("eager", &gzip_ref, "overlayfs"),
-            ("lazy", &esgz_ref, "stargz"),
-        ] {
-            progress(&format!(
-                "{}: measuring {strategy} ({} cold run(s))",
-                w.name, cfg.repeats
-            ));
-            let b = cfg.json(
-                "bench",
-                &[
-                    "--namespace",
-                    &cfg.namespace,
-                    "bench",
-                    "--image",
-                    image,
-                    "--snapshotter",
-                    snapshotter,
-                    "--mode",
-                    "cold",
-                    "-n",
-                    &runs,
-                    "--ready-line",
-                    READY_LINE,
-                    "--",
-                    "/bin/sh",
-                    "-c",
-                    &w.command,
-                ],
-            )?;
-            std::fs::write(
-                cfg.out_dir
-                    .join(format!("{}.bench-{strategy}.json", w.name)),
-                b.to_string(),
-            )?;
+        for (&(strategy, _, _), strategy_runs) in imgs.iter().zip(ws) {
             let mut ready = Vec::new();
             let mut complete = Vec::new();
             let mut cols: [Vec<f64>; 4] = Default::default();
-            for r in b["runs"].as_array().into_iter().flatten() {
+            for r in strategy_runs {
                 if r["role"] != "measured" || r["included"] != true || r["exit_code"] != 0 {
                     continue;
                 }
@@ -367,7 +551,11 @@ pub fn run(cfg: &Config, mut progress: impl FnMut(&str)) -> anyhow::Result<Repor
                 complete.push(f(&r["to_complete"], "runs[].to_complete")?);
             }
             if ready.is_empty() {
-                bail!("{}: no usable {strategy} run: {b}", w.name);
+                bail!(
+                    "{}: no usable {strategy} run (raw results in {})",
+                    w.name,
+                    cfg.out_dir.display()
+                );
             }
             summary.insert(
                 strategy.to_string(),
@@ -384,7 +572,7 @@ pub fn run(cfg: &Config, mut progress: impl FnMut(&str)) -> anyhow::Result<Repor
         }
 
         let mut numbers = Vec::new();
-        for strategy in ["eager", "lazy"] {
+        for &(strategy, _, _) in imgs {
             let s = p["strategies"]
                 .as_array()
                 .and_then(|a| a.iter().find(|s| s["strategy"] == strategy))
@@ -413,11 +601,20 @@ pub fn run(cfg: &Config, mut progress: impl FnMut(&str)) -> anyhow::Result<Repor
             .as_array()
             .and_then(|a| a.iter().find(|r| r["objective"] == "fastest-completion"))
             .with_context(|| format!("no completion recommendation: {p}"))?;
-        let eager_c = median(&measured["eager"].1);
-        let lazy_c = median(&measured["lazy"].1);
+        // The fastest, measured and predicted, among the strategies measured.
+        let fastest = |key: &dyn Fn(&Number) -> f64| {
+            numbers
+                .iter()
+                .filter(|n| n.point == "complete")
+                .min_by(|a, b| key(a).total_cmp(&key(b)))
+                .map(|n| n.strategy.clone())
+                .unwrap_or_default()
+        };
+        let measured_completion_winner = fastest(&|n| n.measured_median);
+        let predicted_completion_winner = fastest(&|n| n.predicted);
         cases.push(Case {
             workload: w.clone(),
-            trace: trace.clone(),
+            trace,
             working_set_fraction: f(
                 &p["workload"]["working_set_fraction"],
                 "working_set_fraction",
@@ -426,7 +623,8 @@ pub fn run(cfg: &Config, mut progress: impl FnMut(&str)) -> anyhow::Result<Repor
             advised_completion: rec_completion["best"].as_str().unwrap_or("?").into(),
             advised_completion_confident: rec_completion["confident"] == true,
             rule_of_thumb: p["rule_of_thumb"]["says"].as_str().map(String::from),
-            measured_completion_winner: if eager_c <= lazy_c { "eager" } else { "lazy" }.into(),
+            measured_completion_winner,
+            predicted_completion_winner,
             numbers,
             measured: summary,
             recorded_s,
@@ -435,7 +633,8 @@ pub fn run(cfg: &Config, mut progress: impl FnMut(&str)) -> anyhow::Result<Repor
     }
     Ok(Report {
         spec: cfg.spec.clone(),
-        profile: cfg.profile.clone(),
+        profile,
+        calibration,
         gzip_reference: gzip_ref,
         estargz_reference: esgz_ref,
         gzip_bytes,
@@ -456,10 +655,17 @@ pub fn markdown(r: &Report) -> String {
         r.gzip_bytes as f64 / 1e6,
         r.uncompressed_bytes as f64 / 1e6,
         r.repeats,
-        r.profile
-            .as_ref()
-            .map(|p| format!("`{}`", p.display()))
-            .unwrap_or_else(|| "the bundled `calibration/default.json`".into())
+        match (&r.profile, &r.calibration) {
+            (Some(p), Some(c)) => format!(
+                "`{}`, calibrated on this node around the measurements ({} runs; cross-validated error median {:.1} %, p90 {:.1} %)",
+                p.display(),
+                c.runs,
+                c.cv_median * 100.0,
+                c.cv_p90 * 100.0
+            ),
+            (Some(p), None) => format!("`{}`", p.display()),
+            (None, _) => "the bundled `calibration/default.json`".into(),
+        }
     );
     let _ = writeln!(
         s,
@@ -487,13 +693,19 @@ pub fn markdown(r: &Report) -> String {
     }
     let _ = writeln!(
         s,
-        "\n| workload | read | files | rule of thumb | advisor (completion) | measured faster | rule wrong? |"
+        "\n| workload | read | files | rule of thumb | advisor's pick (completion) | advisor's fastest of those measured | measured fastest (completion medians) | rule wrong? |"
     );
-    let _ = writeln!(s, "|---|---|---|---|---|---|---|");
+    let _ = writeln!(s, "|---|---|---|---|---|---|---|---|");
     for c in &r.cases {
+        let medians: Vec<String> = c
+            .numbers
+            .iter()
+            .filter(|n| n.point == "complete")
+            .map(|n| format!("{} {:.2} s", n.strategy, n.measured_median))
+            .collect();
         let _ = writeln!(
             s,
-            "| {} | {:.1} % | {} | {} | {}{} | {} ({:.2} s vs {:.2} s) | {} |",
+            "| {} | {:.1} % | {} | {} | {}{} | {} | {} ({}) | {} |",
             c.workload.name,
             c.working_set_fraction * 100.0,
             c.files_touched,
@@ -504,9 +716,9 @@ pub fn markdown(r: &Report) -> String {
             } else {
                 " (close call)"
             },
+            c.predicted_completion_winner,
             c.measured_completion_winner,
-            c.number("eager", "complete").measured_median,
-            c.number("lazy", "complete").measured_median,
+            medians.join(", "),
             if c.rule_is_wrong() { "**yes**" } else { "no" }
         );
     }

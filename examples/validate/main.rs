@@ -31,8 +31,16 @@ struct Args {
     #[arg(long)]
     only: Vec<String>,
     /// Node profile for the predictions (default: the bundled calibration/default.json).
-    #[arg(long)]
+    #[arg(long, conflicts_with = "calibrate")]
     profile: Option<PathBuf>,
+    /// Calibrate this node into FILE around the measurements (`calibrate --quick` before the
+    /// first cold run, the full matrix's last round after the last) and predict with it.
+    #[arg(long, value_name = "FILE")]
+    calibrate: Option<PathBuf>,
+    /// Also measure lazy+prefetch: per workload, the image rebuilt with `advise --prefetch-list`'s
+    /// files prioritized (`image build --prioritize`).
+    #[arg(long)]
+    prefetch: bool,
     /// The advisor binary (default: next to this example).
     #[arg(long)]
     advisor: Option<PathBuf>,
@@ -63,6 +71,8 @@ fn main() -> anyhow::Result<()> {
         global: Vec::new(),
         only: a.only,
         profile: a.profile,
+        calibrate: a.calibrate,
+        prefetch: a.prefetch,
     };
     let report = harness::run(&cfg, |m| eprintln!("validate: {m}"))?;
     std::fs::write(

@@ -177,6 +177,40 @@ impl RuleOfThumb {
     }
 }
 
+/// The snapshotter starts background fetch once no prioritized task ran for
+/// 5 s, and neither decompressing a downloaded prefetch range nor reads
+/// served from its cache count: when the prefetch and the startup reads take
+/// longer than that, the rest of the image downloads alongside them. The replay has no clock for that
+/// (it prices background fetch in compute gaps only) nor a parameter for the
+/// contention, which on the lab made lazy+prefetch slower than plain lazy
+/// (docs/results.md), so the prediction says so.
+fn prefetch_contention_note(
+    strategies: &[StrategyPrediction],
+    counts: &ImageCounts,
+    opts: &PredictOptions,
+) -> Option<String> {
+    let lp = strategies
+        .iter()
+        .find(|s| s.strategy == Strategy::LazyPrefetch)?;
+    let reads: f64 = lp
+        .breakdown
+        .iter()
+        .filter(|p| matches!(p.part, Part::Prefetch | Part::Io))
+        .map(|p| p.before_ready_s)
+        .sum();
+    let left = counts.estargz_bytes.saturating_sub(lp.counts.network_bytes);
+    (opts.background && reads > replay::BACKGROUND_IDLE_S && left > 1_000_000).then(|| {
+        format!(
+            "lazy+prefetch: the prefetch and the startup reads take about {reads:.1} s, past the \
+             snapshotter's {:.0}-s idle rule, so its background fetch will download the other \
+             {:.0} MB of the image alongside them; the model does not price that contention \
+             (on the lab it made lazy+prefetch slower than plain lazy: docs/results.md)",
+            replay::BACKGROUND_IDLE_S,
+            left as f64 / 1e6
+        )
+    })
+}
+
 /// Predict every strategy for a workload on an image with a profile.
 pub fn predict(
     image: &ImageFiles,
@@ -232,6 +266,9 @@ pub fn predict(
     }
     if image.layers.iter().any(|l| !l.format.is_lazy()) {
         notes.push("some layers are not eStargz: lazy strategies download and unpack them".into());
+    }
+    if let Some(n) = prefetch_contention_note(&strategies, &counts, opts) {
+        notes.push(n);
     }
     let prioritized_files = w
         .startup_files
@@ -639,6 +676,10 @@ mod tests {
     }
 
     fn profile() -> Profile {
+        profile_with_fuse_open(5e-5)
+    }
+
+    fn profile_with_fuse_open(fuse_open_s: f64) -> Profile {
         test_profile(
             &[
                 (Param::ResolveS, 0.01),
@@ -661,7 +702,7 @@ mod tests {
                 (Param::VerifySPerByte, 3e-9),
                 (Param::InflateSPerByte, 3e-9),
                 (Param::FuseSPerByte, 5e-10),
-                (Param::FuseOpenS, 5e-5),
+                (Param::FuseOpenS, fuse_open_s),
             ],
             0.05,
             0.0,
@@ -797,6 +838,34 @@ mod tests {
         assert!(l(&with).completion.value < l(&without).completion.value);
         // Compute time is the same 60 s either way.
         assert!((with.workload.compute_after_ready_s - 60.0).abs() < 1e-6);
+    }
+
+    #[test]
+    fn a_prefetched_startup_read_past_the_idle_rule_gets_the_contention_note() {
+        // 1,000 of 2,000 small files read before ready (prefetched), one after.
+        let img = image(2000, 4000, 2000);
+        let w = read_all(0..1001, 1000, 0);
+        let note = |p: &Prediction| {
+            p.notes
+                .iter()
+                .any(|n| n.starts_with("lazy+prefetch: the prefetch and the startup reads"))
+        };
+        // 1,000 opens at 50 µs and a 0.1-s prefetch: well inside 5 s, no note.
+        let quick = predict(&img, &w, &profile(), &PredictOptions::default());
+        assert!(!note(&quick), "{:?}", quick.notes);
+        // At 10 ms an open they take 10 s: background fetch would run alongside.
+        let slow_fuse = profile_with_fuse_open(0.01);
+        let slow = predict(&img, &w, &slow_fuse, &PredictOptions::default());
+        assert!(note(&slow), "{:?}", slow.notes);
+        // Not when background fetch is off, nor when everything is prefetched.
+        let off = PredictOptions {
+            background: false,
+            ..Default::default()
+        };
+        assert!(!note(&predict(&img, &w, &slow_fuse, &off)));
+        let all = read_all(0..2000, 1999, 0);
+        let everything = predict(&img, &all, &slow_fuse, &PredictOptions::default());
+        assert!(!note(&everything), "{:?}", everything.notes);
     }
 
     #[test]
