@@ -38,6 +38,51 @@ fn introspection_lists_overlayfs_and_stargz_ok() {
     });
 }
 
+/// Probes run side by side (doctor in one test, introspection in another,
+/// a bench in a third): each one's removal sets off containerd's garbage
+/// collector, which may collect another's unleased probe snapshot before that
+/// probe removes it. No probe may then report the snapshotter as down (a
+/// clean-clone CI run failed so).
+#[test]
+fn concurrent_probes_do_not_fail_each_other() {
+    let Some(lab) = common::lab() else { return };
+    common::rt().block_on(async {
+        let c = Connection::connect(&lab.containerd, "advisor-test-probes")
+            .await
+            .unwrap();
+        let mut tasks = tokio::task::JoinSet::new();
+        // Collections on demand, as a bench's clean-up or another client sets off.
+        let gc = c.clone();
+        let collector = tokio::spawn(async move {
+            loop {
+                let id = gc
+                    .create_lease("probe-test", std::time::Duration::from_secs(60))
+                    .await
+                    .unwrap();
+                gc.delete_lease(&id, true).await.unwrap();
+            }
+        });
+        for i in 0..8 {
+            let c = c.clone();
+            let name = if i % 2 == 0 {
+                containerd::OVERLAYFS
+            } else {
+                containerd::STARGZ
+            };
+            tasks.spawn(async move {
+                for _ in 0..25 {
+                    c.check_snapshotter(name).await?;
+                }
+                Ok::<_, Error>(())
+            });
+        }
+        while let Some(r) = tasks.join_next().await {
+            r.unwrap().unwrap();
+        }
+        collector.abort();
+    });
+}
+
 #[test]
 fn registry_answers_v2() {
     let Some(lab) = common::lab() else { return };

@@ -353,7 +353,9 @@ impl Connection {
         // A proxy plugin reports ok even when its daemon is down, and List or
         // Stat are answered from containerd's own metadata: only a call that
         // reaches the backend proves it answers. Prepare a throwaway snapshot
-        // and remove it.
+        // and remove it. The snapshot holds no lease, so a garbage collection
+        // another client's removal sets off may take it first: NotFound on
+        // the removal means it is gone, and the Prepare already answered.
         let key = format!("advisor-probe-{}-{}", std::process::id(), nanos());
         let mut client = SnapshotsClient::new(self.channel());
         client
@@ -365,14 +367,16 @@ impl Connection {
             }))
             .await
             .map_err(|s| self.not_answering(name, s))?;
-        client
+        match client
             .remove(self.request(RemoveSnapshotRequest {
                 snapshotter: name.into(),
                 key,
             }))
             .await
-            .map_err(|s| self.not_answering(name, s))?;
-        Ok(())
+        {
+            Err(s) if s.code() != tonic::Code::NotFound => Err(self.not_answering(name, s)),
+            _ => Ok(()),
+        }
     }
 
     /// [`check_snapshotter`](Self::check_snapshotter), retried while the
