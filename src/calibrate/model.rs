@@ -241,7 +241,7 @@ pub fn fit_all(
         all.iter()
             .filter_map(|r| secs(r.run.phases.resolve))
             .collect(),
-        "any",
+        "cold",
     )?;
     put(
         "resolve",
