@@ -83,12 +83,13 @@ impl Number {
         self.measured.iter().copied().fold(0.0, f64::max)
     }
     /// Off by more than `tolerance` of the measured median, and no measured
-    /// run inside the prediction's 95 % interval: neither the calibration's
-    /// uncertainty nor the run-to-run spread explains the miss.
-    pub fn clearly_off(&self, tolerance: f64) -> bool {
-        self.error.abs() > tolerance
-            && (self.predicted_high < self.measured_min()
-                || self.predicted_low > self.measured_max())
+    /// run inside the prediction's 95 % interval widened by `accuracy` (the
+    /// profile's own cross-validated p90 error, 0 for none): neither the
+    /// calibration's uncertainty nor the run-to-run spread explains the miss.
+    pub fn clearly_off(&self, tolerance: f64, accuracy: f64) -> bool {
+        let low = self.predicted_low * (1.0 - accuracy).max(0.0);
+        let high = self.predicted_high * (1.0 + accuracy);
+        self.error.abs() > tolerance && (high < self.measured_min() || low > self.measured_max())
     }
 }
 
