@@ -68,10 +68,29 @@ pub enum Param {
     FuseSPerByte,
     /// Lazy: FUSE cost per file opened (lookup, getattr, open) (s).
     FuseOpenS,
+    /// Prefetch: time per compressed byte of a layer's prefetch range (one
+    /// GET at mount, waited for by the container's create) (s/B).
+    PrefetchSPerByte,
+    /// Prefetch: decompression, verification and cache write per uncompressed
+    /// byte of the prefetched files (in parallel, unlike on-demand reads) (s/B).
+    PrefetchVerifySPerByte,
+    /// Prefetch: per eStargz chunk of the prefetched files (s).
+    PrefetchChunkS,
 }
 
+/// The prefetch parameters and the on-demand parameters a profile without
+/// prefetched calibration runs takes their values from.
+pub const PREFETCH_FALLBACK: [(Param, Param); 3] = [
+    (Param::PrefetchSPerByte, Param::RangeSPerByte),
+    (Param::PrefetchVerifySPerByte, Param::VerifySPerByte),
+    (Param::PrefetchChunkS, Param::ChunkS),
+];
+
+/// The fit name a fallback prefetch parameter carries.
+pub const PREFETCH_FALLBACK_FIT: &str = "on-demand (no prefetched runs)";
+
 impl Param {
-    pub const ALL: [Param; 22] = [
+    pub const ALL: [Param; 25] = [
         Param::ResolveS,
         Param::EagerPullFixedS,
         Param::EagerFetchSPerByte,
@@ -94,6 +113,9 @@ impl Param {
         Param::InflateSPerByte,
         Param::FuseSPerByte,
         Param::FuseOpenS,
+        Param::PrefetchSPerByte,
+        Param::PrefetchVerifySPerByte,
+        Param::PrefetchChunkS,
     ];
 
     /// Position in [`Param::ALL`].
@@ -126,6 +148,9 @@ impl Param {
             Param::InflateSPerByte => "inflate_s_per_byte",
             Param::FuseSPerByte => "fuse_s_per_byte",
             Param::FuseOpenS => "fuse_open_s",
+            Param::PrefetchSPerByte => "prefetch_s_per_byte",
+            Param::PrefetchVerifySPerByte => "prefetch_verify_s_per_byte",
+            Param::PrefetchChunkS => "prefetch_chunk_s",
         }
     }
 
@@ -139,7 +164,9 @@ impl Param {
             | Param::LocalReadSPerByte
             | Param::RangeSPerByte
             | Param::InflateSPerByte
-            | Param::FuseSPerByte => "s/B",
+            | Param::FuseSPerByte
+            | Param::PrefetchSPerByte
+            | Param::PrefetchVerifySPerByte => "s/B",
             _ => "s",
         }
     }
@@ -284,10 +311,25 @@ impl Profile {
                 found: found.into(),
             });
         }
-        let p: Profile = serde_json::from_value(raw).map_err(|source| Error::Parse {
+        let mut p: Profile = serde_json::from_value(raw).map_err(|source| Error::Parse {
             path: origin.into(),
             source,
         })?;
+        // A calibration without prefetched runs (older profiles): the
+        // prefetch terms take the on-demand values, marked as such.
+        for (param, from) in PREFETCH_FALLBACK {
+            if !p.parameters.contains_key(&param)
+                && let Some(e) = p.parameters.get(&from).cloned()
+            {
+                p.parameters.insert(
+                    param,
+                    ParamEstimate {
+                        fit: PREFETCH_FALLBACK_FIT.into(),
+                        ..e
+                    },
+                );
+            }
+        }
         for param in Param::ALL {
             let Some(e) = p.parameters.get(&param) else {
                 return Err(Error::Missing {
@@ -405,6 +447,30 @@ mod tests {
         });
         let e = Profile::from_json(&minimal.to_string(), "p.json").unwrap_err();
         assert!(e.to_string().contains("lacks parameter `resolve_s`"), "{e}");
+    }
+
+    #[test]
+    fn a_profile_without_prefetch_terms_takes_the_on_demand_ones() {
+        let p = Profile::default_profile().unwrap();
+        let mut raw: serde_json::Value = serde_json::from_str(DEFAULT_PROFILE_JSON).unwrap();
+        let params = raw["parameters"].as_object_mut().unwrap();
+        for (param, _) in PREFETCH_FALLBACK {
+            params.remove(param.name());
+        }
+        params.remove("fuse_open_s");
+        // Only the prefetch terms have a fallback.
+        let e = Profile::from_json(&raw.to_string(), "old.json").unwrap_err();
+        assert!(
+            e.to_string().contains("lacks parameter `fuse_open_s`"),
+            "{e}"
+        );
+        raw["parameters"]["fuse_open_s"] = serde_json::to_value(p.get(Param::FuseOpenS)).unwrap();
+        let old = Profile::from_json(&raw.to_string(), "old.json").unwrap();
+        for (param, from) in PREFETCH_FALLBACK {
+            let e = old.get(param).unwrap();
+            assert_eq!(e.estimate, old.get(from).unwrap().estimate, "{param:?}");
+            assert_eq!(e.fit, PREFETCH_FALLBACK_FIT);
+        }
     }
 
     #[test]

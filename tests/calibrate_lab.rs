@@ -78,7 +78,26 @@ fn quick_calibration_resumes_fits_every_parameter_and_checks_drift() {
         serde_json::from_str(&std::fs::read_to_string(&profile).unwrap()).unwrap();
     assert_eq!(v["schema"], "advisor.profile/v1");
     let params = v["parameters"].as_object().unwrap();
-    assert_eq!(params.len(), 22, "{}", v["parameters"]);
+    assert_eq!(params.len(), 25, "{}", v["parameters"]);
+    // Prefetch is measured on prioritized forms of the images, not borrowed
+    // from the on-demand fit.
+    let prefetched = all
+        .iter()
+        .filter(|r| r["strategy"] == "lazy-prefetch")
+        .count();
+    assert!(prefetched >= 5, "{prefetched} lazy+prefetch runs");
+    for name in [
+        "prefetch_s_per_byte",
+        "prefetch_verify_s_per_byte",
+        "prefetch_chunk_s",
+    ] {
+        assert_eq!(params[name]["fit"], "prefetch", "{name}: {}", params[name]);
+    }
+    assert!(
+        v["fits"]["prefetch"]["n"].as_u64().unwrap() as usize == prefetched,
+        "{}",
+        v["fits"]["prefetch"]
+    );
     for (name, e) in params {
         let (x, lo, hi) = (
             e["value"].as_f64().unwrap(),

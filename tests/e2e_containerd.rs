@@ -724,3 +724,61 @@ fn a_run_that_never_gets_ready_times_out_and_is_flagged() {
         assert_empty_namespace(&conn).await;
     });
 }
+
+#[test]
+fn two_writers_of_one_blob_in_a_namespace_both_succeed() {
+    // A second ingest of the same blob finds the ref locked by the first
+    // (containerd answers Unavailable "ref … locked"); it must wait for it,
+    // as containerd's own pull does, not fail the pull.
+    use futures_util::StreamExt;
+    let Some(lab) = common::lab() else { return };
+    common::rt().block_on(async {
+        let conn = Connection::connect(&lab.containerd, "advisor-test-ingest-lock")
+            .await
+            .unwrap();
+        let piece: Vec<u8> = (0..(1usize << 20))
+            .map(|i| (i.wrapping_mul(2654435761) >> 13) as u8 ^ (std::process::id() as u8))
+            .collect();
+        let pieces = 4;
+        let body: Vec<u8> = piece.repeat(pieces);
+        let digest = advisor::estargz::sha256_digest(&body);
+        let size = body.len() as u64;
+        let slow = {
+            let piece = bytes::Bytes::from(piece.clone());
+            futures_util::stream::iter(0..pieces).then(move |_| {
+                let p = piece.clone();
+                async move {
+                    tokio::time::sleep(Duration::from_millis(300)).await;
+                    Ok::<_, content::SourceError>(p)
+                }
+            })
+        };
+        let fast = futures_util::stream::once({
+            let b = bytes::Bytes::from(body.clone());
+            async move { Ok::<_, content::SourceError>(b) }
+        });
+        let labels = Default::default();
+        let ingest = format!("layer-{digest}");
+        let first = conn.write_blob("test/a", &ingest, &digest, size, &labels, slow);
+        let second = async {
+            tokio::time::sleep(Duration::from_millis(150)).await;
+            conn.write_blob("test/b", &ingest, &digest, size, &labels, fast)
+                .await
+        };
+        let (a, b) = tokio::join!(first, second);
+        let (a, b) = (a.unwrap().0, b.unwrap().0);
+        let mut outcomes = [a, b];
+        outcomes.sort_by_key(|o| format!("{o:?}"));
+        assert_eq!(
+            outcomes,
+            [
+                content::WriteOutcome::AlreadyPresent,
+                content::WriteOutcome::Written
+            ],
+            "one writes, the other finds it committed"
+        );
+        let info = conn.content_info(&digest).await.unwrap().unwrap();
+        assert_eq!(info.size, size);
+        assert!(conn.delete_content(&digest).await.unwrap());
+    });
+}

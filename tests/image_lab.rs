@@ -879,6 +879,9 @@ fn profile_json() -> Value {
             Param::InflateSPerByte => 1.0 / 200e6,
             Param::FuseSPerByte => 1.0 / 1e9,
             Param::FuseOpenS => 50e-6,
+            Param::PrefetchSPerByte => 1.0 / 500e6,
+            Param::PrefetchVerifySPerByte => 1.0 / 500e6,
+            Param::PrefetchChunkS => 1e-4,
         }
     };
     let params: serde_json::Map<String, Value> = Param::ALL
@@ -1009,11 +1012,11 @@ fn trace_and_advise_read_the_image_from_the_registry_and_build_acts_on_the_list(
 #[test]
 fn build_and_push_spec_pushes_both_forms_for_calibrate() {
     let Some(lab) = common::lab() else { return };
-    let text = "seed = 9\nbase = \"none\"\n[[layers]]\n[[layers.groups]]\ndir = \"/d\"\ncount = 3\nsize = \"20KiB\"\ncontent = \"text\"\n";
+    let text = "seed = 9\nbase = \"none\"\n[[layers]]\n[[layers.groups]]\ndir = \"/d\"\nname = \"f{i}.txt\"\ncount = 3\nsize = \"20KiB\"\ncontent = \"text\"\n";
     let reference = format!("{}/{}:t", lab.registry, unique("image-lab/api"));
     let client = RegistryClient::new(RegistryOptions::default()).unwrap();
     common::rt().block_on(async {
-        let p = advisor::image::build_and_push_spec(text, "cal.toml", &reference, &client)
+        let p = advisor::image::build_and_push_spec(text, "cal.toml", &reference, &[], &client)
             .await
             .unwrap();
         assert_eq!(p.targets.gzip, reference);
@@ -1024,9 +1027,47 @@ fn build_and_push_spec_pushes_both_forms_for_calibrate() {
         {
             assert_eq!(&client.resolve(r).await.unwrap().manifest_digest, d);
         }
-        let e = advisor::image::build_and_push_spec("layers = 3", "bad.toml", &reference, &client)
-            .await
-            .unwrap_err();
+        // A prioritized form: the file moves before the prefetch landmark.
+        let prio = format!("{reference}-prio");
+        let q = advisor::image::build_and_push_spec(
+            text,
+            "cal.toml",
+            &prio,
+            &["/d/f2.txt".to_string()],
+            &client,
+        )
+        .await
+        .unwrap();
+        assert_ne!(q.manifest_digests[1], p.manifest_digests[1]);
+        let insp =
+            advisor::image::inspect::inspect(&client, &q.targets.estargz, Default::default())
+                .await
+                .unwrap();
+        let files = insp.image_files().unwrap();
+        let layer = &files.layers[0];
+        let first = layer
+            .files
+            .iter()
+            .find(|f| f.kind == advisor::estargz::table::FileKind::Reg)
+            .unwrap();
+        assert_eq!(first.path, "d/f2.txt", "the prioritized file comes first");
+        let e = advisor::image::build_and_push_spec(
+            text,
+            "cal.toml",
+            &prio,
+            &["/d/nope".to_string()],
+            &client,
+        )
+        .await
+        .unwrap_err();
+        assert!(
+            e.to_string().contains("prioritized path 1 of cal.toml"),
+            "{e}"
+        );
+        let e =
+            advisor::image::build_and_push_spec("layers = 3", "bad.toml", &reference, &[], &client)
+                .await
+                .unwrap_err();
         assert!(
             e.to_string().starts_with("image spec bad.toml: `layers`"),
             "{e}"

@@ -448,30 +448,6 @@ pub fn shift(f: &mut Fit, name: &str, by: &crate::units::Estimate) {
     f.covariance[k][k] += se * se;
 }
 
-/// Deterministic k-fold assignment: run `i` is in fold `i % k` after a seeded shuffle.
-pub fn folds(n: usize, k: usize, seed: u64) -> Vec<usize> {
-    let k = k.max(2).min(n.max(2));
-    let mut idx: Vec<usize> = (0..n).collect();
-    // SplitMix64-driven Fisher–Yates: reproducible without a rand dependency here.
-    let mut state = seed;
-    let mut next = || {
-        state = state.wrapping_add(0x9E37_79B9_7F4A_7C15);
-        let mut z = state;
-        z = (z ^ (z >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
-        z = (z ^ (z >> 27)).wrapping_mul(0x94D0_49BB_1331_11EB);
-        z ^ (z >> 31)
-    };
-    for i in (1..n).rev() {
-        let j = (next() % (i as u64 + 1)) as usize;
-        idx.swap(i, j);
-    }
-    let mut fold = vec![0; n];
-    for (pos, &i) in idx.iter().enumerate() {
-        fold[i] = pos % k;
-    }
-    fold
-}
-
 /// Median and 90th percentile of absolute relative errors.
 pub fn error_quantiles(errors: &[f64]) -> (f64, f64) {
     if errors.is_empty() {
@@ -628,17 +604,6 @@ mod tests {
         assert_eq!(m.value, 2.0);
         // t(0.975, 2) = 4.303; se = 1/sqrt(3)
         assert!((m.high - (2.0 + 4.303 / 3f64.sqrt())).abs() < 1e-3, "{m:?}");
-    }
-
-    #[test]
-    fn folds_are_balanced_and_deterministic() {
-        let a = folds(23, 5, 7);
-        assert_eq!(a, folds(23, 5, 7));
-        for k in 0..5 {
-            let c = a.iter().filter(|&&f| f == k).count();
-            assert!((4..=5).contains(&c));
-        }
-        assert_ne!(a, folds(23, 5, 8));
     }
 
     #[test]

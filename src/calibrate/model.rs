@@ -13,10 +13,12 @@
 use super::fit::{self, CONFIDENCE, Coefficient, Fit, FitError};
 use super::workload::{CalWorkload, START_MARK};
 use crate::bench::RunRecord;
-use crate::estargz::table::ImageFiles;
+use crate::estargz::table::{FileRef, ImageFiles};
 use crate::predict::replay::{self, ImageCounts, Strategy};
-use crate::predict::workload::AccessKind;
-use crate::profile::{FitQuality, Param, ParamEstimate, Profile, Validation};
+use crate::predict::workload::{AccessKind, Workload};
+use crate::profile::{
+    FitQuality, PREFETCH_FALLBACK, PREFETCH_FALLBACK_FIT, Param, ParamEstimate, Profile, Validation,
+};
 use crate::trace::fetch::{FetchConfig, ReadOutcome, Simulator};
 use crate::units::Estimate;
 use serde::{Deserialize, Serialize};
@@ -32,6 +34,27 @@ pub struct CalImage {
     pub gzip_bytes: u64,
     pub files: ImageFiles,
     pub workload: CalWorkload,
+    /// The eStargz form with the workload's prefetch directories prioritized.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub prefetch_reference: Option<String>,
+}
+
+impl CalImage {
+    /// The prioritized files, in the plain form's file table (what `advise`
+    /// replays for lazy+prefetch: the image as built, plus its startup set).
+    pub fn prefetch_files(&self) -> Vec<FileRef> {
+        self.workload.prefetch_files(&self.files)
+    }
+
+    /// The run's workload as `advise` replays it; for lazy+prefetch the
+    /// startup set is the prioritized files.
+    pub fn replay_workload(&self, strategy: Strategy) -> Workload {
+        let mut w = self.workload.workload(&self.files);
+        if strategy == Strategy::LazyPrefetch {
+            w.startup_files = self.prefetch_files();
+        }
+        w
+    }
 }
 
 /// One measured run of a calibration image.
@@ -96,6 +119,10 @@ impl ModelError {
         }
     }
 }
+
+/// Prefetched runs needed to fit the prefetch terms (3 unknowns, 2 degrees
+/// of freedom); with fewer, they take the on-demand values.
+const PREFETCH_MIN_RUNS: usize = 5;
 
 /// Runs that count: included by the bench (cold, not fallen back, exit 0).
 fn usable(runs: &[CalRun], s: Strategy) -> impl Iterator<Item = &CalRun> {
@@ -466,6 +493,75 @@ pub fn fit_all(
         "lazy workload segments ~ 1 + simulated requests (at least the registry round trip each) + bytes fetched + chunks + bytes decompressed + bytes of expansion + bytes served + opens + processes",
         &mut parameters,
     );
+
+    // Prefetch: a prioritized form's pull + create + start beyond what the
+    // plain form's mount and start cost (the container's create waits for
+    // the prefetch), against the simulated prefetch.
+    let prefetched: Vec<&CalRun> = usable(runs, Strategy::LazyPrefetch).collect();
+    let v = |p: Param| parameters.get(&p).map(|e| e.estimate.value).unwrap_or(0.0);
+    let (mut x, mut y) = (Vec::new(), Vec::new());
+    for r in &prefetched {
+        let Some(img) = image(&r.image) else { continue };
+        let ph = &r.run.phases;
+        let (Some(a), Some(b), Some(c), Some(d)) = (
+            secs(ph.fetch),
+            secs(ph.unpack),
+            secs(ph.create),
+            secs(ph.start),
+        ) else {
+            continue;
+        };
+        let counts = ImageCounts::of(&img.files, Some(img.gzip_bytes));
+        let mut sim = Simulator::new(&img.files, fetch.clone());
+        for l in 0..img.files.layers.len() {
+            sim.mount(l);
+        }
+        let o = sim.prefetch_files(&img.prefetch_files());
+        let base = v(Param::LazyPullFixedS)
+            + v(Param::MountPerLayerS) * counts.layers as f64
+            + v(Param::MountPerEntryS) * counts.toc_entries as f64
+            + v(Param::StartStargzS)
+            + v(Param::RequestS) * o.requests as f64;
+        y.push(a + b + c + d - base);
+        x.push(vec![
+            o.network_bytes as f64,
+            o.decompressed_bytes as f64,
+            o.chunks_missed as f64,
+        ]);
+    }
+    if y.len() >= PREFETCH_MIN_RUNS {
+        let f = fit::fit_nonnegative(
+            "prefetch",
+            &["bytes", "decompressed", "chunks"],
+            &x,
+            &y,
+            false,
+            CONFIDENCE,
+        )?;
+        put(
+            "prefetch",
+            &f,
+            &[
+                ("bytes", Param::PrefetchSPerByte),
+                ("decompressed", Param::PrefetchVerifySPerByte),
+                ("chunks", Param::PrefetchChunkS),
+            ],
+            "prioritized form's pull + create + start, less the plain form's mount and start and one request per layer, ~ prefetched compressed bytes + uncompressed bytes + chunks",
+            &mut parameters,
+        );
+    } else {
+        for (p, from) in PREFETCH_FALLBACK {
+            if let Some(e) = parameters.get(&from).cloned() {
+                parameters.insert(
+                    p,
+                    ParamEstimate {
+                        fit: PREFETCH_FALLBACK_FIT.into(),
+                        ..e
+                    },
+                );
+            }
+        }
+    }
     Ok(Fitted {
         parameters,
         fits,
@@ -496,7 +592,7 @@ pub fn predict_run(
     fetch: &FetchConfig,
 ) -> (f64, f64) {
     let counts = ImageCounts::of(&img.files, Some(img.gzip_bytes));
-    let w = img.workload.workload(&img.files);
+    let w = img.replay_workload(strategy);
     let r = replay::run(&img.files, &counts, &w, strategy, fetch, profile, false);
     let (seg_s, proc_s) = match strategy {
         Strategy::Eager => (nuisance.eager_segment_s, nuisance.eager_process_s),
@@ -516,6 +612,25 @@ pub fn predict_run(
     (ready, r.completion().value(profile) + before + after)
 }
 
+/// Fold of each run: the runs of one image and strategy go round-robin over
+/// the folds (a running offset balances their sizes), so every training set
+/// keeps every image and strategy with two or more runs; a random split can
+/// leave out, say, the only multi-layer image's lazy runs, and its fit cannot
+/// be made.
+fn stratified_folds(runs: &[&CalRun], folds: usize) -> Vec<usize> {
+    let k = folds.max(2).min(runs.len().max(2));
+    let mut order: Vec<usize> = (0..runs.len()).collect();
+    order.sort_by(|&a, &b| {
+        let (x, y) = (runs[a], runs[b]);
+        (&x.image, x.strategy, x.repeat).cmp(&(&y.image, y.strategy, y.repeat))
+    });
+    let mut assign = vec![0; runs.len()];
+    for (pos, &i) in order.iter().enumerate() {
+        assign[i] = pos % k;
+    }
+    assign
+}
+
 /// Out-of-fold errors of whole-run predictions (completion), k folds.
 pub fn cross_validate(
     images: &[CalImage],
@@ -526,11 +641,9 @@ pub fn cross_validate(
 ) -> Result<(Validation, Vec<RunCheck>), ModelError> {
     let usable: Vec<&CalRun> = runs
         .iter()
-        .filter(|r| {
-            r.run.included && r.run.exit_code == Some(0) && r.strategy != Strategy::LazyPrefetch
-        })
+        .filter(|r| r.run.included && r.run.exit_code == Some(0))
         .collect();
-    let assign = fit::folds(usable.len(), folds, 0x5eed);
+    let assign = stratified_folds(&usable, folds);
     let mut checks = Vec::new();
     for k in 0..folds.max(2).min(usable.len().max(2)) {
         let train: Vec<CalRun> = usable
@@ -593,4 +706,48 @@ pub struct RunCheck {
     pub measured_ready_s: f64,
     pub predicted_complete_s: f64,
     pub measured_complete_s: f64,
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn run(image: &str, strategy: Strategy, repeat: usize) -> CalRun {
+        CalRun {
+            key: crate::calibrate::runner::run_key(image, strategy, repeat),
+            image: image.into(),
+            strategy,
+            repeat,
+            run: RunRecord::new(0, crate::bench::Role::Measured),
+        }
+    }
+
+    #[test]
+    fn every_training_fold_keeps_every_image_and_strategy() {
+        // Two runs per point, as `--quick` measures: five folds.
+        let mut runs = Vec::new();
+        for k in 0..2 {
+            for img in ["a", "b", "c", "d", "e"] {
+                for s in [Strategy::Eager, Strategy::Lazy, Strategy::LazyPrefetch] {
+                    runs.push(run(img, s, k));
+                }
+            }
+        }
+        let refs: Vec<&CalRun> = runs.iter().collect();
+        let assign = stratified_folds(&refs, 5);
+        for fold in 0..5 {
+            for img in ["a", "b", "c", "d", "e"] {
+                for s in [Strategy::Eager, Strategy::Lazy, Strategy::LazyPrefetch] {
+                    let trained = runs
+                        .iter()
+                        .zip(&assign)
+                        .filter(|(r, f)| **f != fold && r.image == img && r.strategy == s)
+                        .count();
+                    assert!(trained >= 1, "fold {fold} trains without {img} {s:?}");
+                }
+            }
+            let size = assign.iter().filter(|f| **f == fold).count();
+            assert_eq!(size, 6, "balanced folds");
+        }
+    }
 }

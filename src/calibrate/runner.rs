@@ -54,6 +54,10 @@ pub const REPOSITORY: &str = "advisor-calibration";
 pub struct Repeats {
     pub eager: usize,
     pub lazy: usize,
+    /// Lazy runs of the prioritized form, for images whose workload names
+    /// prefetch directories.
+    #[serde(default)]
+    pub prefetch: usize,
 }
 
 #[derive(Debug, Clone, Deserialize)]
@@ -86,13 +90,16 @@ impl Matrix {
             &self.repeats
         };
         let mut out = Vec::new();
-        for k in 0..r.eager.max(r.lazy) {
+        for k in 0..r.eager.max(r.lazy).max(r.prefetch) {
             for img in &self.images {
                 if k < r.eager {
                     out.push((img.name.clone(), Strategy::Eager, k));
                 }
                 if k < r.lazy {
                     out.push((img.name.clone(), Strategy::Lazy, k));
+                }
+                if k < r.prefetch && !img.workload.prefetch.is_empty() {
+                    out.push((img.name.clone(), Strategy::LazyPrefetch, k));
                 }
             }
         }
@@ -226,6 +233,15 @@ pub fn spec_tag(spec_text: &str) -> String {
         .to_string()
 }
 
+/// The tag of an image's prioritized form: the spec and the prioritized
+/// directories (the files in them follow from the spec).
+pub fn prefetch_tag(spec_text: &str, dirs: &[String]) -> String {
+    format!(
+        "{}-prefetch",
+        spec_tag(&format!("{spec_text}\n{}", dirs.join("\n")))
+    )
+}
+
 /// Build and push a calibration image unless the registry already has it;
 /// return its file table and gzip size.
 async fn ensure_image(
@@ -252,7 +268,7 @@ async fn ensure_image(
             "building and pushing calibration image {} ({target})",
             m.name
         ));
-        crate::image::build_and_push_spec(text, &m.spec, &target, &client).await?;
+        crate::image::build_and_push_spec(text, &m.spec, &target, &[], &client).await?;
     }
     let insp =
         crate::image::inspect::inspect(&client, &targets.estargz, Default::default()).await?;
@@ -264,14 +280,42 @@ async fn ensure_image(
     })?;
     let gz = client.resolve(&targets.gzip).await?;
     let gzip_bytes = gz.manifest.layers().iter().map(|l| l.size()).sum();
-    Ok(CalImage {
+    let mut img = CalImage {
         name: m.name.clone(),
         gzip_reference: targets.gzip.clone(),
         estargz_reference: targets.estargz.clone(),
         gzip_bytes,
         files,
         workload: m.workload.clone(),
-    })
+        prefetch_reference: None,
+    };
+    if !m.workload.prefetch.is_empty() {
+        // The same spec with the prefetch directories' files prioritized,
+        // in the order the workload lists them.
+        let target = format!(
+            "{}/{REPOSITORY}/{}:{}",
+            s.registry,
+            m.name,
+            prefetch_tag(text, &m.workload.prefetch)
+        );
+        let prio =
+            crate::image::push::Targets::from_reference(&target, s.registry_options.plain_http)?;
+        if s.rebuild || client.resolve(&prio.estargz).await.is_err() {
+            let paths: Vec<String> = img
+                .prefetch_files()
+                .iter()
+                .map(|f| format!("/{}", img.files.file(*f).path))
+                .collect();
+            progress.stage(&format!(
+                "building and pushing the prioritized form of {} ({} files, {target})",
+                m.name,
+                paths.len()
+            ));
+            crate::image::build_and_push_spec(text, &m.spec, &target, &paths, &client).await?;
+        }
+        img.prefetch_reference = Some(prio.estargz);
+    }
+    Ok(img)
 }
 
 struct Quiet;
@@ -284,17 +328,27 @@ async fn one_run(
     strategy: Strategy,
     interrupt: tokio::sync::watch::Receiver<bool>,
 ) -> (RunRecord, Option<anyhow::Error>) {
-    let (method, snapshotter, image) = match strategy {
-        Strategy::Eager => (
+    let (method, snapshotter, image) = match (strategy, &img.prefetch_reference) {
+        (Strategy::Eager, _) => (
             Method::Eager,
             crate::containerd::OVERLAYFS,
             &img.gzip_reference,
         ),
-        _ => (
+        (Strategy::Lazy, _) => (
             Method::Lazy,
             crate::containerd::STARGZ,
             &img.estargz_reference,
         ),
+        (Strategy::LazyPrefetch, Some(prio)) => (Method::Lazy, crate::containerd::STARGZ, prio),
+        (Strategy::LazyPrefetch, None) => {
+            return (
+                failed_record(),
+                Some(anyhow::anyhow!(
+                    "calibration image {} has no prioritized form (a bug)",
+                    img.name
+                )),
+            );
+        }
     };
     let command = vec![
         "/bin/sh".to_string(),
@@ -432,4 +486,41 @@ pub async fn run_matrix(
         let _ = interrupt.has_changed();
     }
     Ok((stored, notes))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_plan_runs_prioritized_forms_of_the_images_with_prefetch_directories() {
+        let m = Matrix::embedded().unwrap();
+        let with: Vec<&str> = m
+            .images
+            .iter()
+            .filter(|i| !i.workload.prefetch.is_empty())
+            .map(|i| i.name.as_str())
+            .collect();
+        assert!(with.len() >= 3, "{with:?}");
+        for (quick, r) in [(false, &m.repeats), (true, &m.quick_repeats)] {
+            let plan = m.plan(quick);
+            let pre: Vec<_> = plan
+                .iter()
+                .filter(|(_, s, _)| *s == Strategy::LazyPrefetch)
+                .collect();
+            assert_eq!(pre.len(), with.len() * r.prefetch, "quick {quick}");
+            assert!(pre.iter().all(|(n, _, _)| with.contains(&n.as_str())));
+            // Every round covers every point before the next begins.
+            let first_round = plan.iter().take_while(|(_, _, k)| *k == 0).count();
+            assert_eq!(first_round, m.images.len() * 2 + with.len());
+            let keys: std::collections::BTreeSet<_> =
+                plan.iter().map(|(n, s, k)| run_key(n, *s, *k)).collect();
+            assert_eq!(keys.len(), plan.len());
+        }
+        // The prioritized form's tag follows the spec and the directories.
+        let t = prefetch_tag("spec", &["/a".into()]);
+        assert!(t.ends_with("-prefetch"));
+        assert_ne!(t, prefetch_tag("spec", &["/b".into()]));
+        assert_ne!(t, prefetch_tag("spec2", &["/a".into()]));
+    }
 }

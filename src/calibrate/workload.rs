@@ -25,6 +25,11 @@ pub enum Action {
     /// `dd if=FILE bs=4096 skip=K count=1` at evenly spread offsets, `reads`
     /// per file, for the first `files` files.
     Offsets { files: usize, reads: usize },
+    /// `cat` of every `step`-th file of the directory (the first, the
+    /// step+1-th, …) in one process: small files far enough apart in the blob
+    /// that each read is a range request of its own, which separates the cost
+    /// of a request from the cost of its bytes and of a chunk.
+    Sparse { step: usize },
     /// `cat DIR/*` of files an earlier segment read whole: their pages are in
     /// the page cache (stargz opens with `FOPEN_KEEP_CACHE`), so only the
     /// opens reach the filesystem. Separates per-open from per-chunk costs.
@@ -46,6 +51,10 @@ pub struct Segment {
 pub struct CalWorkload {
     pub segments: Vec<Segment>,
     pub ready_after: usize,
+    /// Directories whose files a prioritized form of the image puts before
+    /// the prefetch landmark (runs of strategy lazy+prefetch); empty: none.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub prefetch: Vec<String>,
 }
 
 /// Marker printed before any segment.
@@ -64,6 +73,14 @@ impl CalWorkload {
                 Action::CatAll | Action::Reread => s.push_str(&format!("cat {dir}/* >/dev/null; ")),
                 Action::Head { bytes } => {
                     s.push_str(&format!("head -c {bytes} {dir}/* >/dev/null; "))
+                }
+                Action::Sparse { step } => {
+                    s.push_str("cat");
+                    for f in sparse_files(image, &seg.dir, *step) {
+                        s.push(' ');
+                        s.push_str(&shell_quote(&format!("/{}", image.file(f).path)));
+                    }
+                    s.push_str(" >/dev/null; ");
                 }
                 Action::Offsets { .. } => {
                     for (path, off) in offset_reads(image, seg) {
@@ -86,7 +103,7 @@ impl CalWorkload {
     /// Processes each segment starts (for the regression).
     pub fn processes(&self, image: &ImageFiles, seg: &Segment) -> usize {
         match seg.action {
-            Action::CatAll | Action::Head { .. } | Action::Reread => 1,
+            Action::CatAll | Action::Head { .. } | Action::Reread | Action::Sparse { .. } => 1,
             Action::Offsets { .. } => offset_reads(image, seg).len(),
         }
     }
@@ -114,6 +131,11 @@ impl CalWorkload {
                         push_read(&mut v, f, 0, Some(*bytes));
                     }
                 }
+                Action::Sparse { step } => {
+                    for f in sparse_files(image, &seg.dir, *step) {
+                        push_read(&mut v, f, 0, None);
+                    }
+                }
                 Action::Reread => {
                     for f in files_in(image, &seg.dir) {
                         v.push(Access {
@@ -137,6 +159,14 @@ impl CalWorkload {
             out.push(v);
         }
         out
+    }
+
+    /// Files of the prefetch directories, in their order (each in glob order).
+    pub fn prefetch_files(&self, image: &ImageFiles) -> Vec<FileRef> {
+        self.prefetch
+            .iter()
+            .flat_map(|d| files_in(image, d))
+            .collect()
     }
 
     /// The whole run as one workload (ready after `ready_after` segments),
@@ -206,6 +236,14 @@ pub fn files_in(image: &ImageFiles, dir: &str) -> Vec<FileRef> {
         .collect();
     v.sort_by(|a, b| a.0.cmp(b.0));
     v.into_iter().map(|(_, r)| r).collect()
+}
+
+/// Every `step`-th regular file of `dir` in glob order, from the first.
+pub fn sparse_files(image: &ImageFiles, dir: &str, step: usize) -> Vec<FileRef> {
+    files_in(image, dir)
+        .into_iter()
+        .step_by(step.max(1))
+        .collect()
 }
 
 /// (absolute path, byte offset) of every offset read of a segment: `reads`
@@ -302,7 +340,37 @@ mod tests {
                 },
             ],
             ready_after: 1,
+            prefetch: vec!["/data/a".into()],
         }
+    }
+
+    #[test]
+    fn a_sparse_segment_reads_every_step_th_file_in_one_process() {
+        let img = image();
+        let w = CalWorkload {
+            segments: vec![Segment {
+                name: "sparse".into(),
+                dir: "/data/a".into(),
+                action: Action::Sparse { step: 2 },
+            }],
+            ready_after: 1,
+            prefetch: vec![],
+        };
+        let s = w.script(&img);
+        assert!(
+            s.contains("cat '/data/a/f0' '/data/a/f2' >/dev/null; echo 'ADVISOR-MARK sparse'"),
+            "{s}"
+        );
+        assert_eq!(w.processes(&img, &w.segments[0]), 1);
+        let acc = w.accesses(&img);
+        let read: Vec<&str> = acc[1]
+            .iter()
+            .filter(|a| a.kind == AccessKind::Read)
+            .map(|a| img.file(a.file).path.as_str())
+            .collect();
+        assert_eq!(read, ["data/a/f0", "data/a/f2"]);
+        let json = serde_json::to_string(&w.segments[0].action).unwrap();
+        assert_eq!(json, r#"{"kind":"sparse","step":2}"#);
     }
 
     #[test]

@@ -23,6 +23,18 @@ use std::collections::{BTreeMap, HashMap};
 /// gRPC's default message limit is 16 MiB.
 pub const WRITE_CHUNK: usize = 1 << 20;
 
+/// Waiting on an ingest ref another writer holds: first pause, longest
+/// pause, and how long before giving up with containerd's error.
+const LOCK_RETRY_FIRST: std::time::Duration = std::time::Duration::from_millis(100);
+const LOCK_RETRY_MAX: std::time::Duration = std::time::Duration::from_secs(2);
+const LOCK_RETRY_FOR: std::time::Duration = std::time::Duration::from_secs(120);
+
+/// containerd's answer when another writer holds the ingest ref:
+/// Unavailable, "ref … locked for …" (content/local store `tryLock`).
+fn is_locked(s: &tonic::Status) -> bool {
+    s.code() == tonic::Code::Unavailable && s.message().contains("locked")
+}
+
 /// Label set on a layer blob once unpacked: the diff ID (unpacker.go). Its
 /// presence means "unpacked eagerly" (images/diffid.go fast path).
 pub const UNCOMPRESSED_LABEL: &str = "containerd.io/uncompressed";
@@ -78,32 +90,6 @@ impl Connection {
         S: Stream<Item = std::result::Result<Bytes, SourceError>> + Send,
     {
         let op = |what: &str| format!("Content.Write {what} {digest} (image {reference})");
-        let (tx, rx) = tokio::sync::mpsc::channel::<WriteContentRequest>(2);
-        let send = |req: WriteContentRequest| {
-            let tx = tx.clone();
-            async move { tx.send(req).await.is_ok() }
-        };
-        // The server sends its response headers only after the first message:
-        // queue STAT before starting the call, or the call never resolves.
-        send(WriteContentRequest {
-            action: WriteAction::Stat as i32,
-            r#ref: ingest_ref.to_string(),
-            total: size as i64,
-            expected: digest.to_string(),
-            ..Default::default()
-        })
-        .await;
-        let mut client = ContentClient::new(self.channel());
-        let resp = client
-            .write(self.request(tokio_stream::wrappers::ReceiverStream::new(rx)))
-            .await;
-        let mut responses = match resp {
-            Ok(r) => r.into_inner(),
-            Err(s) if s.code() == tonic::Code::AlreadyExists => {
-                return Ok((WriteOutcome::AlreadyPresent, 0));
-            }
-            Err(s) => return Err(self.rpc_error(op("STAT"), s)),
-        };
         let next = |r: std::result::Result<Option<_>, tonic::Status>, what: &str| match r {
             Ok(Some(m)) => Ok(Some(m)),
             Ok(None) => Err(self.rpc_error(
@@ -113,8 +99,54 @@ impl Connection {
             Err(s) if s.code() == tonic::Code::AlreadyExists => Ok(None),
             Err(s) => Err(self.rpc_error(op(what), s)),
         };
-        let Some(stat) = next(responses.message().await, "STAT")? else {
-            return Ok((WriteOutcome::AlreadyPresent, 0));
+        // Another writer of the same ingest ref (a second pull of the image in
+        // this namespace) holds its lock: wait for it, as containerd's own
+        // pull does (content.OpenWriter), then find the blob committed.
+        let mut wait = LOCK_RETRY_FIRST;
+        let waited_since = std::time::Instant::now();
+        let (tx, mut responses, stat) = loop {
+            let (tx, rx) = tokio::sync::mpsc::channel::<WriteContentRequest>(2);
+            // The server sends its response headers only after the first message:
+            // queue STAT before starting the call, or the call never resolves.
+            let _ = tx
+                .send(WriteContentRequest {
+                    action: WriteAction::Stat as i32,
+                    r#ref: ingest_ref.to_string(),
+                    total: size as i64,
+                    expected: digest.to_string(),
+                    ..Default::default()
+                })
+                .await;
+            let resp = ContentClient::new(self.channel())
+                .write(self.request(tokio_stream::wrappers::ReceiverStream::new(rx)))
+                .await;
+            let first = match resp {
+                Ok(r) => {
+                    let mut responses = r.into_inner();
+                    responses.message().await.map(|m| (responses, m))
+                }
+                Err(s) => Err(s),
+            };
+            match first {
+                Err(s) if is_locked(&s) && waited_since.elapsed() < LOCK_RETRY_FOR => {
+                    tokio::time::sleep(wait).await;
+                    wait = (wait * 2).min(LOCK_RETRY_MAX);
+                }
+                Err(s) if s.code() == tonic::Code::AlreadyExists => {
+                    return Ok((WriteOutcome::AlreadyPresent, 0));
+                }
+                Err(s) => return Err(self.rpc_error(op("STAT"), s)),
+                Ok((responses, m)) => {
+                    let Some(stat) = next(Ok(m), "STAT")? else {
+                        return Ok((WriteOutcome::AlreadyPresent, 0));
+                    };
+                    break (tx, responses, stat);
+                }
+            }
+        };
+        let send = |req: WriteContentRequest| {
+            let tx = tx.clone();
+            async move { tx.send(req).await.is_ok() }
         };
         let commit = |offset: i64| WriteContentRequest {
             action: WriteAction::Commit as i32,

@@ -39,12 +39,15 @@ pub struct Pushed {
 
 /// Build a spec given as text and push both forms under `reference` (the gzip
 /// form as REPO:TAG, eStargz as REPO:TAG-esgz), as `image build` does without
-/// progress or a prioritized list. `name` names the spec in errors and picks
-/// JSON or TOML by its extension. The base layer uses the host's busybox.
+/// progress. `prioritized` are absolute paths written before the prefetch
+/// landmark, as `--prioritize` gives them (empty: none). `name` names the
+/// spec in errors and picks JSON or TOML by its extension. The base layer
+/// uses the host's busybox.
 pub async fn build_and_push_spec(
     text: &str,
     name: &str,
     reference: &str,
+    prioritized: &[String],
     client: &RegistryClient,
 ) -> anyhow::Result<Pushed> {
     let path = Path::new(name);
@@ -54,7 +57,15 @@ pub async fn build_and_push_spec(
         spec::Base::Busybox => Some(base::Busybox::locate(Path::new(base::BUSYBOX_PATH))?),
         spec::Base::None => None,
     };
-    let plan = plan::plan(&spec, path, busybox.as_ref(), &[])?;
+    let extra: Vec<plan::Prioritized> = prioritized
+        .iter()
+        .enumerate()
+        .map(|(i, p)| plan::Prioritized {
+            path: p.clone(),
+            origin: format!("prioritized path {} of {name}", i + 1),
+        })
+        .collect();
+    let plan = plan::plan(&spec, path, busybox.as_ref(), &extra)?;
     let settings = build::BuildSettings::from_spec(&spec, None);
     let built = tokio::task::spawn_blocking(move || {
         build::build(&plan, &settings, &build::Progress::hidden())

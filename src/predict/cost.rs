@@ -119,12 +119,14 @@ pub(crate) mod tests {
     /// `rel·value`; RequestS and RangeSPerByte share a fit with correlation `rho`.
     pub(crate) fn test_profile(values: &[(Param, f64)], rel: f64, rho: f64) -> Profile {
         let mut parameters = BTreeMap::new();
+        let given = |p: Param| values.iter().find(|(q, _)| *q == p).map(|x| x.1);
         for &p in &Param::ALL {
-            let v = values
+            // Prefetch terms not given take the on-demand ones, as in an old profile.
+            let fallback = crate::profile::PREFETCH_FALLBACK
                 .iter()
                 .find(|(q, _)| *q == p)
-                .map(|x| x.1)
-                .unwrap_or(0.0);
+                .and_then(|(_, from)| given(*from));
+            let v = given(p).or(fallback).unwrap_or(0.0);
             let se = rel * v;
             let fit = if matches!(p, Param::RequestS | Param::RangeSPerByte) {
                 "lazy-io"

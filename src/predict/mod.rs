@@ -204,7 +204,8 @@ fn prefetch_contention_note(
             "lazy+prefetch: the prefetch and the startup reads take about {reads:.1} s, past the \
              snapshotter's {:.0}-s idle rule, so its background fetch will download the other \
              {:.0} MB of the image alongside them; the model does not price that contention \
-             (on the lab it made lazy+prefetch slower than plain lazy: docs/results.md)",
+             (on the lab it made lazy+prefetch slower than plain lazy: docs/results.md), so \
+             lazy+prefetch is shown but not recommended here",
             replay::BACKGROUND_IDLE_S,
             left as f64 / 1e6
         )
@@ -222,7 +223,14 @@ pub fn predict(
     let replays = replay_all(image, &counts, w, profile, opts);
     let strategies: Vec<StrategyPrediction> =
         replays.iter().map(|r| summarize(r, profile)).collect();
-    let recommendations = recommend(&strategies);
+    let contention = prefetch_contention_note(&strategies, &counts, opts);
+    // A strategy whose price leaves out a cost it will pay is not recommended.
+    let recommendable: Vec<StrategyPrediction> = strategies
+        .iter()
+        .filter(|s| !(contention.is_some() && s.strategy == Strategy::LazyPrefetch))
+        .cloned()
+        .collect();
+    let recommendations = recommend(&recommendable);
     let compute = |r: &Replay, after: bool| -> f64 {
         let parts = if after {
             &r.after_ready
@@ -267,7 +275,7 @@ pub fn predict(
     if image.layers.iter().any(|l| !l.format.is_lazy()) {
         notes.push("some layers are not eStargz: lazy strategies download and unpack them".into());
     }
-    if let Some(n) = prefetch_contention_note(&strategies, &counts, opts) {
+    if let Some(n) = contention {
         notes.push(n);
     }
     let prioritized_files = w
@@ -281,7 +289,7 @@ pub fn predict(
         .map(|r| r.best)
         .unwrap_or(Strategy::Eager);
     let completion_of = |s: Strategy| {
-        strategies
+        recommendable
             .iter()
             .find(|p| p.strategy == s)
             .map(|p| p.completion)
@@ -857,6 +865,27 @@ mod tests {
         let slow_fuse = profile_with_fuse_open(0.01);
         let slow = predict(&img, &w, &slow_fuse, &PredictOptions::default());
         assert!(note(&slow), "{:?}", slow.notes);
+        // Its lazy+prefetch price leaves that out: shown, never recommended.
+        assert!(
+            slow.strategies
+                .iter()
+                .any(|s| s.strategy == Strategy::LazyPrefetch)
+        );
+        assert!(
+            slow.recommendations
+                .iter()
+                .all(|r| r.best != Strategy::LazyPrefetch && r.runner_up != Strategy::LazyPrefetch),
+            "{:?}",
+            slow.recommendations
+        );
+        assert!(
+            quick
+                .recommendations
+                .iter()
+                .any(|r| r.best == Strategy::LazyPrefetch || r.runner_up == Strategy::LazyPrefetch),
+            "without contention it competes: {:?}",
+            quick.recommendations
+        );
         // Not when background fetch is off, nor when everything is prefetched.
         let off = PredictOptions {
             background: false,

@@ -435,16 +435,25 @@ fn served(size: u64, offset: u64, len: Option<u64>) -> u64 {
     }
 }
 
+/// Price fetched chunks: on demand (one read at a time, through FUSE) or by
+/// a layer's prefetch (one GET, files decompressed in parallel), which the
+/// calibration measures separately.
 fn add_fetch(r: &mut Replay, after: bool, part: Part, o: &ReadOutcome) {
     let c = r.part(after, part);
     c.add(Param::RequestS, o.requests as f64);
-    c.add(Param::RangeSPerByte, o.network_bytes as f64);
-    c.add(Param::ChunkS, o.chunks_missed as f64);
-    c.add(Param::VerifySPerByte, o.decompressed_bytes as f64);
-    c.add(
-        Param::InflateSPerByte,
-        o.decompressed_bytes.saturating_sub(o.decompressed_from) as f64,
-    );
+    if part == Part::Prefetch {
+        c.add(Param::PrefetchSPerByte, o.network_bytes as f64);
+        c.add(Param::PrefetchChunkS, o.chunks_missed as f64);
+        c.add(Param::PrefetchVerifySPerByte, o.decompressed_bytes as f64);
+    } else {
+        c.add(Param::RangeSPerByte, o.network_bytes as f64);
+        c.add(Param::ChunkS, o.chunks_missed as f64);
+        c.add(Param::VerifySPerByte, o.decompressed_bytes as f64);
+        c.add(
+            Param::InflateSPerByte,
+            o.decompressed_bytes.saturating_sub(o.decompressed_from) as f64,
+        );
+    }
     r.counts.network_bytes += o.network_bytes;
     r.counts.requests += o.requests;
     r.counts.chunks += o.chunks_missed;
