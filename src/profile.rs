@@ -89,6 +89,24 @@ pub const PREFETCH_FALLBACK: [(Param, Param); 3] = [
 /// The fit name a fallback prefetch parameter carries.
 pub const PREFETCH_FALLBACK_FIT: &str = "on-demand (no prefetched runs)";
 
+/// Give the prefetch terms that are missing the on-demand values, marked
+/// with [`PREFETCH_FALLBACK_FIT`] (a calibration without prefetched runs).
+pub fn fill_prefetch_fallback(parameters: &mut BTreeMap<Param, ParamEstimate>) {
+    for (param, from) in PREFETCH_FALLBACK {
+        if !parameters.contains_key(&param)
+            && let Some(e) = parameters.get(&from).cloned()
+        {
+            parameters.insert(
+                param,
+                ParamEstimate {
+                    fit: PREFETCH_FALLBACK_FIT.into(),
+                    ..e
+                },
+            );
+        }
+    }
+}
+
 impl Param {
     pub const ALL: [Param; 25] = [
         Param::ResolveS,
@@ -315,21 +333,8 @@ impl Profile {
             path: origin.into(),
             source,
         })?;
-        // A calibration without prefetched runs (older profiles): the
-        // prefetch terms take the on-demand values, marked as such.
-        for (param, from) in PREFETCH_FALLBACK {
-            if !p.parameters.contains_key(&param)
-                && let Some(e) = p.parameters.get(&from).cloned()
-            {
-                p.parameters.insert(
-                    param,
-                    ParamEstimate {
-                        fit: PREFETCH_FALLBACK_FIT.into(),
-                        ..e
-                    },
-                );
-            }
-        }
+        // A calibration without prefetched runs (older profiles).
+        fill_prefetch_fallback(&mut p.parameters);
         for param in Param::ALL {
             let Some(e) = p.parameters.get(&param) else {
                 return Err(Error::Missing {
@@ -422,6 +427,10 @@ mod tests {
             .clone()
             .expect("the default profile carries its cross-validation");
         assert!(v.n >= 10 && v.median_abs_pct_error > 0.0);
+        // Its prefetch terms were measured, and loading keeps them.
+        for (param, _) in PREFETCH_FALLBACK {
+            assert_eq!(p.get(param).unwrap().fit, "prefetch", "{param:?}");
+        }
         for param in Param::ALL {
             let e = p.get(param).unwrap();
             assert!(

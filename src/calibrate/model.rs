@@ -16,9 +16,7 @@ use crate::bench::RunRecord;
 use crate::estargz::table::{FileRef, ImageFiles};
 use crate::predict::replay::{self, ImageCounts, Strategy};
 use crate::predict::workload::{AccessKind, Workload};
-use crate::profile::{
-    FitQuality, PREFETCH_FALLBACK, PREFETCH_FALLBACK_FIT, Param, ParamEstimate, Profile, Validation,
-};
+use crate::profile::{FitQuality, Param, ParamEstimate, Profile, Validation};
 use crate::trace::fetch::{FetchConfig, ReadOutcome, Simulator};
 use crate::units::Estimate;
 use serde::{Deserialize, Serialize};
@@ -550,17 +548,7 @@ pub fn fit_all(
             &mut parameters,
         );
     } else {
-        for (p, from) in PREFETCH_FALLBACK {
-            if let Some(e) = parameters.get(&from).cloned() {
-                parameters.insert(
-                    p,
-                    ParamEstimate {
-                        fit: PREFETCH_FALLBACK_FIT.into(),
-                        ..e
-                    },
-                );
-            }
-        }
+        crate::profile::fill_prefetch_fallback(&mut parameters);
     }
     Ok(Fitted {
         parameters,
