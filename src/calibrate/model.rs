@@ -384,8 +384,7 @@ pub fn fit_all(
             secs(r.run.phases.fetch),
             secs(r.run.phases.unpack),
         ) {
-            let c = ImageCounts::of(&img.files, Some(img.gzip_bytes));
-            x.push(vec![c.layers as f64, c.toc_entries as f64]);
+            x.push(mount_features(img).to_vec());
             y.push(a + b);
         }
     }
@@ -509,15 +508,16 @@ pub fn fit_all(
         ) else {
             continue;
         };
-        let counts = ImageCounts::of(&img.files, Some(img.gzip_bytes));
         let mut sim = Simulator::new(&img.files, fetch.clone());
         for l in 0..img.files.layers.len() {
             sim.mount(l);
         }
         let o = sim.prefetch_files(&img.prefetch_files());
+        // The `lazy-mount` fit's prediction for this image, on its own features.
+        let [layers, entries] = mount_features(img);
         let base = v(Param::LazyPullFixedS)
-            + v(Param::MountPerLayerS) * counts.layers as f64
-            + v(Param::MountPerEntryS) * counts.toc_entries as f64
+            + v(Param::MountPerLayerS) * layers
+            + v(Param::MountPerEntryS) * entries
             + v(Param::StartStargzS)
             + v(Param::RequestS) * o.requests as f64;
         y.push(a + b + c + d - base);
@@ -555,6 +555,12 @@ pub fn fit_all(
         fits,
         nuisance,
     })
+}
+
+/// The `lazy-mount` fit's features of an image: layers and TOC entries.
+fn mount_features(img: &CalImage) -> [f64; 2] {
+    let c = ImageCounts::of(&img.files, Some(img.gzip_bytes));
+    [c.layers as f64, c.toc_entries as f64]
 }
 
 fn value(f: &Fit, name: &str) -> f64 {
@@ -600,13 +606,13 @@ pub fn predict_run(
     (ready, r.completion().value(profile) + before + after)
 }
 
-/// Fold of each run: the runs of one image and strategy go round-robin over
-/// the folds (a running offset balances their sizes), so every training set
-/// keeps every image and strategy with two or more runs; a random split can
-/// leave out, say, the only multi-layer image's lazy runs, and its fit cannot
-/// be made.
-fn stratified_folds(runs: &[&CalRun], folds: usize) -> Vec<usize> {
-    let k = folds.max(2).min(runs.len().max(2));
+/// Fold (0..k) of each run: the runs sorted by image, strategy and repeat
+/// go round-robin over the folds, so the runs of one image and strategy land
+/// in different folds and every training set keeps every image and strategy
+/// with two or more runs; a random split can leave out, say, the only
+/// multi-layer image's lazy runs, and its fit cannot be made.
+fn stratified_folds(runs: &[&CalRun], k: usize) -> Vec<usize> {
+    let k = k.max(1);
     let mut order: Vec<usize> = (0..runs.len()).collect();
     order.sort_by(|&a, &b| {
         let (x, y) = (runs[a], runs[b]);
@@ -631,9 +637,10 @@ pub fn cross_validate(
         .iter()
         .filter(|r| r.run.included && r.run.exit_code == Some(0))
         .collect();
-    let assign = stratified_folds(&usable, folds);
+    let nfolds = folds.max(2).min(usable.len().max(2));
+    let assign = stratified_folds(&usable, nfolds);
     let mut checks = Vec::new();
-    for k in 0..folds.max(2).min(usable.len().max(2)) {
+    for k in 0..nfolds {
         let train: Vec<CalRun> = usable
             .iter()
             .zip(&assign)

@@ -120,13 +120,18 @@ pub(crate) mod tests {
     pub(crate) fn test_profile(values: &[(Param, f64)], rel: f64, rho: f64) -> Profile {
         let mut parameters = BTreeMap::new();
         let given = |p: Param| values.iter().find(|(q, _)| *q == p).map(|x| x.1);
-        for &p in &Param::ALL {
-            // Prefetch terms not given take the on-demand ones, as in an old profile.
-            let fallback = crate::profile::PREFETCH_FALLBACK
+        let prefetch = |p: Param| {
+            crate::profile::PREFETCH_FALLBACK
                 .iter()
-                .find(|(q, _)| *q == p)
-                .and_then(|(_, from)| given(*from));
-            let v = given(p).or(fallback).unwrap_or(0.0);
+                .any(|(q, _)| *q == p)
+        };
+        for &p in &Param::ALL {
+            // Prefetch terms not given take the on-demand ones, as in an old
+            // profile (filled below by the profile's own fallback).
+            if prefetch(p) && given(p).is_none() {
+                continue;
+            }
+            let v = given(p).unwrap_or(0.0);
             let se = rel * v;
             let fit = if matches!(p, Param::RequestS | Param::RangeSPerByte) {
                 "lazy-io"
@@ -143,6 +148,7 @@ pub(crate) mod tests {
                 },
             );
         }
+        crate::profile::fill_prefetch_fallback(&mut parameters);
         let sr = parameters[&Param::RequestS].std_error;
         let sb = parameters[&Param::RangeSPerByte].std_error;
         let mut fits = BTreeMap::new();
