@@ -174,6 +174,12 @@ fn quick_calibration_resumes_fits_every_parameter_and_checks_drift() {
     let drifts: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
     let drifts = drifts.as_array().unwrap();
     assert!(drifts.len() >= 4, "{drifts:?}");
+    assert!(
+        drifts
+            .iter()
+            .any(|d| d["key"].as_str().unwrap().contains("/lazy+prefetch/")),
+        "--check runs a prefetched point too: {drifts:?}"
+    );
     for d in drifts {
         assert!(
             d["predicted_s"].as_f64().unwrap() > 0.0 && d["measured_s"].as_f64().unwrap() > 0.0

@@ -1,5 +1,5 @@
 //! The FUSE read recorder on real FUSE and overlay mounts (needs root and /dev/fuse).
-use advisor::recorder::{RecordedEvent, RecordedOp, Recording};
+use advisor::recorder::{RecordedEvent, RecordedOp, Recording, Unmounted};
 use std::io::{Read, Seek, SeekFrom};
 use std::os::unix::fs::FileExt;
 use std::sync::mpsc;
@@ -190,4 +190,110 @@ impl Drop for MapGuard {
             let _ = nix::sys::mman::munmap(self.p, self.len);
         }
     }
+}
+
+fn mounted(dir: &std::path::Path) -> bool {
+    let d = dir.canonicalize().unwrap_or_else(|_| dir.to_path_buf());
+    std::fs::read_to_string("/proc/self/mountinfo")
+        .unwrap()
+        .lines()
+        .any(|l| l.split(' ').nth(4) == Some(d.to_str().unwrap()))
+}
+
+/// Waits until every sender of the event channel is gone (the session
+/// ended); false if that takes longer than `secs`.
+fn stream_ends(rx: &mpsc::Receiver<RecordedEvent>, secs: u64) -> bool {
+    let deadline = Instant::now() + std::time::Duration::from_secs(secs);
+    loop {
+        let left = deadline.saturating_duration_since(Instant::now());
+        match rx.recv_timeout(left) {
+            Ok(_) => continue,
+            Err(mpsc::RecvTimeoutError::Disconnected) => return true,
+            Err(mpsc::RecvTimeoutError::Timeout) => return false,
+        }
+    }
+}
+
+/// A process outside the recording with its working directory in the mount
+/// (a shell `cd`'d into it; `du` walking /tmp did this on a CI run and the
+/// recorder waited forever): finish detaches the mount and returns.
+#[test]
+fn a_process_holding_the_mount_busy_does_not_hang_finish() {
+    let src = tree();
+    let mnt = tempfile::tempdir().unwrap();
+    let (tx, rx) = mpsc::channel();
+    let rec = Recording::mount(src.path(), mnt.path(), Instant::now(), tx).unwrap();
+    let mut holder = std::process::Command::new("sleep")
+        .arg("120")
+        .current_dir(mnt.path().join("data/sub"))
+        .spawn()
+        .unwrap();
+    let (done_tx, done_rx) = mpsc::channel();
+    std::thread::spawn(move || {
+        let _ = done_tx.send(rec.finish().map_err(|e| e.to_string()));
+    });
+    let finished = done_rx.recv_timeout(std::time::Duration::from_secs(60));
+    let ended = stream_ends(&rx, 30);
+    let still_mounted = mounted(mnt.path());
+    let _ = holder.kill();
+    let _ = holder.wait();
+    let how = finished
+        .expect("finish() still waiting a minute after the run")
+        .unwrap();
+    assert_eq!(how, Unmounted::Forced);
+    assert!(!still_mounted, "the recorder's mount is still there");
+    assert!(ended, "the FUSE session did not end: events still open");
+}
+
+/// Once scoped to a pid namespace, requests from other namespaces are left
+/// out (and counted); those from inside are recorded.
+#[test]
+fn requests_from_outside_the_scoped_pid_namespace_are_left_out() {
+    let src = tree();
+    let mnt = tempfile::tempdir().unwrap();
+    let (tx, rx) = mpsc::channel();
+    let rec = Recording::mount(src.path(), mnt.path(), Instant::now(), tx).unwrap();
+    // A process in a new pid namespace, as a container's init is.
+    let mut unshare = std::process::Command::new("unshare")
+        .args(["--pid", "--fork", "sleep", "120"])
+        .spawn()
+        .unwrap();
+    let children = format!("/proc/{0}/task/{0}/children", unshare.id());
+    let deadline = Instant::now() + std::time::Duration::from_secs(10);
+    let inner: u32 = loop {
+        let c = std::fs::read_to_string(&children).unwrap_or_default();
+        if let Some(p) = c.split_whitespace().next() {
+            break p.parse().unwrap();
+        }
+        assert!(Instant::now() < deadline, "unshare started no child");
+        std::thread::sleep(std::time::Duration::from_millis(20));
+    };
+    rec.scope.set(inner).unwrap();
+
+    // This process is outside that namespace.
+    let outside = std::fs::read_to_string(mnt.path().join("data/sub/small.txt")).unwrap();
+    assert_eq!(outside, "hello\n");
+    // A process inside it.
+    let st = std::process::Command::new("nsenter")
+        .args(["--target", &inner.to_string(), "--pid", "--", "cat"])
+        .arg(mnt.path().join("data/big.bin"))
+        .stdout(std::process::Stdio::null())
+        .status()
+        .unwrap();
+    let foreign = rec.scope.foreign();
+    rec.finish().unwrap();
+    let _ = unshare.kill();
+    let _ = unshare.wait();
+    assert!(st.success());
+    let evs: Vec<RecordedEvent> = rx.try_iter().collect();
+    assert!(foreign > 0, "nothing counted as foreign");
+    assert!(
+        !evs.iter().any(|e| e.path == "/data/sub/small.txt"),
+        "a request from outside the namespace was recorded: {evs:#?}"
+    );
+    assert!(
+        evs.iter()
+            .any(|e| e.path == "/data/big.bin" && e.op == RecordedOp::Open),
+        "the request from inside the namespace is missing: {evs:#?}"
+    );
 }

@@ -75,6 +75,10 @@ fn recorded_trace_holds_the_reads_and_predicts_the_snapshotters_fetches() {
             .args(["--", "/bin/sh", "-c", WORKLOAD]),
     );
     assert_eq!(rep["exit_code"], 0, "{rep}");
+    assert_eq!(
+        rep["foreign_events"], 0,
+        "nothing else touched the mount: {rep}"
+    );
     let ev = events(&trace);
     let reads_of = |p: &str| -> Vec<(u64, u64)> {
         ev.iter()

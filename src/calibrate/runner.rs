@@ -105,6 +105,25 @@ impl Matrix {
         }
         out
     }
+
+    /// `calibrate --check`'s runs: one of each strategy the matrix measures
+    /// for these images (eager, lazy, and lazy+prefetch where the workload
+    /// names prefetch directories), so every stage's fit is checked.
+    pub fn check_plan(&self, names: &[&str]) -> Vec<(String, Strategy, usize)> {
+        let mut out = Vec::new();
+        for img in self
+            .images
+            .iter()
+            .filter(|i| names.contains(&i.name.as_str()))
+        {
+            out.push((img.name.clone(), Strategy::Eager, 0));
+            out.push((img.name.clone(), Strategy::Lazy, 0));
+            if !img.workload.prefetch.is_empty() {
+                out.push((img.name.clone(), Strategy::LazyPrefetch, 0));
+            }
+        }
+        out
+    }
 }
 
 /// The key a run is stored and resumed under.
@@ -491,6 +510,25 @@ pub async fn run_matrix(
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn the_check_plan_covers_every_strategy_of_its_images() {
+        let m = Matrix::embedded().unwrap();
+        let with = m
+            .images
+            .iter()
+            .find(|i| !i.workload.prefetch.is_empty())
+            .unwrap();
+        let plan = m.check_plan(&[with.name.as_str(), "no-such-image"]);
+        let strategies: Vec<Strategy> = plan.iter().map(|(_, s, _)| *s).collect();
+        assert_eq!(strategies, Strategy::ALL);
+        assert!(plan.iter().all(|(n, _, r)| *n == with.name && *r == 0));
+        if let Some(without) = m.images.iter().find(|i| i.workload.prefetch.is_empty()) {
+            let plan = m.check_plan(&[without.name.as_str()]);
+            assert!(plan.iter().all(|(_, s, _)| *s != Strategy::LazyPrefetch));
+            assert_eq!(plan.len(), 2);
+        }
+    }
 
     #[test]
     fn the_plan_runs_prioritized_forms_of_the_images_with_prefetch_directories() {

@@ -49,7 +49,8 @@ pub struct CalibrateArgs {
     #[arg(long)]
     pub refit: bool,
 
-    /// Re-run a few matrix points and report the drift from this profile.
+    /// Re-run a few matrix points (eager, lazy, lazy+prefetch) and report the
+    /// drift from this profile.
     #[arg(long, value_name = "PROFILE", conflicts_with = "refit")]
     pub check: Option<PathBuf>,
 }

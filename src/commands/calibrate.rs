@@ -6,7 +6,6 @@ use crate::calibrate::{CalibrationReport, build_profile, fetch_config, node_fact
 use crate::cli::GlobalArgs;
 use crate::cli::calibrate::CalibrateArgs;
 use crate::containerd::{Connection, OVERLAYFS, STARGZ};
-use crate::predict::replay::Strategy;
 use crate::printer::Printer;
 use crate::profile::{Param, Profile};
 use crate::report::table;
@@ -279,18 +278,7 @@ async fn check(
     preflight(global, args).await?;
     let dir = tempfile::tempdir().context("creating a temporary runs file")?;
     let mut s = settings(global, args, dir.path().join("check.runs.jsonl"));
-    let points = ["few-large", "many-small"];
-    s.only = Some(
-        points
-            .iter()
-            .flat_map(|n| {
-                [
-                    (n.to_string(), Strategy::Eager, 0),
-                    (n.to_string(), Strategy::Lazy, 0),
-                ]
-            })
-            .collect(),
-    );
+    s.only = Some(runner::Matrix::embedded()?.check_plan(&["few-large", "many-small"]));
     let progress = bar(printer);
     let (interrupt, signals) = super::interrupt_switch();
     let r = runner::run_matrix(&s, &progress, interrupt).await;

@@ -30,7 +30,7 @@ use std::os::unix::fs::{FileExt, MetadataExt};
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::mpsc::Sender;
-use std::sync::{Mutex, RwLock};
+use std::sync::{Arc, Mutex, OnceLock, RwLock};
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 /// Attribute and entry cache timeout, as the stargz snapshotter's default
@@ -77,6 +77,58 @@ impl Inodes {
     }
 }
 
+/// Which processes' requests are recorded: all of them until
+/// [`Scope::set`], then only those of one pid namespace (the container's),
+/// so a process outside it touching the mount (a shell `cd`'d into it, `du`
+/// or an indexer walking /tmp) does not end up in the trace.
+#[derive(Debug, Default)]
+pub struct Scope {
+    /// Inode of the pid namespace (`/proc/PID/ns/pid`) whose requests count.
+    ns: OnceLock<u64>,
+    /// Namespace inode of each pid seen (None: unreadable, kept).
+    seen: Mutex<HashMap<u32, Option<u64>>>,
+    foreign: AtomicU64,
+}
+
+impl Scope {
+    /// Record only the requests of processes in `pid`'s pid namespace.
+    pub fn set(&self, pid: u32) -> std::io::Result<()> {
+        let ns = pid_namespace(pid)?;
+        let _ = self.ns.set(ns);
+        Ok(())
+    }
+
+    /// Requests left out because they came from another pid namespace.
+    pub fn foreign(&self) -> u64 {
+        self.foreign.load(Ordering::Relaxed)
+    }
+
+    /// Whether a request of `pid` is recorded. The caller of a FUSE request
+    /// is blocked in it, so its /proc entry is there to read; pid 0 (kernel
+    /// readahead without a task) and unreadable ones are kept.
+    fn admits(&self, pid: u32) -> bool {
+        let Some(&ns) = self.ns.get() else {
+            return true;
+        };
+        if pid == 0 {
+            return true;
+        }
+        let Ok(mut seen) = self.seen.lock() else {
+            return true;
+        };
+        let theirs = *seen.entry(pid).or_insert_with(|| pid_namespace(pid).ok());
+        if theirs.is_some_and(|t| t != ns) {
+            self.foreign.fetch_add(1, Ordering::Relaxed);
+            return false;
+        }
+        true
+    }
+}
+
+fn pid_namespace(pid: u32) -> std::io::Result<u64> {
+    Ok(std::fs::metadata(format!("/proc/{pid}/ns/pid"))?.ino())
+}
+
 /// The passthrough filesystem.
 pub struct RecordingFs {
     source: PathBuf,
@@ -85,11 +137,17 @@ pub struct RecordingFs {
     next_fh: AtomicU64,
     origin: Instant,
     events: Mutex<Sender<RecordedEvent>>,
+    scope: Arc<Scope>,
 }
 
 impl RecordingFs {
     /// Serve `source`; event times count from `origin`.
-    pub fn new(source: &Path, origin: Instant, events: Sender<RecordedEvent>) -> Self {
+    pub fn new(
+        source: &Path,
+        origin: Instant,
+        events: Sender<RecordedEvent>,
+        scope: Arc<Scope>,
+    ) -> Self {
         RecordingFs {
             source: source.to_path_buf(),
             inodes: RwLock::new(Inodes::new()),
@@ -97,6 +155,7 @@ impl RecordingFs {
             next_fh: AtomicU64::new(1),
             origin,
             events: Mutex::new(events),
+            scope,
         }
     }
 
@@ -137,6 +196,9 @@ impl RecordingFs {
     }
 
     fn record(&self, start: Instant, pid: u32, rel: &Path, op: RecordedOp) {
+        if !self.scope.admits(pid) {
+            return;
+        }
         let t_ns = start.saturating_duration_since(self.origin).as_nanos() as u64;
         let ev = RecordedEvent {
             t_ns,
@@ -442,6 +504,8 @@ impl Filesystem for RecordingFs {
 pub struct Recording {
     session: Option<fuser::BackgroundSession>,
     pub mountpoint: PathBuf,
+    /// Whose requests are recorded (all, until set).
+    pub scope: Arc<Scope>,
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -469,7 +533,8 @@ impl Recording {
         origin: Instant,
         events: Sender<RecordedEvent>,
     ) -> Result<Self, Error> {
-        let fs = RecordingFs::new(source, origin, events);
+        let scope = Arc::new(Scope::default());
+        let fs = RecordingFs::new(source, origin, events, scope.clone());
         let mut config = Config::default();
         config.mount_options = vec![
             MountOption::FSName("advisor-recorder".into()),
@@ -490,25 +555,78 @@ impl Recording {
         Ok(Recording {
             session: Some(session),
             mountpoint: mountpoint.to_path_buf(),
+            scope,
         })
     }
 
-    /// Unmount and wait for the session to end; every event has been sent when this returns.
-    pub fn finish(mut self) -> Result<(), Error> {
+    /// Unmount and wait for the session to end; every event has been sent when
+    /// this returns. Returns [`Unmounted::Forced`] when a process outside the
+    /// recording (a shell `cd`'d into the mount, a `du` walking /tmp) kept the
+    /// mount busy past [`BUSY_WAIT`]: the FUSE connection was then aborted and
+    /// the mount detached, so this never waits on another process.
+    pub fn finish(mut self) -> Result<Unmounted, Error> {
         match self.session.take() {
-            Some(s) => s.umount_and_join().map_err(|source| Error::Unmount {
-                mountpoint: self.mountpoint.clone(),
-                source,
-            }),
-            None => Ok(()),
+            Some(s) => {
+                let how = release(&self.mountpoint);
+                // The session ends once the connection is gone: joining cannot hang.
+                let joined = s.join();
+                let how = how?;
+                joined.map_err(|source| Error::Unmount {
+                    mountpoint: self.mountpoint.clone(),
+                    source,
+                })?;
+                Ok(how)
+            }
+            None => Ok(Unmounted::Clean),
         }
+    }
+}
+
+/// How the recorder's mount went away.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Unmounted {
+    Clean,
+    /// Busy past [`BUSY_WAIT`]; connection aborted and the mount detached.
+    Forced,
+}
+
+/// How long an unmount retries while another process keeps the mount busy.
+pub const BUSY_WAIT: Duration = Duration::from_secs(2);
+
+/// Unmount `mountpoint`, retrying while it is busy; past [`BUSY_WAIT`],
+/// abort the FUSE connection (`MNT_FORCE` calls FUSE's umount_begin, which
+/// aborts it: the session's reads end) and detach the mount (`MNT_DETACH`).
+fn release(mountpoint: &Path) -> Result<Unmounted, Error> {
+    use nix::errno::Errno as E;
+    use nix::mount::{MntFlags, umount2};
+    let err = |e: E| Error::Unmount {
+        mountpoint: mountpoint.to_path_buf(),
+        source: std::io::Error::from(e),
+    };
+    let deadline = Instant::now() + BUSY_WAIT;
+    loop {
+        match umount2(mountpoint, MntFlags::empty()) {
+            // EINVAL: not a mount point any more (unmounted by someone else).
+            Ok(()) | Err(E::EINVAL) => return Ok(Unmounted::Clean),
+            Err(E::EBUSY) if Instant::now() < deadline => {
+                std::thread::sleep(Duration::from_millis(50))
+            }
+            Err(E::EBUSY) => break,
+            Err(e) => return Err(err(e)),
+        }
+    }
+    let _ = umount2(mountpoint, MntFlags::MNT_FORCE);
+    match umount2(mountpoint, MntFlags::MNT_DETACH) {
+        Ok(()) | Err(E::EINVAL) => Ok(Unmounted::Forced),
+        Err(e) => Err(err(e)),
     }
 }
 
 impl Drop for Recording {
     fn drop(&mut self) {
         if let Some(s) = self.session.take() {
-            let _ = s.umount_and_join();
+            let _ = release(&self.mountpoint);
+            let _ = s.join();
         }
     }
 }

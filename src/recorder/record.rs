@@ -11,7 +11,7 @@
 //!
 //! Every mount made here is undone by a guard, on success, error or
 //! interrupt; containers, tasks and snapshots by the connection's tracker.
-use super::{RecordedEvent, RecordedOp, Recording};
+use super::{RecordedEvent, RecordedOp, Recording, Unmounted};
 use crate::bench::source::RegistrySource;
 use crate::containerd::clean;
 use crate::containerd::pull::{Method, Pull, PullOptions};
@@ -52,6 +52,8 @@ pub struct RecordReport {
     pub exit_s: Option<f64>,
     pub exit_code: Option<u32>,
     pub timed_out: bool,
+    /// Requests from processes outside the container, left out of the trace.
+    pub foreign_events: u64,
     /// The recorder's overhead per open and per read, measured before the
     /// run when there is no reference run, and written to the trace header.
     pub recorder_overhead: Option<crate::trace::format::RecorderOverhead>,
@@ -210,6 +212,7 @@ async fn record_inner(
         }
     });
     let recording = Recording::mount(&view, &fuse, origin, tx)?;
+    let scope = recording.scope.clone();
     // Unmounted (with the session joined) before the view below it.
     let mut options = other_options;
     options.push(format!("lowerdir={}", fuse.display()));
@@ -235,6 +238,13 @@ async fn record_inner(
         let mut task = container
             .create_task_with_rootfs(Some(vec![rootfs]))
             .await?;
+        // From here on only the container's processes are recorded.
+        if let Err(e) = scope.set(task.pid) {
+            tracing::warn!(
+                "cannot read the pid namespace of the container's process {} ({e}); requests from processes outside the container will be recorded too",
+                task.pid
+            );
+        }
         let t_start = Instant::now();
         let _ = start_ns.set(t_start.saturating_duration_since(origin).as_nanos() as u64);
         task.start().await?;
@@ -280,7 +290,19 @@ async fn record_inner(
         .join()
         .map_err(|_| anyhow::anyhow!("the trace writer panicked"))??;
     drop(guard);
-    finished?;
+    if finished? == Unmounted::Forced {
+        tracing::warn!(
+            "a process outside the container kept the recorder's mount {} busy after the run; it was detached (the trace is complete)",
+            fuse.display()
+        );
+    }
+    let foreign_events = scope.foreign();
+    if foreign_events > 0 {
+        tracing::warn!(
+            "{foreign_events} request(s) from processes outside the container (a shell, `du` or an indexer walking {}) were left out of the trace",
+            std::env::temp_dir().display()
+        );
+    }
     let (exit_code, timed_out) = run?;
     Ok(RecordReport {
         image: s.image.clone(),
@@ -294,6 +316,7 @@ async fn record_inner(
         exit_s: stats.exit_ns.map(|t| t as f64 * 1e-9),
         exit_code,
         timed_out,
+        foreign_events,
         recorder_overhead: overhead,
         reference_run: reference,
     })
