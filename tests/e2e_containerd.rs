@@ -733,9 +733,18 @@ fn two_writers_of_one_blob_in_a_namespace_both_succeed() {
     use futures_util::StreamExt;
     let Some(lab) = common::lab() else { return };
     common::rt().block_on(async {
-        let conn = Connection::connect(&lab.containerd, "advisor-test-ingest-lock")
+        let plain = Connection::connect(&lab.containerd, "advisor-test-ingest-lock")
             .await
             .unwrap();
+        // Under a lease, as a pull writes: without one, containerd's garbage
+        // collector (run by other tests' deletions) may remove the first
+        // writer's unreferenced blob before the second looks, and the second
+        // then writes it again (seen on a CI run).
+        let lease = plain
+            .create_lease("ingest-lock-test", Duration::from_secs(600))
+            .await
+            .unwrap();
+        let conn = plain.with_lease(&lease);
         let piece: Vec<u8> = (0..(1usize << 20))
             .map(|i| (i.wrapping_mul(2654435761) >> 13) as u8 ^ (std::process::id() as u8))
             .collect();
@@ -780,5 +789,6 @@ fn two_writers_of_one_blob_in_a_namespace_both_succeed() {
         let info = conn.content_info(&digest).await.unwrap().unwrap();
         assert_eq!(info.size, size);
         assert!(conn.delete_content(&digest).await.unwrap());
+        plain.delete_lease(&lease, true).await.unwrap();
     });
 }
