@@ -567,11 +567,11 @@ impl Recording {
     pub fn finish(mut self) -> Result<Unmounted, Error> {
         match self.session.take() {
             Some(s) => {
-                let how = release(&self.mountpoint);
-                // The session ends once the connection is gone: joining cannot hang.
-                let joined = s.join();
-                let how = how?;
-                joined.map_err(|source| Error::Unmount {
+                // Still mounted after an error: joining would wait on the
+                // session for ever, so return (the session's thread is left).
+                let how = release(&self.mountpoint)?;
+                // The connection is gone, so the session ends: joining cannot hang.
+                s.join().map_err(|source| Error::Unmount {
                     mountpoint: self.mountpoint.clone(),
                     source,
                 })?;
@@ -611,8 +611,8 @@ fn release(mountpoint: &Path) -> Result<Unmounted, Error> {
             Err(E::EBUSY) if Instant::now() < deadline => {
                 std::thread::sleep(Duration::from_millis(50))
             }
-            Err(E::EBUSY) => break,
-            Err(e) => return Err(err(e)),
+            // Busy for too long, or another error: force it.
+            Err(_) => break,
         }
     }
     let _ = umount2(mountpoint, MntFlags::MNT_FORCE);
@@ -624,8 +624,9 @@ fn release(mountpoint: &Path) -> Result<Unmounted, Error> {
 
 impl Drop for Recording {
     fn drop(&mut self) {
-        if let Some(s) = self.session.take() {
-            let _ = release(&self.mountpoint);
+        if let Some(s) = self.session.take()
+            && release(&self.mountpoint).is_ok()
+        {
             let _ = s.join();
         }
     }

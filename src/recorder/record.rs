@@ -283,14 +283,16 @@ async fn record_inner(
     .await;
     container.delete().await.ok();
     // Unmount the recorder (joins its session: every event is sent), then the view.
-    let finished = recording.finish();
+    // If the recorder's mount could not be removed, its session still holds
+    // the event channel: waiting for the forwarder and the writer would hang.
+    let finished = recording.finish()?;
     let _ = forwarder.join();
     drop(mtx);
     let stats = writer
         .join()
         .map_err(|_| anyhow::anyhow!("the trace writer panicked"))??;
     drop(guard);
-    if finished? == Unmounted::Forced {
+    if finished == Unmounted::Forced {
         tracing::warn!(
             "a process outside the container kept the recorder's mount {} busy after the run; it was detached (the trace is complete)",
             fuse.display()
