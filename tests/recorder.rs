@@ -1,4 +1,6 @@
 //! The FUSE read recorder on real FUSE and overlay mounts (needs root and /dev/fuse).
+mod common;
+
 use advisor::recorder::{RecordedEvent, RecordedOp, Recording, Unmounted};
 use std::io::{Read, Seek, SeekFrom};
 use std::os::unix::fs::FileExt;
@@ -192,14 +194,6 @@ impl Drop for MapGuard {
     }
 }
 
-fn mounted(dir: &std::path::Path) -> bool {
-    let d = dir.canonicalize().unwrap_or_else(|_| dir.to_path_buf());
-    std::fs::read_to_string("/proc/self/mountinfo")
-        .unwrap()
-        .lines()
-        .any(|l| l.split(' ').nth(4) == Some(d.to_str().unwrap()))
-}
-
 /// Waits until every sender of the event channel is gone (the session
 /// ended); false if that takes longer than `secs`.
 fn stream_ends(rx: &mpsc::Receiver<RecordedEvent>, secs: u64) -> bool {
@@ -234,7 +228,10 @@ fn a_process_holding_the_mount_busy_does_not_hang_finish() {
     });
     let finished = done_rx.recv_timeout(std::time::Duration::from_secs(60));
     let ended = stream_ends(&rx, 30);
-    let still_mounted = mounted(mnt.path());
+    let at = mnt.path().canonicalize().unwrap();
+    let still_mounted = common::mounts_under(at.parent().unwrap())
+        .iter()
+        .any(|m| std::path::Path::new(m) == at);
     let _ = holder.kill();
     let _ = holder.wait();
     let how = finished
