@@ -88,7 +88,13 @@ pub fn read_file_table(path: &Path) -> anyhow::Result<ImageFiles> {
     let name = path.display();
     let f =
         std::fs::File::open(path).with_context(|| format!("{name}: cannot open the file table"))?;
-    let files: ImageFiles = serde_json::from_reader(BufReader::new(f)).map_err(|e| {
+    parse_file_table(BufReader::new(f), &name.to_string())
+}
+
+/// Parse and check a file-table JSON read from `input`; `name` names it in
+/// errors. The checks of [`read_file_table`], for callers that hold the bytes.
+pub fn parse_file_table(input: impl std::io::Read, name: &str) -> anyhow::Result<ImageFiles> {
+    let files: ImageFiles = serde_json::from_reader(input).map_err(|e| {
         crate::error::user(format!(
             "{name}: not a file table ({e}); create one with `advisor image inspect REF --toc-out FILE`"
         ))
