@@ -11,6 +11,7 @@ pub mod containerd;
 pub mod error;
 pub mod estargz;
 pub mod image;
+pub mod output;
 pub mod predict;
 pub mod printer;
 pub mod profile;
