@@ -127,6 +127,6 @@ pub fn write_trace(img: &ImageFiles, rng: &mut fastrand::Rng, path: &Path) {
             ))
             .expect("write");
         }
-        w.finish().expect("flush");
+        w.commit().expect("commit");
     }
 }

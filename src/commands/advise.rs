@@ -4,6 +4,7 @@ use crate::cli::GlobalArgs;
 use crate::cli::advise::AdviseArgs;
 use crate::estargz::table::ImageFiles;
 use crate::image::files::{ImageSource, load_image_files};
+use crate::output::{Named, Rendered};
 use crate::predict::workload::Workload;
 use crate::predict::{PredictOptions, Prediction, predict};
 use crate::printer::Printer;
@@ -79,6 +80,7 @@ fn settings(args: &AdviseArgs) -> anyhow::Result<Settings> {
     if let Some(p) = args.prefetch_size {
         options.fetch.prefetch_size = p;
     }
+    refuse_overwriting_inputs(args)?;
     Ok(Settings {
         image,
         trace,
@@ -87,6 +89,26 @@ fn settings(args: &AdviseArgs) -> anyhow::Result<Settings> {
         plot: args.plot.clone(),
         prefetch_list: args.prefetch_list.clone(),
     })
+}
+
+/// Neither output may be an input (the file table, the trace, the profile) or the other output.
+fn refuse_overwriting_inputs(args: &AdviseArgs) -> anyhow::Result<()> {
+    let outputs: Vec<Named> = [
+        ("--prefetch-list", &args.prefetch_list),
+        ("--plot", &args.plot),
+    ]
+    .into_iter()
+    .filter_map(|(flag, p)| Some((flag, p.as_deref()?)))
+    .collect();
+    let inputs: Vec<Named> = [
+        ("--files", &args.files),
+        ("--trace", &args.trace),
+        ("--profile", &args.profile),
+    ]
+    .into_iter()
+    .filter_map(|(flag, p)| Some((flag, p.as_deref()?)))
+    .collect();
+    crate::output::refuse_overwriting(&outputs, &inputs)
 }
 
 #[derive(Serialize)]
@@ -137,25 +159,7 @@ pub async fn run(global: &GlobalArgs, args: &AdviseArgs, printer: &Printer) -> a
         Trace::Example => example::TRACE_NAME.to_string(),
     };
 
-    if let Some(path) = &s.prefetch_list {
-        let mut text = prediction.prioritized_files.join("\n");
-        text.push('\n');
-        std::fs::write(path, text)
-            .with_context(|| format!("cannot write the prefetch list {}", path.display()))?;
-        printer.note(&format!(
-            "wrote {} prioritized file(s) to {}",
-            prediction.prioritized_files.len(),
-            path.display()
-        ));
-    }
-    if let Some(path) = &s.plot {
-        let svg =
-            crate::report::plot::sweep_svg(&prediction, &format!("{image_name} — {trace_name}"))
-                .map_err(|e| anyhow::anyhow!("drawing the plot: {e}"))?;
-        std::fs::write(path, svg)
-            .with_context(|| format!("cannot write the plot {}", path.display()))?;
-        printer.note(&format!("wrote the plot to {}", path.display()));
-    }
+    write_outputs(&s, &prediction, &format!("{image_name} — {trace_name}"), printer)?;
     if printer.is_json() {
         printer.json(&AdviseOutput {
             image_name,
@@ -169,6 +173,56 @@ pub async fn run(global: &GlobalArgs, args: &AdviseArgs, printer: &Printer) -> a
             &image_name,
             &trace_name,
         ))?;
+    }
+    Ok(())
+}
+
+/// `--prefetch-list` and `--plot`: both rendered first, then put in place
+/// together, so a failure in one (a directory that does not exist) writes none.
+fn write_outputs(
+    s: &Settings,
+    prediction: &Prediction,
+    title: &str,
+    printer: &Printer,
+) -> anyhow::Result<()> {
+    let list = s.prefetch_list.as_ref().map(|path| {
+        let mut text = prediction.prioritized_files.join("\n");
+        text.push('\n');
+        (path, text)
+    });
+    let plot = match &s.plot {
+        Some(path) => Some((
+            path,
+            crate::report::plot::sweep_svg(prediction, title)
+                .map_err(|e| anyhow::anyhow!("drawing the plot: {e}"))?,
+        )),
+        None => None,
+    };
+    let mut files = Vec::new();
+    if let Some((path, text)) = &list {
+        files.push(Rendered {
+            what: "prefetch list",
+            path,
+            bytes: text.as_bytes(),
+        });
+    }
+    if let Some((path, svg)) = &plot {
+        files.push(Rendered {
+            what: "plot",
+            path,
+            bytes: svg.as_bytes(),
+        });
+    }
+    crate::output::write_all_or_none(&files)?;
+    if let Some((path, _)) = &list {
+        printer.note(&format!(
+            "wrote {} prioritized file(s) to {}",
+            prediction.prioritized_files.len(),
+            path.display()
+        ));
+    }
+    if let Some((path, _)) = &plot {
+        printer.note(&format!("wrote the plot to {}", path.display()));
     }
     Ok(())
 }

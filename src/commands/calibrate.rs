@@ -125,6 +125,8 @@ pub async fn run(
     if let Some(p) = &args.check {
         return check(global, args, p, printer).await;
     }
+    // The runs file is the fit's input (and is only ever appended to).
+    crate::output::refuse_overwriting(&[("-o", &output)], &[("--runs", &runs_file)])?;
     let s = settings(global, args, runs_file.clone());
     let mut notes = Vec::new();
     if !args.refit {
@@ -158,10 +160,11 @@ pub async fn run(
     if let Some(d) = output.parent().filter(|d| !d.as_os_str().is_empty()) {
         std::fs::create_dir_all(d).with_context(|| format!("creating {}", d.display()))?;
     }
-    let tmp = output.with_extension("json.tmp");
-    std::fs::write(&tmp, serde_json::to_string_pretty(&report.profile)? + "\n")
-        .with_context(|| format!("writing {}", tmp.display()))?;
-    std::fs::rename(&tmp, &output).with_context(|| format!("writing {}", output.display()))?;
+    crate::output::write_all_or_none(&[crate::output::Rendered {
+        what: "profile",
+        path: &output,
+        bytes: (serde_json::to_string_pretty(&report.profile)? + "\n").as_bytes(),
+    }])?;
     printer.note(&format!(
         "wrote the profile to {} (runs: {})",
         output.display(),

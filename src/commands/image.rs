@@ -313,8 +313,11 @@ fn write_toc_out(insp: &Inspection, path: &Path, scanned: bool) -> anyhow::Resul
         }
     };
     let json = serde_json::to_vec_pretty(&files).context("serializing the file table")?;
-    std::fs::write(path, json)
-        .with_context(|| format!("--toc-out {}: cannot write the file table", path.display()))
+    crate::output::write_all_or_none(&[crate::output::Rendered {
+        what: "file table (--toc-out)",
+        path,
+        bytes: &json,
+    }])
 }
 
 fn format_name(f: LayerFormat) -> &'static str {

@@ -58,6 +58,7 @@ fn image_id(files: &ImageFiles) -> ImageId {
 }
 
 fn import(a: &ImportArgs, printer: &Printer) -> anyhow::Result<()> {
+    crate::output::refuse_overwriting(&[("-o", &a.output)], &[("FILE", &a.input)])?;
     let input = open_input(&a.input)?;
     let name = a.input.display().to_string();
     let (recorder, clock) = match a.from {
@@ -97,8 +98,7 @@ fn import(a: &ImportArgs, printer: &Printer) -> anyhow::Result<()> {
             serde_json::to_value(&s)?
         }
     };
-    let events = w.events();
-    w.finish()?;
+    let events = w.commit()?;
     let to_stdout = a.output.as_os_str() == "-";
     if printer.is_json() && !to_stdout {
         printer.json(&summary)?;
@@ -127,6 +127,9 @@ fn import(a: &ImportArgs, printer: &Printer) -> anyhow::Result<()> {
 
 async fn synth_cmd(global: &GlobalArgs, a: &SynthArgs, printer: &Printer) -> anyhow::Result<()> {
     let src = ImageSource::from_args(&a.source)?;
+    if let ImageSource::Files(f) = &src {
+        crate::output::refuse_overwriting(&[("-o", &a.output)], &[("--files", f)])?;
+    }
     let opts = SynthOptions {
         working_set: a.working_set,
         pattern: a.pattern,
@@ -143,7 +146,7 @@ async fn synth_cmd(global: &GlobalArgs, a: &SynthArgs, printer: &Printer) -> any
     ));
     let mut w = TraceWriter::create(&a.output, &header)?;
     let s = synth::synthesize(&files, &opts, |e| w.write(e))?;
-    w.finish()?;
+    w.commit()?;
     if a.output.as_os_str() == "-" {
         printer.note(&format!(
             "synth: {} events, {} files, {} of {} image bytes",

@@ -288,7 +288,7 @@ async fn record_inner(
     let finished = recording.finish()?;
     let _ = forwarder.join();
     drop(mtx);
-    let stats = writer
+    let (stats, trace) = writer
         .join()
         .map_err(|_| anyhow::anyhow!("the trace writer panicked"))??;
     drop(guard);
@@ -306,6 +306,9 @@ async fn record_inner(
         );
     }
     let (exit_code, timed_out) = run?;
+    // Only a recording that returned (interrupted or timed out included: the
+    // trace so far) replaces an existing file; on an error it is as it was.
+    trace.commit()?;
     Ok(RecordReport {
         image: s.image.clone(),
         manifest_digest,
@@ -442,6 +445,9 @@ struct WriterStats {
     exit_ns: Option<u64>,
 }
 
+/// The trace being written (committed when the recording returns).
+type TraceFile = TraceWriter<crate::output::Output>;
+
 /// The writer thread: events in arrival order, times from the task's start.
 fn spawn_writer(
     path: &Path,
@@ -449,14 +455,11 @@ fn spawn_writer(
     rx: mpsc::Receiver<Msg>,
     origin: Instant,
     start_ns: std::sync::Arc<std::sync::OnceLock<u64>>,
-) -> anyhow::Result<std::thread::JoinHandle<anyhow::Result<WriterStats>>> {
-    let file = std::fs::File::create(path)
+) -> anyhow::Result<std::thread::JoinHandle<anyhow::Result<(WriterStats, TraceFile)>>> {
+    // Written beside the target; put in place once the recording returns.
+    let file = crate::output::Output::create(path)
         .with_context(|| format!("cannot create the trace {}", path.display()))?;
-    let mut w = TraceWriter::new(
-        std::io::BufWriter::new(file),
-        path.display().to_string(),
-        &header,
-    )?;
+    let mut w = TraceWriter::new(file, path.display().to_string(), &header)?;
     Ok(std::thread::spawn(move || {
         let mut st = WriterStats::default();
         let rel = |t_ns: u64| t_ns.saturating_sub(start_ns.get().copied().unwrap_or(0));
@@ -500,7 +503,6 @@ fn spawn_writer(
             st.events += 1;
             w.write(&ev)?;
         }
-        w.finish()?;
-        Ok(st)
+        Ok((st, w))
     }))
 }

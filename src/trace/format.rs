@@ -10,7 +10,7 @@ use serde::de::{self, Deserializer, Visitor};
 use serde::{Deserialize, Serialize};
 use std::borrow::Cow;
 use std::fmt;
-use std::io::{BufRead, BufReader, BufWriter, Read, Write};
+use std::io::{BufRead, BufReader, Read, Write};
 use std::path::Path;
 
 /// Value of the header's `format` field.
@@ -717,18 +717,24 @@ pub struct TraceWriter<W: Write> {
     events: u64,
 }
 
-impl TraceWriter<Box<dyn Write>> {
-    /// Create (truncate) a trace file, `-` = stdout, and write the header.
+impl TraceWriter<crate::output::Output> {
+    /// Start a trace file (`-` = stdout) and write the header. The file is
+    /// written beside its target and put in place by [`commit`](Self::commit)
+    /// only: a failed run leaves an existing file as it was.
     pub fn create(path: &Path, header: &Header) -> Result<Self, Error> {
         let name = super::display_name(path);
-        let out: Box<dyn Write> = if path.as_os_str() == "-" {
-            Box::new(BufWriter::new(std::io::stdout()))
-        } else {
-            let f = std::fs::File::create(path)
-                .map_err(|e| Error::io(&name, "cannot create the trace", e))?;
-            Box::new(BufWriter::with_capacity(1 << 16, f))
-        };
+        let out = crate::output::Output::create_or_stdout(path)
+            .map_err(|e| Error::io(&name, "cannot create the trace", e))?;
         TraceWriter::new(out, name, header)
+    }
+
+    /// Finish the trace and put it in place; returns the events written.
+    pub fn commit(self) -> Result<u64, Error> {
+        let (name, events) = (self.name.clone(), self.events);
+        self.finish()?
+            .commit()
+            .map_err(|e| Error::io(&name, "cannot write the trace", e))?;
+        Ok(events)
     }
 }
 
