@@ -10,6 +10,8 @@ pub mod commands;
 pub mod containerd;
 pub mod error;
 pub mod estargz;
+#[doc(hidden)]
+pub mod fuzzing;
 pub mod image;
 pub mod output;
 pub mod predict;

@@ -898,7 +898,12 @@ fn parse_call(text: &str) -> Result<Call<'_>, String> {
         if let Some((s, f)) = d.split_once('.')
             && let (Ok(s), Some(ns)) = (s.parse::<u64>(), frac_ns(f))
         {
-            dur = Some(s * 1_000_000_000 + ns);
+            let Some(ns) = s.checked_mul(1_000_000_000).and_then(|v| v.checked_add(ns)) else {
+                return Err(format!(
+                    "{name}: duration <{d}> is out of range (more than 584 years)"
+                ));
+            };
+            dur = Some(ns);
             rest = rest[..i].trim_end();
         }
     }
