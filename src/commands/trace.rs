@@ -88,6 +88,13 @@ fn import(a: &ImportArgs, printer: &Printer) -> anyhow::Result<()> {
                 ready_pattern: a.ready_line.clone(),
             };
             let s = strace::import(input, &name, &opts, |e| w.write(e))?;
+            let lost = s.unfinished_at_end + s.never_resumed;
+            if lost > 0 {
+                printer.warn(&format!(
+                    "{name}: {lost} call(s) never resumed (`<unfinished ...>` without its \
+                     `<... resumed>`) and are not in the trace; was the capture cut off?"
+                ));
+            }
             serde_json::to_value(&s)?
         }
         ImportFrom::FileList => {

@@ -12,6 +12,25 @@ use std::collections::HashMap;
 /// Version of the file-table JSON written by `--toc-out`.
 pub const FILE_TABLE_VERSION: u32 = 1;
 
+/// Largest compressed layer a table may describe: 1 TiB. The fetch simulator
+/// keeps one bit per 50,000-byte block of every blob (2.7 MiB for 1 TiB), so
+/// a larger, made-up `blob_size` would make it allocate without bound.
+pub const MAX_BLOB_SIZE: u64 = 1 << 40;
+
+/// Largest uncompressed size of a table's files, all layers together: 1 PiB.
+/// Bounds every size and total so sums of them never wrap a `u64`.
+pub const MAX_IMAGE_UNCOMPRESSED: u64 = 1 << 50;
+
+/// The totals of a table that passed [`ImageFiles::check`]: checked sums.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct TableTotals {
+    /// Sum of the layers' `blob_size`.
+    pub compressed: u64,
+    /// Sum of the layers' regular file sizes (each equal to the layer's
+    /// `uncompressed_size`).
+    pub uncompressed: u64,
+}
+
 /// An image's files, layer by layer (bottom first).
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct ImageFiles {
@@ -221,7 +240,9 @@ impl LayerFiles {
             .iter()
             .filter(|f| f.kind == FileKind::Reg)
             .map(|f| f.size)
-            .sum();
+            // A TOC's sizes are the registry's word: `check` rejects a total
+            // this saturates.
+            .fold(0u64, u64::saturating_add);
         LayerFiles {
             digest: digest.to_string(),
             media_type: media_type.to_string(),
@@ -237,6 +258,62 @@ impl LayerFiles {
     }
 }
 
+fn too_big(what: String) -> String {
+    format!(
+        "{what} add up to more than the {} advisor models",
+        crate::units::Bytes(MAX_IMAGE_UNCOMPRESSED)
+    )
+}
+
+/// One file of [`ImageFiles::check`]: a clean path, a size within bounds,
+/// chunks in order and inside the file and the blob (checked ends).
+fn check_file(l: &LayerFiles, f: &FileEntry) -> Result<(), String> {
+    let d = &l.digest;
+    // The root directory (`./` in a TOC) is the one entry with an empty path.
+    let root_dir = f.path.is_empty() && f.kind == FileKind::Dir;
+    if normalize_path(&f.path).as_deref() != Some(f.path.as_str())
+        || (f.path.is_empty() && !root_dir)
+    {
+        return Err(format!(
+            "layer {d}: path `{}` is not a clean relative path (escapes the root or is not \
+             normalized)",
+            f.path
+        ));
+    }
+    if f.size > MAX_IMAGE_UNCOMPRESSED {
+        return Err(format!(
+            "layer {d}: file `{}` size {} is larger than the {} advisor models",
+            f.path,
+            f.size,
+            crate::units::Bytes(MAX_IMAGE_UNCOMPRESSED)
+        ));
+    }
+    let mut prev_end = 0u64;
+    for (i, c) in f.chunks.iter().enumerate() {
+        if c.compressed_offset > c.compressed_end || c.compressed_end > l.blob_size {
+            return Err(format!(
+                "layer {d}: file `{}` chunk {i}: compressed extent [{}, {}) is outside the \
+                 blob ({} bytes)",
+                f.path, c.compressed_offset, c.compressed_end, l.blob_size
+            ));
+        }
+        let end = c.offset.checked_add(c.size);
+        let inside = end.is_some_and(|e| {
+            e <= MAX_IMAGE_UNCOMPRESSED && (f.kind != FileKind::Reg || e <= f.size)
+        });
+        if c.offset < prev_end || !inside {
+            let end = end.map_or_else(|| "past 2^64".to_string(), |e| e.to_string());
+            return Err(format!(
+                "layer {d}: file `{}` chunk {i}: uncompressed range [{}, {end}) overlaps the \
+                 previous chunk or passes the file size {}",
+                f.path, c.offset, f.size
+            ));
+        }
+        prev_end = c.offset + c.size;
+    }
+    Ok(())
+}
+
 /// Where a path of the merged (overlay) view lives.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
 pub struct FileRef {
@@ -245,14 +322,82 @@ pub struct FileRef {
 }
 
 impl ImageFiles {
+    /// Check a table from outside the process (a saved JSON, a registry's
+    /// TOCs) before anything sizes an allocation or a total from it: paths
+    /// stay inside the image; chunks are in order, inside their file and
+    /// their blob; sizes are within [`MAX_BLOB_SIZE`] and
+    /// [`MAX_IMAGE_UNCOMPRESSED`]; each layer's `uncompressed_size` is the sum
+    /// of its regular files. Every sum is checked, so none wraps. The error
+    /// names the layer, the file and the chunk, not the table's origin.
+    pub fn check(&self) -> Result<TableTotals, String> {
+        let mut totals = TableTotals {
+            compressed: 0,
+            uncompressed: 0,
+        };
+        for l in &self.layers {
+            let d = &l.digest;
+            if l.blob_size > MAX_BLOB_SIZE {
+                return Err(format!(
+                    "layer {d}: blob_size {} is larger than the {} layer advisor models",
+                    l.blob_size,
+                    crate::units::Bytes(MAX_BLOB_SIZE)
+                ));
+            }
+            for (what, v) in [
+                ("toc_offset", l.toc_offset),
+                ("prefetch_end", l.prefetch_end),
+            ] {
+                if let Some(v) = v.filter(|&v| v > l.blob_size) {
+                    return Err(format!(
+                        "layer {d}: {what} {v} is past the end of the blob ({} bytes)",
+                        l.blob_size
+                    ));
+                }
+            }
+            let mut reg_total = 0u64;
+            for f in &l.files {
+                check_file(l, f)?;
+                if f.kind == FileKind::Reg {
+                    reg_total = reg_total
+                        .checked_add(f.size)
+                        .filter(|&t| t <= MAX_IMAGE_UNCOMPRESSED)
+                        .ok_or_else(|| too_big(format!("layer {d}: its regular files")))?;
+                }
+            }
+            if l.uncompressed_size != reg_total {
+                return Err(format!(
+                    "layer {d}: uncompressed_size {} is not the sum of its regular files' \
+                     sizes ({reg_total})",
+                    l.uncompressed_size
+                ));
+            }
+            totals.compressed = totals
+                .compressed
+                .checked_add(l.blob_size)
+                .ok_or_else(|| too_big("the layers' blob sizes".into()))?;
+            totals.uncompressed = totals
+                .uncompressed
+                .checked_add(reg_total)
+                .filter(|&t| t <= MAX_IMAGE_UNCOMPRESSED)
+                .ok_or_else(|| too_big("the image's regular files".into()))?;
+        }
+        Ok(totals)
+    }
+
     /// Total compressed bytes of all layers.
     pub fn compressed_size(&self) -> u64 {
-        self.layers.iter().map(|l| l.blob_size).sum()
+        self.layers
+            .iter()
+            .map(|l| l.blob_size)
+            .fold(0, u64::saturating_add)
     }
 
     /// Total uncompressed bytes of regular files over all layers.
     pub fn uncompressed_size(&self) -> u64 {
-        self.layers.iter().map(|l| l.uncompressed_size).sum()
+        self.layers
+            .iter()
+            .map(|l| l.uncompressed_size)
+            .fold(0, u64::saturating_add)
     }
 
     /// The merged view a container sees: path → the topmost layer's entry.

@@ -7,7 +7,7 @@
 //! pass. Does not interpret traces or predict.
 use super::inspect::{InspectOptions, inspect};
 use crate::cli::GlobalArgs;
-use crate::estargz::table::{FILE_TABLE_VERSION, FileKind, ImageFiles, normalize_path};
+use crate::estargz::table::{FILE_TABLE_VERSION, ImageFiles};
 use crate::printer::Printer;
 use crate::registry::{RegistryClient, RegistryOptions};
 use crate::units::Bytes;
@@ -59,6 +59,10 @@ pub async fn load_image_files(
                     )
                 }
             };
+            // The TOCs are the registry's word: the same checks as a saved table.
+            files
+                .check()
+                .map_err(|e| crate::error::user(format!("--image {r}: {e}")))?;
             printer.note(&format!(
                 "read {} layer TOC(s) of {r}: {} in {} request(s) (manifest and config included)",
                 files.layers.len(),
@@ -82,8 +86,9 @@ fn format_name(f: crate::estargz::table::LayerFormat) -> &'static str {
     }
 }
 
-/// Read and check a file-table JSON: version, layer extents, chunk order,
-/// and paths that stay inside the image.
+/// Read and check a file-table JSON: version, then [`ImageFiles::check`]
+/// (paths inside the image, chunk order and extents, sizes within bounds,
+/// totals that do not wrap).
 pub fn read_file_table(path: &Path) -> anyhow::Result<ImageFiles> {
     let name = path.display();
     let f =
@@ -106,47 +111,10 @@ pub fn parse_file_table(input: impl std::io::Read, name: &str) -> anyhow::Result
             files.version
         );
     }
-    for l in &files.layers {
-        for f in &l.files {
-            // The root directory (`./` in a TOC) is the one entry with an empty path.
-            let root_dir = f.path.is_empty() && f.kind == FileKind::Dir;
-            if normalize_path(&f.path).as_deref() != Some(f.path.as_str())
-                || (f.path.is_empty() && !root_dir)
-            {
-                crate::bail_user!(
-                    "{name}: layer {}: path `{}` is not a clean relative path (escapes the root or \
-                     is not normalized)",
-                    l.digest,
-                    f.path
-                );
-            }
-            let mut prev_end = 0u64;
-            for (i, c) in f.chunks.iter().enumerate() {
-                if c.compressed_offset > c.compressed_end || c.compressed_end > l.blob_size {
-                    crate::bail_user!(
-                        "{name}: layer {}: file `{}` chunk {i}: compressed extent [{}, {}) is \
-                         outside the blob ({} bytes)",
-                        l.digest,
-                        f.path,
-                        c.compressed_offset,
-                        c.compressed_end,
-                        l.blob_size
-                    );
-                }
-                if c.offset < prev_end || (f.kind == FileKind::Reg && c.offset + c.size > f.size) {
-                    crate::bail_user!(
-                        "{name}: layer {}: file `{}` chunk {i}: uncompressed range [{}, {}) \
-                         overlaps the previous chunk or passes the file size {}",
-                        l.digest,
-                        f.path,
-                        c.offset,
-                        c.offset + c.size,
-                        f.size
-                    );
-                }
-                prev_end = c.offset + c.size;
-            }
-        }
-    }
+    files.check().map_err(|e| {
+        crate::error::user(format!(
+            "{name}: {e}; re-create the table with `advisor image inspect REF --toc-out FILE`"
+        ))
+    })?;
     Ok(files)
 }

@@ -44,15 +44,18 @@ pub fn import<R: BufRead>(
         s.events += 1;
         sink(&e)
     };
-    for (i, line) in input.lines().enumerate() {
-        let n = i as u64 + 1;
-        let line = line.map_err(|e| {
-            if e.kind() == std::io::ErrorKind::InvalidData {
-                Error::parse(name, n, None, "is not valid UTF-8")
-            } else {
-                Error::io(name, "cannot read the file list", e)
-            }
-        })?;
+    let mut input = input;
+    let mut buf = Vec::new();
+    let mut n = 0u64;
+    loop {
+        n += 1;
+        if super::read_import_line(&mut input, &mut buf, name, n, "cannot read the file list")? == 0
+        {
+            break;
+        }
+        let Ok(line) = std::str::from_utf8(&buf) else {
+            return Err(Error::parse(name, n, None, "is not valid UTF-8"));
+        };
         s.lines = n;
         let path = line.trim_end_matches(['\r', '\n']);
         if path.trim().is_empty() {

@@ -88,3 +88,35 @@ impl Error {
 pub(crate) fn display_name(path: &Path) -> String {
     path.display().to_string()
 }
+
+/// Read one line (through `\n`) of an imported input into `buf`, at most
+/// [`format::MAX_LINE_BYTES`]: an input without line ends (`/dev/zero`, a
+/// binary file) is an error naming the file and the line, not an unbounded
+/// allocation. Returns the bytes read; 0 at end of input.
+pub(crate) fn read_import_line<R: std::io::BufRead>(
+    input: &mut R,
+    buf: &mut Vec<u8>,
+    name: &str,
+    line: u64,
+    what: &'static str,
+) -> Result<usize, Error> {
+    use std::io::{BufRead, Read};
+    buf.clear();
+    let n = input
+        .by_ref()
+        .take(format::MAX_LINE_BYTES + 1)
+        .read_until(b'\n', buf)
+        .map_err(|e| Error::io(name, what, e))?;
+    if n as u64 > format::MAX_LINE_BYTES {
+        return Err(Error::parse(
+            name,
+            line,
+            None,
+            format!(
+                "is longer than {} bytes (no line end): not a text file of one entry per line",
+                format::MAX_LINE_BYTES
+            ),
+        ));
+    }
+    Ok(n)
+}

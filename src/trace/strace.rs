@@ -65,6 +65,9 @@ pub struct StraceSummary {
     pub unmatched_resumes: u64,
     /// Calls still unfinished at the end of the input.
     pub unfinished_at_end: u64,
+    /// `<unfinished ...>` calls whose process started another call before
+    /// their `<... resumed>`: never completed, not imported.
+    pub never_resumed: u64,
     /// Relative paths whose directory was unknown (skipped).
     pub unresolved_paths: u64,
     pub ready: bool,
@@ -290,7 +293,7 @@ impl Importer {
                 self.skip(line_no, line);
                 return Ok(());
             }
-            self.pending.insert(
+            let replaced = self.pending.insert(
                 pid,
                 Pending {
                     ts,
@@ -298,6 +301,7 @@ impl Importer {
                     text: head.trim_end().to_string(),
                 },
             );
+            self.summary.never_resumed += u64::from(replaced.is_some());
             return Ok(());
         }
         if !looks_like_syscall(body) {
@@ -310,6 +314,18 @@ impl Importer {
     /// End of input: returns the summary. Errors if nothing was strace output.
     pub fn finish(mut self) -> Result<StraceSummary, Error> {
         self.summary.unfinished_at_end = self.pending.len() as u64;
+        let lost = self.summary.unfinished_at_end + self.summary.never_resumed;
+        if self.summary.events == 0 && lost > 0 {
+            return Err(Error::Invalid {
+                file: self.name,
+                message: format!(
+                    "no events imported: {lost} call(s) never resumed (`<unfinished ...>` \
+                     without its `<... resumed>`, {} at the end of the input); was the capture \
+                     cut off? Record the whole run with `strace -f -o FILE`",
+                    self.summary.unfinished_at_end
+                ),
+            });
+        }
         if self.summary.syscalls == 0 && self.summary.processes == 0 {
             return Err(Error::Invalid {
                 file: self.name,
@@ -389,6 +405,15 @@ impl Importer {
     }
 
     fn emit(&mut self, e: Event<'_>, sink: &mut Sink<'_>) -> Result<(), Error> {
+        // A trace path is a C string in the kernel: a NUL in one is a
+        // corrupt or hand-made capture, refused here with its line rather
+        // than by whatever reads the trace later.
+        if e.path.as_deref().is_some_and(|p| p.contains('\0')) {
+            return Err(self.err(
+                self.summary.lines,
+                format!("{}: the path contains a NUL byte", e.op.as_str()),
+            ));
+        }
         self.summary.events += 1;
         sink(&e)
     }
@@ -499,6 +524,17 @@ impl Importer {
             self.summary.durations = true;
         }
         let ok = call.ret.is_some_and(|r| r >= 0);
+        let negative = |me: &Self, i: usize, v: i64| {
+            me.err(
+                line_no,
+                format!(
+                    "{}: argument {} is {} ({v}); expected bytes from the start of the file",
+                    call.name,
+                    i + 1,
+                    if v < 0 { "negative" } else { "out of range" }
+                ),
+            )
+        };
         let bad_arg = |me: &Self, i: usize, what: &str| {
             me.err(
                 line_no,
@@ -603,11 +639,11 @@ impl Importer {
                         let Some(o) = call.args.get(3).and_then(|a| parse_int(a)) else {
                             return Err(bad_arg(self, 3, "the file offset"));
                         };
-                        o as u64
+                        non_negative(o).ok_or_else(|| negative(self, 3, o))?
                     }
                     _ => {
                         let o = self.ofds[id].pos;
-                        self.ofds[id].pos += n;
+                        self.ofds[id].pos = o.saturating_add(n);
                         o
                     }
                 };
@@ -641,7 +677,7 @@ impl Importer {
                 let off_arg = call.args.get(off_i).copied().unwrap_or("NULL");
                 let offset = if off_arg == "NULL" {
                     let o = self.ofds[id].pos;
-                    self.ofds[id].pos += n;
+                    self.ofds[id].pos = o.saturating_add(n);
                     o
                 } else {
                     let inner = off_arg.trim_start_matches('[');
@@ -649,7 +685,7 @@ impl Importer {
                     let Some(o) = parse_int(num) else {
                         return Err(bad_arg(self, off_i, "NULL or [offset]"));
                     };
-                    o as u64
+                    non_negative(o).ok_or_else(|| negative(self, off_i, o))?
                 };
                 let Some(path) = self.ofds[id].path.clone() else {
                     return Ok(());
@@ -682,12 +718,11 @@ impl Importer {
                         "the mapping length and offset (arguments 2 and 6)",
                     ));
                 };
+                let len = non_negative(len).ok_or_else(|| negative(self, 1, len))?;
                 // mmap2 (32-bit) takes the offset in 4096-byte pages.
-                let off = if call.name == "mmap2" {
-                    off * 4096
-                } else {
-                    off
-                };
+                let off = non_negative(off)
+                    .and_then(|o| o.checked_mul(if call.name == "mmap2" { 4096 } else { 1 }))
+                    .ok_or_else(|| negative(self, 5, off))?;
                 let Some(id) = self.ofd_of(pid, &fd) else {
                     self.summary.reads_on_unknown_fds += 1;
                     return Ok(());
@@ -696,8 +731,8 @@ impl Importer {
                     return Ok(());
                 };
                 let mut e = base(Op::MmapRead, path);
-                e.offset = Some(off.max(0) as u64);
-                e.len = Some(len.max(0) as u64);
+                e.offset = Some(off);
+                e.len = Some(len);
                 e.fd = fd.fd;
                 e.result = None; // the mapping address is noise
                 self.emit(e, sink)
@@ -824,6 +859,11 @@ enum TsError {
 
 /// `AT_FDCWD` as a number (Linux: -100).
 const AT_FDCWD: i64 = -100;
+
+/// A byte offset or length argument as a `u64`; None when negative.
+fn non_negative(v: i64) -> Option<u64> {
+    u64::try_from(v).ok()
+}
 
 /// Split the `[pid N] ` (stderr) or `N  ` (`-o FILE`) prefix.
 fn split_pid(line: &str) -> (Option<u32>, &str) {
@@ -1142,10 +1182,13 @@ pub fn import<R: BufRead>(
     let mut input = input;
     let mut n = 0u64;
     loop {
-        buf.clear();
-        let read = input
-            .read_until(b'\n', &mut buf)
-            .map_err(|e| Error::io(name, "cannot read the strace output", e))?;
+        let read = super::read_import_line(
+            &mut input,
+            &mut buf,
+            name,
+            n + 1,
+            "cannot read the strace output",
+        )?;
         if read == 0 {
             break;
         }

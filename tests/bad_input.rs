@@ -1,0 +1,273 @@
+//! Bad input gets a clear error, never an abort or a silent wrong answer
+//! (issue 17 §3): each case runs the binary on a hostile input and wants
+//! exit 1, a message naming the input and what is wrong, and no panic or
+//! allocation failure. Offline: no lab, no registry.
+mod common;
+
+use std::path::{Path, PathBuf};
+
+fn fixture(name: &str) -> PathBuf {
+    common::repo().join("tests/fixtures/trace").join(name)
+}
+
+/// Run advisor; assert exit 1, no panic or abort text, and every `want` in
+/// stderr. Returns stderr.
+fn fails_clearly(args: &[&str], want: &[&str]) -> String {
+    let out = common::advisor().args(args).output().unwrap();
+    let err = String::from_utf8_lossy(&out.stderr).to_string();
+    assert_eq!(out.status.code(), Some(1), "{args:?}: {err}");
+    for bad in ["panicked", "memory allocation", "RUST_BACKTRACE"] {
+        assert!(!err.contains(bad), "{args:?}: {err}");
+    }
+    for w in want {
+        assert!(err.contains(w), "{args:?}: want `{w}` in: {err}");
+    }
+    err
+}
+
+/// The fixture table with `edit` applied to its JSON, saved in `dir` as `name`.
+fn edited_table(dir: &Path, name: &str, edit: impl FnOnce(&mut serde_json::Value)) -> String {
+    let text = std::fs::read_to_string(fixture("trace-fixture.files.json")).unwrap();
+    let mut v: serde_json::Value = serde_json::from_str(&text).unwrap();
+    edit(&mut v);
+    let p = dir.join(name);
+    std::fs::write(&p, serde_json::to_vec(&v).unwrap()).unwrap();
+    p.display().to_string()
+}
+
+fn busybox(v: &mut serde_json::Value) -> &mut serde_json::Value {
+    v["layers"][0]["files"]
+        .as_array_mut()
+        .unwrap()
+        .iter_mut()
+        .find(|f| f["path"] == "bin/busybox")
+        .unwrap()
+}
+
+/// A small valid trace of the fixture image.
+fn trace(dir: &Path) -> String {
+    let p = dir.join("t.jsonl");
+    std::fs::write(
+        &p,
+        "{\"format\":\"advisor-trace\",\"version\":1,\"recorder\":\"x\",\"clock\":\"none\"}\n\
+         {\"t\":1,\"pid\":1,\"op\":\"read\",\"path\":\"/bin/busybox\",\"offset\":0,\"len\":4096}\n",
+    )
+    .unwrap();
+    p.display().to_string()
+}
+
+/// Each table through `trace analyze` and `advise`.
+fn table_fails_clearly(table: &str, trace: &str, want: &[&str]) {
+    fails_clearly(
+        &["trace", "analyze", "--files", table, "--trace", trace],
+        want,
+    );
+    fails_clearly(&["advise", "--files", table, "--trace", trace], want);
+}
+
+#[test]
+fn file_table_with_a_huge_blob_size_is_refused_not_an_allocation_abort() {
+    let dir = tempfile::tempdir().unwrap();
+    let t = trace(dir.path());
+    let table = edited_table(dir.path(), "big.json", |v| {
+        v["layers"][0]["blob_size"] = (1u64 << 56).into();
+    });
+    table_fails_clearly(
+        &table,
+        &t,
+        &["big.json: layer sha256:", "blob_size 72057594037927936"],
+    );
+}
+
+#[test]
+fn file_table_chunk_past_u64_is_refused_not_counted_as_4_bytes() {
+    let dir = tempfile::tempdir().unwrap();
+    let t = trace(dir.path());
+    let table = edited_table(dir.path(), "wrap.json", |v| {
+        busybox(v)["chunks"]
+            .as_array_mut()
+            .unwrap()
+            .push(serde_json::json!({
+                "offset": u64::MAX - 3, "size": 8, "compressed_offset": 0, "compressed_end": 10
+            }));
+    });
+    table_fails_clearly(
+        &table,
+        &t,
+        &[
+            "wrap.json: layer",
+            "file `bin/busybox` chunk 1",
+            "past 2^64",
+        ],
+    );
+}
+
+#[test]
+fn file_table_file_size_of_u64_max_is_refused_not_a_wrapped_total() {
+    let dir = tempfile::tempdir().unwrap();
+    let t = trace(dir.path());
+    let table = edited_table(dir.path(), "max.json", |v| {
+        busybox(v)["size"] = u64::MAX.into();
+    });
+    table_fails_clearly(
+        &table,
+        &t,
+        &[
+            "max.json: layer",
+            "file `bin/busybox` size 18446744073709551615",
+        ],
+    );
+    // Sizes each within bounds whose sum passes the image bound.
+    let table = edited_table(dir.path(), "sum.json", |v| {
+        let files = v["layers"][0]["files"].as_array_mut().unwrap();
+        let mut f = files[3].clone();
+        for i in 0..2000 {
+            f["path"] = format!("big{i}").into();
+            f["size"] = (1u64 << 49).into();
+            f["chunks"] = serde_json::json!([]);
+            files.push(f.clone());
+        }
+    });
+    table_fails_clearly(&table, &t, &["sum.json: layer", "add up to more than"]);
+    // A layer total that disagrees with its files.
+    let table = edited_table(dir.path(), "total.json", |v| {
+        v["layers"][0]["uncompressed_size"] = 5.into();
+    });
+    table_fails_clearly(
+        &table,
+        &t,
+        &["total.json: layer", "uncompressed_size 5 is not the sum"],
+    );
+}
+
+#[test]
+fn import_of_an_input_without_line_ends_is_refused_naming_file_and_line() {
+    let dir = tempfile::tempdir().unwrap();
+    // A finite stand-in for /dev/zero: 3 MiB of NUL bytes, no `\n`.
+    let zeros = dir.path().join("zeros");
+    std::fs::write(&zeros, vec![0u8; 3 << 20]).unwrap();
+    let out = dir.path().join("o.jsonl").display().to_string();
+    for from in ["strace", "file-list"] {
+        fails_clearly(
+            &[
+                "trace",
+                "import",
+                "--from",
+                from,
+                "-o",
+                &out,
+                zeros.to_str().unwrap(),
+            ],
+            &["zeros line 1: is longer than 1048576 bytes (no line end)"],
+        );
+    }
+}
+
+fn import_strace(dir: &Path, name: &str, text: &str, want: &[&str]) -> String {
+    let p = dir.join(name);
+    std::fs::write(&p, text).unwrap();
+    let out = dir.join("o.jsonl").display().to_string();
+    fails_clearly(
+        &[
+            "trace",
+            "import",
+            "--from",
+            "strace",
+            "-o",
+            &out,
+            p.to_str().unwrap(),
+        ],
+        want,
+    )
+}
+
+#[test]
+fn strace_path_with_a_nul_byte_is_refused_at_import_with_its_line() {
+    let dir = tempfile::tempdir().unwrap();
+    import_strace(
+        dir.path(),
+        "nul.strace",
+        "1 12:00:00.000001 openat(AT_FDCWD, \"/ok\", O_RDONLY) = 3\n\
+         1 12:00:00.000002 openat(AT_FDCWD, \"/a\\0b\", O_RDONLY) = 4\n",
+        &["nul.strace line 2: open: the path contains a NUL byte"],
+    );
+}
+
+#[test]
+fn strace_negative_offsets_and_lengths_are_errors_naming_the_line() {
+    let dir = tempfile::tempdir().unwrap();
+    let open = "1 12:00:00.000001 openat(AT_FDCWD, \"/a\", O_RDONLY) = 3\n";
+    for (call, want) in [
+        (
+            "pread64(3, \"x\", 1, -4096) = 1",
+            "neg.strace line 2: pread64: argument 4 is negative (-4096)",
+        ),
+        (
+            "mmap(NULL, -8192, PROT_READ, MAP_PRIVATE, 3, 0) = 0x7f00",
+            "neg.strace line 2: mmap: argument 2 is negative (-8192)",
+        ),
+        (
+            "mmap(NULL, 8192, PROT_READ, MAP_PRIVATE, 3, -4096) = 0x7f00",
+            "neg.strace line 2: mmap: argument 6 is negative (-4096)",
+        ),
+        (
+            "mmap2(NULL, 8192, PROT_READ, MAP_PRIVATE, 3, 0x7fffffffffffff) = 0x7f00",
+            "neg.strace line 2: mmap2: argument 6 is out of range",
+        ),
+        (
+            "sendfile(1, 3, [-5], 10) = 10",
+            "neg.strace line 2: sendfile: argument 3 is negative (-5)",
+        ),
+    ] {
+        import_strace(
+            dir.path(),
+            "neg.strace",
+            &format!("{open}1 12:00:00.000002 {call}\n"),
+            &[want, "expected bytes from the start of the file"],
+        );
+    }
+}
+
+#[test]
+fn strace_calls_that_never_resume_are_an_error_when_nothing_was_imported() {
+    let dir = tempfile::tempdir().unwrap();
+    let text: String = (0..200_000)
+        .map(|i| {
+            format!(
+                "{} 12:00:00.{:06} read(3, <unfinished ...>\n",
+                100 + i % 7,
+                i
+            )
+        })
+        .collect();
+    import_strace(
+        dir.path(),
+        "cut.strace",
+        &text,
+        &[
+            "cut.strace: no events imported: 200000 call(s) never resumed",
+            "7 at the end",
+        ],
+    );
+    // With events: imported, and a warning with the count.
+    let p = dir.path().join("some.strace");
+    std::fs::write(
+        &p,
+        "1 12:00:00.000001 openat(AT_FDCWD, \"/a\", O_RDONLY) = 3\n\
+         1 12:00:00.000002 read(3, <unfinished ...>\n\
+         1 12:00:00.000003 read(3, <unfinished ...>\n",
+    )
+    .unwrap();
+    let out = common::advisor()
+        .args(["trace", "import", "--from", "strace", "-o"])
+        .arg(dir.path().join("o.jsonl"))
+        .arg(&p)
+        .output()
+        .unwrap();
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(out.status.success(), "{err}");
+    assert!(
+        err.contains("some.strace: 2 call(s) never resumed"),
+        "{err}"
+    );
+}
