@@ -59,13 +59,15 @@ impl fmt::Display for Bytes {
         }
         let mut v = self.0 as f64 / 1024.0;
         let mut i = 0;
-        while v >= 1024.0 && i < UNITS.len() - 1 {
+        // Compare the value as it will print, so rounding carries into the
+        // next unit and precision ("1.00 MiB", not "1024 KiB"; "10.0", not "10.00").
+        while v.round() >= 1024.0 && i < UNITS.len() - 1 {
             v /= 1024.0;
             i += 1;
         }
-        let prec = if v < 10.0 {
+        let prec = if v < 9.995 {
             2
-        } else if v < 100.0 {
+        } else if v < 99.95 {
             1
         } else {
             0
@@ -82,15 +84,21 @@ impl fmt::Display for Seconds {
             return write!(f, "{s}");
         }
         let a = s.abs();
-        if a < 1e-3 {
+        // Each unit is chosen by the value as it will print, so rounding
+        // carries into the next unit (0.99996 s is "1.00 s", not "1000.0 ms").
+        if (a * 1e6).round() < 1000.0 {
             write!(f, "{:.0} µs", s * 1e6)
-        } else if a < 1.0 {
+        } else if (a * 1e4).round() < 10_000.0 {
             write!(f, "{:.1} ms", s * 1e3)
-        } else if a < 120.0 {
+        } else if (a * 100.0).round() < 12_000.0 {
             write!(f, "{s:.2} s")
         } else {
-            let m = (s / 60.0).floor();
-            write!(f, "{m:.0}m {:02.0}s", s - m * 60.0)
+            // Round to whole seconds first, so 179.7 s carries to "3m 00s"
+            // rather than printing "2m 60s".
+            let whole = a.round();
+            let m = (whole / 60.0).floor();
+            let sign = if s < 0.0 { "-" } else { "" };
+            write!(f, "{sign}{m:.0}m {:02.0}s", whole - m * 60.0)
         }
     }
 }
@@ -171,6 +179,8 @@ mod tests {
         assert_eq!(Bytes(4096).to_string(), "4.00 KiB");
         assert_eq!(Bytes(2 * 1024 * 1024 * 1024).to_string(), "2.00 GiB");
         assert_eq!(Bytes(150 * 1024 * 1024).to_string(), "150 MiB");
+        assert_eq!(Bytes(1024 * 1024 - 1).to_string(), "1.00 MiB");
+        assert_eq!(Bytes(10 * 1024 - 1).to_string(), "10.0 KiB");
     }
 
     #[test]
@@ -179,6 +189,17 @@ mod tests {
         assert_eq!(Seconds(0.0123).to_string(), "12.3 ms");
         assert_eq!(Seconds(4.561).to_string(), "4.56 s");
         assert_eq!(Seconds(125.0).to_string(), "2m 05s");
+    }
+
+    #[test]
+    fn seconds_display_carries_rounding_into_minutes() {
+        assert_eq!(Seconds(179.7).to_string(), "3m 00s");
+        assert_eq!(Seconds(179.4).to_string(), "2m 59s");
+        assert_eq!(Seconds(3599.9).to_string(), "60m 00s");
+        assert_eq!(Seconds(-179.7).to_string(), "-3m 00s");
+        assert_eq!(Seconds(0.99996).to_string(), "1.00 s");
+        assert_eq!(Seconds(0.0009996).to_string(), "1.0 ms");
+        assert_eq!(Seconds(119.996).to_string(), "2m 00s");
     }
 
     #[test]
