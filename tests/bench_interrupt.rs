@@ -319,6 +319,7 @@ fn killed_snapshotter_mid_run_is_reported_and_leaves_nothing() {
             &conn,
             &advisor::bench::real::state_of(&img),
             &[OVERLAYFS, STARGZ],
+            clean::Foreign::Refuse,
         )
         .await
         .unwrap();

@@ -59,9 +59,14 @@ fn state(img: &ImageToPull) -> ImageState {
 }
 
 async fn clean_all(conn: &Connection, img: &ImageToPull) {
-    clean::clean_image(conn, &state(img), &[OVERLAYFS, STARGZ])
-        .await
-        .unwrap();
+    clean::clean_image(
+        conn,
+        &state(img),
+        &[OVERLAYFS, STARGZ],
+        clean::Foreign::Refuse,
+    )
+    .await
+    .unwrap();
 }
 
 /// Nothing of ours left in a namespace: no container, task, lease, snapshot.
@@ -279,7 +284,9 @@ fn cold_clean_removes_blobs_in_every_namespace_and_checks_it() {
         let a = Connection::connect(&lab.containerd, "advisor-e2e-clean-a")
             .await
             .unwrap();
+        // Both namespaces are advisor's: b is created with advisor's label.
         let b = a.in_namespace("advisor-e2e-clean-b");
+        b.claim_namespace().await.unwrap();
         let (src, img) = resolve(&lab, "e2e-clean:gzip").await;
         pull(&a, &src, &img, Method::Eager).await.unwrap();
         // Another namespace adopts the blobs without downloading them (shared policy):
@@ -293,7 +300,7 @@ fn cold_clean_removes_blobs_in_every_namespace_and_checks_it() {
             .await
             .unwrap_err();
         assert!(matches!(e, Error::NotCold { .. }));
-        let report = clean::clean_image(&a, &st, &[OVERLAYFS, STARGZ])
+        let report = clean::clean_image(&a, &st, &[OVERLAYFS, STARGZ], clean::Foreign::Refuse)
             .await
             .unwrap();
         assert!(report.image_deleted);
@@ -329,6 +336,7 @@ fn cold_clean_collects_a_parent_containerd_refuses_to_remove() {
             .await
             .unwrap();
         let b = a.in_namespace("advisor-e2e-stale-b");
+        b.claim_namespace().await.unwrap();
         let (src, img) = resolve(&lab, "e2e-stale:gzip").await;
         let top = pull(&b, &src, &img, Method::Eager)
             .await
@@ -363,7 +371,7 @@ fn cold_clean_collects_a_parent_containerd_refuses_to_remove() {
             "containerd refuses the parent of a collected child"
         );
         let st = state(&img);
-        let report = clean::clean_image(&a, &st, &[OVERLAYFS, STARGZ])
+        let report = clean::clean_image(&a, &st, &[OVERLAYFS, STARGZ], clean::Foreign::Refuse)
             .await
             .unwrap();
         assert!(
@@ -790,5 +798,171 @@ fn two_writers_of_one_blob_in_a_namespace_both_succeed() {
         assert_eq!(info.size, size);
         assert!(conn.delete_content(&digest).await.unwrap());
         plain.delete_lease(&lease, true).await.unwrap();
+    });
+}
+
+/// `ctr` on the lab's containerd; panics with its output on failure.
+fn ctr(lab: &common::Lab, ns: &str, args: &[&str]) -> String {
+    let out = Command::new("ctr")
+        .arg("-a")
+        .arg(&lab.containerd)
+        .args(["-n", ns])
+        .args(args)
+        .output()
+        .unwrap();
+    let text = String::from_utf8_lossy(&out.stdout).into_owned();
+    assert!(
+        out.status.success(),
+        "ctr -n {ns} {args:?}: {text}{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    text
+}
+
+/// Removes what the test put in a foreign namespace, and the namespace
+/// itself when the test made it.
+struct ForeignNamespace<'a> {
+    lab: &'a common::Lab,
+    ns: &'static str,
+    reference: String,
+    made: bool,
+}
+
+impl Drop for ForeignNamespace<'_> {
+    fn drop(&mut self) {
+        let ctr = |args: &[&str]| {
+            Command::new("ctr")
+                .arg("-a")
+                .arg(&self.lab.containerd)
+                .args(args)
+                .output()
+        };
+        let _ = ctr(&["-n", self.ns, "images", "rm", "--sync", &self.reference]);
+        if self.made {
+            let _ = ctr(&["namespaces", "rm", self.ns]);
+        }
+    }
+}
+
+/// What `ns` holds of the image: image record, blobs, chain snapshots.
+async fn holdings(conn: &Connection, img: &ImageToPull) -> (bool, usize, usize) {
+    let record = advisor::containerd::pull::get_image(conn, &img.reference)
+        .await
+        .unwrap()
+        .is_some();
+    let mut blobs = 0;
+    for d in img.blob_digests() {
+        blobs += usize::from(conn.content_info(&d).await.unwrap().is_some());
+    }
+    let mut snaps = 0;
+    for c in img.chain_ids() {
+        snaps += usize::from(conn.stat_snapshot(OVERLAYFS, &c).await.unwrap().is_some());
+    }
+    (record, blobs, snaps)
+}
+
+/// Safe on a production node: a cold bench never deletes what the kubelet's
+/// namespace holds of the image unless --force; doctor says the node is not
+/// a dedicated one.
+#[test]
+fn a_cold_bench_refuses_to_delete_what_k8s_io_holds_unless_forced() {
+    let Some(lab) = common::lab() else { return };
+    let _g = lock();
+    fixture(&lab, "e2e-foreign");
+    let foreign = "k8s.io";
+    let ns = "advisor-e2e-foreign";
+    let image = format!("{}/e2e-foreign:gzip", lab.registry);
+    let made = !ctr(&lab, "default", &["namespaces", "ls", "-q"])
+        .lines()
+        .any(|l| l == foreign);
+    let _cleanup = ForeignNamespace {
+        lab: &lab,
+        ns: foreign,
+        reference: image.clone(),
+        made,
+    };
+    // The kubelet's pull, as ctr (containerd's own client) does it: content,
+    // image record and unpacked overlayfs snapshots in k8s.io.
+    ctr(&lab, foreign, &["images", "pull", "--plain-http", &image]);
+    let (_, img) = common::rt().block_on(resolve(&lab, "e2e-foreign:gzip"));
+    let k8s = |conn: &Connection| conn.in_namespace(foreign);
+    let whole = (true, img.blob_digests().len(), img.chain_ids().len());
+    common::rt().block_on(async {
+        let conn = Connection::connect(&lab.containerd, ns).await.unwrap();
+        assert_eq!(holdings(&k8s(&conn), &img).await, whole, "ctr's pull");
+    });
+
+    let out = common::advisor()
+        .args(["--namespace", ns, "--format", "json", "doctor"])
+        .output()
+        .unwrap();
+    let doctor: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    let dedicated = doctor["checks"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|c| c["name"] == "dedicated node")
+        .unwrap_or_else(|| panic!("no dedicated-node check: {doctor}"));
+    let detail = dedicated["detail"].as_str().unwrap();
+    assert!(
+        detail.starts_with("no:")
+            && detail.contains("k8s.io (1 images")
+            && detail.contains("--force"),
+        "{detail}"
+    );
+
+    let bench = |force: bool| {
+        let mut cmd = common::advisor();
+        cmd.args(["--namespace", ns, "--format", "json", "bench", "-n", "1"])
+            .args(["--image", &image, "--snapshotter", "overlayfs"]);
+        if force {
+            cmd.arg("--force");
+        }
+        cmd.output().unwrap()
+    };
+    let out = bench(false);
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(1), "{stderr}");
+    assert!(
+        stderr.contains("k8s.io (image record, ") && stderr.contains("--force"),
+        "{stderr}"
+    );
+    assert!(out.stdout.is_empty(), "nothing measured, nothing printed");
+    common::rt().block_on(async {
+        let conn = Connection::connect(&lab.containerd, ns).await.unwrap();
+        assert_eq!(
+            holdings(&k8s(&conn), &img).await,
+            whole,
+            "the refusal deleted nothing in k8s.io"
+        );
+        // advisor's own namespace was created with its owner label.
+        let mine = conn
+            .namespaces()
+            .await
+            .unwrap()
+            .into_iter()
+            .find(|n| n.name == ns)
+            .expect("the bench created its namespace");
+        assert_eq!(
+            mine.labels.get(advisor::containerd::owner::OWNER_LABEL),
+            Some(&advisor::containerd::owner::OWNER_VALUE.to_string())
+        );
+    });
+
+    let out = bench(true);
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(out.status.success(), "{stderr}");
+    let r: BenchReport = serde_json::from_slice(&out.stdout).unwrap();
+    assert!(r.runs[0].included, "cold for real: {:?}", r.runs[0].flags);
+    assert!(
+        stderr.contains("--force") && stderr.contains("k8s.io"),
+        "{stderr}"
+    );
+    common::rt().block_on(async {
+        let conn = Connection::connect(&lab.containerd, ns).await.unwrap();
+        let (record, blobs, snaps) = holdings(&k8s(&conn), &img).await;
+        assert!(record, "k8s.io's image record is never advisor's to delete");
+        assert_eq!((blobs, snaps), (0, 0), "--force cleaned k8s.io too");
+        assert_empty_namespace(&conn).await;
     });
 }

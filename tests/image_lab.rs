@@ -501,9 +501,14 @@ fn stargz_snapshotter_mounts_an_advisor_image_lazily_and_serves_identical_bytes(
             assert!(snap.is_remote(), "no remote-snapshot label: {snap:?}");
         }
         assert_eq!(out.last(), Some(&want), "lazy reads: {out:?}");
-        clean::clean_image(&conn, &state_of(&img), &[OVERLAYFS, STARGZ])
-            .await
-            .unwrap();
+        clean::clean_image(
+            &conn,
+            &state_of(&img),
+            &[OVERLAYFS, STARGZ],
+            clean::Foreign::Refuse,
+        )
+        .await
+        .unwrap();
 
         // The gzip form, pulled eagerly and unpacked by overlayfs.
         let (img, eager, out) = pull_and_run(&conn, &reference, Method::Eager, script).await;
@@ -515,9 +520,14 @@ fn stargz_snapshotter_mounts_an_advisor_image_lazily_and_serves_identical_bytes(
             "{eager:?}"
         );
         assert_eq!(out.last(), Some(&want), "eager reads: {out:?}");
-        clean::clean_image(&conn, &state_of(&img), &[OVERLAYFS, STARGZ])
-            .await
-            .unwrap();
+        clean::clean_image(
+            &conn,
+            &state_of(&img),
+            &[OVERLAYFS, STARGZ],
+            clean::Foreign::Refuse,
+        )
+        .await
+        .unwrap();
     });
     // The image's default command runs (entrypoint sh -c, cmd from the spec).
     let _cleanup = Cleanup {

@@ -57,6 +57,10 @@ pub struct Fake {
     /// Objects alive: containers and the image.
     pub alive: BTreeMap<String, bool>,
     pub interrupt: Option<tokio::sync::watch::Sender<bool>>,
+    /// Namespaces that are not advisor's holding the image (the preflight's survey).
+    pub foreign: Vec<crate::containerd::owner::Holding>,
+    /// The user's `--force`.
+    pub force: bool,
 }
 
 pub const LAYERS: [&str; 2] = ["sha256:l0", "sha256:l1"];
@@ -71,6 +75,8 @@ impl Fake {
             log: Vec::new(),
             alive: BTreeMap::new(),
             interrupt: None,
+            foreign: Vec::new(),
+            force: false,
         }
     }
 
@@ -98,6 +104,12 @@ impl Fake {
 }
 
 impl Engine for Fake {
+    async fn preflight(&mut self) -> anyhow::Result<()> {
+        self.log.push("preflight".into());
+        crate::containerd::owner::refuse("r/i:t", &self.foreign, self.force)?;
+        Ok(())
+    }
+
     async fn make_cold(&mut self) -> anyhow::Result<()> {
         self.op("make_cold", Duration::from_millis(5)).await?;
         self.alive.remove("image");
@@ -467,4 +479,57 @@ async fn a_failure_stops_the_bench_with_its_error_and_partial_results() {
     assert_eq!(r.runs[1].flags, vec![Flag::Failed]);
     assert!(r.error.as_deref().unwrap().contains("unpack"));
     assert_eq!(fake.log.last().unwrap(), "abort");
+}
+
+fn k8s_holding() -> crate::containerd::owner::Holding {
+    crate::containerd::owner::Holding {
+        namespace: "k8s.io".into(),
+        image_record: true,
+        blobs: 4,
+        snapshots: 2,
+    }
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_foreign_namespace_holding_the_image_stops_the_bench_before_anything_is_cleaned() {
+    for mode in [Mode::Cold, Mode::Warm] {
+        let mut fake = Fake::new(vec![Script::default()]);
+        fake.foreign = vec![k8s_holding()];
+        let (r, e) = run_bench(
+            &mut fake,
+            &settings(Method::Eager, mode, 3),
+            &Silent,
+            no_interrupt(),
+        )
+        .await;
+        let e = e.expect("refused");
+        let msg = format!("{e:#}");
+        assert!(msg.contains("k8s.io") && msg.contains("--force"), "{msg}");
+        assert!(crate::error::is_user_error(&e), "exit 1");
+        assert_eq!(
+            fake.log,
+            ["preflight"],
+            "nothing cleaned, pulled or aborted"
+        );
+        assert!(r.runs.is_empty() && r.setup.is_none());
+        assert!(r.error.as_deref().unwrap().contains("k8s.io"));
+    }
+}
+
+#[tokio::test(start_paused = true)]
+async fn force_lets_the_bench_clean_what_a_foreign_namespace_holds() {
+    let mut fake = Fake::new(vec![Script::default()]);
+    fake.foreign = vec![k8s_holding()];
+    fake.force = true;
+    let (r, e) = run_bench(
+        &mut fake,
+        &settings(Method::Eager, Mode::Cold, 2),
+        &Silent,
+        no_interrupt(),
+    )
+    .await;
+    assert!(e.is_none(), "{e:?}");
+    assert_eq!(r.runs.len(), 2);
+    assert_eq!(fake.log[0], "preflight");
+    assert_eq!(fake.log.iter().filter(|l| *l == "make_cold").count(), 2);
 }

@@ -16,7 +16,11 @@
 //! the exit. `to_ready` and `to_complete` run from the start of resolve.
 //!
 //! Cold means cold (containerd-grpc.md §4): before every cold run the engine
-//! removes every trace of the image and purges the snapshotter's caches. A
+//! removes every trace of the image and purges the snapshotter's caches. As
+//! blobs are shared by all namespaces, that reaches into every namespace: so
+//! before the first run the engine's preflight refuses when a namespace that
+//! is not advisor's holds the image (unless the user forces it), and nothing
+//! is created or deleted then. A
 //! cold run whose downloaded bytes fall far below what the image needs (eager:
 //! less than [`MIN_COLD_FRACTION`] of the layer bytes; lazy: a layer that
 //! fetched nothing) is flagged and left out of the summary, as are runs that
@@ -383,6 +387,9 @@ pub enum Readiness {
 /// drives containerd; a scripted fake drives the unit tests.
 #[allow(async_fn_in_trait)]
 pub trait Engine {
+    /// Before anything is pulled or cleaned: refuse when cleaning the image
+    /// would delete what advisor did not create (another namespace holds it).
+    async fn preflight(&mut self) -> anyhow::Result<()>;
     /// Remove every trace of the image and purge caches so the next pull is cold.
     async fn make_cold(&mut self) -> anyhow::Result<()>;
     /// Read the counters (never fails: a counter that cannot be read is None).
@@ -446,6 +453,11 @@ pub async fn run_bench<E: Engine, O: Observer>(
         error: None,
         cleanup_problems: Vec::new(),
     };
+    // A refusal deletes nothing and creates nothing: no abort, no finish.
+    if let Err(e) = engine.preflight().await {
+        report.error = Some(format!("{e:#}"));
+        return (report, Some(e));
+    }
     let mut facts = ImageFacts::default();
     let mut error = None;
     let plan: Vec<(usize, Role)> = (settings.mode == Mode::Warm)

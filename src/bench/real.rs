@@ -9,9 +9,14 @@
 //! keeps resolved layers and fetched blocks per image for 120 s after their
 //! last unmount, so only a restart makes the next lazy pull cold), drop the
 //! page cache (so the registry's disk reads are cold too), and check again.
-//! Owns this orchestration; the calls are the adapter's.
+//! Before the first run, [`Engine::preflight`] claims the working namespace
+//! (labelled as advisor's when advisor creates it) and refuses when a
+//! namespace that is not advisor's holds the image, unless `force`
+//! ([`crate::containerd::owner`]). Owns this orchestration; the calls are the
+//! adapter's.
 use super::{CounterSample, DiskUsage, Engine, ImageFacts, Readiness};
 use crate::containerd::clean::{self, ImageState};
+use crate::containerd::owner;
 use crate::containerd::pull::{BlobSource, ImageToPull, LayerReport, Method, Pull, PullOptions};
 use crate::containerd::run::{self, Container, ContainerSpec, Task};
 use crate::containerd::{Connection, Error, OVERLAYFS, STARGZ};
@@ -37,6 +42,8 @@ pub struct RealSettings {
     pub max_concurrent_downloads: usize,
     pub ready: run::Readiness,
     pub command: Vec<String>,
+    /// Clean the image in namespaces that are not advisor's too (`--force`).
+    pub force: bool,
 }
 
 pub struct RealEngine {
@@ -82,6 +89,14 @@ impl RealEngine {
 
     fn snapshotters() -> [&'static str; 2] {
         [OVERLAYFS, STARGZ]
+    }
+
+    fn foreign(&self) -> clean::Foreign {
+        if self.s.force {
+            clean::Foreign::Delete
+        } else {
+            clean::Foreign::Refuse
+        }
     }
 
     async fn image_state(&mut self) -> anyhow::Result<ImageState> {
@@ -158,13 +173,31 @@ pub fn state_of(img: &ImageToPull) -> ImageState {
 }
 
 impl Engine for RealEngine {
+    async fn preflight(&mut self) -> anyhow::Result<()> {
+        self.conn.claim_namespace().await?;
+        let state = self.image_state().await?;
+        let holdings = owner::foreign_holdings(&self.conn, &state, &Self::snapshotters()).await?;
+        owner::refuse(&state.reference, &holdings, self.s.force)?;
+        if !holdings.is_empty() {
+            self.notes.push(format!(
+                "--force: the image's content and snapshots were deleted in namespaces that are not advisor's: {}",
+                holdings
+                    .iter()
+                    .map(|h| h.describe())
+                    .collect::<Vec<_>>()
+                    .join("; ")
+            ));
+        }
+        Ok(())
+    }
+
     async fn make_cold(&mut self) -> anyhow::Result<()> {
         let errs = clean::cleanup_tracked(&self.conn).await;
         if let Some(e) = errs.into_iter().next() {
             return Err(anyhow::Error::new(e).context("removing what a previous run left"));
         }
         let state = self.image_state().await?;
-        clean::clean_image(&self.conn, &state, &Self::snapshotters()).await?;
+        clean::clean_image(&self.conn, &state, &Self::snapshotters(), self.foreign()).await?;
         if self.s.method == Method::Lazy {
             self.lazy_reset().await?;
         }
@@ -349,8 +382,10 @@ impl Engine for RealEngine {
             .into_iter()
             .map(|e| e.to_string())
             .collect();
+        let foreign = self.foreign();
         if let Some(state) = self.state.clone()
-            && let Err(e) = clean::clean_image(&self.conn, &state, &Self::snapshotters()).await
+            && let Err(e) =
+                clean::clean_image(&self.conn, &state, &Self::snapshotters(), foreign).await
         {
             problems.push(e.to_string());
         }
@@ -363,7 +398,7 @@ impl Engine for RealEngine {
             return Err(e.into());
         }
         if !keep_image && let Some(state) = self.state.clone() {
-            clean::clean_image(&self.conn, &state, &Self::snapshotters()).await?;
+            clean::clean_image(&self.conn, &state, &Self::snapshotters(), self.foreign()).await?;
         }
         Ok(())
     }

@@ -235,6 +235,8 @@ pub struct RunnerSettings {
     pub only: Option<Vec<(String, Strategy, usize)>>,
     /// Build images even when the registry has them.
     pub rebuild: bool,
+    /// Clean calibration images in namespaces that are not advisor's too (`--force`).
+    pub force: bool,
 }
 
 /// Progress of the matrix, for the command's progress bar.
@@ -397,8 +399,9 @@ async fn one_run(
         max_concurrent_downloads: 0,
         ready: Readiness::Exit,
         command,
+        force: s.force,
     };
-    let conn = match Connection::connect(&s.address, &s.namespace).await {
+    let conn = match Connection::connect_own(&s.address, &s.namespace).await {
         Ok(c) => c,
         Err(e) => return (failed_record(), Some(e.into())),
     };

@@ -17,7 +17,8 @@ pub struct BenchArgs {
     pub snapshotter: String,
 
     /// `cold`: every run pulls from a clean slate (image, content in every
-    /// namespace, snapshots and the snapshotter's caches removed first);
+    /// namespace, snapshots and the snapshotter's caches removed first;
+    /// refused when a namespace that is not advisor's holds the image, see --force);
     /// `warm`: pull once, then every run starts a new container from it.
     #[arg(long, value_enum, default_value_t = Mode::Cold)]
     pub mode: Mode,
@@ -70,6 +71,12 @@ pub struct BenchArgs {
     /// Keep the image pulled at the end.
     #[arg(long)]
     pub keep_image: bool,
+
+    /// Clean the image even when a namespace that is not advisor's (e.g.
+    /// `k8s.io`) holds its content or snapshots: deletes them there too.
+    /// Without it, advisor refuses and deletes nothing.
+    #[arg(long)]
+    pub force: bool,
 
     /// Command to run instead of the image's (replaces entrypoint and cmd, as `ctr run`).
     #[arg(last = true, value_name = "CMD")]

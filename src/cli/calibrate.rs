@@ -45,6 +45,12 @@ pub struct CalibrateArgs {
     #[arg(long)]
     pub rebuild: bool,
 
+    /// Clean a calibration image even when a namespace that is not advisor's
+    /// (e.g. `k8s.io`) holds its content or snapshots: deletes them there too.
+    /// Without it, advisor refuses and deletes nothing.
+    #[arg(long)]
+    pub force: bool,
+
     /// Do not measure: refit the profile from the runs file only.
     #[arg(long)]
     pub refit: bool,

@@ -49,6 +49,7 @@ pub fn settings(args: &BenchArgs) -> anyhow::Result<(BenchSettings, RealSettings
         max_concurrent_downloads: args.max_concurrent_downloads,
         ready: readiness,
         command: args.command.clone(),
+        force: args.force,
     };
     Ok((bench, real))
 }
@@ -64,7 +65,7 @@ pub async fn run(global: &GlobalArgs, args: &BenchArgs, printer: &Printer) -> an
              (e.g. \"systemctl restart stargz-snapshotter\"), or on the lab `eval \"$(lab/lab env)\"`, which sets ADVISOR_LAZY_RESET_CMD"
         );
     }
-    let conn = Connection::connect(&global.address, &global.namespace).await?;
+    let conn = Connection::connect_own(&global.address, &global.namespace).await?;
     conn.wait_for_snapshotter(&bench.snapshotter, crate::bench::real::SNAPSHOTTER_PATIENCE)
         .await?;
     if bench.method == Method::Lazy && real.stargz_metrics.is_none() {
@@ -79,6 +80,18 @@ pub async fn run(global: &GlobalArgs, args: &BenchArgs, printer: &Printer) -> an
     let observer = Progress::new(printer, &bench, args.output.clone())?;
     let (report, error) = crate::bench::run_bench(&mut engine, &bench, &observer, rx).await;
     signals.abort();
+    let error = match error {
+        // Refused before the first run (a namespace that is not advisor's
+        // holds the image): nothing was measured, so no table, just the reason.
+        Some(e) if report.runs.is_empty() && report.setup.is_none() => {
+            observer.bar.finish_and_clear();
+            for n in &engine.notes {
+                printer.warn(n);
+            }
+            return Err(e);
+        }
+        e => e,
+    };
     observer.finish(&report);
     for n in &engine.notes {
         printer.warn(n);

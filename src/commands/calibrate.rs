@@ -72,6 +72,7 @@ fn settings(global: &GlobalArgs, args: &CalibrateArgs, runs_file: PathBuf) -> Ru
         timeout: std::time::Duration::from_secs(args.timeout),
         only: None,
         rebuild: args.rebuild,
+        force: args.force,
     }
 }
 
@@ -81,7 +82,7 @@ async fn preflight(global: &GlobalArgs, args: &CalibrateArgs) -> anyhow::Result<
             "calibration pushes its images to a registry and pulls them back: pass --registry HOST:PORT (or ADVISOR_REGISTRY; the lab's: `eval \"$(lab/lab env)\"`)"
         );
     }
-    let conn = Connection::connect(&global.address, &global.namespace).await?;
+    let conn = Connection::connect_own(&global.address, &global.namespace).await?;
     conn.check_snapshotter(OVERLAYFS).await?;
     conn.check_snapshotter(STARGZ).await?;
     if args.lazy_reset_cmd.is_none() {

@@ -1,7 +1,10 @@
 //! `advisor doctor`: is this node (or the lab) ready for advisor?
 //!
 //! Checks containerd, its `overlayfs` and `stargz` snapshotters, the registry's
-//! `/v2/` endpoint and the stargz metrics endpoint, and says what to fix.
+//! `/v2/` endpoint and the stargz metrics endpoint, and says what to fix. Also
+//! says whether the node is a dedicated one: namespaces that are not advisor's
+//! (`k8s.io`, `moby`, …) holding images make a cold bench or calibrate refuse
+//! any image they hold (informational: it never fails).
 use crate::cli::{DoctorArgs, GlobalArgs};
 use crate::containerd::{self, Connection};
 use crate::printer::Printer;
@@ -70,6 +73,9 @@ pub async fn check(global: &GlobalArgs, args: &DoctorArgs) -> DoctorReport {
             detail: e.to_string(),
         }),
         Ok(conn) => {
+            // The snapshotter probes below create the namespace if it is
+            // missing: create it labelled as advisor's first (errors show below).
+            let _ = conn.claim_namespace().await;
             match conn.version().await {
                 Ok(v) => {
                     checks.push(Check {
@@ -96,6 +102,7 @@ pub async fn check(global: &GlobalArgs, args: &DoctorArgs) -> DoctorReport {
                         .unwrap_or_else(|| "loaded and answering".into()),
                 });
             }
+            checks.push(dedicated(&conn).await);
         }
     }
     if let Some(reg) = &args.registry {
@@ -111,6 +118,43 @@ pub async fn check(global: &GlobalArgs, args: &DoctorArgs) -> DoctorReport {
         namespace: global.namespace.clone(),
         containerd_version: version,
         checks,
+    }
+}
+
+/// Whether advisor is alone in this containerd (see the module doc).
+async fn dedicated(conn: &Connection) -> Check {
+    let name = "dedicated node".to_string();
+    match containerd::owner::survey(conn, &[containerd::OVERLAYFS, containerd::STARGZ]).await {
+        Err(e) => Check {
+            name,
+            ok: false,
+            detail: e.to_string(),
+        },
+        Ok(all) => {
+            let held: Vec<String> = all
+                .iter()
+                .filter(|n| n.images + n.blobs + n.snapshots > 0)
+                .map(|n| {
+                    format!(
+                        "{} ({} images, {} blobs, {} snapshots)",
+                        n.namespace, n.images, n.blobs, n.snapshots
+                    )
+                })
+                .collect();
+            Check {
+                name,
+                ok: true,
+                detail: if held.is_empty() {
+                    "yes: no namespace that is not advisor's holds anything".into()
+                } else {
+                    format!(
+                        "no: namespaces that are not advisor's hold images: {}; a cold bench or calibrate \
+                         refuses an image they hold (deletes nothing there) unless --force",
+                        held.join(", ")
+                    )
+                },
+            }
+        }
     }
 }
 

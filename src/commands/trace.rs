@@ -324,7 +324,8 @@ async fn record(
         registry: crate::registry::RegistryOptions::from_global(global),
         reference_run: !a.no_reference_run,
     };
-    let conn = crate::containerd::Connection::connect(&global.address, &global.namespace).await?;
+    let conn =
+        crate::containerd::Connection::connect_own(&global.address, &global.namespace).await?;
     conn.wait_for_snapshotter(
         crate::containerd::OVERLAYFS,
         std::time::Duration::from_secs(10),

@@ -10,6 +10,12 @@
 //! post-conditions of §4.7 are checked and a violation is an error
 //! ([`Error::NotCold`]). Purging the stargz daemon's caches is not a gRPC call
 //! and is the caller's job. Owns these calls only.
+//!
+//! Before deleting anything, [`clean_image`] asks [`owner`] whether a namespace
+//! that is not advisor's holds any of the image, and refuses
+//! ([`Error::ForeignNamespaces`]) unless the caller passes [`Foreign::Delete`]
+//! (the user's `--force`): advisor never deletes what it did not create.
+use super::owner;
 use super::pull::delete_image;
 use super::run::{delete_container, delete_task};
 use super::tracker::Tracked;
@@ -40,7 +46,7 @@ pub struct CleanReport {
     pub content_deleted: Vec<String>,
     /// `namespace snapshotter key` of each removed snapshot.
     pub snapshots_removed: Vec<String>,
-    /// Namespaces other than advisor's own where something was removed.
+    /// Namespaces other than the working one where something was removed.
     pub other_namespaces: Vec<String>,
 }
 
@@ -102,13 +108,25 @@ pub async fn cleanup_tracked(conn: &Connection) -> Vec<Error> {
     errors
 }
 
+/// What a clean-up does when a namespace that is not advisor's holds the image.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Foreign {
+    /// Delete nothing and fail with [`Error::ForeignNamespaces`].
+    Refuse,
+    /// Delete there too (the user passed `--force`).
+    Delete,
+}
+
 /// Remove the image and every trace of it (see the module doc), then check
 /// the post-conditions. `snapshotters` are the ones to clear (overlayfs and stargz).
 pub async fn clean_image(
     conn: &Connection,
     image: &ImageState,
     snapshotters: &[&str],
+    foreign: Foreign,
 ) -> Result<CleanReport> {
+    let holdings = owner::foreign_holdings(conn, image, snapshotters).await?;
+    owner::refuse(&image.reference, &holdings, foreign == Foreign::Delete)?;
     let mut report = CleanReport {
         image_deleted: delete_image(conn, &image.reference, true).await?,
         ..Default::default()
@@ -185,12 +203,7 @@ async fn remove_chain_snapshots(
     let chain: BTreeSet<&str> = chain_ids.iter().map(String::as_str).collect();
     let mut doomed: BTreeSet<String> = all
         .iter()
-        .filter(|s| {
-            chain.contains(s.name.as_str())
-                || s.name
-                    .rsplit_once(' ')
-                    .is_some_and(|(_, c)| chain.contains(c))
-        })
+        .filter(|s| owner::on_chain(&s.name, &chain))
         .map(|s| s.name.clone())
         .collect();
     loop {

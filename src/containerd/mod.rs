@@ -10,11 +10,13 @@
 //! [`lease`] (GC protection), [`content`] (Content.Write/Read/Update/Delete),
 //! [`pull`] (eager and lazy pulls), [`unpack`] (chain IDs, Prepare/Apply/Commit,
 //! remote-snapshot labels), [`run`] (containers, tasks, stdio FIFOs, readiness),
-//! [`clean`] (cold clean-up and its post-conditions) and [`tracker`] (what was
+//! [`clean`] (cold clean-up and its post-conditions), [`owner`] (which
+//! namespaces are advisor's, what the others hold) and [`tracker`] (what was
 //! created and not yet deleted, so an interrupted run can clean up).
 pub mod clean;
 pub mod content;
 pub mod lease;
+pub mod owner;
 pub mod pull;
 pub mod run;
 pub mod tracker;
@@ -147,6 +149,20 @@ pub enum Error {
     NotCold {
         reference: String,
         leftovers: Vec<String>,
+    },
+
+    #[error(
+        "{reference}: namespace(s) {} hold this image's content or snapshots and are not advisor's: {}; \
+         a cold clean-up deletes the image's blobs and snapshots in every namespace, which would break what \
+         uses them there (on a Kubernetes node, the kubelet's containers in k8s.io). advisor deletes only what it \
+         created: run on a dedicated node, or pass --force to delete them anyway",
+        namespaces.join(", "),
+        holdings.join("; ")
+    )]
+    ForeignNamespaces {
+        reference: String,
+        namespaces: Vec<String>,
+        holdings: Vec<String>,
     },
 
     #[error("lazy reset command `{command}` failed: {detail}")]
