@@ -51,6 +51,8 @@ pub fn is_user_error(err: &anyhow::Error) -> bool {
                 .is_some_and(|e| e.is_user_facing())
             || e.downcast_ref::<crate::calibrate::model::ModelError>()
                 .is_some_and(|e| e.is_user_facing())
+            || e.downcast_ref::<crate::profile::Error>()
+                .is_some_and(|e| e.is_user_facing())
             || e.downcast_ref::<std::io::Error>().is_some_and(|e| {
                 matches!(
                     e.kind(),

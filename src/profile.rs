@@ -12,6 +12,14 @@ use std::path::Path;
 /// Schema identifier written in every profile.
 pub const PROFILE_SCHEMA: &str = "advisor.profile/v1";
 
+/// Largest fixed cost (unit `s`) a profile may carry: one hour per step.
+/// Anything above is a corrupt or hand-edited profile, not a calibration.
+pub const MAX_FIXED_S: f64 = 3600.0;
+
+/// Largest per-byte cost (unit `s/B`) a profile may carry: 1 ms per byte,
+/// a rate under 1 kB/s.
+pub const MAX_S_PER_BYTE: f64 = 1e-3;
+
 /// The default profile: a real calibration of the lab (calibration/default.json,
 /// raw runs in calibration/default.runs.jsonl), bundled into the binary.
 pub const DEFAULT_PROFILE_JSON: &str = include_str!("../calibration/default.json");
@@ -295,12 +303,26 @@ pub enum Error {
         param: &'static str,
         value: f64,
     },
+    /// Anything else a calibration cannot have written: a value beyond its
+    /// bound, an interval that does not hold its value, a covariance whose
+    /// shape does not match its fit, a snapshotter setting that is not a number.
+    #[error("profile {path}: {message} (re-run `advisor calibrate`, or restore the file)")]
+    Nonsense { path: String, message: String },
+}
+
+impl Error {
+    /// Every profile error is the user's input or file to fix (exit 1); the
+    /// bundled profile is covered by tests.
+    pub fn is_user_facing(&self) -> bool {
+        true
+    }
 }
 
 impl Profile {
     /// The fetch rules of the node the profile was measured on (its
     /// snapshotter's `prefetch_size` and `noprefetch`), for the simulator.
     pub fn fetch_config(&self) -> crate::trace::fetch::FetchConfig {
+        // `from_json` checked both settings parse.
         let mut f = crate::trace::fetch::FetchConfig::default();
         let cfg = &self.node.snapshotter_config;
         if let Some(v) = cfg.get("prefetch_size").and_then(|v| v.parse().ok()) {
@@ -342,7 +364,12 @@ impl Profile {
                     param: param.name(),
                 });
             };
-            for v in [e.estimate.value, e.estimate.low, e.estimate.high] {
+            for v in [
+                e.estimate.value,
+                e.estimate.low,
+                e.estimate.high,
+                e.std_error,
+            ] {
                 if !v.is_finite() || v < 0.0 {
                     return Err(Error::Invalid {
                         path: origin.into(),
@@ -352,7 +379,91 @@ impl Profile {
                 }
             }
         }
+        p.check().map_err(|message| Error::Nonsense {
+            path: origin.into(),
+            message,
+        })?;
         Ok(p)
+    }
+
+    /// What a calibration can have written, beyond presence and sign (those
+    /// are checked with their own messages): values within [`MAX_FIXED_S`] /
+    /// [`MAX_S_PER_BYTE`], intervals that hold their value, covariances of
+    /// their fit's shape with finite entries, snapshotter settings that parse.
+    fn check(&self) -> Result<(), String> {
+        for (param, e) in &self.parameters {
+            let max = if param.unit() == "s/B" {
+                MAX_S_PER_BYTE
+            } else {
+                MAX_FIXED_S
+            };
+            let (name, unit, est) = (param.name(), param.unit(), &e.estimate);
+            if est.high > max {
+                return Err(format!(
+                    "parameter `{name}` reaches {:?} {unit}, beyond the {max} {unit} a \
+                     calibration can measure",
+                    est.high
+                ));
+            }
+            if !(est.low <= est.value && est.value <= est.high) {
+                return Err(format!(
+                    "parameter `{name}`: the interval [{:?}, {:?}] does not hold its value {:?}",
+                    est.low, est.high, est.value
+                ));
+            }
+            if !(est.confidence > 0.0 && est.confidence <= 1.0) {
+                return Err(format!(
+                    "parameter `{name}`: confidence {} is not in (0, 1]",
+                    est.confidence
+                ));
+            }
+        }
+        for (name, fit) in &self.fits {
+            let k = fit.params.len();
+            if fit.covariance.len() != k || fit.covariance.iter().any(|row| row.len() != k) {
+                let rows: Vec<usize> = fit.covariance.iter().map(Vec::len).collect();
+                return Err(format!(
+                    "fit `{name}`: the covariance has rows of lengths {rows:?}, not {k} rows of \
+                     {k} for its {k} parameter(s)"
+                ));
+            }
+            if let Some(v) = fit.covariance.iter().flatten().find(|v| !v.is_finite()) {
+                return Err(format!("fit `{name}`: the covariance holds {v:?}"));
+            }
+            if let Some((i, v)) = (0..k)
+                .map(|i| (i, fit.covariance[i][i]))
+                .find(|(_, v)| *v < 0.0)
+            {
+                return Err(format!(
+                    "fit `{name}`: the variance of `{}` is negative ({v:?})",
+                    fit.params[i].name()
+                ));
+            }
+        }
+        for (term, v) in &self.workload_terms {
+            if !(v.is_finite() && (0.0..=MAX_FIXED_S).contains(v)) {
+                return Err(format!(
+                    "workload term `{term}` is {v:?}, not a time in [0, {MAX_FIXED_S}] s"
+                ));
+            }
+        }
+        let cfg = &self.node.snapshotter_config;
+        if let Some(v) = cfg.get("prefetch_size")
+            && v.parse::<u64>().is_err()
+        {
+            return Err(format!(
+                "node.snapshotter_config.prefetch_size is `{v}`, not a byte count (digits, e.g. \
+                 10485760)"
+            ));
+        }
+        if let Some(v) = cfg.get("noprefetch")
+            && v.parse::<bool>().is_err()
+        {
+            return Err(format!(
+                "node.snapshotter_config.noprefetch is `{v}`, not `true` or `false`"
+            ));
+        }
+        Ok(())
     }
 
     /// The bundled default profile.
@@ -480,6 +591,53 @@ mod tests {
             assert_eq!(e.estimate, old.get(from).unwrap().estimate, "{param:?}");
             assert_eq!(e.fit, PREFETCH_FALLBACK_FIT);
         }
+    }
+
+    /// The bundled profile with `edit` applied, loaded as `bad.json`.
+    fn edited(edit: impl FnOnce(&mut serde_json::Value)) -> String {
+        let mut raw: serde_json::Value = serde_json::from_str(DEFAULT_PROFILE_JSON).unwrap();
+        edit(&mut raw);
+        Profile::from_json(&raw.to_string(), "bad.json")
+            .unwrap_err()
+            .to_string()
+    }
+
+    #[test]
+    fn nonsense_profiles_are_rejected_naming_file_and_field() {
+        for (v, want) in [
+            ("lots", "`lots`, not a byte count"),
+            ("-1", "`-1`, not a byte count"),
+        ] {
+            let e = edited(|p| p["node"]["snapshotter_config"]["prefetch_size"] = v.into());
+            assert!(
+                e.starts_with("profile bad.json: node.snapshotter_config.prefetch_size is"),
+                "{e}"
+            );
+            assert!(e.contains(want), "{e}");
+        }
+        let e = edited(|p| p["node"]["snapshotter_config"]["noprefetch"] = "maybe".into());
+        assert!(e.contains("noprefetch is `maybe`"), "{e}");
+        let e = edited(|p| p["fits"]["lazy-io"]["covariance"] = serde_json::json!([[1.0]]));
+        assert!(
+            e.contains("fit `lazy-io`: the covariance has rows of lengths [1], not 7 rows"),
+            "{e}"
+        );
+        let e = edited(|p| {
+            p["parameters"]["resolve_s"]["value"] = 1e308.into();
+            p["parameters"]["resolve_s"]["high"] = 1e308.into();
+        });
+        assert!(
+            e.contains("`resolve_s` reaches 1e308 s, beyond the 3600 s"),
+            "{e}"
+        );
+        let e = edited(|p| p["parameters"]["range_s_per_byte"]["high"] = 0.5.into());
+        assert!(e.contains("`range_s_per_byte` reaches 0.5 s/B"), "{e}");
+        let e = edited(|p| p["parameters"]["resolve_s"]["value"] = 10.0.into());
+        assert!(e.contains("does not hold its value 10"), "{e}");
+        let e = edited(|p| p["workload_terms"]["lazy_segment_s"] = 1e300.into());
+        assert!(e.contains("workload term `lazy_segment_s` is 1e300"), "{e}");
+        let e = edited(|p| p["parameters"]["resolve_s"]["std_error"] = (-1.0).into());
+        assert!(e.contains("`resolve_s` is -1"), "{e}");
     }
 
     #[test]

@@ -271,3 +271,56 @@ fn strace_calls_that_never_resume_are_an_error_when_nothing_was_imported() {
         "{err}"
     );
 }
+
+#[test]
+fn malformed_and_nonsense_profiles_exit_1_naming_the_file() {
+    let dir = tempfile::tempdir().unwrap();
+    let default = std::fs::read_to_string(common::repo().join("calibration/default.json")).unwrap();
+    let edit = |name: &str, f: &dyn Fn(&mut serde_json::Value)| {
+        let mut v: serde_json::Value = serde_json::from_str(&default).unwrap();
+        f(&mut v);
+        let p = dir.path().join(name);
+        std::fs::write(&p, v.to_string()).unwrap();
+        p.display().to_string()
+    };
+    let broken = dir.path().join("broken.json");
+    std::fs::write(&broken, "{nope").unwrap();
+    let cases = [
+        (
+            broken.display().to_string(),
+            "broken.json is not valid JSON",
+        ),
+        (
+            edit("lots.json", &|p| {
+                p["node"]["snapshotter_config"]["prefetch_size"] = "lots".into()
+            }),
+            "lots.json: node.snapshotter_config.prefetch_size is `lots`",
+        ),
+        (
+            edit("neg.json", &|p| {
+                p["node"]["snapshotter_config"]["prefetch_size"] = "-1".into()
+            }),
+            "neg.json: node.snapshotter_config.prefetch_size is `-1`",
+        ),
+        (
+            edit("cov.json", &|p| {
+                p["fits"]["lazy-io"]["covariance"] = serde_json::json!([[1.0]])
+            }),
+            "cov.json: fit `lazy-io`: the covariance has rows of lengths [1]",
+        ),
+        (
+            edit("huge.json", &|p| {
+                p["parameters"]["resolve_s"]["value"] = 1e308.into();
+                p["parameters"]["resolve_s"]["high"] = 1e308.into();
+            }),
+            "huge.json: parameter `resolve_s` reaches 1e308 s",
+        ),
+        (
+            edit("old.json", &|p| p["schema"] = "advisor.profile/v0".into()),
+            "old.json has schema `advisor.profile/v0`",
+        ),
+    ];
+    for (path, want) in &cases {
+        fails_clearly(&["advise", "--profile", path], &[want]);
+    }
+}
