@@ -276,7 +276,11 @@ mod tests {
         o.write_all(b"new").unwrap();
         o.flush().unwrap();
         assert_eq!(fs::read_to_string(&p).unwrap(), "old");
-        assert_eq!(listing(d.path()).len(), 2, "the temporary file is beside it");
+        assert_eq!(
+            listing(d.path()).len(),
+            2,
+            "the temporary file is beside it"
+        );
         o.commit().unwrap();
         assert_eq!(fs::read_to_string(&p).unwrap(), "new");
         assert_eq!(listing(d.path()), ["out.txt"]);
@@ -348,7 +352,12 @@ mod tests {
         let mut o = Output::create(&link).unwrap();
         o.write_all(b"new").unwrap();
         o.commit().unwrap();
-        assert!(fs::symlink_metadata(&link).unwrap().file_type().is_symlink());
+        assert!(
+            fs::symlink_metadata(&link)
+                .unwrap()
+                .file_type()
+                .is_symlink()
+        );
         assert_eq!(fs::read_to_string(&real).unwrap(), "new");
     }
 
@@ -365,10 +374,7 @@ mod tests {
         o.write_all(b"through").unwrap();
         o.commit().unwrap();
         assert_eq!(reader.join().unwrap(), "through");
-        assert!(
-            !fs::symlink_metadata(&p).unwrap().is_file(),
-            "still a FIFO"
-        );
+        assert!(!fs::symlink_metadata(&p).unwrap().is_file(), "still a FIFO");
         assert_eq!(listing(d.path()), ["fifo"]);
     }
 
@@ -421,7 +427,10 @@ mod tests {
                 .unwrap_err();
             let msg = e.to_string();
             assert!(crate::error::is_user_error(&e));
-            assert!(msg.contains("--prefetch-list") && msg.contains("--files"), "{msg}");
+            assert!(
+                msg.contains("--prefetch-list") && msg.contains("--files"),
+                "{msg}"
+            );
             assert!(msg.contains(&input.display().to_string()), "{msg}");
         }
         let other = d.path().join("other.txt");

@@ -19,6 +19,18 @@ fn listing(dir: &Path) -> Vec<String> {
     v
 }
 
+/// The file still holds exactly [`OLD`].
+#[track_caller]
+fn assert_old(path: &Path, what: &str) {
+    let now = fs::read(path).unwrap();
+    assert!(
+        now == OLD,
+        "{what}: {} was changed to:\n{}",
+        path.display(),
+        String::from_utf8_lossy(&now[..now.len().min(400)])
+    );
+}
+
 /// Run advisor; returns stderr after checking the exit code is 1.
 fn fails_with_1(args: &[&std::ffi::OsStr]) -> String {
     let out = common::advisor().args(args).output().unwrap();
@@ -66,7 +78,7 @@ fn trace_import_of_a_bad_input_leaves_the_existing_output() {
             input.as_os_str(),
         ]);
         assert!(err.contains("input"), "{err}");
-        assert_eq!(fs::read(&out).unwrap(), OLD, "--from {from}");
+        assert_old(&out, &format!("--from {from}"));
         assert_eq!(listing(d.path()), ["input", "out.jsonl"], "--from {from}");
     }
 }
@@ -96,7 +108,7 @@ fn trace_import_refuses_an_output_that_is_its_input() {
             "names both paths: {err}"
         );
         assert!(err.contains("another path"), "says the fix: {err}");
-        assert_eq!(fs::read(&input).unwrap(), text);
+        assert!(fs::read(&input).unwrap() == text, "the input was changed");
     }
     assert_eq!(listing(d.path()), ["link.txt", "paths.txt"]);
 }
@@ -119,7 +131,10 @@ fn trace_import_replaces_an_existing_output_on_success_keeping_its_mode() {
     let text = fs::read_to_string(&out).unwrap();
     assert!(text.starts_with("{\"format\":\"advisor-trace\""), "{text}");
     assert!(text.contains("/bin/sh"), "{text}");
-    assert_eq!(fs::metadata(&out).unwrap().permissions().mode() & 0o777, 0o640);
+    assert_eq!(
+        fs::metadata(&out).unwrap().permissions().mode() & 0o777,
+        0o640
+    );
     assert_eq!(listing(d.path()), ["out.jsonl", "paths.txt"]);
 }
 
@@ -141,7 +156,10 @@ fn trace_synth_refuses_an_output_that_is_its_file_table() {
         files.as_os_str(),
     ]);
     assert!(err.contains("--files"), "{err}");
-    assert_eq!(fs::read(&files).unwrap(), before);
+    assert!(
+        fs::read(&files).unwrap() == before,
+        "the file table was changed"
+    );
 }
 
 #[test]
@@ -168,7 +186,7 @@ fn advise_with_a_bad_plot_path_writes_no_prefetch_list() {
     let a = args(&list);
     let err = fails_with_1(&a.iter().map(|s| s.as_os_str()).collect::<Vec<_>>());
     assert!(err.contains("plot") && err.contains("no-such-dir"), "{err}");
-    assert_eq!(fs::read(&list).unwrap(), OLD, "the existing list is kept");
+    assert_old(&list, "the existing prefetch list");
     // A new list is not created either.
     let new = d.path().join("new-prefetch.txt");
     let a = args(&new);
@@ -205,8 +223,8 @@ fn advise_refuses_outputs_that_are_its_inputs() {
             "{flag} {input_flag}: {err}"
         );
         assert!(err.contains(&out.display().to_string()), "{err}");
-        assert_eq!(fs::read(&files).unwrap(), files_before);
-        assert_eq!(fs::read(&trace).unwrap(), trace_before);
+        assert!(fs::read(&files).unwrap() == files_before, "--files changed");
+        assert!(fs::read(&trace).unwrap() == trace_before, "--trace changed");
     }
     // The two outputs naming one file.
     let same = d.path().join("out");
@@ -250,4 +268,57 @@ fn advise_writes_both_outputs_on_success() {
         listing(d.path()),
         ["files.json", "list.txt", "plot.svg", "trace.jsonl"]
     );
+}
+
+/// On the lab: a recording that fails (the command does not exist in the
+/// image) leaves an existing trace as it was; one that succeeds replaces it.
+#[test]
+fn trace_record_that_fails_leaves_the_existing_trace() {
+    // Was: the trace truncated to its header before the run failed.
+    let Some(lab) = common::lab() else { return };
+    const REPO: &str = "advisor-test/outputs-record";
+    let st = std::process::Command::new(common::repo().join("tests/fixtures/smoke-image.sh"))
+        .args([lab.containerd.to_str().unwrap(), &lab.registry, REPO])
+        .status()
+        .unwrap();
+    assert!(st.success(), "smoke-image.sh");
+    let image = format!("{}/{REPO}:gzip", lab.registry);
+    let d = tempfile::tempdir().unwrap();
+    let out = d.path().join("app.jsonl");
+    fs::write(&out, OLD).unwrap();
+    let record = |cmd: &[&str]| {
+        common::advisor()
+            .args(["--namespace", "advisor-outputs-test", "trace", "record"])
+            .args([
+                "--no-reference-run",
+                "--timeout",
+                "60",
+                "--image",
+                &image,
+                "-o",
+            ])
+            .arg(&out)
+            .arg("--")
+            .args(cmd)
+            .output()
+            .unwrap()
+    };
+    let failed = record(&["/no/such/command"]);
+    assert!(
+        !failed.status.success(),
+        "{}",
+        String::from_utf8_lossy(&failed.stderr)
+    );
+    assert_old(&out, "a failed recording");
+    assert_eq!(listing(d.path()), ["app.jsonl"]);
+
+    let ok = record(&["/bin/cat", "/data/small.txt"]);
+    assert!(
+        ok.status.success(),
+        "{}",
+        String::from_utf8_lossy(&ok.stderr)
+    );
+    let text = fs::read_to_string(&out).unwrap();
+    assert!(text.contains("/data/small.txt"), "{text}");
+    assert_eq!(listing(d.path()), ["app.jsonl"]);
 }

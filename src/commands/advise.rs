@@ -159,7 +159,12 @@ pub async fn run(global: &GlobalArgs, args: &AdviseArgs, printer: &Printer) -> a
         Trace::Example => example::TRACE_NAME.to_string(),
     };
 
-    write_outputs(&s, &prediction, &format!("{image_name} — {trace_name}"), printer)?;
+    write_outputs(
+        &s,
+        &prediction,
+        &format!("{image_name} — {trace_name}"),
+        printer,
+    )?;
     if printer.is_json() {
         printer.json(&AdviseOutput {
             image_name,
