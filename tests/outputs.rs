@@ -322,3 +322,26 @@ fn trace_record_that_fails_leaves_the_existing_trace() {
     assert!(text.contains("/data/small.txt"), "{text}");
     assert_eq!(listing(d.path()), ["app.jsonl"]);
 }
+
+#[test]
+fn calibrate_refuses_a_profile_path_that_is_its_runs_file() {
+    // Was: `--refit` fitted the runs and wrote the profile over them.
+    let d = tempfile::tempdir().unwrap();
+    let runs = d.path().join("node.runs.jsonl");
+    fs::copy(common::repo().join("calibration/default.runs.jsonl"), &runs).unwrap();
+    let before = fs::read(&runs).unwrap();
+    let err = fails_with_1(&[
+        os("calibrate"),
+        os("--refit"),
+        os("--runs"),
+        runs.as_os_str(),
+        os("-o"),
+        runs.as_os_str(),
+    ]);
+    assert!(err.contains("--runs") && err.contains("-o"), "{err}");
+    assert!(
+        fs::read(&runs).unwrap() == before,
+        "the runs file was changed"
+    );
+    assert_eq!(listing(d.path()), ["node.runs.jsonl"]);
+}
