@@ -1124,13 +1124,14 @@ fn unescape(s: &str) -> String {
             b'a' => out.push(0x07),
             b'b' => out.push(0x08),
             b'x' => {
-                let h = &s[i..(i + 2).min(s.len())];
-                match u8::from_str_radix(h, 16) {
-                    Ok(v) if h.len() == 2 => {
-                        out.push(v);
-                        i += 2;
-                    }
-                    _ => out.extend_from_slice(b"\\x"),
+                // Bytes, not a str slice: a multi-byte character may follow `\x`.
+                let h = &b[i..(i + 2).min(b.len())];
+                if h.len() == 2 && h.iter().all(u8::is_ascii_hexdigit) {
+                    let hex = |d: u8| (d as char).to_digit(16).unwrap_or(0) as u8;
+                    out.push((hex(h[0]) << 4) | hex(h[1]));
+                    i += 2;
+                } else {
+                    out.extend_from_slice(b"\\x");
                 }
             }
             b'0'..=b'7' => {
