@@ -63,10 +63,7 @@ impl Output {
                 File::options().write(true).open(&dest)?,
             )),
             _ => {
-                let dir = match dest.parent() {
-                    Some(d) if !d.as_os_str().is_empty() => d,
-                    _ => Path::new("."),
-                };
+                let dir = directory_of(&dest);
                 if let Err(e) = fs::metadata(dir) {
                     return Err(io::Error::new(
                         e.kind(),
@@ -116,9 +113,7 @@ impl Output {
                 tmp.as_file().sync_all()?;
                 tmp.persist(&dest).map_err(|e| e.error)?;
                 // The rename itself reaches the disk with the directory.
-                if let Some(d) = dest.parent().filter(|d| !d.as_os_str().is_empty())
-                    && let Ok(dir) = File::open(d)
-                {
+                if let Ok(dir) = File::open(directory_of(&dest)) {
                     dir.sync_all()?;
                 }
                 Ok(())
@@ -216,6 +211,14 @@ pub fn refuse_overwriting(outputs: &[Named<'_>], inputs: &[Named<'_>]) -> anyhow
         }
     }
     Ok(())
+}
+
+/// The directory a file is in (`.` for a bare name).
+fn directory_of(p: &Path) -> &Path {
+    match p.parent() {
+        Some(d) if !d.as_os_str().is_empty() => d,
+        _ => Path::new("."),
+    }
 }
 
 fn is_stdio(p: &Path) -> bool {
