@@ -17,6 +17,7 @@ pub mod output;
 pub mod predict;
 pub mod printer;
 pub mod profile;
+pub mod redact;
 pub mod recorder;
 pub mod registry;
 pub mod report;
@@ -55,9 +56,10 @@ pub fn main_entry() -> ExitCode {
     match runtime.block_on(run(cli)) {
         Ok(()) => ExitCode::SUCCESS,
         Err(err) => {
-            eprintln!("error: {err}");
+            // Credentials never printed: a URL's password in any message is hidden.
+            eprintln!("error: {}", redact::redact(&err.to_string()));
             for cause in err.chain().skip(1) {
-                eprintln!("  caused by: {cause}");
+                eprintln!("  caused by: {}", redact::redact(&cause.to_string()));
             }
             ExitCode::from(error::exit_code(&err))
         }

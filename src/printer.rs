@@ -46,13 +46,13 @@ impl Printer {
 
     /// A warning on stderr (shown even with --quiet).
     pub fn warn(&self, msg: &str) {
-        eprintln!("warning: {msg}");
+        eprintln!("warning: {}", crate::redact::redact(msg));
     }
 
     /// A note on stderr (hidden with --quiet).
     pub fn note(&self, msg: &str) {
         if !self.quiet {
-            eprintln!("{msg}");
+            eprintln!("{}", crate::redact::redact(msg));
         }
     }
 

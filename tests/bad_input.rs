@@ -324,3 +324,63 @@ fn malformed_and_nonsense_profiles_exit_1_naming_the_file() {
         fails_clearly(&["advise", "--profile", path], &[want]);
     }
 }
+
+/// A closed local port: every request fails fast.
+const CLOSED: &str = "127.0.0.1:9";
+
+#[test]
+fn credentials_in_urls_are_never_printed() {
+    let with_secret = format!("user:s3cret-pw@{CLOSED}");
+    let metrics = format!("http://u:s3cret-pw@{CLOSED}/metrics");
+    for format in ["table", "json"] {
+        let out = common::advisor()
+            .args(["--format", format, "doctor", "--registry", &with_secret])
+            .env("ADVISOR_STARGZ_METRICS", &metrics)
+            .env("ADVISOR_CONTAINERD", "/nonexistent/containerd.sock")
+            .output()
+            .unwrap();
+        let all = format!(
+            "{}{}",
+            String::from_utf8_lossy(&out.stdout),
+            String::from_utf8_lossy(&out.stderr)
+        );
+        assert_eq!(out.status.code(), Some(1), "{all}");
+        assert!(!all.contains("s3cret-pw"), "{all}");
+        assert!(all.contains(&format!("user:***@{CLOSED}")), "{all}");
+        assert!(all.contains(&format!("u:***@{CLOSED}/metrics")), "{all}");
+    }
+}
+
+#[test]
+fn a_registry_port_out_of_range_is_a_clear_error() {
+    let dir = tempfile::tempdir().unwrap();
+    let t = trace(dir.path());
+    let err = fails_clearly(
+        &[
+            "trace",
+            "analyze",
+            "--image",
+            "127.0.0.1:99999/app:1",
+            "--trace",
+            &t,
+        ],
+        &[
+            "`127.0.0.1:99999/app:1`",
+            "port `99999`",
+            "is not a TCP port (1-65535)",
+        ],
+    );
+    assert!(!err.contains("could not clone request builder"), "{err}");
+    let out = common::advisor()
+        .args(["doctor", "--registry", "127.0.0.1:99999"])
+        .env("ADVISOR_CONTAINERD", "/nonexistent/containerd.sock")
+        .output()
+        .unwrap();
+    let all =
+        String::from_utf8_lossy(&out.stdout).to_string() + &String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(1), "{all}");
+    assert!(
+        all.contains("--registry 127.0.0.1:99999: registry port `99999`"),
+        "{all}"
+    );
+}

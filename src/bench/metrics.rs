@@ -174,14 +174,16 @@ pub async fn scrape(url: &str) -> anyhow::Result<StargzScrape> {
     let client = reqwest::Client::builder()
         .timeout(std::time::Duration::from_secs(10))
         .build()?;
+    // The URL may carry credentials: messages show it redacted.
+    let shown = crate::redact::redact(url);
     let r = client.get(url).send().await.map_err(|e| {
         crate::error::user(format!(
-            "stargz metrics at {url} unreachable: {}; check ADVISOR_STARGZ_METRICS / --stargz-metrics",
+            "stargz metrics at {shown} unreachable: {}; check ADVISOR_STARGZ_METRICS / --stargz-metrics",
             crate::error_chain(&e)
         ))
     })?;
     if !r.status().is_success() {
-        crate::bail_user!("stargz metrics at {url} answered {}", r.status());
+        crate::bail_user!("stargz metrics at {shown} answered {}", r.status());
     }
     let text = r.text().await?;
     Ok(StargzScrape::parse(&text)?)

@@ -106,9 +106,18 @@ pub async fn check(global: &GlobalArgs, args: &DoctorArgs) -> DoctorReport {
         }
     }
     if let Some(reg) = &args.registry {
-        let plain = global.plain_http || is_localhost(reg);
-        let url = format!("{}://{reg}/v2/", if plain { "http" } else { "https" });
-        checks.push(http_check("registry", &url, &[200, 401]).await);
+        let host = reg.rsplit_once('@').map_or(reg.as_str(), |(_, h)| h);
+        if let Err(e) = crate::registry::check_host_port(host) {
+            checks.push(Check {
+                name: "registry".into(),
+                ok: false,
+                detail: format!("--registry {}: {e}", crate::redact::redact(reg)),
+            });
+        } else {
+            let plain = global.plain_http || is_localhost(host);
+            let url = format!("{}://{reg}/v2/", if plain { "http" } else { "https" });
+            checks.push(http_check("registry", &url, &[200, 401]).await);
+        }
     }
     if let Some(url) = &args.stargz_metrics {
         checks.push(http_check("stargz metrics", url, &[200]).await);
@@ -174,21 +183,26 @@ async fn http_check(name: &str, url: &str, ok_codes: &[u16]) -> Check {
             };
         }
     };
+    // The URL may carry credentials (`user:password@host`): never printed.
+    let shown = crate::redact::redact(url);
     match client.get(url).send().await {
         Ok(r) if ok_codes.contains(&r.status().as_u16()) => Check {
             name: name.into(),
             ok: true,
-            detail: format!("{url} answered {}", r.status()),
+            detail: format!("{shown} answered {}", r.status()),
         },
         Ok(r) => Check {
             name: name.into(),
             ok: false,
-            detail: format!("{url} answered {}", r.status()),
+            detail: format!("{shown} answered {}", r.status()),
         },
         Err(e) => Check {
             name: name.into(),
             ok: false,
-            detail: format!("{url} unreachable: {}", crate::error_chain(&e)),
+            detail: crate::redact::redact(&format!(
+                "{shown} unreachable: {}",
+                crate::error_chain(&e)
+            )),
         },
     }
 }

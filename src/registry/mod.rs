@@ -40,7 +40,7 @@ pub use auth::{BasicCredentials, ENV_PASSWORD, ENV_USER, Secret, docker_config_d
 pub use blobs::BlobStream;
 pub use error::{Error, Result};
 pub use platform::Platform;
-pub use reference::{Repository, check_digest, is_localhost, sha256_digest};
+pub use reference::{Repository, check_digest, check_host_port, is_localhost, sha256_digest};
 pub use retry::Backoff;
 
 use oci_spec::image::{Descriptor, ImageConfiguration, ImageIndex, ImageManifest};

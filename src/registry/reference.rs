@@ -60,6 +60,7 @@ impl Repository {
             check_digest(d).map_err(invalid)?;
         }
         check_repository(parsed.repository()).map_err(invalid)?;
+        check_host_port(parsed.registry()).map_err(invalid)?;
         let registry = parsed.registry().to_string();
         let api_host = parsed.resolve_registry().to_string();
         let scheme = if plain_http || is_localhost(&api_host) {
@@ -145,6 +146,26 @@ impl Repository {
             digest: digest.to_string(),
             reason,
         })
+    }
+}
+
+/// A registry `host:port` whose port is a TCP port (1–65535): an HTTP client
+/// fails on any other with a message that names neither (issue 17).
+pub fn check_host_port(host_port: &str) -> std::result::Result<(), String> {
+    let Some((_, port)) = host_port
+        .rsplit_once(':')
+        .filter(|(h, _)| !h.ends_with(':'))
+    else {
+        return Ok(());
+    };
+    if port.ends_with(']') {
+        return Ok(()); // a bare IPv6 literal, no port
+    }
+    match port.parse::<u16>() {
+        Ok(p) if p > 0 => Ok(()),
+        _ => Err(format!(
+            "registry port `{port}` of `{host_port}` is not a TCP port (1-65535)"
+        )),
     }
 }
 
@@ -240,6 +261,23 @@ pub fn sha256_digest(data: &[u8]) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_port_out_of_range_is_an_invalid_reference() {
+        for r in [
+            "127.0.0.1:99999/app:1",
+            "localhost:0/app",
+            "reg.example:65536/a/b",
+        ] {
+            let e = Repository::parse(r, false).unwrap_err().to_string();
+            assert!(e.contains("is not a TCP port (1-65535)"), "{r}: {e}");
+            assert!(e.contains(r), "{r}: {e}");
+        }
+        for r in ["127.0.0.1:65535/app:1", "localhost/app", "docker.io/x"] {
+            assert!(Repository::parse(r, false).is_ok(), "{r}");
+        }
+        assert!(check_host_port("[::1]").is_ok());
+    }
 
     #[test]
     fn localhost_detection_matches_containerd() {
