@@ -13,12 +13,13 @@ pub mod estargz;
 #[doc(hidden)]
 pub mod fuzzing;
 pub mod image;
+pub mod input;
 pub mod output;
 pub mod predict;
 pub mod printer;
 pub mod profile;
-pub mod redact;
 pub mod recorder;
+pub mod redact;
 pub mod registry;
 pub mod report;
 pub mod trace;

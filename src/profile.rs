@@ -473,10 +473,13 @@ impl Profile {
 
     pub fn load(path: &Path) -> Result<Profile, Error> {
         let origin = path.display().to_string();
-        let text = std::fs::read_to_string(path).map_err(|source| Error::Read {
-            path: origin.clone(),
-            source,
-        })?;
+        let text =
+            crate::input::read_text(path, crate::input::MAX_INPUT_TEXT).map_err(|source| {
+                Error::Read {
+                    path: origin.clone(),
+                    source,
+                }
+            })?;
         Profile::from_json(&text, &origin)
     }
 

@@ -384,3 +384,37 @@ fn a_registry_port_out_of_range_is_a_clear_error() {
         "{all}"
     );
 }
+
+#[test]
+fn whole_file_inputs_are_bounded_not_read_until_memory_runs_out() {
+    let spec = common::repo().join("models/calibration/few-large.json");
+    let spec = spec.to_str().unwrap();
+    fails_clearly(
+        &["advise", "--profile", "/dev/zero"],
+        &["cannot read profile /dev/zero: larger than 64.0 MiB"],
+    );
+    fails_clearly(
+        &[
+            "image",
+            "build",
+            "--spec",
+            "/dev/zero",
+            "--push",
+            "127.0.0.1:9/x:1",
+        ],
+        &["the image spec /dev/zero: larger than 64.0 MiB"],
+    );
+    fails_clearly(
+        &[
+            "image",
+            "build",
+            "--spec",
+            spec,
+            "--prioritize",
+            "/dev/zero",
+            "--push",
+            "127.0.0.1:9/x:1",
+        ],
+        &["the prioritized-files list /dev/zero: larger than 64.0 MiB"],
+    );
+}

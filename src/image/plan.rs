@@ -29,9 +29,11 @@ pub struct Prioritized {
 /// Read a prioritized-files list: one path per line (absolute or relative to
 /// `/`), blank lines and `#` comments ignored, as `advise --prefetch-list` writes.
 pub fn read_prioritize_file(path: &Path) -> Result<Vec<Prioritized>, Error> {
-    let text = std::fs::read_to_string(path).map_err(|source| Error::PrioritizedRead {
-        path: path.to_path_buf(),
-        source,
+    let text = crate::input::read_text(path, crate::input::MAX_INPUT_TEXT).map_err(|source| {
+        Error::PrioritizedRead {
+            path: path.to_path_buf(),
+            source,
+        }
     })?;
     Ok(text
         .lines()

@@ -328,9 +328,11 @@ impl SpecFormat {
 
 /// Read, parse and check a spec file.
 pub fn load(path: &Path) -> Result<Spec, Error> {
-    let text = std::fs::read_to_string(path).map_err(|source| Error::SpecRead {
-        path: path.to_path_buf(),
-        source,
+    let text = crate::input::read_text(path, crate::input::MAX_INPUT_TEXT).map_err(|source| {
+        Error::SpecRead {
+            path: path.to_path_buf(),
+            source,
+        }
     })?;
     parse(path, &text)
 }
