@@ -1,133 +1,42 @@
 //! Disruptive end-to-end tests of `advisor bench`'s interrupt safety: SIGINT
 //! mid-pull and mid-run, and the registry or the stargz snapshotter killed
 //! mid-run. Each ends with `lab/lab up` (restarting what was killed) and
-//! checks that no container, task, snapshot, lease or lab mount is left and
-//! that the runs measured so far were kept. `#[ignore]`d in the parallel run;
+//! checks that no container, task, snapshot, lease, lab mount or FUSE
+//! connection is left and that the runs measured so far were kept (the
+//! helpers are in tests/common/faults.rs; tests/fault_matrix.rs has the
+//! other faults). `#[ignore]`d in the parallel run;
 //! `lab/test` runs them serially (`--ignored --test-threads=1`).
 mod common;
 
 use advisor::bench::source::RegistrySource;
 use advisor::bench::{BenchReport, Flag};
-use advisor::containerd::{Connection, OVERLAYFS, STARGZ, clean, run};
-use std::process::{Child, Command, Stdio};
+use advisor::containerd::{Connection, OVERLAYFS, STARGZ, clean};
+use std::process::Child;
 use std::time::{Duration, Instant};
 
-fn fixture(lab: &common::Lab, repo: &str, bytes: u64) {
-    let st = Command::new(common::repo().join("tests/fixtures/smoke-image.sh"))
-        .arg(&lab.containerd)
-        .args([&lab.registry, repo])
-        .env("SMOKE_DATA_BYTES", bytes.to_string())
-        .status()
-        .unwrap();
-    assert!(st.success(), "fixture image {repo} failed");
-}
+use common::faults::{
+    Seen, assert_cold, assert_nothing_left, connect, fixture, has_lease, has_task, jsonl_records,
+    kill_daemon, rt, signal, spawn_bench, wait_until,
+};
+use nix::sys::signal::Signal;
 
-fn spawn_bench(ns: &str, output: &std::path::Path, args: &[&str]) -> Child {
-    Command::new(assert_cmd::cargo::cargo_bin("advisor"))
-        .args(["--namespace", ns, "--format", "json", "bench", "--output"])
-        .arg(output)
-        .args(args)
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .unwrap()
-}
-
-/// Poll until `cond` holds (up to 120 s) while the bench runs; panics with
-/// the bench's output if it ended first.
-fn wait_until(child: &mut Child, what: &str, mut cond: impl FnMut() -> bool) {
-    let deadline = Instant::now() + Duration::from_secs(120);
-    while !cond() {
-        if let Ok(Some(st)) = child.try_wait() {
-            let mut err = String::new();
-            if let Some(mut e) = child.stderr.take() {
-                use std::io::Read;
-                let _ = e.read_to_string(&mut err);
-            }
-            panic!("the bench ended ({st}) before {what}: {err}");
-        }
-        assert!(Instant::now() < deadline, "timed out waiting for {what}");
-        std::thread::sleep(Duration::from_millis(10));
-    }
+fn output_runs(path: &std::path::Path) -> Vec<serde_json::Value> {
+    jsonl_records(path, "run")
 }
 
 fn sigint(child: &Child) {
-    nix::sys::signal::kill(
-        nix::unistd::Pid::from_raw(child.id() as i32),
-        nix::sys::signal::Signal::SIGINT,
-    )
-    .unwrap();
+    signal(child, Signal::SIGINT);
 }
 
-fn kill_daemon(lab: &common::Lab, name: &str) {
-    let pid = std::fs::read_to_string(lab.dir.join(format!("run/{name}.pid"))).unwrap();
-    nix::sys::signal::kill(
-        nix::unistd::Pid::from_raw(pid.trim().parse().unwrap()),
-        nix::sys::signal::Signal::SIGKILL,
-    )
-    .unwrap();
-}
-
-/// The JSON Lines of `--output`: every line parses, runs are kept.
-fn output_runs(path: &std::path::Path) -> Vec<serde_json::Value> {
-    std::fs::read_to_string(path)
-        .unwrap()
-        .lines()
-        .map(|l| serde_json::from_str::<serde_json::Value>(l).unwrap())
-        .filter(|v| v["kind"] == "run")
-        .collect()
-}
-
-/// One runtime per test: a connection's channel lives in the runtime that made it.
-fn rt() -> &'static tokio::runtime::Runtime {
-    static RT: std::sync::OnceLock<tokio::runtime::Runtime> = std::sync::OnceLock::new();
-    RT.get_or_init(common::rt)
-}
-
-fn has_lease(conn: &Connection) -> bool {
-    rt().block_on(conn.list_leases())
-        .is_ok_and(|l| !l.is_empty())
-}
-
-fn has_task(conn: &Connection) -> bool {
-    rt().block_on(run::list_tasks(conn))
-        .is_ok_and(|t| !t.is_empty())
-}
-
-/// No container, task, lease, snapshot of ours; no blob of the image anywhere;
-/// no mount under the lab's stargz directory; no container process.
-fn assert_nothing_left(lab: &common::Lab, conn: &Connection, image: &str, marker: &str) {
-    rt().block_on(async {
-        assert_eq!(run::list_tasks(conn).await.unwrap(), Vec::<String>::new());
-        assert_eq!(
-            run::list_containers(conn).await.unwrap(),
-            Vec::<String>::new()
-        );
-        assert_eq!(conn.list_leases().await.unwrap(), Vec::<String>::new());
-        for sn in [OVERLAYFS, STARGZ] {
-            let left = conn.list_snapshots(sn).await.unwrap();
-            assert!(left.is_empty(), "{sn}: {left:?}");
-        }
-        let src = RegistrySource::new(image, false).unwrap();
-        let img = src.resolve().await.unwrap();
-        clean::check_cold(
-            conn,
-            &advisor::bench::real::state_of(&img),
-            &[OVERLAYFS, STARGZ],
-        )
-        .await
-        .unwrap();
-    });
-    let mounts = common::mounts_under(&lab.dir.join("stargz"));
-    assert!(mounts.is_empty(), "lab mounts left: {mounts:?}");
-    let procs = common::processes_mentioning(marker);
-    assert!(procs.is_empty(), "container processes left: {procs:?}");
+/// Nothing of ours left (common::faults) and no trace of the image (cold).
+fn assert_clean(lab: &common::Lab, conn: &Connection, seen: &Seen, image: &str, marker: &str) {
+    assert_nothing_left(lab, conn, seen, marker);
+    assert_cold(conn, image);
 }
 
 fn finish(child: Child) -> (std::process::ExitStatus, Option<BenchReport>, String) {
-    let out = child.wait_with_output().unwrap();
-    let stderr = String::from_utf8_lossy(&out.stderr).to_string();
-    (out.status, serde_json::from_slice(&out.stdout).ok(), stderr)
+    let (status, stdout, stderr) = common::faults::finish(child);
+    (status, serde_json::from_slice(&stdout).ok(), stderr)
 }
 
 #[test]
@@ -138,9 +47,7 @@ fn sigint_mid_pull_stops_cleanly_and_keeps_measured_runs() {
     let ns = "advisor-int-pull";
     let image = format!("{}/int-pull:gzip", lab.registry);
     let out = tempfile::NamedTempFile::new().unwrap();
-    let conn = rt()
-        .block_on(Connection::connect(&lab.containerd, ns))
-        .unwrap();
+    let conn = connect(&lab, ns);
     let mut child = spawn_bench(
         ns,
         out.path(),
@@ -153,6 +60,7 @@ fn sigint_mid_pull_stops_cleanly_and_keeps_measured_runs() {
     wait_until(&mut child, "the second pull", || has_lease(&conn));
     sigint(&child);
     let (status, report, stderr) = finish(child);
+    eprintln!("advisor said:\n{stderr}");
     assert_eq!(status.code(), Some(1), "{stderr}");
     assert!(stderr.contains("interrupted"), "{stderr}");
     let report = report.expect("the report is printed");
@@ -167,22 +75,22 @@ fn sigint_mid_pull_stops_cleanly_and_keeps_measured_runs() {
     assert_eq!(runs.len(), 2, "JSON Lines keep both runs");
     assert_eq!(runs[1]["error"], "interrupted");
     common::lab_cmd(&["up"]);
-    assert_nothing_left(&lab, &conn, &image, "int-pull");
+    assert_clean(&lab, &conn, &Seen::default(), &image, "int-pull");
 }
 
-#[test]
-#[ignore = "disruptive: run serially by lab/test"]
-fn sigint_mid_run_removes_the_running_container() {
+/// A lazy bench whose container reads its file and sleeps (`sleep SECS`,
+/// the marker), signalled once it runs: the run is kept, the container,
+/// its lazy layers and their FUSE connections are gone.
+fn signal_mid_run(sig: Signal, repo: &str, sleep: &str) {
     let Some(lab) = common::lab() else { return };
-    fixture(&lab, "int-run", 3_000_000);
-    let ns = "advisor-int-run";
-    let image = format!("{}/int-run:esgz", lab.registry);
+    fixture(&lab, repo, 3_000_000);
+    let ns = format!("advisor-{repo}");
+    let image = format!("{}/{repo}:esgz", lab.registry);
     let out = tempfile::NamedTempFile::new().unwrap();
-    let conn = rt()
-        .block_on(Connection::connect(&lab.containerd, ns))
-        .unwrap();
+    let conn = connect(&lab, &ns);
+    let script = format!("cat /data/big.bin > /dev/null; echo int-run-marker; sleep {sleep}");
     let mut child = spawn_bench(
-        ns,
+        &ns,
         out.path(),
         &[
             "--image",
@@ -196,14 +104,22 @@ fn sigint_mid_run_removes_the_running_container() {
             "--",
             "sh",
             "-c",
-            "cat /data/big.bin > /dev/null; echo int-run-marker; sleep 300",
+            &script,
         ],
     );
-    wait_until(&mut child, "the container to run", || has_task(&conn));
+    let mut seen = Seen::default();
+    wait_until(&mut child, "the container to run", || {
+        seen.look(&lab);
+        has_task(&conn)
+    });
     std::thread::sleep(Duration::from_millis(500));
-    sigint(&child);
+    seen.look(&lab);
+    assert!(!seen.fuse.is_empty(), "the lazy layers are FUSE mounts");
+    signal(&child, sig);
     let (status, report, stderr) = finish(child);
+    eprintln!("advisor said:\n{stderr}");
     assert_eq!(status.code(), Some(1), "{stderr}");
+    assert!(stderr.contains("interrupted"), "{stderr}");
     let report = report.expect("the report is printed");
     assert!(report.interrupted);
     let partial = &report.runs[0];
@@ -217,7 +133,19 @@ fn sigint_mid_run_removes_the_running_container() {
     );
     assert_eq!(output_runs(out.path()).len(), 1);
     common::lab_cmd(&["up"]);
-    assert_nothing_left(&lab, &conn, &image, "sleep 300");
+    assert_clean(&lab, &conn, &seen, &image, &format!("sleep {sleep}"));
+}
+
+#[test]
+#[ignore = "disruptive: run serially by lab/test"]
+fn sigint_mid_run_removes_the_running_container() {
+    signal_mid_run(Signal::SIGINT, "int-run", "300");
+}
+
+#[test]
+#[ignore = "disruptive: run serially by lab/test"]
+fn sigterm_mid_run_removes_the_running_container() {
+    signal_mid_run(Signal::SIGTERM, "term-run", "303");
 }
 
 /// A lazy bench of one run reading a 20 MB file, with a lab daemon
@@ -227,6 +155,8 @@ struct KilledRun {
     report: BenchReport,
     conn: Connection,
     image: String,
+    /// The FUSE connections of the lazy layers.
+    seen: Seen,
 }
 
 fn kill_mid_run(lab: &common::Lab, repo: &str, daemon: &str) -> KilledRun {
@@ -234,9 +164,7 @@ fn kill_mid_run(lab: &common::Lab, repo: &str, daemon: &str) -> KilledRun {
     let ns = format!("advisor-{repo}");
     let image = format!("{}/{repo}:esgz", lab.registry);
     let out = tempfile::NamedTempFile::new().unwrap();
-    let conn = rt()
-        .block_on(Connection::connect(&lab.containerd, &ns))
-        .unwrap();
+    let conn = connect(lab, &ns);
     let mut child = spawn_bench(
         &ns,
         out.path(),
@@ -257,9 +185,16 @@ fn kill_mid_run(lab: &common::Lab, repo: &str, daemon: &str) -> KilledRun {
             "sleep 2; cat /data/big.bin > /dev/null && echo read-done",
         ],
     );
-    wait_until(&mut child, "the container to run", || has_task(&conn));
+    let mut seen = Seen::default();
+    wait_until(&mut child, "the container to run", || {
+        seen.look(lab);
+        has_task(&conn)
+    });
+    seen.look(lab);
+    assert!(!seen.fuse.is_empty(), "the lazy layers are FUSE mounts");
     kill_daemon(lab, daemon);
     let (_, report, stderr) = finish(child);
+    eprintln!("advisor said:\n{stderr}");
     let report = report.unwrap_or_else(|| panic!("no report: {stderr}"));
     let run = &report.runs[0];
     // The container's reads fail once the daemon is gone: the run is kept,
@@ -274,6 +209,7 @@ fn kill_mid_run(lab: &common::Lab, repo: &str, daemon: &str) -> KilledRun {
         report,
         conn,
         image,
+        seen,
     }
 }
 
@@ -284,7 +220,7 @@ fn killed_registry_mid_run_is_reported_and_leaves_nothing() {
     let k = kill_mid_run(&lab, "kill-reg", "registry");
     assert!(!k.report.runs[0].flags.is_empty(), "{:?}", k.report.runs[0]);
     common::lab_cmd(&["up"]);
-    assert_nothing_left(&lab, &k.conn, &k.image, "read-done");
+    assert_clean(&lab, &k.conn, &k.seen, &k.image, "read-done");
 }
 
 #[test]
@@ -295,6 +231,7 @@ fn killed_snapshotter_mid_run_is_reported_and_leaves_nothing() {
         report,
         conn,
         image,
+        seen,
     } = kill_mid_run(&lab, "kill-sgz", "stargz");
     let run = &report.runs[0];
     assert!(
@@ -328,5 +265,52 @@ fn killed_snapshotter_mid_run_is_reported_and_leaves_nothing() {
     while !common::mounts_under(&lab.dir.join("stargz")).is_empty() && Instant::now() < deadline {
         std::thread::sleep(Duration::from_millis(200));
     }
-    assert_nothing_left(&lab, &conn, &image, "read-done");
+    assert_clean(&lab, &conn, &seen, &image, "read-done");
+}
+
+#[test]
+#[ignore = "disruptive: run serially by lab/test"]
+fn restarted_containerd_mid_run_is_reported_and_leaves_nothing() {
+    let Some(lab) = common::lab() else { return };
+    fixture(&lab, "ctrd-restart", 3_000_000);
+    let ns = "advisor-ctrd-restart";
+    let image = format!("{}/ctrd-restart:gzip", lab.registry);
+    let out = tempfile::NamedTempFile::new().unwrap();
+    let conn = connect(&lab, ns);
+    let mut child = spawn_bench(
+        ns,
+        out.path(),
+        &[
+            "--image",
+            &image,
+            "--snapshotter",
+            "overlayfs",
+            "-n",
+            "2",
+            "--ready-line",
+            "never",
+            "--timeout",
+            "60",
+            "--",
+            "sh",
+            "-c",
+            "echo started; sleep 304",
+        ],
+    );
+    wait_until(&mut child, "the container to run", || has_task(&conn));
+    kill_daemon(&lab, "containerd");
+    std::thread::sleep(Duration::from_secs(1));
+    common::lab_cmd(&["up"]);
+    let (status, report, stderr) = finish(child);
+    eprintln!("advisor said:\n{stderr}");
+    assert_eq!(status.code(), Some(1), "{stderr}");
+    assert!(
+        stderr.contains("containerd") && stderr.contains(&lab.containerd.display().to_string()),
+        "names containerd and its socket: {stderr}"
+    );
+    let report = report.expect("the report is printed");
+    assert_eq!(report.runs.len(), 1, "{report:?}");
+    assert_eq!(output_runs(out.path()).len(), 1, "the run is kept");
+    let conn = connect(&lab, ns);
+    assert_clean(&lab, &conn, &Seen::default(), &image, "sleep 304");
 }

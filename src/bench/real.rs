@@ -26,6 +26,10 @@ use tokio::time::Instant;
 /// How long to wait for a restarted snapshotter to answer through containerd.
 pub const SNAPSHOTTER_PATIENCE: std::time::Duration = std::time::Duration::from_secs(60);
 
+/// How long an aborted bench waits for containerd to answer again (it was
+/// restarted mid-run) before giving up on removing what the run created.
+pub const CONTAINERD_PATIENCE: std::time::Duration = std::time::Duration::from_secs(30);
+
 /// Everything the real engine needs beyond the bench settings.
 #[derive(Debug, Clone)]
 pub struct RealSettings {
@@ -159,6 +163,33 @@ impl RealEngine {
             if !self.notes.contains(&note) {
                 self.notes.push(note);
             }
+        }
+    }
+
+    /// A run that failed because containerd stopped answering (a restart)
+    /// leaves its task, container, snapshot and lease in containerd: wait
+    /// for it to come back so the clean-up can remove them.
+    async fn wait_for_containerd(&mut self) {
+        let deadline = Instant::now() + CONTAINERD_PATIENCE;
+        let mut waited = false;
+        while self.conn.version().await.is_err() {
+            if Instant::now() >= deadline {
+                self.notes.push(format!(
+                    "containerd at {} did not answer for {} s: what this run created in namespace {} could not be removed",
+                    self.conn.address.display(),
+                    CONTAINERD_PATIENCE.as_secs(),
+                    self.conn.namespace
+                ));
+                return;
+            }
+            waited = true;
+            tokio::time::sleep(std::time::Duration::from_millis(200)).await;
+        }
+        if waited {
+            self.notes.push(format!(
+                "containerd at {} stopped answering during the run and came back; the clean-up ran after it",
+                self.conn.address.display()
+            ));
         }
     }
 }
@@ -377,6 +408,7 @@ impl Engine for RealEngine {
         self.task = None;
         self.container = None;
         self.pull = None;
+        self.wait_for_containerd().await;
         let mut problems: Vec<String> = clean::cleanup_tracked(&self.conn)
             .await
             .into_iter()

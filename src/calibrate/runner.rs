@@ -440,7 +440,13 @@ pub async fn run_matrix(
                 && i.workload == m.workload
         });
         if !have || s.rebuild {
-            let img = ensure_image(s, m, progress).await?;
+            // Building and pushing can take minutes: a signal stops it (a
+            // partial push leaves only unreferenced blobs in the registry).
+            let mut signalled = interrupt.clone();
+            let img = tokio::select! {
+                r = ensure_image(s, m, progress) => r?,
+                Ok(_) = signalled.wait_for(|v| *v) => return Ok((stored, notes)),
+            };
             append(&s.runs_file, &Record::Image(Box::new(img.clone())))?;
             stored.images.retain(|i| i.name != img.name);
             // Runs of an older version of this image (another spec) no longer count.

@@ -136,10 +136,18 @@ pub async fn run(
         runner::append(&runs_file, &Record::Node(Box::new(node)))?;
         let progress = bar(printer);
         let (interrupt, signals) = super::interrupt_switch();
+        let interrupted = interrupt.clone();
         let r = runner::run_matrix(&s, &progress, interrupt).await;
         signals.abort();
         progress.bar.finish_and_clear();
-        let (_, n) = r?;
+        let (stored, n) = r?;
+        if *interrupted.borrow() {
+            crate::bail_user!(
+                "interrupted: {} run(s) kept in {}; run the same command again to resume (no profile written)",
+                stored.runs.len(),
+                runs_file.display()
+            );
+        }
         notes.extend(n);
     }
     let (stored, n) = runner::load_runs(&runs_file)?;
@@ -285,10 +293,17 @@ async fn check(
     s.only = Some(runner::Matrix::embedded()?.check_plan(&["few-large", "many-small"]));
     let progress = bar(printer);
     let (interrupt, signals) = super::interrupt_switch();
+    let interrupted = interrupt.clone();
     let r = runner::run_matrix(&s, &progress, interrupt).await;
     signals.abort();
     progress.bar.finish_and_clear();
     let (stored, _) = r?;
+    if *interrupted.borrow() {
+        crate::bail_user!(
+            "interrupted: the drift check against {} stopped before its runs were done",
+            profile_path.display()
+        );
+    }
     let fetch = fetch_config();
     let mut drifts = Vec::new();
     for run in stored.runs.iter().filter(|r| r.run.included) {

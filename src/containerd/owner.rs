@@ -127,15 +127,19 @@ impl Connection {
     /// Create this connection's namespace labelled as advisor's; true if it
     /// was created. An existing namespace is left as it is (never relabelled).
     pub async fn claim_namespace(&self) -> Result<bool> {
+        // In the namespace's own context (the header): containerd publishes
+        // the creation event there and fails the call without one.
         let r = NamespacesClient::new(self.channel())
-            .create(tonic::Request::new(CreateNamespaceRequest {
-                namespace: Some(Namespace {
-                    name: self.namespace.clone(),
-                    labels: [(OWNER_LABEL.to_string(), OWNER_VALUE.to_string())]
-                        .into_iter()
-                        .collect(),
+            .create(
+                self.request(CreateNamespaceRequest {
+                    namespace: Some(Namespace {
+                        name: self.namespace.clone(),
+                        labels: [(OWNER_LABEL.to_string(), OWNER_VALUE.to_string())]
+                            .into_iter()
+                            .collect(),
+                    }),
                 }),
-            }))
+            )
             .await;
         match r {
             Ok(_) => Ok(true),

@@ -10,11 +10,12 @@
 //! snapshotter would be asked for.
 //!
 //! Every mount made here is undone by a guard, on success, error or
-//! interrupt; containers, tasks and snapshots by the connection's tracker.
+//! interrupt; containers, tasks and snapshots by the connection's tracker;
+//! the image, when this run pulled it, by deleting it afterwards.
 use super::{RecordedEvent, RecordedOp, Recording, Unmounted};
 use crate::bench::source::RegistrySource;
 use crate::containerd::clean;
-use crate::containerd::pull::{Method, Pull, PullOptions};
+use crate::containerd::pull::{Method, Pull, PullOptions, delete_image, get_image};
 use crate::containerd::run::{self, Container, ContainerSpec, Readiness, ReadyOutcome};
 use crate::containerd::{Connection, OVERLAYFS};
 use crate::trace::format::{Clock, Event, Header, ImageId, Op, ReferenceRun, TraceWriter};
@@ -114,12 +115,20 @@ pub async fn record(
     s: &RecordSettings,
     mut interrupt: tokio::sync::watch::Receiver<bool>,
 ) -> anyhow::Result<RecordReport> {
-    let r = record_inner(conn, s, &mut interrupt).await;
-    // Whatever happened, nothing of ours stays in containerd.
-    let problems = clean::cleanup_tracked(conn).await;
+    let mut pulled_here = None;
+    let r = record_inner(conn, s, &mut interrupt, &mut pulled_here).await;
+    // Whatever happened, nothing of ours stays in containerd: the container,
+    // then the image if this run pulled it (a synchronous GC takes its
+    // content and snapshots).
+    let mut problems = clean::cleanup_tracked(conn).await;
+    if let Some(reference) = pulled_here
+        && let Err(e) = delete_image(conn, &reference, true).await
+    {
+        problems.push(e);
+    }
     let report = r?;
     if let Some(p) = problems.into_iter().next() {
-        return Err(anyhow::Error::new(p).context("removing the recording container"));
+        return Err(anyhow::Error::new(p).context("removing the recording container and image"));
     }
     Ok(report)
 }
@@ -128,10 +137,14 @@ async fn record_inner(
     conn: &Connection,
     s: &RecordSettings,
     interrupt: &mut tokio::sync::watch::Receiver<bool>,
+    pulled_here: &mut Option<String>,
 ) -> anyhow::Result<RecordReport> {
     let source = RegistrySource::with_options(&s.image, s.registry.clone())?;
     let img = std::sync::Arc::new(source.resolve().await?);
     let manifest_digest = img.target().digest.clone();
+    if get_image(conn, &img.reference).await?.is_none() {
+        *pulled_here = Some(img.reference.clone());
+    }
     let mut pull = Pull::begin(
         conn,
         img.clone(),
@@ -163,6 +176,9 @@ async fn record_inner(
     } else {
         None
     };
+    if *interrupt.borrow() {
+        crate::bail_user!("interrupted before the recording started: no trace written");
+    }
     let id = format!("record-{}", crate::containerd::nanos());
     let container = overlay_container(conn, &id, &img, &pulled.top_chain_id, &config, args).await?;
     let mounts = container.rootfs_mounts().await?;

@@ -4,6 +4,8 @@
 //! Without the lab they skip with a note, unless `ADVISOR_REQUIRE_LAB=1`
 //! (set by `lab/test` and CI), where a missing lab fails the test.
 #![allow(dead_code)]
+pub mod faults;
+
 use std::path::{Path, PathBuf};
 use std::process::Command;
 
