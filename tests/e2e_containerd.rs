@@ -906,7 +906,7 @@ fn a_cold_bench_refuses_to_delete_what_k8s_io_holds_unless_forced() {
     let detail = dedicated["detail"].as_str().unwrap();
     assert!(
         detail.starts_with("no:")
-            && detail.contains("k8s.io (1 images")
+            && detail.contains("k8s.io (1 image, 3 blobs, 1 snapshot)")
             && detail.contains("--force"),
         "{detail}"
     );

@@ -144,9 +144,13 @@ async fn dedicated(conn: &Connection) -> Check {
                 .iter()
                 .filter(|n| n.images + n.blobs + n.snapshots > 0)
                 .map(|n| {
+                    use containerd::owner::counted;
                     format!(
-                        "{} ({} images, {} blobs, {} snapshots)",
-                        n.namespace, n.images, n.blobs, n.snapshots
+                        "{} ({}, {}, {})",
+                        n.namespace,
+                        counted(n.images, "image"),
+                        counted(n.blobs, "blob"),
+                        counted(n.snapshots, "snapshot")
                     )
                 })
                 .collect();

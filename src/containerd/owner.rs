@@ -65,21 +65,18 @@ impl Holding {
             what.push("image record".to_string());
         }
         if self.blobs > 0 {
-            what.push(format!(
-                "{} blob{}",
-                self.blobs,
-                if self.blobs == 1 { "" } else { "s" }
-            ));
+            what.push(counted(self.blobs, "blob"));
         }
         if self.snapshots > 0 {
-            what.push(format!(
-                "{} snapshot{}",
-                self.snapshots,
-                if self.snapshots == 1 { "" } else { "s" }
-            ));
+            what.push(counted(self.snapshots, "snapshot"));
         }
         format!("{} ({})", self.namespace, what.join(", "))
     }
+}
+
+/// `1 blob`, `3 blobs`.
+pub fn counted(n: usize, noun: &str) -> String {
+    format!("{n} {noun}{}", if n == 1 { "" } else { "s" })
 }
 
 /// The decision: refuse (an error naming the namespaces and `--force`) when a
@@ -234,9 +231,11 @@ pub async fn survey(conn: &Connection, snapshotters: &[&str]) -> Result<Vec<Fore
     let mut out = Vec::new();
     for ns in conn.foreign_namespaces().await? {
         let c = conn.in_namespace(&ns);
+        // A snapshotter that is missing or down counts nothing here: doctor
+        // reports it in its own check.
         let mut snapshots = 0;
         for sn in snapshotters {
-            snapshots += c.list_snapshots(sn).await?.len();
+            snapshots += c.list_snapshots(sn).await.map_or(0, |v| v.len());
         }
         out.push(ForeignNamespace {
             images: c.list_images().await?.len(),
