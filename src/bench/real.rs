@@ -211,7 +211,8 @@ impl Engine for RealEngine {
         owner::refuse(&state.reference, &holdings, self.s.force)?;
         if !holdings.is_empty() {
             self.notes.push(format!(
-                "--force: the image's content and snapshots were deleted in namespaces that are not advisor's: {}",
+                "--force: the image's blobs and snapshots were deleted in namespaces that are not advisor's \
+                 (their image records stay and need a new pull): {}",
                 holdings
                     .iter()
                     .map(|h| h.describe())
