@@ -417,4 +417,30 @@ fn whole_file_inputs_are_bounded_not_read_until_memory_runs_out() {
         ],
         &["the prioritized-files list /dev/zero: larger than 64.0 MiB"],
     );
+    let dir = tempfile::tempdir().unwrap();
+    let out = dir.path().join("p.json");
+    fails_clearly(
+        &[
+            "calibrate",
+            "--refit",
+            "--runs",
+            "/dev/zero",
+            "-o",
+            out.to_str().unwrap(),
+        ],
+        &["/dev/zero line 1: longer than 64.0 MiB: not a calibration runs file"],
+    );
+    let bad = dir.path().join("bad.runs");
+    std::fs::write(&bad, b"\xff\xfe\n").unwrap();
+    fails_clearly(
+        &[
+            "calibrate",
+            "--refit",
+            "--runs",
+            bad.to_str().unwrap(),
+            "-o",
+            out.to_str().unwrap(),
+        ],
+        &["bad.runs line 1: not valid UTF-8"],
+    );
 }

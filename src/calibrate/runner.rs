@@ -169,9 +169,7 @@ pub fn load_runs(path: &Path) -> anyhow::Result<(Stored, Vec<String>)> {
         Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok((st, notes)),
         Err(e) => return Err(e).with_context(|| format!("cannot read {}", path.display())),
     };
-    let lines: Vec<String> = std::io::BufReader::new(f)
-        .lines()
-        .collect::<Result<_, _>>()?;
+    let lines = read_lines_bounded(std::io::BufReader::new(f), path)?;
     for (i, l) in lines.iter().enumerate() {
         if l.trim().is_empty() {
             continue;
@@ -199,6 +197,47 @@ pub fn load_runs(path: &Path) -> anyhow::Result<(Stored, Vec<String>)> {
         }
     }
     Ok((st, notes))
+}
+
+/// The lines of a runs file, each at most [`crate::input::MAX_INPUT_TEXT`]
+/// (an image record lists every file: the bundled one's longest is 0.9 MB):
+/// a device or a binary file is an error naming the file and line, not an
+/// allocation without end; invalid UTF-8 names them too.
+fn read_lines_bounded(mut r: impl BufRead, path: &Path) -> anyhow::Result<Vec<String>> {
+    use std::io::Read;
+    let limit = crate::input::MAX_INPUT_TEXT;
+    let mut lines = Vec::new();
+    loop {
+        let mut buf = Vec::new();
+        let n = (&mut r)
+            .take(limit + 1)
+            .read_until(b'\n', &mut buf)
+            .with_context(|| format!("cannot read {}", path.display()))?;
+        if n == 0 {
+            return Ok(lines);
+        }
+        let at = lines.len() + 1;
+        if n as u64 > limit {
+            crate::bail_user!(
+                "{} line {at}: longer than {}: not a calibration runs file",
+                path.display(),
+                crate::units::Bytes(limit)
+            );
+        }
+        let Ok(mut line) = String::from_utf8(buf) else {
+            crate::bail_user!(
+                "{} line {at}: not valid UTF-8: not a calibration runs file",
+                path.display()
+            );
+        };
+        if line.ends_with('\n') {
+            line.pop();
+            if line.ends_with('\r') {
+                line.pop();
+            }
+        }
+        lines.push(line);
+    }
 }
 
 /// Append one record and flush it to disk.
