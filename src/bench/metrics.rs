@@ -127,7 +127,8 @@ impl StargzScrape {
             .collect();
         let sum = |k: &str| pick.iter().map(|l| self.get(l, k)).sum::<f64>();
         LazyCounters {
-            fetched: Bytes(fetched.values().map(|b| b.0).sum()),
+            // The endpoint's numbers are not ours: saturate, never wrap.
+            fetched: Bytes(fetched.values().map(|b| b.0).fold(0, u64::saturating_add)),
             prefetched: Bytes(sum(LAYER_PREFETCH) as u64),
             fetched_per_layer: fetched,
             registry_gets: sum(&format!("{OP_MS}/remote_registry_get:count")) as u64,
@@ -253,6 +254,15 @@ go_goroutines 12
         let c = StargzScrape::delta(&a, &b).lazy_counters(&["sha256:other".into()]);
         assert_eq!(c.fetched, Bytes(0));
         assert_eq!(c.fetched_per_layer["sha256:other"], Bytes(0));
+    }
+
+    #[test]
+    fn huge_counters_from_the_endpoint_saturate_not_wrap() {
+        let mut s = StargzScrape::parse(&text(1.8e19, 1, 1)).unwrap();
+        let other = s.layers[L].clone();
+        s.layers.insert("sha256:second".into(), other);
+        let c = s.lazy_counters(&[]);
+        assert_eq!(c.fetched, Bytes(u64::MAX));
     }
 
     #[test]
