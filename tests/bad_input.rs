@@ -444,3 +444,29 @@ fn whole_file_inputs_are_bounded_not_read_until_memory_runs_out() {
         &["bad.runs line 1: not valid UTF-8"],
     );
 }
+
+#[test]
+fn image_spec_sizes_that_wrap_the_total_are_refused_not_a_panic() {
+    let dir = tempfile::tempdir().unwrap();
+    let spec = dir.path().join("huge.json");
+    std::fs::write(
+        &spec,
+        r#"{"name":"h","seed":1,"base":"none","layers":[{"name":"d","groups":[
+            {"dir":"/d","name":"f{i}","count":2,"size":"18446744073709551615","content":"random"}]}]}"#,
+    )
+    .unwrap();
+    fails_clearly(
+        &[
+            "image",
+            "build",
+            "--spec",
+            spec.to_str().unwrap(),
+            "--push",
+            "127.0.0.1:9/x:1",
+        ],
+        &[
+            "image spec",
+            "huge.json: `layers`: the files' sizes add up to more than 1.00 PiB",
+        ],
+    );
+}

@@ -168,8 +168,36 @@ pub fn plan(
             }),
     );
     wanted.extend(group_prioritized);
+    check_total(&layers, spec_path)?;
     apply_prioritized(&mut layers, &wanted)?;
     Ok(Plan { layers })
+}
+
+/// The drawn file sizes add up (checked) to at most
+/// [`MAX_IMAGE_UNCOMPRESSED`](crate::estargz::table::MAX_IMAGE_UNCOMPRESSED),
+/// the most a file table may hold: a spec of huge sizes or counts is an
+/// error naming it, not a total that wraps.
+fn check_total(layers: &[PlannedLayer], spec_path: &Path) -> Result<(), Error> {
+    let max = crate::estargz::table::MAX_IMAGE_UNCOMPRESSED;
+    let total = layers
+        .iter()
+        .flat_map(|l| &l.entries)
+        .filter(|e| e.header.kind == EntryKind::Reg)
+        .try_fold(0u64, |t, e| {
+            t.checked_add(e.header.size).filter(|&t| t <= max)
+        });
+    match total {
+        Some(_) => Ok(()),
+        None => Err(Error::Spec {
+            path: spec_path.to_path_buf(),
+            field: "layers".into(),
+            problem: format!(
+                "the files' sizes add up to more than {}, the most advisor models; use smaller \
+                 sizes or counts",
+                crate::units::Bytes(max)
+            ),
+        }),
+    }
 }
 
 fn header(path: String, kind: EntryKind, mode: u32, mtime: u64) -> EntryHeader {
