@@ -312,6 +312,14 @@ fn write_toc_out(insp: &Inspection, path: &Path, scanned: bool) -> anyhow::Resul
             );
         }
     };
+    // The TOCs are the registry's word: write only a table `--files` accepts.
+    files.check().map_err(|e| {
+        crate::error::user(format!(
+            "--toc-out {}: the image's file table fails the checks `--files` applies: {e}; \
+             nothing written",
+            path.display()
+        ))
+    })?;
     let json = serde_json::to_vec_pretty(&files).context("serializing the file table")?;
     crate::output::write_all_or_none(&[crate::output::Rendered {
         what: "file table (--toc-out)",

@@ -421,7 +421,7 @@ fn toc_summary(
 ) -> TocSummary {
     let counts = counts(files);
     let mut prioritized_files = 0;
-    let mut prioritized_bytes = 0;
+    let mut prioritized_bytes = 0u64;
     let landmark = if files.prefetch_end.is_some() {
         for f in &files.files {
             if f.path == PREFETCH_LANDMARK {
@@ -429,7 +429,8 @@ fn toc_summary(
             }
             if f.kind == FileKind::Reg {
                 prioritized_files += 1;
-                prioritized_bytes += f.size;
+                // TOC sizes are the registry's word: saturate, never wrap.
+                prioritized_bytes = prioritized_bytes.saturating_add(f.size);
             }
         }
         Landmark::Prefetch
@@ -463,7 +464,7 @@ pub fn counts(files: &LayerFiles) -> FileCounts {
         match f.kind {
             FileKind::Reg => {
                 c.files += 1;
-                c.file_bytes += f.size;
+                c.file_bytes = c.file_bytes.saturating_add(f.size);
                 c.chunks += f.chunks.len() as u64;
                 sizes.push(SizedPath {
                     path: f.path.clone(),
@@ -544,4 +545,35 @@ async fn scan_remote(
         bytes_streamed: scanned.files.blob_size,
     };
     Ok((summary, scanned.files, scanned.uncompressed_size))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::estargz::table::{FileEntry, FileKind, LayerFiles, LayerFormat};
+
+    #[test]
+    fn counts_of_a_hostile_toc_saturate_not_wrap() {
+        let big = |p: &str| FileEntry {
+            path: p.into(),
+            kind: FileKind::Reg,
+            size: u64::MAX,
+            link: None,
+            chunks: vec![],
+        };
+        let l = LayerFiles {
+            digest: "sha256:x".into(),
+            media_type: String::new(),
+            blob_size: 0,
+            uncompressed_size: u64::MAX,
+            format: LayerFormat::Estargz,
+            toc_digest: None,
+            toc_offset: None,
+            prefetch_end: None,
+            no_prefetch: false,
+            files: vec![big("a"), big("b")],
+        };
+        let c = counts(&l);
+        assert_eq!((c.files, c.file_bytes), (2, u64::MAX));
+    }
 }
