@@ -115,6 +115,10 @@ fn signal_mid_run(sig: Signal, repo: &str, sleep: &str) {
     std::thread::sleep(Duration::from_millis(500));
     seen.look(&lab);
     assert!(!seen.fuse.is_empty(), "the lazy layers are FUSE mounts");
+    assert!(
+        !common::faults::container_processes(&ns, &format!("sleep {sleep}")).is_empty(),
+        "the check for processes left sees the running container's"
+    );
     signal(&child, sig);
     let (status, report, stderr) = finish(child);
     eprintln!("advisor said:\n{stderr}");

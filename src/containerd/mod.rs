@@ -81,6 +81,16 @@ pub enum Error {
         detail: String,
     },
 
+    #[error(
+        "containerd at {address} stopped answering during {op} (namespace {namespace}): the connection was lost ({detail}); check that containerd runs (after a restart, run the command again)"
+    )]
+    ConnectionLost {
+        op: String,
+        address: PathBuf,
+        namespace: String,
+        detail: String,
+    },
+
     #[error("containerd {op} failed (socket {address}, namespace {namespace}): {status}")]
     Rpc {
         op: String,
@@ -307,6 +317,30 @@ impl Connection {
 
     /// Wrap a failed call with the operation, socket and namespace.
     pub fn rpc_error(&self, op: impl Into<String>, status: tonic::Status) -> Error {
+        // A call cut by containerd going away (killed, restarted) fails with
+        // a transport error (code Unknown), not an answer from containerd.
+        // A streaming call re-wraps it: the inner status is only in the message.
+        let mut chain = Vec::new();
+        let mut cause = std::error::Error::source(&status);
+        while let Some(c) = cause {
+            chain.push(c.to_string());
+            cause = c.source();
+        }
+        let transport = status.code() == tonic::Code::Unknown
+            && (status.message().contains("transport error")
+                || std::error::Error::source(&status)
+                    .is_some_and(|e| e.is::<tonic::transport::Error>()));
+        if transport {
+            return Error::ConnectionLost {
+                op: op.into(),
+                address: self.address.clone(),
+                namespace: self.namespace.clone(),
+                detail: chain
+                    .last()
+                    .cloned()
+                    .unwrap_or_else(|| "transport error".into()),
+            };
+        }
         Error::Rpc {
             op: op.into(),
             address: self.address.clone(),

@@ -187,7 +187,7 @@ fn watched_dirs(lab: &Lab) -> Vec<PathBuf> {
 /// stargz directory, the namespace's task directory or a recorder directory
 /// (`advisor-record-*` in the temporary directory); none of the FUSE
 /// connections seen while advisor ran still open; no process whose command
-/// line holds `marker` (the container's workload).
+/// line holds `marker` in the namespace's cgroups.
 pub fn assert_nothing_left(lab: &Lab, conn: &Connection, seen: &Seen, marker: &str) {
     let ns = conn.namespace.clone();
     rt().block_on(async {
@@ -237,7 +237,7 @@ pub fn assert_nothing_left(lab: &Lab, conn: &Connection, seen: &Seen, marker: &s
         "FUSE connections left (of {:?}): {left:?}",
         seen.fuse
     );
-    let procs = super::processes_mentioning(marker);
+    let procs = container_processes(&ns, marker);
     assert!(procs.is_empty(), "container processes left: {procs:?}");
 }
 
@@ -276,4 +276,19 @@ pub fn empty_namespace(lab: &Lab, ns: &str) {
         let st = ctr(&["images", "rm", "--sync", image]).status;
         assert!(st.success(), "removing {image} from {ns}");
     }
+}
+
+/// Processes of the namespace's containers (advisor's runtime spec puts them
+/// in cgroup `/NAMESPACE/ID`, as containerd does) whose command line holds
+/// `marker`; other tests' containers on the machine are not counted.
+pub fn container_processes(ns: &str, marker: &str) -> Vec<String> {
+    let cgroup = format!(":/{ns}/");
+    super::processes_mentioning(marker)
+        .into_iter()
+        .filter(|p| {
+            let pid = p.split(':').next().unwrap_or_default();
+            std::fs::read_to_string(format!("/proc/{pid}/cgroup"))
+                .is_ok_and(|c| c.lines().any(|l| l.contains(&cgroup)))
+        })
+        .collect()
 }
