@@ -186,3 +186,78 @@ fn quick_calibration_resumes_fits_every_parameter_and_checks_drift() {
         );
     }
 }
+
+/// Safe on a production node: a calibration image that a namespace that is
+/// not advisor's (here `k8s.io`) holds is refused before the first run,
+/// naming the namespace and `--force`; nothing there is deleted.
+#[test]
+#[ignore = "builds the calibration images when the registry lacks them; run serially by lab/test"]
+fn calibration_refuses_an_image_k8s_io_holds() {
+    let Some(lab) = common::lab() else { return };
+    let dir = tempfile::tempdir().unwrap();
+    let p = dir.path().join("node.json");
+    let runs = dir.path().join("node.runs.jsonl");
+    let p = p.to_str().unwrap();
+    // The images, built or found, recorded in the runs file; no budget for
+    // any run.
+    calibrate(&lab, &["--quick", "--budget", "0s", "-o", p]);
+    let record: serde_json::Value = std::fs::read_to_string(&runs)
+        .unwrap()
+        .lines()
+        .map(|l| serde_json::from_str::<serde_json::Value>(l).unwrap())
+        .find(|v| v["kind"] == "image")
+        .expect("an image record");
+    // The first run is the first image's; hold all its forms.
+    let image = record["gzip_reference"].as_str().unwrap().to_string();
+    let forms: Vec<String> = ["gzip_reference", "estargz_reference", "prefetch_reference"]
+        .iter()
+        .filter_map(|k| record[*k].as_str().map(str::to_string))
+        .collect();
+    assert!(
+        image.contains("/advisor-calibration/"),
+        "calibration images are advisor's own: {image}"
+    );
+    let ctr = |args: &[&str]| {
+        std::process::Command::new("ctr")
+            .arg("-a")
+            .arg(&lab.containerd)
+            .args(args)
+            .output()
+            .unwrap()
+    };
+    let made = !String::from_utf8_lossy(&ctr(&["namespaces", "ls", "-q"]).stdout)
+        .lines()
+        .any(|l| l == "k8s.io");
+    let pulled: Vec<_> = forms
+        .iter()
+        .map(|f| ctr(&["-n", "k8s.io", "images", "pull", "--plain-http", f]))
+        .collect();
+    let held = || {
+        String::from_utf8_lossy(&ctr(&["-n", "k8s.io", "content", "ls", "-q"]).stdout)
+            .lines()
+            .count()
+    };
+    let before = held();
+    // A short budget: should the refusal fail, the test still ends soon.
+    let out = calibrate(&lab, &["--quick", "--budget", "20s", "-o", p]);
+    // Clean up k8s.io before asserting: the test must not leave it behind.
+    let after = held();
+    for f in &forms {
+        let _ = ctr(&["-n", "k8s.io", "images", "rm", "--sync", f]);
+    }
+    if made {
+        let _ = ctr(&["namespaces", "rm", "k8s.io"]);
+    }
+    assert!(pulled.iter().all(|o| o.status.success()), "{pulled:?}");
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(1), "{stderr}");
+    assert!(
+        stderr.contains("k8s.io (image record") && stderr.contains("--force"),
+        "{stderr}"
+    );
+    assert!(
+        before > 0 && after == before,
+        "k8s.io's blobs: {before} → {after}"
+    );
+    assert!(run_lines(&runs).is_empty(), "no run was measured");
+}
