@@ -296,7 +296,7 @@ pub enum Error {
     #[error("profile {path} lacks parameter `{param}` (re-run `advisor calibrate`)")]
     Missing { path: String, param: &'static str },
     #[error(
-        "profile {path}: parameter `{param}` is {value}, which is not a finite non-negative number"
+        "profile {path}: parameter `{param}` is {value:?}, which is not a finite non-negative number"
     )]
     Invalid {
         path: String,
