@@ -20,8 +20,6 @@ use super::pull::delete_image;
 use super::run::{delete_container, delete_task};
 use super::tracker::Tracked;
 use super::{Connection, Error, Result};
-use containerd_client::services::v1::ListNamespacesRequest;
-use containerd_client::services::v1::namespaces_client::NamespacesClient;
 use serde::Serialize;
 use std::collections::BTreeSet;
 use std::time::Duration;
@@ -51,16 +49,11 @@ pub struct CleanReport {
 }
 
 impl Connection {
-    /// Every namespace in this containerd.
+    /// The name of every namespace in this containerd.
     pub async fn list_namespaces(&self) -> Result<Vec<String>> {
-        Ok(NamespacesClient::new(self.channel())
-            .list(tonic::Request::new(ListNamespacesRequest {
-                filter: String::new(),
-            }))
-            .await
-            .map_err(|s| self.rpc_error("Namespaces.List", s))?
-            .into_inner()
-            .namespaces
+        Ok(self
+            .namespaces()
+            .await?
             .into_iter()
             .map(|n| n.name)
             .collect())
