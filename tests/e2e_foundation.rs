@@ -126,6 +126,7 @@ fn doctor_passes_on_the_lab() {
             "containerd",
             "snapshotter overlayfs",
             "snapshotter stargz",
+            "dedicated node",
             "registry",
             "stargz metrics"
         ]
