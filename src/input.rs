@@ -28,6 +28,20 @@ pub fn read_text(path: &Path, limit: u64) -> std::io::Result<String> {
     Ok(text)
 }
 
+/// Read one line (through `\n`) into `buf`, at most `limit` bytes: the bytes
+/// read (0 at end of input), or `None` when the line is longer than `limit`
+/// (an input without line ends). Callers name the file and line.
+pub fn read_line_bounded<R: std::io::BufRead>(
+    input: &mut R,
+    buf: &mut Vec<u8>,
+    limit: u64,
+) -> std::io::Result<Option<usize>> {
+    use std::io::BufRead;
+    buf.clear();
+    let n = input.by_ref().take(limit + 1).read_until(b'\n', buf)?;
+    Ok((n as u64 <= limit).then_some(n))
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -42,5 +56,23 @@ mod tests {
         std::fs::write(&p, "hello").unwrap();
         assert_eq!(read_text(&p, 5).unwrap(), "hello");
         assert!(read_text(&p, 4).is_err());
+    }
+
+    #[test]
+    fn a_line_longer_than_the_bound_is_none_not_a_growing_buffer() {
+        let mut buf = Vec::new();
+        let mut r = std::io::Cursor::new(b"abc\ndefghij\n".to_vec());
+        assert_eq!(
+            super::read_line_bounded(&mut r, &mut buf, 5).unwrap(),
+            Some(4)
+        );
+        assert_eq!(buf, b"abc\n");
+        assert_eq!(super::read_line_bounded(&mut r, &mut buf, 5).unwrap(), None);
+        assert_eq!(buf.len(), 6, "reads stop at the bound");
+        let mut end = std::io::Cursor::new(Vec::new());
+        assert_eq!(
+            super::read_line_bounded(&mut end, &mut buf, 5).unwrap(),
+            Some(0)
+        );
     }
 }

@@ -204,25 +204,21 @@ pub fn load_runs(path: &Path) -> anyhow::Result<(Stored, Vec<String>)> {
 /// a device or a binary file is an error naming the file and line, not an
 /// allocation without end; invalid UTF-8 names them too.
 fn read_lines_bounded(mut r: impl BufRead, path: &Path) -> anyhow::Result<Vec<String>> {
-    use std::io::Read;
     let limit = crate::input::MAX_INPUT_TEXT;
     let mut lines = Vec::new();
     loop {
         let mut buf = Vec::new();
-        let n = (&mut r)
-            .take(limit + 1)
-            .read_until(b'\n', &mut buf)
+        let read = crate::input::read_line_bounded(&mut r, &mut buf, limit)
             .with_context(|| format!("cannot read {}", path.display()))?;
-        if n == 0 {
-            return Ok(lines);
-        }
         let at = lines.len() + 1;
-        if n as u64 > limit {
-            crate::bail_user!(
+        match read {
+            Some(0) => return Ok(lines),
+            Some(_) => {}
+            None => crate::bail_user!(
                 "{} line {at}: longer than {}: not a calibration runs file",
                 path.display(),
                 crate::units::Bytes(limit)
-            );
+            ),
         }
         let Ok(mut line) = String::from_utf8(buf) else {
             crate::bail_user!(

@@ -100,23 +100,17 @@ pub(crate) fn read_import_line<R: std::io::BufRead>(
     line: u64,
     what: &'static str,
 ) -> Result<usize, Error> {
-    use std::io::{BufRead, Read};
-    buf.clear();
-    let n = input
-        .by_ref()
-        .take(format::MAX_LINE_BYTES + 1)
-        .read_until(b'\n', buf)
-        .map_err(|e| Error::io(name, what, e))?;
-    if n as u64 > format::MAX_LINE_BYTES {
-        return Err(Error::parse(
-            name,
-            line,
-            None,
-            format!(
-                "is longer than {} bytes (no line end): not a text file of one entry per line",
-                format::MAX_LINE_BYTES
-            ),
-        ));
-    }
-    Ok(n)
+    crate::input::read_line_bounded(input, buf, format::MAX_LINE_BYTES)
+        .map_err(|e| Error::io(name, what, e))?
+        .ok_or_else(|| {
+            Error::parse(
+                name,
+                line,
+                None,
+                format!(
+                    "is longer than {} bytes (no line end): not a text file of one entry per line",
+                    format::MAX_LINE_BYTES
+                ),
+            )
+        })
 }
