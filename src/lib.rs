@@ -22,6 +22,7 @@ pub mod recorder;
 pub mod redact;
 pub mod registry;
 pub mod report;
+pub mod simulate;
 pub mod trace;
 pub mod units;
 

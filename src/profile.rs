@@ -321,9 +321,9 @@ impl Error {
 impl Profile {
     /// The fetch rules of the node the profile was measured on (its
     /// snapshotter's `prefetch_size` and `noprefetch`), for the simulator.
-    pub fn fetch_config(&self) -> crate::trace::fetch::FetchConfig {
+    pub fn fetch_config(&self) -> crate::simulate::snapshotter::FetchConfig {
         // `from_json` checked both settings parse.
-        let mut f = crate::trace::fetch::FetchConfig::default();
+        let mut f = crate::simulate::snapshotter::FetchConfig::default();
         let cfg = &self.node.snapshotter_config;
         if let Some(v) = cfg.get("prefetch_size").and_then(|v| v.parse().ok()) {
             f.prefetch_size = v;
@@ -654,7 +654,7 @@ mod tests {
             .insert("noprefetch".into(), "true".into());
         assert!(q.fetch_config().no_prefetch);
         q.node.snapshotter_config.clear();
-        let d = crate::trace::fetch::FetchConfig::default();
+        let d = crate::simulate::snapshotter::FetchConfig::default();
         assert_eq!(
             (q.fetch_config().prefetch_size, q.fetch_config().no_prefetch),
             (d.prefetch_size, d.no_prefetch)

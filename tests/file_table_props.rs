@@ -10,7 +10,7 @@ use advisor::estargz::table::{
     MAX_IMAGE_UNCOMPRESSED,
 };
 use advisor::image::files::parse_file_table;
-use advisor::trace::fetch::{FetchConfig, Simulator};
+use advisor::simulate::snapshotter::{FetchConfig, Simulator};
 use proptest::prelude::*;
 
 /// Sizes and offsets: mostly small (so tables are often valid), with the
@@ -187,7 +187,7 @@ proptest! {
         if let Err(e) = loaded {
             let msg = e.to_string();
             prop_assert!(msg.starts_with("t.json: "), "{}", msg);
-            prop_assert!(advisor::error::exit_code(&e) == 1, "{}", msg);
+            prop_assert!(advisor::exit::exit_code(&e) == 1, "{}", msg);
         }
     }
 

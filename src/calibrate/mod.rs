@@ -12,7 +12,7 @@ use crate::containerd::Connection;
 use crate::containerd::pull::DEFAULT_PREFETCH_SIZE;
 use crate::predict::replay::{self, ImageCounts, Strategy};
 use crate::profile::{NodeFacts, PROFILE_SCHEMA, Profile, Validation};
-use crate::trace::fetch::FetchConfig;
+use crate::simulate::snapshotter::FetchConfig;
 use crate::units::Estimate;
 use model::{RunCheck, fit_all};
 use serde::Serialize;

@@ -10,7 +10,7 @@ use crate::cli::trace::{
 use crate::estargz::table::ImageFiles;
 use crate::printer::Printer;
 use crate::trace::analyze::{AnalyzeOptions, AnalyzeReport, PhaseStats};
-use crate::trace::fetch::FetchConfig;
+use crate::simulate::snapshotter::FetchConfig;
 use crate::trace::filelist::{self, FileListOptions};
 use crate::trace::format::{Clock, Header, ImageId, TraceReader, TraceWriter};
 use crate::trace::strace::{self, StraceOptions};

@@ -11,7 +11,7 @@ pub mod workload;
 
 use crate::estargz::table::{FileKind, FileRef, ImageFiles};
 use crate::profile::Profile;
-use crate::trace::fetch::FetchConfig;
+use crate::simulate::snapshotter::FetchConfig;
 use crate::units::{Bytes, Estimate};
 use cost::Cost;
 use replay::{ImageCounts, Part, Replay, ReplayCounts, Strategy};

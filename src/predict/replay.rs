@@ -10,7 +10,7 @@ use super::cost::Cost;
 use super::workload::{Access, AccessKind, Workload};
 use crate::estargz::table::{FileKind, FileRef, ImageFiles};
 use crate::profile::{Param, Profile};
-use crate::trace::fetch::{BackgroundCursor, FetchConfig, ReadOutcome, Simulator};
+use crate::simulate::snapshotter::{BackgroundCursor, FetchConfig, ReadOutcome, Simulator};
 use serde::{Deserialize, Serialize};
 
 /// The snapshotter starts background fetch once no prioritized task ran for

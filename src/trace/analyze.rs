@@ -8,10 +8,10 @@
 //! time-driven and left to prediction, so it is not simulated here. Must not
 //! print or time anything.
 use super::Error;
-use super::fetch::{FetchConfig, ReadOutcome, Simulator};
 use super::format::{Clock, Op, TraceReader};
 use super::resolve::{Resolution, Resolver};
 use crate::estargz::table::{FileKind, FileRef, ImageFiles, LayerFormat};
+use crate::simulate::snapshotter::{FetchConfig, ReadOutcome, Simulator};
 use crate::units::Bytes;
 use fixedbitset::FixedBitSet;
 use serde::Serialize;
@@ -506,7 +506,7 @@ fn summarize_image(image: &ImageFiles, resolver: &Resolver<'_>) -> ImageSummary 
 mod tests {
     use super::*;
     use crate::estargz::table::{Chunk, FileEntry, LayerFiles};
-    use crate::trace::fetch::BLOCK_SIZE as B;
+    use crate::simulate::snapshotter::BLOCK_SIZE as B;
 
     fn reg(path: &str, size: u64, co: u64, ce: u64) -> FileEntry {
         FileEntry {

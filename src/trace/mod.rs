@@ -1,16 +1,15 @@
 //! Workload file-access traces: the versioned JSON Lines format, importers
-//! (strace output, plain file lists), the synthesizer, the join with an
-//! image's file table, and the stargz fetch simulator that prediction reuses.
+//! (strace output, plain file lists), the synthesizer, and the join with an
+//! image's file table.
 //!
 //! Owns: the trace format (docs/trace-format.md), turning other recordings
-//! into it, resolving container paths against the merged (overlay) view of an
-//! [`ImageFiles`](crate::estargz::table::ImageFiles), and the deterministic
-//! model of what the stargz snapshotter fetches for a sequence of reads.
+//! into it, and resolving container paths against the merged (overlay) view
+//! of an [`ImageFiles`](crate::estargz::table::ImageFiles). Analysis drives
+//! the snapshotter model in [`crate::simulate`]; the model lives there.
 //!
 //! Must not: talk to a registry or containerd (callers hand it an
 //! `ImageFiles`), time anything, or print (commands render the typed results).
 pub mod analyze;
-pub mod fetch;
 pub mod filelist;
 pub mod format;
 pub mod resolve;
