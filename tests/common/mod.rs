@@ -8,12 +8,15 @@ pub mod faults;
 
 use std::path::{Path, PathBuf};
 use std::process::Command;
+use std::sync::{Condvar, Mutex};
 
 pub struct Lab {
     pub containerd: PathBuf,
     pub registry: String,
     pub metrics: String,
     pub dir: PathBuf,
+    /// Held while the test runs: see [`lab`].
+    _turn: LabTurn,
 }
 
 pub fn repo() -> &'static Path {
@@ -25,7 +28,14 @@ pub fn lab_script() -> PathBuf {
 }
 
 /// The running lab, or None (the test should return) when it is not up and not required.
+///
+/// The returned `Lab` holds the lab for the calling test's file until the test
+/// ends: tests of one file may run together (they were written to), tests of
+/// two files never do. Each file was its own test binary, run one after
+/// another, and some measure the snapshotter's global counters or restart it.
+#[track_caller]
 pub fn lab() -> Option<Lab> {
+    let file = std::panic::Location::caller().file();
     let env = |k: &str| std::env::var(k).ok().filter(|v| !v.is_empty());
     match (
         env("ADVISOR_CONTAINERD"),
@@ -39,6 +49,7 @@ pub fn lab() -> Option<Lab> {
             dir: env("ADVISOR_LAB_DIR")
                 .unwrap_or_else(|| "/var/lib/advisor-lab".into())
                 .into(),
+            _turn: LabTurn::take(file),
         }),
         _ => {
             if std::env::var("ADVISOR_REQUIRE_LAB").as_deref() == Ok("1") {
@@ -50,6 +61,36 @@ pub fn lab() -> Option<Lab> {
                 "skipped: the lab is not up (run lab/test, or lab/lab up and eval \"$(lab/lab env)\")"
             );
             None
+        }
+    }
+}
+
+/// Which test file holds the lab, and how many of its tests hold it.
+static LAB_HOLDER: Mutex<(Option<&'static str>, usize)> = Mutex::new((None, 0));
+static LAB_FREED: Condvar = Condvar::new();
+
+/// One test's share of the lab: taken when no other file's test holds it.
+struct LabTurn;
+
+impl LabTurn {
+    fn take(file: &'static str) -> LabTurn {
+        let lock = || LAB_HOLDER.lock().unwrap_or_else(|e| e.into_inner());
+        let mut holder = lock();
+        while holder.0.is_some_and(|f| f != file) {
+            holder = LAB_FREED.wait(holder).unwrap_or_else(|e| e.into_inner());
+        }
+        *holder = (Some(file), holder.1 + 1);
+        LabTurn
+    }
+}
+
+impl Drop for LabTurn {
+    fn drop(&mut self) {
+        let mut holder = LAB_HOLDER.lock().unwrap_or_else(|e| e.into_inner());
+        holder.1 -= 1;
+        if holder.1 == 0 {
+            holder.0 = None;
+            LAB_FREED.notify_all();
         }
     }
 }

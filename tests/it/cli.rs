@@ -1,5 +1,5 @@
 //! The binary's contract without the lab: exit codes, --version, clear errors.
-mod common;
+use crate::common;
 
 #[test]
 fn version_prints_the_crate_version() {

@@ -3,7 +3,7 @@
 //! profile has every parameter with an interval, its fits, a cross-validated
 //! error and its raw results; `--refit` needs no registry; `--check` reports
 //! drift against it.
-mod common;
+use crate::common;
 
 fn calibrate(lab: &common::Lab, extra: &[&str]) -> std::process::Output {
     common::advisor()

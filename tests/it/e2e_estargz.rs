@@ -6,8 +6,8 @@
 //!   by the snapshotter on each read).
 //! - A layer Debian's ctr-remote converted is read by advisor from the
 //!   registry with ranged GETs of the tail only, as `image inspect` will.
-mod common;
-mod estargz_fixtures;
+use crate::common;
+use crate::estargz_fixtures;
 
 use advisor::estargz::footer::parse_footer;
 use advisor::estargz::reader::{detect_format, parse_index, scan_layer, toc_member_in_tail};

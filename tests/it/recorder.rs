@@ -1,5 +1,5 @@
 //! The FUSE read recorder on real FUSE and overlay mounts (needs root and /dev/fuse).
-mod common;
+use crate::common;
 
 use advisor::recorder::{RecordedEvent, RecordedOp, Recording, Unmounted};
 use std::io::{Read, Seek, SeekFrom};

@@ -2,7 +2,7 @@
 //! (issue 17 §3): each case runs the binary on a hostile input and wants
 //! exit 1, a message naming the input and what is wrong, and no panic or
 //! allocation failure. Offline: no lab, no registry.
-mod common;
+use crate::common;
 
 use std::path::{Path, PathBuf};
 

@@ -2,7 +2,7 @@
 //! `#[ignore]`d in the parallel run and run serially by `lab/test` afterwards
 //! (`cargo test -- --ignored --test-threads=1`).
 //! Each test leaves the lab up again.
-mod common;
+use crate::common;
 
 use std::collections::BTreeMap;
 use std::path::Path;

@@ -1,6 +1,6 @@
 //! End-to-end: the registry client against the lab's real registry (Debian's
 //! docker-registry 2.8) and images pushed by advisor itself or by ctr/ctr-remote.
-mod common;
+use crate::common;
 
 use advisor::registry::{
     self, Error, MEDIA_TYPE_OCI_INDEX, MEDIA_TYPE_OCI_MANIFEST, Platform, RegistryClient,

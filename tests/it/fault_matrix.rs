@@ -8,7 +8,7 @@
 //! task, snapshot or lease in advisor's namespace, no lab or recorder mount,
 //! no FUSE connection advisor opened (tests/common/faults.rs). Disruptive:
 //! `lab/test` runs them serially; docs/results.md has the matrix and its time.
-mod common;
+use crate::common;
 
 use common::faults::{
     Seen, assert_nothing_left, connect, containers, empty_namespace, finish, fixture, has_lease,

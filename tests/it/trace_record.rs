@@ -5,7 +5,7 @@
 //!    recorded trace predicts exactly what the real stargz snapshotter fetches
 //!    when `advisor bench` runs the same workload lazily: GETs, compressed
 //!    bytes, chunks decompressed and bytes decompressed.
-mod common;
+use crate::common;
 
 use std::process::Command;
 

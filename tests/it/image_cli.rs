@@ -1,7 +1,7 @@
 //! `advisor image build` without a registry (`--dry-run`): determinism, seed
 //! independence between groups, TOML specs, and the errors a user sees for a
 //! bad spec, a bad prioritized list, a missing busybox or a bad `--push`.
-mod common;
+use crate::common;
 
 use serde_json::{Value, json};
 use std::path::{Path, PathBuf};

@@ -14,7 +14,7 @@
 //!   absolute TOC names fail with exit 1 and the layer named;
 //! - `trace synth/analyze --image` and `advise --image` read the registry, and
 //!   advise's prefetch list fed to `build --prioritize` becomes the landmark.
-mod common;
+use crate::common;
 
 use advisor::bench::real::state_of;
 use advisor::bench::source::RegistrySource;

@@ -5,7 +5,7 @@
 //! chain IDs) and works in its own namespace. Tests that touch the stargz
 //! snapshotter or purge its caches (`lab reset-lazy` restarts it) take
 //! [`LAB_LOCK`], so they never overlap.
-mod common;
+use crate::common;
 
 use advisor::bench::source::RegistrySource;
 use advisor::bench::{BenchReport, Flag, Role};

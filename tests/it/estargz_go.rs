@@ -5,7 +5,7 @@
 //! (ii) a layer Go's `estargz.Build` wrote is read by advisor's reader with
 //!     the same files, sizes and chunk offsets as Go's reader sees, and the
 //!     same TOC (order, chunking, digests) as advisor's own conversion.
-mod estargz_fixtures;
+use crate::estargz_fixtures;
 
 use advisor::estargz::reader::{read_index, scan_layer};
 use advisor::estargz::sha256_digest;

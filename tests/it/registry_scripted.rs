@@ -4,7 +4,7 @@
 //! server that ignores Range, a connection that breaks mid-body, an upload
 //! Location on another host. Everything else is tested against the real
 //! registry in registry_lab.rs.
-mod common;
+use crate::common;
 
 use advisor::registry::{
     BasicCredentials, Error, MEDIA_TYPE_OCI_INDEX, MEDIA_TYPE_OCI_MANIFEST, Platform,

@@ -2,7 +2,7 @@
 //! captures (tests/fixtures/trace/*.strace, recorded on this machine with
 //! busybox in a chroot) and the file table of the lab fixture image
 //! (tests/fixtures/trace/trace-fixture.files.json, see README there).
-mod common;
+use crate::common;
 
 use std::path::{Path, PathBuf};
 

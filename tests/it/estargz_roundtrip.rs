@@ -1,6 +1,6 @@
 //! Round trip of advisor's eStargz writer through its reader and through
 //! plain gzip + tar readers (no lab needed: the format is pure bytes).
-mod estargz_fixtures;
+use crate::estargz_fixtures;
 
 use advisor::estargz::reader::{self, read_index};
 use advisor::estargz::sha256_digest;

@@ -3,7 +3,7 @@
 //! snapshotter's own metrics (GETs, compressed bytes fetched, chunks
 //! decompressed) must equal what `advisor trace analyze` predicts for the
 //! same reads on the same TOC.
-mod common;
+use crate::common;
 
 use advisor::estargz::table::{ImageFiles, LayerFiles, LayerFormat};
 use advisor::estargz::toc::Toc;

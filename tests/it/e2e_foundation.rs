@@ -1,5 +1,5 @@
 //! End-to-end: the lab's containerd, snapshotters and registry, through advisor's own code.
-mod common;
+use crate::common;
 
 use advisor::containerd::{self, Connection, Error};
 

@@ -6,7 +6,7 @@
 //! helpers are in tests/common/faults.rs; tests/fault_matrix.rs has the
 //! other faults). `#[ignore]`d in the parallel run;
 //! `lab/test` runs them serially (`--ignored --test-threads=1`).
-mod common;
+use crate::common;
 
 use advisor::bench::source::RegistrySource;
 use advisor::bench::{BenchReport, Flag};

@@ -2,7 +2,7 @@
 //! leaves an existing output byte-identical with no temporary file beside it,
 //! an output naming one of the inputs is refused before anything is read, and
 //! advise's two outputs are written all or none.
-mod common;
+use crate::common;
 
 use std::fs;
 use std::path::{Path, PathBuf};

@@ -1,0 +1,36 @@
+//! The integration tests: one test binary (`cargo test --test it`) instead of
+//! one per file, so the crate is linked once. Each file is a module named for
+//! what it tests; `cargo test --test it bad_input::` runs one of them.
+//!
+//! Tests run as threads of one process, in parallel: a test must not change
+//! the process's working directory or environment, and writes only below its
+//! own directory. End-to-end tests hold the lab through [`common::lab`], which
+//! keeps the tests of one file from overlapping those of another (as when each
+//! file was its own binary, run one after another).
+#[path = "../common/mod.rs"]
+mod common;
+mod estargz_fixtures;
+
+mod bad_input;
+mod bench_interrupt;
+mod calibrate_lab;
+mod cli;
+mod e2e_containerd;
+mod e2e_estargz;
+mod e2e_foundation;
+mod estargz_errors;
+mod estargz_go;
+mod estargz_props;
+mod estargz_roundtrip;
+mod fault_matrix;
+mod fuzz_smoke;
+mod image_cli;
+mod image_lab;
+mod lab_lifecycle;
+mod outputs;
+mod recorder;
+mod registry_lab;
+mod registry_scripted;
+mod trace_cli;
+mod trace_lab;
+mod trace_record;
