@@ -197,26 +197,124 @@ fn segments(img: &CalImage, run: &CalRun, fetch: &FetchConfig) -> Vec<SegmentFea
 /// on-demand range request waits at least that long, so `request_s` is fitted
 /// as the round trip plus a non-negative overhead (a short, noisy calibration
 /// could otherwise pin it at 0 when `chunk_s` absorbs it).
+///
+/// The stage fits run in this order, each reading the parameters the ones
+/// before it put (the prefetch fit subtracts the mount and start fits'
+/// predictions); the first that cannot be made is the error.
 pub fn fit_all(
     images: &[CalImage],
     runs: &[CalRun],
     fetch: &FetchConfig,
     request_floor: Option<&Estimate>,
 ) -> Result<Fitted, ModelError> {
-    let image = |name: &str| images.iter().find(|i| i.name == name);
-    let mut parameters = BTreeMap::new();
-    let mut fits = BTreeMap::new();
-    let mut put = |fit_name: &str,
-                   f: &Fit,
-                   map: &[(&str, Param)],
-                   description: &str,
-                   parameters: &mut BTreeMap<Param, ParamEstimate>| {
+    let runs = StageRuns::new(images, runs, fetch);
+    let mut out = Collected::default();
+    fit_constants(&runs, &mut out)?;
+    fit_eager_fetch(&runs, &mut out)?;
+    fit_eager_unpack(&runs, &mut out)?;
+    fit_lazy_mount(&runs, &mut out)?;
+    let eager = fit_eager_io(&runs, &mut out)?;
+    let lazy = fit_lazy_io(&runs, request_floor, &mut out)?;
+    fit_prefetch(&runs, &mut out)?;
+    Ok(Fitted {
+        parameters: out.parameters,
+        fits: out.fits,
+        nuisance: Nuisance {
+            eager_segment_s: eager.segment_s,
+            eager_process_s: eager.process_s,
+            lazy_segment_s: lazy.segment_s,
+            lazy_process_s: lazy.process_s,
+        },
+    })
+}
+
+/// The runs every stage fit reads, split by strategy once.
+struct StageRuns<'a> {
+    images: &'a [CalImage],
+    fetch: &'a FetchConfig,
+    /// Every run the bench included that exited 0, any strategy.
+    all: Vec<&'a CalRun>,
+    eager: Vec<&'a CalRun>,
+    lazy: Vec<&'a CalRun>,
+    prefetched: Vec<&'a CalRun>,
+}
+
+impl<'a> StageRuns<'a> {
+    fn new(images: &'a [CalImage], runs: &'a [CalRun], fetch: &'a FetchConfig) -> Self {
+        StageRuns {
+            images,
+            fetch,
+            all: runs
+                .iter()
+                .filter(|r| r.run.included && r.run.exit_code == Some(0))
+                .collect(),
+            eager: usable(runs, Strategy::Eager).collect(),
+            lazy: usable(runs, Strategy::Lazy).collect(),
+            prefetched: usable(runs, Strategy::LazyPrefetch).collect(),
+        }
+    }
+
+    /// Each run beside its image; runs of an image not in the runs file are skipped.
+    fn with_images<'r>(
+        &'r self,
+        runs: &'r [&'a CalRun],
+    ) -> impl Iterator<Item = (&'a CalImage, &'a CalRun)> + 'r {
+        let images = self.images;
+        runs.iter()
+            .filter_map(move |r| Some((images.iter().find(|i| i.name == r.image)?, *r)))
+    }
+}
+
+/// A segment fit's nuisance terms: its intercept and its processes coefficient.
+struct SegmentNuisance {
+    segment_s: f64,
+    process_s: f64,
+}
+
+impl SegmentNuisance {
+    fn of(f: &Fit) -> Self {
+        SegmentNuisance {
+            segment_s: value(f, "intercept"),
+            process_s: value(f, "processes"),
+        }
+    }
+}
+
+/// One regression's rows: features and the seconds they explain.
+#[derive(Default)]
+struct Samples {
+    x: Vec<Vec<f64>>,
+    y: Vec<f64>,
+}
+
+impl Samples {
+    fn push(&mut self, features: Vec<f64>, seconds: f64) {
+        self.x.push(features);
+        self.y.push(seconds);
+    }
+
+    fn fit(&self, name: &str, names: &[&str], intercept: bool) -> Result<Fit, FitError> {
+        fit::fit_nonnegative(name, names, &self.x, &self.y, intercept, CONFIDENCE)
+    }
+}
+
+/// The profile's parameters and fits, as the stage fits put them.
+#[derive(Default)]
+struct Collected {
+    parameters: BTreeMap<Param, ParamEstimate>,
+    fits: BTreeMap<String, FitQuality>,
+}
+
+impl Collected {
+    /// Record fit `fit_name`: each coefficient named in `map` becomes its
+    /// parameter, and the fit's quality keeps their covariance.
+    fn put(&mut self, fit_name: &str, f: &Fit, map: &[(&str, Param)], description: &str) {
         let mut params = Vec::new();
         let mut idx = Vec::new();
         for (coef, p) in map {
             if let Some(k) = f.coefficients.iter().position(|c| c.name == *coef) {
                 let c = &f.coefficients[k];
-                parameters.insert(*p, param(c, *p, fit_name));
+                self.parameters.insert(*p, param(c, *p, fit_name));
                 params.push(*p);
                 idx.push(k);
             }
@@ -225,7 +323,7 @@ pub fn fit_all(
             .iter()
             .map(|&a| idx.iter().map(|&b| f.covariance[a][b]).collect())
             .collect();
-        fits.insert(
+        self.fits.insert(
             fit_name.to_string(),
             FitQuality {
                 description: description.into(),
@@ -236,101 +334,91 @@ pub fn fit_all(
                 covariance,
             },
         );
-    };
+    }
 
-    // Constants measured directly: means with t intervals.
-    let all: Vec<&CalRun> = runs
-        .iter()
-        .filter(|r| r.run.included && r.run.exit_code == Some(0))
-        .collect();
-    let mean_fit = |name: &str, xs: Vec<f64>, what: &'static str| -> Result<Fit, ModelError> {
-        if xs.len() < 2 {
-            return Err(ModelError::NoRuns {
-                what,
-                detail: format!("{} sample(s) for {name}", xs.len()),
-            });
-        }
-        let c = fit::mean_interval(name, &xs, CONFIDENCE);
-        let n = xs.len();
-        let sd = c.std_error * (n as f64).sqrt();
-        Ok(Fit {
-            covariance: vec![vec![c.std_error * c.std_error]],
-            coefficients: vec![c],
-            r2: 0.0,
-            residual_sd: sd,
-            n,
-        })
-    };
-    let f = mean_fit(
-        "resolve",
-        all.iter()
-            .filter_map(|r| secs(r.run.phases.resolve))
-            .collect(),
-        "cold",
-    )?;
-    put(
-        "resolve",
-        &f,
-        &[("resolve", Param::ResolveS)],
-        "mean of the resolve phase over all runs",
-        &mut parameters,
-    );
+    /// A parameter already fitted, or 0.
+    fn value(&self, p: Param) -> f64 {
+        self.parameters
+            .get(&p)
+            .map(|e| e.estimate.value)
+            .unwrap_or(0.0)
+    }
+}
 
-    let eager: Vec<&CalRun> = usable(runs, Strategy::Eager).collect();
-    let lazy: Vec<&CalRun> = usable(runs, Strategy::Lazy).collect();
+/// A constant measured directly: the mean with its t interval.
+fn mean_fit(name: &str, xs: Vec<f64>, what: &'static str) -> Result<Fit, ModelError> {
+    if xs.len() < 2 {
+        return Err(ModelError::NoRuns {
+            what,
+            detail: format!("{} sample(s) for {name}", xs.len()),
+        });
+    }
+    let c = fit::mean_interval(name, &xs, CONFIDENCE);
+    let n = xs.len();
+    let sd = c.std_error * (n as f64).sqrt();
+    Ok(Fit {
+        covariance: vec![vec![c.std_error * c.std_error]],
+        coefficients: vec![c],
+        r2: 0.0,
+        residual_sd: sd,
+        n,
+    })
+}
+
+/// Constants measured directly: resolve, create + start per snapshotter,
+/// task start to the first marker.
+fn fit_constants(runs: &StageRuns<'_>, out: &mut Collected) -> Result<(), ModelError> {
+    let resolve = runs.all.iter().filter_map(|r| secs(r.run.phases.resolve));
+    let f = mean_fit("resolve", resolve.collect(), "cold")?;
+    let description = "mean of the resolve phase over all runs";
+    out.put("resolve", &f, &[("resolve", Param::ResolveS)], description);
+
     let start = |rs: &[&CalRun]| -> Vec<f64> {
         rs.iter()
             .filter_map(|r| Some(secs(r.run.phases.create)? + secs(r.run.phases.start)?))
             .collect()
     };
-    let f = mean_fit("start_overlay", start(&eager), "eager")?;
-    put(
+    let f = mean_fit("start_overlay", start(&runs.eager), "eager")?;
+    let map = [("start_overlay", Param::StartOverlayS)];
+    out.put(
         "start-overlay",
         &f,
-        &[("start_overlay", Param::StartOverlayS)],
+        &map,
         "mean of create + start, eager runs",
-        &mut parameters,
     );
-    let f = mean_fit("start_stargz", start(&lazy), "lazy")?;
-    put(
+    let f = mean_fit("start_stargz", start(&runs.lazy), "lazy")?;
+    let map = [("start_stargz", Param::StartStargzS)];
+    out.put(
         "start-stargz",
         &f,
-        &[("start_stargz", Param::StartStargzS)],
+        &map,
         "mean of create + start, lazy runs",
-        &mut parameters,
-    );
-    let f = mean_fit(
-        "process_start",
-        eager
-            .iter()
-            .filter_map(|r| {
-                r.run
-                    .marks
-                    .iter()
-                    .find(|m| m.name == START_MARK)
-                    .map(|m| m.after_start.0)
-            })
-            .collect(),
-        "eager",
-    )?;
-    put(
-        "process-start",
-        &f,
-        &[("process_start", Param::ProcessStartS)],
-        "task start to the first marker, eager runs",
-        &mut parameters,
     );
 
-    // Eager pull: download time vs compressed bytes.
-    let (mut x, mut y) = (Vec::new(), Vec::new());
-    for r in &eager {
-        if let (Some(img), Some(t)) = (image(&r.image), secs(r.run.phases.fetch)) {
-            x.push(vec![img.gzip_bytes as f64]);
-            y.push(t);
+    let first_mark = runs.eager.iter().filter_map(|r| {
+        r.run
+            .marks
+            .iter()
+            .find(|m| m.name == START_MARK)
+            .map(|m| m.after_start.0)
+    });
+    let f = mean_fit("process_start", first_mark.collect(), "eager")?;
+    let map = [("process_start", Param::ProcessStartS)];
+    let description = "task start to the first marker, eager runs";
+    out.put("process-start", &f, &map, description);
+    Ok(())
+}
+
+/// Eager pull: download time vs compressed bytes.
+fn fit_eager_fetch(runs: &StageRuns<'_>, out: &mut Collected) -> Result<(), ModelError> {
+    let mut s = Samples::default();
+    for (img, r) in runs.with_images(&runs.eager) {
+        if let Some(t) = secs(r.run.phases.fetch) {
+            s.push(vec![img.gzip_bytes as f64], t);
         }
     }
-    let f = fit::fit_nonnegative("eager-fetch", &["bytes"], &x, &y, true, CONFIDENCE)?;
-    put(
+    let f = s.fit("eager-fetch", &["bytes"], true)?;
+    out.put(
         "eager-fetch",
         &f,
         &[
@@ -338,32 +426,28 @@ pub fn fit_all(
             ("bytes", Param::EagerFetchSPerByte),
         ],
         "eager fetch phase ~ 1 + compressed bytes",
-        &mut parameters,
     );
+    Ok(())
+}
 
-    // Eager unpack: per layer, per byte, per file.
-    let (mut x, mut y) = (Vec::new(), Vec::new());
-    for r in &eager {
-        if let (Some(img), Some(t)) = (image(&r.image), secs(r.run.phases.unpack)) {
+/// Eager unpack: per layer, per byte, per file.
+fn fit_eager_unpack(runs: &StageRuns<'_>, out: &mut Collected) -> Result<(), ModelError> {
+    let mut s = Samples::default();
+    for (img, r) in runs.with_images(&runs.eager) {
+        if let Some(t) = secs(r.run.phases.unpack) {
             let c = ImageCounts::of(&img.files, Some(img.gzip_bytes));
-            x.push(vec![
+            let features = vec![
                 c.layers as f64,
                 c.uncompressed_bytes as f64,
                 c.inflated_bytes() as f64,
                 c.entries as f64,
-            ]);
-            y.push(t);
+            ];
+            s.push(features, t);
         }
     }
-    let f = fit::fit_nonnegative(
-        "eager-unpack",
-        &["layers", "bytes", "inflated", "files"],
-        &x,
-        &y,
-        false,
-        CONFIDENCE,
-    )?;
-    put(
+    let names = ["layers", "bytes", "inflated", "files"];
+    let f = s.fit("eager-unpack", &names, false)?;
+    out.put(
         "eager-unpack",
         &f,
         &[
@@ -373,30 +457,20 @@ pub fn fit_all(
             ("files", Param::UnpackSPerFile),
         ],
         "eager unpack phase ~ layers + uncompressed bytes + bytes of expansion (uncompressed − compressed) + entries",
-        &mut parameters,
     );
+    Ok(())
+}
 
-    // Lazy pull: the remote mounts.
-    let (mut x, mut y) = (Vec::new(), Vec::new());
-    for r in &lazy {
-        if let (Some(img), Some(a), Some(b)) = (
-            image(&r.image),
-            secs(r.run.phases.fetch),
-            secs(r.run.phases.unpack),
-        ) {
-            x.push(mount_features(img).to_vec());
-            y.push(a + b);
+/// Lazy pull: the remote mounts.
+fn fit_lazy_mount(runs: &StageRuns<'_>, out: &mut Collected) -> Result<(), ModelError> {
+    let mut s = Samples::default();
+    for (img, r) in runs.with_images(&runs.lazy) {
+        if let (Some(a), Some(b)) = (secs(r.run.phases.fetch), secs(r.run.phases.unpack)) {
+            s.push(mount_features(img).to_vec(), a + b);
         }
     }
-    let f = fit::fit_nonnegative(
-        "lazy-mount",
-        &["layers", "entries"],
-        &x,
-        &y,
-        true,
-        CONFIDENCE,
-    )?;
-    put(
+    let f = s.fit("lazy-mount", &["layers", "entries"], true)?;
+    out.put(
         "lazy-mount",
         &f,
         &[
@@ -405,30 +479,20 @@ pub fn fit_all(
             ("entries", Param::MountPerEntryS),
         ],
         "lazy fetch + unpack (remote mount) phases ~ 1 + layers + TOC entries",
-        &mut parameters,
     );
+    Ok(())
+}
 
-    // Workload segments.
-    let mut nuisance = Nuisance::default();
-    let (mut x, mut y) = (Vec::new(), Vec::new());
-    for r in &eager {
-        let Some(img) = image(&r.image) else { continue };
-        for s in segments(img, r, fetch) {
-            x.push(vec![s.bytes, s.opens, s.processes]);
-            y.push(s.seconds);
+/// Eager workload segments; returns their nuisance terms.
+fn fit_eager_io(runs: &StageRuns<'_>, out: &mut Collected) -> Result<SegmentNuisance, ModelError> {
+    let mut s = Samples::default();
+    for (img, r) in runs.with_images(&runs.eager) {
+        for seg in segments(img, r, runs.fetch) {
+            s.push(vec![seg.bytes, seg.opens, seg.processes], seg.seconds);
         }
     }
-    let f = fit::fit_nonnegative(
-        "eager-io",
-        &["bytes", "opens", "processes"],
-        &x,
-        &y,
-        true,
-        CONFIDENCE,
-    )?;
-    nuisance.eager_segment_s = value(&f, "intercept");
-    nuisance.eager_process_s = value(&f, "processes");
-    put(
+    let f = s.fit("eager-io", &["bytes", "opens", "processes"], true)?;
+    out.put(
         "eager-io",
         &f,
         &[
@@ -436,9 +500,17 @@ pub fn fit_all(
             ("opens", Param::LocalOpenS),
         ],
         "eager workload segments ~ 1 + bytes read + opens + processes (intercept and processes: workload nuisance)",
-        &mut parameters,
     );
+    Ok(SegmentNuisance::of(&f))
+}
 
+/// Lazy workload segments against the simulated fetches; returns their
+/// nuisance terms.
+fn fit_lazy_io(
+    runs: &StageRuns<'_>,
+    request_floor: Option<&Estimate>,
+    out: &mut Collected,
+) -> Result<SegmentNuisance, ModelError> {
     let names = [
         "requests",
         "net_bytes",
@@ -450,32 +522,28 @@ pub fn fit_all(
         "processes",
     ];
     let floor = request_floor.map(|e| e.value.max(0.0)).unwrap_or(0.0);
-    let (mut x, mut y) = (Vec::new(), Vec::new());
-    for r in &lazy {
-        let Some(img) = image(&r.image) else { continue };
-        for s in segments(img, r, fetch) {
-            y.push(s.seconds - floor * s.fetch.requests as f64);
-            x.push(vec![
-                s.fetch.requests as f64,
-                s.fetch.network_bytes as f64,
-                s.fetch.chunks_missed as f64,
-                s.fetch.decompressed_bytes as f64,
-                s.fetch
-                    .decompressed_bytes
-                    .saturating_sub(s.fetch.decompressed_from) as f64,
-                (s.fetch.bytes_served - s.fetch.bytes_served_locally) as f64,
-                s.opens,
-                s.processes,
-            ]);
+    let mut s = Samples::default();
+    for (img, r) in runs.with_images(&runs.lazy) {
+        for seg in segments(img, r, runs.fetch) {
+            let o = &seg.fetch;
+            let features = vec![
+                o.requests as f64,
+                o.network_bytes as f64,
+                o.chunks_missed as f64,
+                o.decompressed_bytes as f64,
+                o.decompressed_bytes.saturating_sub(o.decompressed_from) as f64,
+                (o.bytes_served - o.bytes_served_locally) as f64,
+                seg.opens,
+                seg.processes,
+            ];
+            s.push(features, seg.seconds - floor * o.requests as f64);
         }
     }
-    let mut f = fit::fit_nonnegative("lazy-io", &names, &x, &y, true, CONFIDENCE)?;
+    let mut f = s.fit("lazy-io", &names, true)?;
     if let Some(e) = request_floor {
         fit::shift(&mut f, "requests", e);
     }
-    nuisance.lazy_segment_s = value(&f, "intercept");
-    nuisance.lazy_process_s = value(&f, "processes");
-    put(
+    out.put(
         "lazy-io",
         &f,
         &[
@@ -488,17 +556,17 @@ pub fn fit_all(
             ("opens", Param::FuseOpenS),
         ],
         "lazy workload segments ~ 1 + simulated requests (at least the registry round trip each) + bytes fetched + chunks + bytes decompressed + bytes of expansion + bytes served + opens + processes",
-        &mut parameters,
     );
+    Ok(SegmentNuisance::of(&f))
+}
 
-    // Prefetch: a prioritized form's pull + create + start beyond what the
-    // plain form's mount and start cost (the container's create waits for
-    // the prefetch), against the simulated prefetch.
-    let prefetched: Vec<&CalRun> = usable(runs, Strategy::LazyPrefetch).collect();
-    let v = |p: Param| parameters.get(&p).map(|e| e.estimate.value).unwrap_or(0.0);
-    let (mut x, mut y) = (Vec::new(), Vec::new());
-    for r in &prefetched {
-        let Some(img) = image(&r.image) else { continue };
+/// Prefetch: a prioritized form's pull + create + start beyond what the
+/// plain form's mount and start cost (the container's create waits for
+/// the prefetch), against the simulated prefetch. With fewer than
+/// `PREFETCH_MIN_RUNS` runs the prefetch terms take the on-demand values.
+fn fit_prefetch(runs: &StageRuns<'_>, out: &mut Collected) -> Result<(), ModelError> {
+    let mut s = Samples::default();
+    for (img, r) in runs.with_images(&runs.prefetched) {
         let ph = &r.run.phases;
         let (Some(a), Some(b), Some(c), Some(d)) = (
             secs(ph.fetch),
@@ -508,53 +576,42 @@ pub fn fit_all(
         ) else {
             continue;
         };
-        let mut sim = Simulator::new(&img.files, fetch.clone());
+        let mut sim = Simulator::new(&img.files, runs.fetch.clone());
         for l in 0..img.files.layers.len() {
             sim.mount(l);
         }
         let o = sim.prefetch_files(&img.prefetch_files());
         // The `lazy-mount` fit's prediction for this image, on its own features.
         let [layers, entries] = mount_features(img);
+        let v = |p: Param| out.value(p);
         let base = v(Param::LazyPullFixedS)
             + v(Param::MountPerLayerS) * layers
             + v(Param::MountPerEntryS) * entries
             + v(Param::StartStargzS)
             + v(Param::RequestS) * o.requests as f64;
-        y.push(a + b + c + d - base);
-        x.push(vec![
+        let features = vec![
             o.network_bytes as f64,
             o.decompressed_bytes as f64,
             o.chunks_missed as f64,
-        ]);
+        ];
+        s.push(features, a + b + c + d - base);
     }
-    if y.len() >= PREFETCH_MIN_RUNS {
-        let f = fit::fit_nonnegative(
-            "prefetch",
-            &["bytes", "decompressed", "chunks"],
-            &x,
-            &y,
-            false,
-            CONFIDENCE,
-        )?;
-        put(
-            "prefetch",
-            &f,
-            &[
-                ("bytes", Param::PrefetchSPerByte),
-                ("decompressed", Param::PrefetchVerifySPerByte),
-                ("chunks", Param::PrefetchChunkS),
-            ],
-            "prioritized form's pull + create + start, less the plain form's mount and start and one request per layer, ~ prefetched compressed bytes + uncompressed bytes + chunks",
-            &mut parameters,
-        );
-    } else {
-        crate::profile::fill_prefetch_fallback(&mut parameters);
+    if s.y.len() < PREFETCH_MIN_RUNS {
+        crate::profile::fill_prefetch_fallback(&mut out.parameters);
+        return Ok(());
     }
-    Ok(Fitted {
-        parameters,
-        fits,
-        nuisance,
-    })
+    let f = s.fit("prefetch", &["bytes", "decompressed", "chunks"], false)?;
+    out.put(
+        "prefetch",
+        &f,
+        &[
+            ("bytes", Param::PrefetchSPerByte),
+            ("decompressed", Param::PrefetchVerifySPerByte),
+            ("chunks", Param::PrefetchChunkS),
+        ],
+        "prioritized form's pull + create + start, less the plain form's mount and start and one request per layer, ~ prefetched compressed bytes + uncompressed bytes + chunks",
+    );
+    Ok(())
 }
 
 /// The `lazy-mount` fit's features of an image: layers and TOC entries.
