@@ -23,6 +23,7 @@ mod estargz_go;
 mod estargz_props;
 mod estargz_roundtrip;
 mod fault_matrix;
+mod file_table_props;
 mod fuzz_smoke;
 mod image_cli;
 mod image_lab;
