@@ -5,7 +5,7 @@
 //! integer overflow anywhere on that path shows up.
 //!
 //! Shared by the cargo-fuzz targets (`fuzz/fuzz_targets/`, nightly) and the
-//! stable smoke test (`tests/fuzz_smoke.rs`); not part of advisor's interface.
+//! stable smoke test (`tests/it/fuzz_smoke.rs`); not part of advisor's interface.
 //! Every function must return for every input: an error is the right answer
 //! to bad input. The few `assert!`s check that what one stage accepts the
 //! next accepts too: an imported trace reads back, and a table built from a

@@ -1,5 +1,5 @@
-//! Fault injection for the disruptive end-to-end tests (tests/bench_interrupt.rs,
-//! tests/fault_matrix.rs): advisor as a child process, signals, lab daemons
+//! Fault injection for the disruptive end-to-end tests (tests/it/bench_interrupt.rs,
+//! tests/it/fault_matrix.rs): advisor as a child process, signals, lab daemons
 //! killed through their pid files, and one check that advisor left nothing.
 use super::Lab;
 use advisor::containerd::{Connection, OVERLAYFS, STARGZ, run};

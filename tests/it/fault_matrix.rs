@@ -1,5 +1,5 @@
 //! The fault matrix of issue 17 §6 for `calibrate` and `trace record` (the
-//! `bench` cells are in tests/bench_interrupt.rs): the registry killed
+//! `bench` cells are in tests/it/bench_interrupt.rs): the registry killed
 //! mid-calibration, SIGINT and SIGTERM during `calibrate` and during `trace
 //! record`. Each cell checks that advisor exits 1 with an error naming what
 //! failed, that what was measured is kept (a calibration resumes from its runs

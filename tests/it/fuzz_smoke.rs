@@ -221,7 +221,7 @@ fn fuzz_smoke_profile() {
 }
 
 /// Re-make the seeds that are binary or derived from advisor's own writer
-/// (footer and TOC targets): `cargo test --test fuzz_smoke -- --ignored`.
+/// (footer and TOC targets): `cargo test --test it fuzz_smoke:: -- --ignored`.
 #[test]
 #[ignore = "writes fuzz/corpus; run by hand after a format change"]
 fn write_estargz_seeds() {
