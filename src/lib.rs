@@ -10,6 +10,7 @@ pub mod commands;
 pub mod containerd;
 pub mod error;
 pub mod estargz;
+pub mod exit;
 #[doc(hidden)]
 pub mod fuzzing;
 pub mod image;
@@ -63,7 +64,7 @@ pub fn main_entry() -> ExitCode {
             for cause in err.chain().skip(1) {
                 eprintln!("  caused by: {}", redact::redact(&cause.to_string()));
             }
-            ExitCode::from(error::exit_code(&err))
+            ExitCode::from(exit::exit_code(&err))
         }
     }
 }
@@ -96,19 +97,4 @@ pub async fn run(cli: Cli) -> anyhow::Result<()> {
         Command::Calibrate(args) => commands::calibrate::run(&cli.global, args, &printer).await,
         Command::Bench(args) => commands::bench::run(&cli.global, args, &printer).await,
     }
-}
-
-/// An error and its causes on one line, for details inside other messages.
-pub fn error_chain(e: &(dyn std::error::Error + 'static)) -> String {
-    let mut s = e.to_string();
-    let mut cur = e.source();
-    while let Some(c) = cur {
-        let cs = c.to_string();
-        if !s.contains(&cs) {
-            s.push_str(": ");
-            s.push_str(&cs);
-        }
-        cur = c.source();
-    }
-    s
 }

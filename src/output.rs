@@ -411,7 +411,7 @@ mod tests {
             },
         ])
         .unwrap_err();
-        assert!(crate::error::is_user_error(&e));
+        assert!(crate::exit::is_user_error(&e));
         assert!(e.to_string().contains("plot"), "{e}");
         assert_eq!(fs::read_to_string(&good).unwrap(), "old");
         assert_eq!(listing(d.path()), ["list.txt"]);
@@ -429,7 +429,7 @@ mod tests {
             let e = refuse_overwriting(&[("--prefetch-list", out)], &[("--files", &input)])
                 .unwrap_err();
             let msg = e.to_string();
-            assert!(crate::error::is_user_error(&e));
+            assert!(crate::exit::is_user_error(&e));
             assert!(
                 msg.contains("--prefetch-list") && msg.contains("--files"),
                 "{msg}"

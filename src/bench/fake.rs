@@ -505,7 +505,7 @@ async fn a_foreign_namespace_holding_the_image_stops_the_bench_before_anything_i
         let e = e.expect("refused");
         let msg = format!("{e:#}");
         assert!(msg.contains("k8s.io") && msg.contains("--force"), "{msg}");
-        assert!(crate::error::is_user_error(&e), "exit 1");
+        assert!(crate::exit::is_user_error(&e), "exit 1");
         assert_eq!(
             fake.log,
             ["preflight"],

@@ -180,7 +180,7 @@ pub async fn scrape(url: &str) -> anyhow::Result<StargzScrape> {
     let r = client.get(url).send().await.map_err(|e| {
         crate::error::user(format!(
             "stargz metrics at {shown} unreachable: {}; check ADVISOR_STARGZ_METRICS / --stargz-metrics",
-            crate::error_chain(&e)
+            crate::error::error_chain(&e)
         ))
     })?;
     if !r.status().is_success() {

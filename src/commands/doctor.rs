@@ -205,7 +205,7 @@ async fn http_check(name: &str, url: &str, ok_codes: &[u16]) -> Check {
             ok: false,
             detail: crate::redact::redact(&format!(
                 "{shown} unreachable: {}",
-                crate::error_chain(&e)
+                crate::error::error_chain(&e)
             )),
         },
     }

@@ -1424,7 +1424,7 @@ mod tests {
         let e = w
             .append(&EntryHeader::file("short", 10), &b"abc"[..])
             .unwrap_err();
-        let msg = crate::error_chain(&e);
+        let msg = crate::error::error_chain(&e);
         assert!(
             msg.contains("reading the payload of `short` at byte 0"),
             "{msg}"

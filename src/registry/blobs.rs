@@ -247,7 +247,7 @@ impl RegistryClient {
                     return Err(ReadError::Broken(format!(
                         "the connection broke after {} of {len} bytes: {}",
                         out.len(),
-                        crate::error_chain(&e)
+                        crate::error::error_chain(&e)
                     )));
                 }
             }
@@ -371,7 +371,7 @@ impl RegistryClient {
                             s.what,
                             s.seen,
                             s.size,
-                            crate::error_chain(&e)
+                            crate::error::error_chain(&e)
                         ),
                     };
                     Some((Err(e), s))

@@ -320,7 +320,10 @@ impl RegistryClient {
             .read_timeout(opts.read_timeout)
             .build()
             .map_err(|e| Error::Internal {
-                detail: format!("cannot build the HTTP client: {}", crate::error_chain(&e)),
+                detail: format!(
+                    "cannot build the HTTP client: {}",
+                    crate::error::error_chain(&e)
+                ),
             })?;
         let backoff = Backoff {
             max_retries: opts.max_retries,

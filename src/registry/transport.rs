@@ -196,7 +196,7 @@ impl RegistryClient {
                     if !(retry::retryable_error(&e) && retry < max_retries) {
                         return Err(self.transport_error(&req, &e, retry));
                     }
-                    (None, crate::error_chain(&e))
+                    (None, crate::error::error_chain(&e))
                 }
                 Ok(resp) if resp.status() == StatusCode::UNAUTHORIZED && same_host && !reauthed => {
                     let challenge = resp
@@ -394,10 +394,10 @@ impl RegistryClient {
             O::RequestError(re) if re.is_connect() => Error::Unreachable {
                 url: repo.v2_url(),
                 reference: repo.reference.clone(),
-                detail: crate::error_chain(&re),
+                detail: crate::error::error_chain(&re),
             },
-            O::RequestError(re) if retries > 0 => too_many(crate::error_chain(&re)),
-            O::RequestError(re) => protocol(crate::error_chain(&re)),
+            O::RequestError(re) if retries > 0 => too_many(crate::error::error_chain(&re)),
+            O::RequestError(re) => protocol(crate::error::error_chain(&re)),
             O::UnauthorizedError { url } => unauthorized(format!("401 from {url}")),
             O::AuthenticationFailure(reason) => unauthorized(format!(
                 "the token endpoint refused the credentials: {}",
@@ -464,20 +464,20 @@ impl RegistryClient {
             Error::Unreachable {
                 url: req.repo.v2_url(),
                 reference: req.repo.reference.clone(),
-                detail: crate::error_chain(e),
+                detail: crate::error::error_chain(e),
             }
         } else if retries > 0 || retry::retryable_error(e) {
             Error::TooManyRetries {
                 url: req.url.clone(),
                 reference: req.repo.reference.clone(),
                 attempts: retries + 1,
-                last: crate::error_chain(e),
+                last: crate::error::error_chain(e),
             }
         } else {
             Error::Protocol {
                 url: req.url.clone(),
                 reference: req.repo.reference.clone(),
-                detail: crate::error_chain(e),
+                detail: crate::error::error_chain(e),
             }
         }
     }

@@ -1,6 +1,6 @@
 //! Bad layers give clear errors naming the layer and what is wrong, and they
 //! are the user's to fix (exit code 1), never a panic.
-use advisor::error::exit_code;
+use advisor::exit::exit_code;
 use advisor::estargz::footer::footer_bytes;
 use advisor::estargz::reader::read_index;
 use advisor::estargz::toc::{TOC_TAR_NAME, Toc};

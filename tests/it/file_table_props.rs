@@ -187,7 +187,7 @@ proptest! {
         if let Err(e) = loaded {
             let msg = e.to_string();
             prop_assert!(msg.starts_with("t.json: "), "{}", msg);
-            prop_assert!(advisor::error::exit_code(&e) == 1, "{}", msg);
+            prop_assert!(advisor::exit::exit_code(&e) == 1, "{}", msg);
         }
     }
 

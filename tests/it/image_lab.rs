@@ -1082,6 +1082,6 @@ fn build_and_push_spec_pushes_both_forms_for_calibrate() {
             e.to_string().starts_with("image spec bad.toml: `layers`"),
             "{e}"
         );
-        assert_eq!(advisor::error::exit_code(&e), 1);
+        assert_eq!(advisor::exit::exit_code(&e), 1);
     });
 }

@@ -330,7 +330,7 @@ fn missing_images_and_blobs_are_not_found_with_exit_code_1() {
         assert!(matches!(e, Error::NotFound { .. }), "{e}");
         let msg = e.to_string();
         assert!(msg.contains(&lab.registry) && msg.contains("nope"), "{msg}");
-        assert_eq!(advisor::error::exit_code(&anyhow::Error::new(e)), 1);
+        assert_eq!(advisor::exit::exit_code(&anyhow::Error::new(e)), 1);
 
         let tag = format!("{repo}:v1");
         push_image(&c, &tag, &Platform::host(), 1000, 6).await;
@@ -368,7 +368,7 @@ fn unreachable_registry_says_what_to_do() {
                 && msg.to_lowercase().contains("connection refused"),
             "{msg}"
         );
-        assert_eq!(advisor::error::exit_code(&anyhow::Error::new(e)), 1);
+        assert_eq!(advisor::exit::exit_code(&anyhow::Error::new(e)), 1);
     });
 }
 

@@ -426,7 +426,7 @@ fn wrong_credentials_are_unauthorized_and_never_printed() {
                 );
             }
         }
-        assert_eq!(advisor::error::exit_code(&anyhow::Error::new(e)), 1);
+        assert_eq!(advisor::exit::exit_code(&anyhow::Error::new(e)), 1);
         // Anonymous: says so.
         let anon = client_with(options());
         let e = anon.resolve(&r).await.unwrap_err();
