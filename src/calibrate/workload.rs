@@ -275,54 +275,20 @@ fn shell_quote(s: &str) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::estargz::table::{Chunk, FileEntry, LayerFiles, LayerFormat};
+    use crate::estargz::table::LayerFiles;
+    use crate::estargz::table::testing::{self, chunked, layer, reg};
 
     fn image() -> ImageFiles {
-        let mut files = vec![FileEntry {
-            path: "bin/busybox".into(),
-            kind: FileKind::Reg,
-            size: 1000,
-            link: None,
-            chunks: vec![],
-        }];
+        let mut files = vec![reg("bin/busybox", 1000)];
         for i in 0..3 {
-            files.push(FileEntry {
-                path: format!("data/a/f{i}"),
-                kind: FileKind::Reg,
-                size: 40960,
-                link: None,
-                chunks: vec![Chunk {
-                    offset: 0,
-                    size: 40960,
-                    compressed_offset: 100 + i * 100,
-                    compressed_end: 200 + i * 100,
-                }],
-            });
+            let extent = (40960, 100 + i * 100, 200 + i * 100);
+            files.push(chunked(&format!("data/a/f{i}"), &[extent]));
         }
-        files.push(FileEntry {
-            path: "data/a/sub/x".into(),
-            kind: FileKind::Reg,
-            size: 5,
-            link: None,
-            chunks: vec![],
-        });
-        ImageFiles {
-            version: 1,
-            reference: String::new(),
-            manifest_digest: String::new(),
-            layers: vec![LayerFiles {
-                digest: String::new(),
-                media_type: String::new(),
-                blob_size: 1000,
-                uncompressed_size: 0,
-                format: LayerFormat::Estargz,
-                toc_digest: None,
-                toc_offset: None,
-                prefetch_end: None,
-                no_prefetch: false,
-                files,
-            }],
-        }
+        files.push(reg("data/a/sub/x", 5));
+        testing::image(vec![LayerFiles {
+            blob_size: 1000,
+            ..layer(files)
+        }])
     }
 
     fn wl() -> CalWorkload {

@@ -456,7 +456,11 @@ impl ImageFiles {
 }
 
 #[cfg(test)]
+pub(crate) mod testing;
+
+#[cfg(test)]
 mod tests {
+    use super::testing::{entry, image, layer};
     use super::*;
     use crate::estargz::toc::{EntryType, Toc, TocEntry};
 
@@ -537,47 +541,25 @@ mod tests {
 
     #[test]
     fn merged_view_applies_whiteouts_and_opaque_dirs() {
-        let layer = |files: Vec<(&str, FileKind)>| LayerFiles {
-            digest: String::new(),
-            media_type: String::new(),
-            blob_size: 0,
-            uncompressed_size: 0,
-            format: LayerFormat::Estargz,
-            toc_digest: None,
-            toc_offset: None,
-            prefetch_end: None,
-            no_prefetch: false,
-            files: files
-                .into_iter()
-                .map(|(p, k)| FileEntry {
-                    path: p.into(),
-                    kind: k,
-                    size: 1,
-                    link: None,
-                    chunks: vec![],
-                })
-                .collect(),
+        let layer = |files: Vec<(&str, FileKind)>| {
+            let files = files.into_iter().map(|(p, k)| entry(p, k, 1, None));
+            layer(files.collect())
         };
-        let img = ImageFiles {
-            version: 1,
-            reference: String::new(),
-            manifest_digest: String::new(),
-            layers: vec![
-                layer(vec![
-                    ("a", FileKind::Dir),
-                    ("a/x", FileKind::Reg),
-                    ("b", FileKind::Dir),
-                    ("b/y", FileKind::Reg),
-                    ("c", FileKind::Reg),
-                ]),
-                layer(vec![
-                    ("a/.wh..wh..opq", FileKind::Reg),
-                    ("a/z", FileKind::Reg),
-                    ("b/.wh.y", FileKind::Reg),
-                    ("c", FileKind::Reg),
-                ]),
-            ],
-        };
+        let img = image(vec![
+            layer(vec![
+                ("a", FileKind::Dir),
+                ("a/x", FileKind::Reg),
+                ("b", FileKind::Dir),
+                ("b/y", FileKind::Reg),
+                ("c", FileKind::Reg),
+            ]),
+            layer(vec![
+                ("a/.wh..wh..opq", FileKind::Reg),
+                ("a/z", FileKind::Reg),
+                ("b/.wh.y", FileKind::Reg),
+                ("c", FileKind::Reg),
+            ]),
+        ]);
         let m = img.merged();
         assert!(!m.contains_key("a/x"), "opaque dir hides lower content");
         assert_eq!(m["a/z"].layer, 1);

@@ -716,35 +716,10 @@ impl<'a> Simulator<'a> {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::estargz::table::testing::{self, chunked as file};
     use crate::estargz::table::{FileEntry, LayerFiles};
 
     const B: u64 = BLOCK_SIZE;
-
-    /// A file with chunks given as (uncompressed size, compressed offset,
-    /// compressed end); chunk offsets follow from the sizes.
-    fn file(path: &str, chunks: &[(u64, u64, u64)]) -> FileEntry {
-        let mut off = 0;
-        let chunks: Vec<Chunk> = chunks
-            .iter()
-            .map(|&(size, co, ce)| {
-                let c = Chunk {
-                    offset: off,
-                    size,
-                    compressed_offset: co,
-                    compressed_end: ce,
-                };
-                off += size;
-                c
-            })
-            .collect();
-        FileEntry {
-            path: path.into(),
-            kind: FileKind::Reg,
-            size: off,
-            link: None,
-            chunks,
-        }
-    }
 
     fn layer(blob_size: u64, files: Vec<FileEntry>) -> LayerFiles {
         LayerFiles {
@@ -752,21 +727,15 @@ mod tests {
             media_type: "application/vnd.oci.image.layer.v1.tar+gzip".into(),
             blob_size,
             uncompressed_size: files.iter().map(|f| f.size).sum(),
-            format: LayerFormat::Estargz,
-            toc_digest: None,
-            toc_offset: None,
-            prefetch_end: None,
-            no_prefetch: false,
-            files,
+            ..testing::layer(files)
         }
     }
 
     fn image(layers: Vec<LayerFiles>) -> ImageFiles {
         ImageFiles {
-            version: 1,
             reference: "test".into(),
             manifest_digest: "sha256:m".into(),
-            layers,
+            ..testing::image(layers)
         }
     }
 

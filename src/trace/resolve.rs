@@ -200,58 +200,42 @@ pub fn is_virtual(path: &str) -> bool {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::estargz::table::{FileEntry, LayerFiles, LayerFormat};
+    use crate::estargz::table::testing;
+    use crate::estargz::table::{FileEntry, LayerFiles};
 
+    /// A regular file is 10 bytes, anything else 0.
     fn entry(path: &str, kind: FileKind, link: Option<&str>) -> FileEntry {
-        FileEntry {
-            path: path.into(),
-            kind,
-            size: if kind == FileKind::Reg { 10 } else { 0 },
-            link: link.map(str::to_string),
-            chunks: vec![],
-        }
+        let size = if kind == FileKind::Reg { 10 } else { 0 };
+        testing::entry(path, kind, size, link)
     }
 
     fn layer(files: Vec<FileEntry>) -> LayerFiles {
         LayerFiles {
             digest: "sha256:x".into(),
-            media_type: String::new(),
-            blob_size: 0,
-            uncompressed_size: 0,
-            format: LayerFormat::Estargz,
-            toc_digest: None,
-            toc_offset: None,
-            prefetch_end: None,
-            no_prefetch: false,
-            files,
+            ..testing::layer(files)
         }
     }
 
     fn image() -> ImageFiles {
         use FileKind::*;
-        ImageFiles {
-            version: 1,
-            reference: String::new(),
-            manifest_digest: String::new(),
-            layers: vec![
-                layer(vec![
-                    entry("usr", Dir, None),
-                    entry("usr/lib", Dir, None),
-                    entry("usr/lib/libc.so.6", Reg, None),
-                    entry("usr/bin/busybox", Reg, None), // usr/bin implicit
-                    entry("lib", Symlink, Some("usr/lib")),
-                    entry("bin", Symlink, Some("/usr/bin")),
-                    entry("usr/bin/sh", Symlink, Some("busybox")),
-                    entry("usr/bin/up", Symlink, Some("../lib/libc.so.6")),
-                    entry("loop1", Symlink, Some("loop2")),
-                    entry("loop2", Symlink, Some("loop1")),
-                    entry("dangling", Symlink, Some("/nowhere")),
-                    entry("usr/bin/ln", Hardlink, Some("./usr/bin/busybox")),
-                    entry("dev-null", Other, None),
-                ]),
-                layer(vec![entry("etc/passwd", Reg, None)]),
-            ],
-        }
+        testing::image(vec![
+            layer(vec![
+                entry("usr", Dir, None),
+                entry("usr/lib", Dir, None),
+                entry("usr/lib/libc.so.6", Reg, None),
+                entry("usr/bin/busybox", Reg, None), // usr/bin implicit
+                entry("lib", Symlink, Some("usr/lib")),
+                entry("bin", Symlink, Some("/usr/bin")),
+                entry("usr/bin/sh", Symlink, Some("busybox")),
+                entry("usr/bin/up", Symlink, Some("../lib/libc.so.6")),
+                entry("loop1", Symlink, Some("loop2")),
+                entry("loop2", Symlink, Some("loop1")),
+                entry("dangling", Symlink, Some("/nowhere")),
+                entry("usr/bin/ln", Hardlink, Some("./usr/bin/busybox")),
+                entry("dev-null", Other, None),
+            ]),
+            layer(vec![entry("etc/passwd", Reg, None)]),
+        ])
     }
 
     #[test]

@@ -278,40 +278,17 @@ impl<F: FnMut(&Event<'_>) -> Result<(), Error>> Emitter<'_, F> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::estargz::table::{FileEntry, LayerFiles, LayerFormat};
+    use crate::estargz::table::testing::{self, layer, reg};
 
     fn image() -> ImageFiles {
-        let f = |p: &str, size: u64| FileEntry {
-            path: p.into(),
-            kind: FileKind::Reg,
-            size,
-            link: None,
-            chunks: vec![],
-        };
-        ImageFiles {
-            version: 1,
-            reference: String::new(),
-            manifest_digest: String::new(),
-            layers: vec![LayerFiles {
-                digest: String::new(),
-                media_type: String::new(),
-                blob_size: 0,
-                uncompressed_size: 0,
-                format: LayerFormat::Estargz,
-                toc_digest: None,
-                toc_offset: None,
-                prefetch_end: None,
-                no_prefetch: false,
-                files: vec![
-                    f("a", 400),
-                    f("b", 100),
-                    f("c", 300),
-                    f("d", 200),
-                    f(".prefetch.landmark", 1),
-                    f("e", 0),
-                ],
-            }],
-        }
+        testing::image(vec![layer(vec![
+            reg("a", 400),
+            reg("b", 100),
+            reg("c", 300),
+            reg("d", 200),
+            reg(".prefetch.landmark", 1),
+            reg("e", 0),
+        ])])
     }
 
     fn run(opts: &SynthOptions) -> (Vec<Event<'static>>, SynthSummary) {
