@@ -114,6 +114,42 @@ struct Call<'l> {
     dur: Option<u64>,
 }
 
+impl Call<'_> {
+    /// Argument `i` (0-based) as printed, or empty when the call has fewer.
+    fn arg(&self, i: usize) -> &str {
+        self.args.get(i).copied().unwrap_or("")
+    }
+
+    fn fd_arg(&self, i: usize) -> FdArg {
+        parse_fd(self.arg(i))
+    }
+
+    /// The call succeeded (returned a non-negative value).
+    fn ok(&self) -> bool {
+        self.ret.is_some_and(|r| r >= 0)
+    }
+}
+
+/// A complete call with the line, process and time it belongs to: what
+/// every syscall family's handler reads.
+struct Completed<'l> {
+    line_no: u64,
+    pid: u32,
+    ts: u64,
+    call: Call<'l>,
+}
+
+impl Completed<'_> {
+    /// An event of this call on `path`, carrying its duration, result and errno.
+    fn event(&self, op: Op, path: String) -> Event<'static> {
+        let mut e = Event::on_path(self.ts, self.pid, op, path);
+        e.dur = self.call.dur;
+        e.result = self.call.ret;
+        e.err = self.call.errno.map(|s| s.to_string().into());
+        e
+    }
+}
+
 /// The push parser: feed lines in order, then [`Importer::finish`].
 pub struct Importer {
     name: String,
@@ -510,6 +546,7 @@ impl Importer {
         Some(clean(&format!("{base}/{path}")))
     }
 
+    /// Import one complete call: parse it, then hand it to its family's handler.
     fn complete(
         &mut self,
         line_no: u64,
@@ -523,331 +560,381 @@ impl Importer {
         if call.dur.is_some() {
             self.summary.durations = true;
         }
-        let ok = call.ret.is_some_and(|r| r >= 0);
-        let negative = |me: &Self, i: usize, v: i64| {
-            me.err(
-                line_no,
-                format!(
-                    "{}: argument {} is {} ({v}); expected bytes from the start of the file",
-                    call.name,
-                    i + 1,
-                    if v < 0 { "negative" } else { "out of range" }
-                ),
-            )
+        let c = Completed {
+            line_no,
+            pid,
+            ts,
+            call,
         };
-        let bad_arg = |me: &Self, i: usize, what: &str| {
-            me.err(
-                line_no,
-                format!(
-                    "{}: cannot parse argument {} (`{}`); expected {what}",
-                    call.name,
-                    i + 1,
-                    call.args.get(i).copied().unwrap_or("")
-                ),
-            )
-        };
-        let base = |op: Op, path: String| {
-            let mut e = Event::on_path(ts, pid, op, path);
-            e.dur = call.dur;
-            e.result = call.ret;
-            e.err = call.errno.map(|s| s.to_string().into());
-            e
-        };
-        match call.name {
-            "open" | "openat" | "creat" | "openat2" => {
-                let (dir, pi, flags) = match call.name {
-                    "open" => (None, 0, call.args.get(1).map(|s| s.to_string())),
-                    "creat" => (None, 0, Some("O_WRONLY|O_CREAT|O_TRUNC".to_string())),
-                    "openat2" => (
-                        Some(0),
-                        1,
-                        call.args
-                            .get(2)
-                            .and_then(|s| struct_field(s, "flags"))
-                            .map(str::to_string),
-                    ),
-                    "openat" => (Some(0), 1, call.args.get(2).map(|s| s.to_string())),
-                    _ => return Ok(()),
-                };
-                let dir = dir.map(|i| parse_fd(call.args.get(i).copied().unwrap_or("")));
-                let Some((raw, _)) = call.args.get(pi).and_then(|a| parse_quoted(a)) else {
-                    return Err(bad_arg(self, pi, "a quoted path"));
-                };
-                // With -y the returned descriptor names the opened file exactly
-                // (symlinks resolved); otherwise resolve the argument.
-                let path = match call.ret_decor.as_deref() {
-                    Some(d) if ok && d.starts_with('/') => Some(clean(&self.strip_root(d))),
-                    _ => self.abs_path(pid, dir.as_ref(), &raw),
-                };
-                let Some(path) = path else {
-                    self.summary.unresolved_paths += 1;
-                    return Ok(());
-                };
-                let mut e = base(Op::Open, path.clone());
-                e.flags = flags.map(Into::into);
-                if let (true, Some(fd)) = (ok, call.ret) {
-                    e.fd = Some(fd);
-                    self.new_ofd(pid, fd, Some(path));
-                }
-                self.emit(e, sink)
-            }
+        match c.call.name {
+            "open" | "openat" | "creat" | "openat2" => self.on_open(&c, sink),
             "close" => {
-                if let Some(fd) = parse_fd(call.args.first().copied().unwrap_or("")).fd {
-                    self.close_fd(pid, fd);
-                }
+                self.on_close(&c);
                 Ok(())
             }
             "dup" | "dup2" | "dup3" | "fcntl" | "fcntl64" => {
-                if call.name.starts_with("fcntl") {
-                    let cmd = call.args.get(1).copied().unwrap_or("");
-                    if cmd != "F_DUPFD" && cmd != "F_DUPFD_CLOEXEC" {
-                        return Ok(());
-                    }
-                }
-                let (Some(new), true) = (call.ret, ok) else {
-                    return Ok(());
-                };
-                let old = parse_fd(call.args.first().copied().unwrap_or(""));
-                if let Some(id) = self.ofd_of(pid, &old) {
-                    self.set_fd(pid, new, id);
-                } else {
-                    self.close_fd(pid, new);
-                }
+                self.on_dup(&c);
                 Ok(())
             }
             "lseek" | "llseek" => {
-                let fd = parse_fd(call.args.first().copied().unwrap_or(""));
-                if let (Some(pos), true) = (call.ret, ok)
-                    && let Some(id) = self.ofd_of(pid, &fd)
-                {
-                    self.ofds[id].pos = pos as u64;
-                }
+                self.on_lseek(&c);
                 Ok(())
             }
-            "read" | "readv" | "pread64" | "preadv" | "preadv2" => {
-                if !ok {
-                    return Ok(());
-                }
-                let n = call.ret.unwrap_or(0) as u64;
-                let fd = parse_fd(call.args.first().copied().unwrap_or(""));
-                let Some(id) = self.ofd_of(pid, &fd) else {
-                    self.summary.reads_on_unknown_fds += 1;
-                    return Ok(());
-                };
-                let offset = match call.name {
-                    "pread64" | "preadv" | "preadv2" => {
-                        let Some(o) = call.args.get(3).and_then(|a| parse_int(a)) else {
-                            return Err(bad_arg(self, 3, "the file offset"));
-                        };
-                        non_negative(o).ok_or_else(|| negative(self, 3, o))?
-                    }
-                    _ => {
-                        let o = self.ofds[id].pos;
-                        self.ofds[id].pos = o.saturating_add(n);
-                        o
-                    }
-                };
-                if n == 0 {
-                    return Ok(());
-                }
-                let Some(path) = self.ofds[id].path.clone() else {
-                    return Ok(());
-                };
-                let mut e = base(Op::Read, path);
-                e.offset = Some(offset);
-                e.len = Some(n);
-                e.fd = fd.fd;
-                self.emit(e, sink)
-            }
-            "sendfile" | "sendfile64" | "copy_file_range" => {
-                if !ok || call.ret == Some(0) {
-                    return Ok(());
-                }
-                let n = call.ret.unwrap_or(0) as u64;
-                let (in_i, off_i) = if call.name == "copy_file_range" {
-                    (0, 1)
-                } else {
-                    (1, 2)
-                };
-                let fd = parse_fd(call.args.get(in_i).copied().unwrap_or(""));
-                let Some(id) = self.ofd_of(pid, &fd) else {
-                    self.summary.reads_on_unknown_fds += 1;
-                    return Ok(());
-                };
-                let off_arg = call.args.get(off_i).copied().unwrap_or("NULL");
-                let offset = if off_arg == "NULL" {
-                    let o = self.ofds[id].pos;
-                    self.ofds[id].pos = o.saturating_add(n);
-                    o
-                } else {
-                    let inner = off_arg.trim_start_matches('[');
-                    let num = inner.split([' ', ']']).next().unwrap_or("");
-                    let Some(o) = parse_int(num) else {
-                        return Err(bad_arg(self, off_i, "NULL or [offset]"));
-                    };
-                    non_negative(o).ok_or_else(|| negative(self, off_i, o))?
-                };
-                let Some(path) = self.ofds[id].path.clone() else {
-                    return Ok(());
-                };
-                let mut e = base(Op::Read, path);
-                e.offset = Some(offset);
-                e.len = Some(n);
-                e.fd = fd.fd;
-                self.emit(e, sink)
-            }
-            "mmap" | "mmap2" => {
-                if !ok && call.ret.is_some() {
-                    return Ok(());
-                }
-                let flags = call.args.get(3).copied().unwrap_or("");
-                if flags.contains("MAP_ANONYMOUS") {
-                    return Ok(());
-                }
-                let fd = parse_fd(call.args.get(4).copied().unwrap_or(""));
-                if fd.fd.is_none_or(|f| f < 0) {
-                    return Ok(());
-                }
-                let (Some(len), Some(off)) = (
-                    call.args.get(1).and_then(|a| parse_int(a)),
-                    call.args.get(5).and_then(|a| parse_int(a)),
-                ) else {
-                    return Err(bad_arg(
-                        self,
-                        1,
-                        "the mapping length and offset (arguments 2 and 6)",
-                    ));
-                };
-                let len = non_negative(len).ok_or_else(|| negative(self, 1, len))?;
-                // mmap2 (32-bit) takes the offset in 4096-byte pages.
-                let off = non_negative(off)
-                    .and_then(|o| o.checked_mul(if call.name == "mmap2" { 4096 } else { 1 }))
-                    .ok_or_else(|| negative(self, 5, off))?;
-                let Some(id) = self.ofd_of(pid, &fd) else {
-                    self.summary.reads_on_unknown_fds += 1;
-                    return Ok(());
-                };
-                let Some(path) = self.ofds[id].path.clone() else {
-                    return Ok(());
-                };
-                let mut e = base(Op::MmapRead, path);
-                e.offset = Some(off);
-                e.len = Some(len);
-                e.fd = fd.fd;
-                e.result = None; // the mapping address is noise
-                self.emit(e, sink)
-            }
-            "execve" | "execveat" => {
-                let (dir, pi) = if call.name == "execveat" {
-                    (Some(0), 1)
-                } else {
-                    (None, 0)
-                };
-                let dir = dir.map(|i| parse_fd(call.args.get(i).copied().unwrap_or("")));
-                let Some((raw, _)) = call.args.get(pi).and_then(|a| parse_quoted(a)) else {
-                    return Err(bad_arg(self, pi, "a quoted path"));
-                };
-                let Some(path) = self.abs_path(pid, dir.as_ref(), &raw) else {
-                    self.summary.unresolved_paths += 1;
-                    return Ok(());
-                };
-                let failed = call.ret.is_some_and(|r| r < 0);
-                self.emit(base(Op::Open, path.clone()), sink)?;
-                if !failed {
-                    // The kernel maps the binary; its page faults are not
-                    // traced, so count the whole file (an upper bound).
-                    let mut m = base(Op::MmapRead, path);
-                    m.offset = Some(0);
-                    m.result = None;
-                    self.emit(m, sink)?;
-                }
-                Ok(())
-            }
-            "chdir" | "fchdir" => {
-                if !ok {
-                    return Ok(());
-                }
-                let new = if call.name == "chdir" {
-                    let Some((raw, _)) = call.args.first().and_then(|a| parse_quoted(a)) else {
-                        return Err(bad_arg(self, 0, "a quoted path"));
-                    };
-                    self.abs_path(pid, None, &raw)
-                } else {
-                    let fd = parse_fd(call.args.first().copied().unwrap_or(""));
-                    match fd.decor.as_deref() {
-                        Some(d) if d.starts_with('/') => Some(clean(&self.strip_root(d))),
-                        _ => self
-                            .ofd_of(pid, &fd)
-                            .and_then(|id| self.ofds[id].path.clone()),
-                    }
-                };
-                if let Some(p) = new {
-                    self.cwd.insert(pid, p);
-                }
-                Ok(())
-            }
-            "getdents" | "getdents64" => {
-                if !ok {
-                    return Ok(());
-                }
-                let fd = parse_fd(call.args.first().copied().unwrap_or(""));
-                let Some(path) = self
-                    .ofd_of(pid, &fd)
-                    .and_then(|id| self.ofds[id].path.clone())
-                else {
-                    return Ok(());
-                };
-                let mut e = base(Op::Readdir, path);
-                e.fd = fd.fd;
-                self.emit(e, sink)
-            }
+            "read" | "readv" | "pread64" | "preadv" | "preadv2" => self.on_read(&c, sink),
+            "sendfile" | "sendfile64" | "copy_file_range" => self.on_sendfile(&c, sink),
+            "mmap" | "mmap2" => self.on_mmap(&c, sink),
+            "execve" | "execveat" => self.on_exec(&c, sink),
+            "chdir" | "fchdir" => self.on_chdir(&c),
+            "getdents" | "getdents64" => self.on_getdents(&c, sink),
             "stat" | "lstat" | "stat64" | "lstat64" | "access" | "readlink" | "getxattr"
             | "lgetxattr" | "statfs" | "newfstatat" | "fstatat64" | "statx" | "faccessat"
-            | "faccessat2" | "readlinkat" => {
-                let at = matches!(
-                    call.name,
-                    "newfstatat"
-                        | "fstatat64"
-                        | "statx"
-                        | "faccessat"
-                        | "faccessat2"
-                        | "readlinkat"
-                );
-                let (dir, pi) = if at { (Some(0), 1) } else { (None, 0) };
-                let dir = dir.map(|i| parse_fd(call.args.get(i).copied().unwrap_or("")));
-                let Some((raw, _)) = call.args.get(pi).and_then(|a| parse_quoted(a)) else {
-                    return Err(bad_arg(self, pi, "a quoted path"));
-                };
-                if raw.is_empty() {
-                    return Ok(()); // AT_EMPTY_PATH: fstat of an open descriptor
-                }
-                let Some(path) = self.abs_path(pid, dir.as_ref(), &raw) else {
-                    self.summary.unresolved_paths += 1;
-                    return Ok(());
-                };
-                self.emit(base(Op::Stat, path), sink)
-            }
-            "write" | "writev" | "pwrite64" => {
-                let Some(pat) = self.opts.ready_pattern.as_deref() else {
-                    return Ok(());
-                };
-                if self.summary.ready {
-                    return Ok(());
-                }
-                let fd = parse_fd(call.args.first().copied().unwrap_or("")).fd;
-                if !matches!(fd, Some(1) | Some(2)) {
-                    return Ok(());
-                }
-                let payload = unescape(call.args.get(1).copied().unwrap_or(""));
-                if payload.contains(pat) {
-                    self.summary.ready = true;
-                    let e = Event::new(ts, pid, Op::Ready);
-                    self.emit(e, sink)?;
-                }
-                Ok(())
-            }
+            | "faccessat2" | "readlinkat" => self.on_stat(&c, sink),
+            "write" | "writev" | "pwrite64" => self.on_write(&c, sink),
             _ => Ok(()),
         }
+    }
+
+    /// Argument `i` (0-based) is an offset below 0 or beyond `u64`.
+    fn negative_arg(&self, c: &Completed<'_>, i: usize, v: i64) -> Error {
+        self.err(
+            c.line_no,
+            format!(
+                "{}: argument {} is {} ({v}); expected bytes from the start of the file",
+                c.call.name,
+                i + 1,
+                if v < 0 { "negative" } else { "out of range" }
+            ),
+        )
+    }
+
+    /// Argument `i` (0-based) is not the `what` the call takes there.
+    fn bad_arg(&self, c: &Completed<'_>, i: usize, what: &str) -> Error {
+        self.err(
+            c.line_no,
+            format!(
+                "{}: cannot parse argument {} (`{}`); expected {what}",
+                c.call.name,
+                i + 1,
+                c.call.arg(i)
+            ),
+        )
+    }
+
+    /// The quoted path in argument `i`, unescaped.
+    fn path_arg(&self, c: &Completed<'_>, i: usize) -> Result<String, Error> {
+        match c.call.args.get(i).and_then(|a| parse_quoted(a)) {
+            Some((raw, _)) => Ok(raw),
+            None => Err(self.bad_arg(c, i, "a quoted path")),
+        }
+    }
+
+    /// `open`, `openat`, `creat`, `openat2`: an open event, and a new open
+    /// file description for the returned descriptor.
+    fn on_open(&mut self, c: &Completed<'_>, sink: &mut Sink<'_>) -> Result<(), Error> {
+        let call = &c.call;
+        let (dir, pi, flags) = match call.name {
+            "open" => (None, 0, call.args.get(1).map(|s| s.to_string())),
+            "creat" => (None, 0, Some("O_WRONLY|O_CREAT|O_TRUNC".to_string())),
+            "openat2" => (
+                Some(0),
+                1,
+                call.args
+                    .get(2)
+                    .and_then(|s| struct_field(s, "flags"))
+                    .map(str::to_string),
+            ),
+            "openat" => (Some(0), 1, call.args.get(2).map(|s| s.to_string())),
+            _ => return Ok(()),
+        };
+        let dir = dir.map(|i| call.fd_arg(i));
+        let raw = self.path_arg(c, pi)?;
+        // With -y the returned descriptor names the opened file exactly
+        // (symlinks resolved); otherwise resolve the argument.
+        let path = match call.ret_decor.as_deref() {
+            Some(d) if call.ok() && d.starts_with('/') => Some(clean(&self.strip_root(d))),
+            _ => self.abs_path(c.pid, dir.as_ref(), &raw),
+        };
+        let Some(path) = path else {
+            self.summary.unresolved_paths += 1;
+            return Ok(());
+        };
+        let mut e = c.event(Op::Open, path.clone());
+        e.flags = flags.map(Into::into);
+        if let (true, Some(fd)) = (call.ok(), call.ret) {
+            e.fd = Some(fd);
+            self.new_ofd(c.pid, fd, Some(path));
+        }
+        self.emit(e, sink)
+    }
+
+    fn on_close(&mut self, c: &Completed<'_>) {
+        if let Some(fd) = c.call.fd_arg(0).fd {
+            self.close_fd(c.pid, fd);
+        }
+    }
+
+    /// `dup`, `dup2`, `dup3`, `fcntl(F_DUPFD…)`: the new descriptor shares
+    /// the old one's open file description.
+    fn on_dup(&mut self, c: &Completed<'_>) {
+        let call = &c.call;
+        if call.name.starts_with("fcntl") {
+            let cmd = call.arg(1);
+            if cmd != "F_DUPFD" && cmd != "F_DUPFD_CLOEXEC" {
+                return;
+            }
+        }
+        let (Some(new), true) = (call.ret, call.ok()) else {
+            return;
+        };
+        let old = call.fd_arg(0);
+        if let Some(id) = self.ofd_of(c.pid, &old) {
+            self.set_fd(c.pid, new, id);
+        } else {
+            self.close_fd(c.pid, new);
+        }
+    }
+
+    fn on_lseek(&mut self, c: &Completed<'_>) {
+        let fd = c.call.fd_arg(0);
+        if let (Some(pos), true) = (c.call.ret, c.call.ok())
+            && let Some(id) = self.ofd_of(c.pid, &fd)
+        {
+            self.ofds[id].pos = pos as u64;
+        }
+    }
+
+    /// `read`, `readv` (at the description's offset, which they advance),
+    /// `pread64`, `preadv`, `preadv2` (at their offset argument).
+    fn on_read(&mut self, c: &Completed<'_>, sink: &mut Sink<'_>) -> Result<(), Error> {
+        let call = &c.call;
+        if !call.ok() {
+            return Ok(());
+        }
+        let n = call.ret.unwrap_or(0) as u64;
+        let fd = call.fd_arg(0);
+        let Some(id) = self.ofd_of(c.pid, &fd) else {
+            self.summary.reads_on_unknown_fds += 1;
+            return Ok(());
+        };
+        let offset = match call.name {
+            "pread64" | "preadv" | "preadv2" => {
+                let Some(o) = call.args.get(3).and_then(|a| parse_int(a)) else {
+                    return Err(self.bad_arg(c, 3, "the file offset"));
+                };
+                non_negative(o).ok_or_else(|| self.negative_arg(c, 3, o))?
+            }
+            _ => self.advance(id, n),
+        };
+        if n == 0 {
+            return Ok(());
+        }
+        self.emit_read(c, id, &fd, offset, n, sink)
+    }
+
+    /// `sendfile`, `copy_file_range`: a read of the input descriptor, at its
+    /// offset argument or (`NULL`) at the description's offset.
+    fn on_sendfile(&mut self, c: &Completed<'_>, sink: &mut Sink<'_>) -> Result<(), Error> {
+        let call = &c.call;
+        if !call.ok() || call.ret == Some(0) {
+            return Ok(());
+        }
+        let n = call.ret.unwrap_or(0) as u64;
+        let (in_i, off_i) = if call.name == "copy_file_range" {
+            (0, 1)
+        } else {
+            (1, 2)
+        };
+        let fd = call.fd_arg(in_i);
+        let Some(id) = self.ofd_of(c.pid, &fd) else {
+            self.summary.reads_on_unknown_fds += 1;
+            return Ok(());
+        };
+        let off_arg = call.args.get(off_i).copied().unwrap_or("NULL");
+        let offset = if off_arg == "NULL" {
+            self.advance(id, n)
+        } else {
+            let inner = off_arg.trim_start_matches('[');
+            let num = inner.split([' ', ']']).next().unwrap_or("");
+            let Some(o) = parse_int(num) else {
+                return Err(self.bad_arg(c, off_i, "NULL or [offset]"));
+            };
+            non_negative(o).ok_or_else(|| self.negative_arg(c, off_i, o))?
+        };
+        self.emit_read(c, id, &fd, offset, n, sink)
+    }
+
+    /// The description's offset, then moved `n` bytes on.
+    fn advance(&mut self, id: usize, n: u64) -> u64 {
+        let o = self.ofds[id].pos;
+        self.ofds[id].pos = o.saturating_add(n);
+        o
+    }
+
+    /// A read of `n` bytes at `offset` of description `id`, when it is a file.
+    fn emit_read(
+        &mut self,
+        c: &Completed<'_>,
+        id: usize,
+        fd: &FdArg,
+        offset: u64,
+        n: u64,
+        sink: &mut Sink<'_>,
+    ) -> Result<(), Error> {
+        let Some(path) = self.ofds[id].path.clone() else {
+            return Ok(());
+        };
+        let mut e = c.event(Op::Read, path);
+        e.offset = Some(offset);
+        e.len = Some(n);
+        e.fd = fd.fd;
+        self.emit(e, sink)
+    }
+
+    /// `mmap`, `mmap2` of a file: a mapped read of its length at its offset.
+    fn on_mmap(&mut self, c: &Completed<'_>, sink: &mut Sink<'_>) -> Result<(), Error> {
+        let call = &c.call;
+        if !call.ok() && call.ret.is_some() {
+            return Ok(());
+        }
+        if call.arg(3).contains("MAP_ANONYMOUS") {
+            return Ok(());
+        }
+        let fd = call.fd_arg(4);
+        if fd.fd.is_none_or(|f| f < 0) {
+            return Ok(());
+        }
+        let (Some(len), Some(off)) = (
+            call.args.get(1).and_then(|a| parse_int(a)),
+            call.args.get(5).and_then(|a| parse_int(a)),
+        ) else {
+            let what = "the mapping length and offset (arguments 2 and 6)";
+            return Err(self.bad_arg(c, 1, what));
+        };
+        let len = non_negative(len).ok_or_else(|| self.negative_arg(c, 1, len))?;
+        // mmap2 (32-bit) takes the offset in 4096-byte pages.
+        let off = non_negative(off)
+            .and_then(|o| o.checked_mul(if call.name == "mmap2" { 4096 } else { 1 }))
+            .ok_or_else(|| self.negative_arg(c, 5, off))?;
+        let Some(id) = self.ofd_of(c.pid, &fd) else {
+            self.summary.reads_on_unknown_fds += 1;
+            return Ok(());
+        };
+        let Some(path) = self.ofds[id].path.clone() else {
+            return Ok(());
+        };
+        let mut e = c.event(Op::MmapRead, path);
+        e.offset = Some(off);
+        e.len = Some(len);
+        e.fd = fd.fd;
+        e.result = None; // the mapping address is noise
+        self.emit(e, sink)
+    }
+
+    /// `execve`, `execveat`: an open of the binary and, when it ran, a mapped
+    /// read of all of it.
+    fn on_exec(&mut self, c: &Completed<'_>, sink: &mut Sink<'_>) -> Result<(), Error> {
+        let call = &c.call;
+        let (dir, pi) = if call.name == "execveat" {
+            (Some(call.fd_arg(0)), 1)
+        } else {
+            (None, 0)
+        };
+        let raw = self.path_arg(c, pi)?;
+        let Some(path) = self.abs_path(c.pid, dir.as_ref(), &raw) else {
+            self.summary.unresolved_paths += 1;
+            return Ok(());
+        };
+        let failed = call.ret.is_some_and(|r| r < 0);
+        self.emit(c.event(Op::Open, path.clone()), sink)?;
+        if !failed {
+            // The kernel maps the binary; its page faults are not
+            // traced, so count the whole file (an upper bound).
+            let mut m = c.event(Op::MmapRead, path);
+            m.offset = Some(0);
+            m.result = None;
+            self.emit(m, sink)?;
+        }
+        Ok(())
+    }
+
+    /// `chdir`, `fchdir`: the process's working directory, for relative paths.
+    fn on_chdir(&mut self, c: &Completed<'_>) -> Result<(), Error> {
+        if !c.call.ok() {
+            return Ok(());
+        }
+        let new = if c.call.name == "chdir" {
+            let raw = self.path_arg(c, 0)?;
+            self.abs_path(c.pid, None, &raw)
+        } else {
+            let fd = c.call.fd_arg(0);
+            match fd.decor.as_deref() {
+                Some(d) if d.starts_with('/') => Some(clean(&self.strip_root(d))),
+                _ => self
+                    .ofd_of(c.pid, &fd)
+                    .and_then(|id| self.ofds[id].path.clone()),
+            }
+        };
+        if let Some(p) = new {
+            self.cwd.insert(c.pid, p);
+        }
+        Ok(())
+    }
+
+    fn on_getdents(&mut self, c: &Completed<'_>, sink: &mut Sink<'_>) -> Result<(), Error> {
+        if !c.call.ok() {
+            return Ok(());
+        }
+        let fd = c.call.fd_arg(0);
+        let Some(path) = self
+            .ofd_of(c.pid, &fd)
+            .and_then(|id| self.ofds[id].path.clone())
+        else {
+            return Ok(());
+        };
+        let mut e = c.event(Op::Readdir, path);
+        e.fd = fd.fd;
+        self.emit(e, sink)
+    }
+
+    /// The stat, access, readlink and xattr families (and their `…at` forms).
+    fn on_stat(&mut self, c: &Completed<'_>, sink: &mut Sink<'_>) -> Result<(), Error> {
+        let at = matches!(
+            c.call.name,
+            "newfstatat" | "fstatat64" | "statx" | "faccessat" | "faccessat2" | "readlinkat"
+        );
+        let (dir, pi) = if at {
+            (Some(c.call.fd_arg(0)), 1)
+        } else {
+            (None, 0)
+        };
+        let raw = self.path_arg(c, pi)?;
+        if raw.is_empty() {
+            return Ok(()); // AT_EMPTY_PATH: fstat of an open descriptor
+        }
+        let Some(path) = self.abs_path(c.pid, dir.as_ref(), &raw) else {
+            self.summary.unresolved_paths += 1;
+            return Ok(());
+        };
+        self.emit(c.event(Op::Stat, path), sink)
+    }
+
+    /// `write`, `writev`, `pwrite64` to stdout or stderr: `ready` at the
+    /// first that contains the ready pattern.
+    fn on_write(&mut self, c: &Completed<'_>, sink: &mut Sink<'_>) -> Result<(), Error> {
+        let Some(pat) = self.opts.ready_pattern.as_deref() else {
+            return Ok(());
+        };
+        if self.summary.ready {
+            return Ok(());
+        }
+        if !matches!(c.call.fd_arg(0).fd, Some(1) | Some(2)) {
+            return Ok(());
+        }
+        if unescape(c.call.arg(1)).contains(pat) {
+            self.summary.ready = true;
+            self.emit(Event::new(c.ts, c.pid, Op::Ready), sink)?;
+        }
+        Ok(())
     }
 }
 
