@@ -222,208 +222,228 @@ struct OpenFile {
     covered: u64,
 }
 
+/// A problem with the TOC entry at `index`.
+struct Flagged {
+    index: usize,
+    problem: EntryProblem,
+}
+
 /// Check every TOC entry (rules and messages: docs/estargz.md).
 pub fn validate_toc(layer: &str, toc: &Toc, toc_offset: u64) -> Result<(), Error> {
     if toc.version != 1 {
         return err(layer, ErrorKind::TocVersion(toc.version));
     }
-    let bad = |index: usize, e: &TocEntry, problem: EntryProblem| {
-        Err(Error::new(
+    check_entries(toc, toc_offset).map_err(|f| {
+        Error::new(
             layer,
             ErrorKind::Entry {
-                index,
-                name: e.name.clone(),
-                problem,
+                index: f.index,
+                name: toc.entries[f.index].name.clone(),
+                problem: f.problem,
             },
-        ))
+        )
+    })
+}
+
+/// The names pass (hardlinks may point forward), then every entry in order.
+fn check_entries(toc: &Toc, toc_offset: u64) -> Result<(), Flagged> {
+    let mut walk = TocWalk {
+        toc_offset,
+        names: entry_names(toc)?,
+        last_offset: None,
+        open: None,
+        total: 0,
     };
-    let mut names: HashSet<String> = HashSet::new();
     for (i, e) in toc.entries.iter().enumerate() {
+        walk.entry(i, e)?;
+    }
+    walk.close_file()
+}
+
+/// Every non-chunk entry's name, normalized.
+fn entry_names(toc: &Toc) -> Result<HashSet<String>, Flagged> {
+    let mut names = HashSet::new();
+    for (index, e) in toc.entries.iter().enumerate() {
         if e.kind == EntryType::Chunk {
             continue;
         }
-        match check_name(&e.name, e.kind) {
-            Ok(n) => {
-                names.insert(n);
-            }
-            Err(p) => return bad(i, e, p),
-        }
+        let name = check_name(&e.name, e.kind).map_err(|problem| Flagged { index, problem })?;
+        names.insert(name);
     }
+    Ok(names)
+}
 
-    let mut last_offset: Option<u64> = None;
-    let mut open: Option<OpenFile> = None;
-    let mut total: u64 = 0;
-    for (i, e) in toc.entries.iter().enumerate() {
+/// What the walk over the entries carries from one to the next.
+struct TocWalk {
+    toc_offset: u64,
+    names: HashSet<String>,
+    /// The last payload offset seen: offsets must increase.
+    last_offset: Option<u64>,
+    /// The regular file whose chunks follow.
+    open: Option<OpenFile>,
+    /// Bytes of all regular files so far.
+    total: u64,
+}
+
+impl TocWalk {
+    fn entry(&mut self, index: usize, e: &TocEntry) -> Result<(), Flagged> {
+        let at = |problem| Flagged { index, problem };
         if e.inner_offset != 0 {
-            return bad(i, e, EntryProblem::InnerOffset);
+            return Err(at(EntryProblem::InnerOffset));
         }
-        if e.kind != EntryType::Chunk
-            && let Some(f) = open.take()
-            && f.covered < f.size
-        {
-            return bad(
-                f.index,
-                &toc.entries[f.index],
-                EntryProblem::ChunksIncomplete {
-                    size: f.size,
-                    covered: f.covered,
-                },
-            );
+        if e.kind != EntryType::Chunk {
+            self.close_file()?;
         }
-        for (field, value) in [("digest", &e.digest), ("chunkDigest", &e.chunk_digest)] {
-            if !value.is_empty() && !is_valid_digest(value) {
-                return bad(
-                    i,
-                    e,
-                    EntryProblem::BadDigest {
-                        field,
-                        value: value.clone(),
-                    },
-                );
-            }
-        }
-        let mut check_offset = |offset: u64, size: u64| -> Result<(), EntryProblem> {
-            if offset == 0 {
-                return Err(EntryProblem::MissingOffset { size });
-            }
-            if offset >= toc_offset {
-                return Err(EntryProblem::OffsetBeyondToc { offset, toc_offset });
-            }
-            if let Some(previous) = last_offset
-                && offset <= previous
-            {
-                return Err(EntryProblem::OffsetNotIncreasing { offset, previous });
-            }
-            last_offset = Some(offset);
-            Ok(())
-        };
+        check_digests(e).map_err(at)?;
         match e.kind {
-            EntryType::Reg => {
-                if e.size > i64::MAX as u64 || e.chunk_size > i64::MAX as u64 {
-                    return bad(i, e, EntryProblem::SizeOverflow);
-                }
-                total = match total.checked_add(e.size) {
-                    Some(t) if t <= i64::MAX as u64 => t,
-                    _ => return bad(i, e, EntryProblem::SizeOverflow),
-                };
-                if e.chunk_offset != 0 {
-                    return bad(
-                        i,
-                        e,
-                        EntryProblem::ChunkGap {
-                            chunk_offset: e.chunk_offset,
-                            expected: 0,
-                        },
-                    );
-                }
-                if e.size == 0 {
-                    if e.offset != 0 {
-                        return bad(i, e, EntryProblem::UnexpectedOffset(e.offset));
-                    }
-                    continue;
-                }
-                if let Err(p) = check_offset(e.offset, e.size) {
-                    return bad(i, e, p);
-                }
-                let first = if e.chunk_size == 0 {
-                    e.size
-                } else {
-                    e.chunk_size
-                };
-                if first > e.size {
-                    return bad(
-                        i,
-                        e,
-                        EntryProblem::ChunkBeyondFile {
-                            end: first,
-                            size: e.size,
-                        },
-                    );
-                }
-                open = Some(OpenFile {
-                    index: i,
-                    name: normalize_path(&e.name).unwrap_or_default(),
-                    size: e.size,
-                    covered: first,
-                });
-            }
-            EntryType::Chunk => {
-                let Some(f) = open.as_mut() else {
-                    return bad(i, e, EntryProblem::ChunkWithoutReg);
-                };
-                if normalize_path(&e.name).as_deref() != Some(f.name.as_str()) {
-                    return bad(
-                        i,
-                        e,
-                        EntryProblem::ChunkNameMismatch {
-                            expected: f.name.clone(),
-                        },
-                    );
-                }
-                if e.chunk_offset != f.covered {
-                    return bad(
-                        i,
-                        e,
-                        EntryProblem::ChunkGap {
-                            chunk_offset: e.chunk_offset,
-                            expected: f.covered,
-                        },
-                    );
-                }
-                let end = if e.chunk_size == 0 {
-                    f.size
-                } else {
-                    match e.chunk_offset.checked_add(e.chunk_size) {
-                        Some(end) => end,
-                        None => return bad(i, e, EntryProblem::SizeOverflow),
-                    }
-                };
-                if end > f.size || end <= e.chunk_offset {
-                    return bad(
-                        i,
-                        e,
-                        EntryProblem::ChunkBeyondFile {
-                            end: end.max(e.chunk_offset + 1),
-                            size: f.size,
-                        },
-                    );
-                }
-                f.covered = end;
-                if let Err(p) = check_offset(e.offset, e.chunk_size) {
-                    return bad(i, e, p);
-                }
-            }
-            EntryType::Hardlink => {
-                let target = &e.link_name;
-                let Some(t) = (!target.starts_with('/'))
-                    .then(|| normalize_path(target))
-                    .flatten()
-                else {
-                    return bad(i, e, EntryProblem::HardlinkEscapes(target.clone()));
-                };
-                if !names.contains(&t) {
-                    return bad(i, e, EntryProblem::HardlinkTargetMissing(target.clone()));
-                }
-            }
+            EntryType::Reg => self.regular(index, e).map_err(at)?,
+            EntryType::Chunk => self.chunk(e).map_err(at)?,
+            EntryType::Hardlink => self.hardlink(e).map_err(at)?,
             _ => {}
         }
         // The stargz library ends a payload's extent at the next non-zero
         // offset of any entry, so a stray one would cut an extent short.
         if !matches!(e.kind, EntryType::Reg | EntryType::Chunk) && e.offset != 0 {
-            return bad(i, e, EntryProblem::UnexpectedOffset(e.offset));
+            return Err(at(EntryProblem::UnexpectedOffset(e.offset)));
+        }
+        Ok(())
+    }
+
+    /// The open file, if any, ends here: its chunks must have covered it.
+    fn close_file(&mut self) -> Result<(), Flagged> {
+        match self.open.take() {
+            Some(f) if f.covered < f.size => Err(Flagged {
+                index: f.index,
+                problem: EntryProblem::ChunksIncomplete {
+                    size: f.size,
+                    covered: f.covered,
+                },
+            }),
+            _ => Ok(()),
         }
     }
-    if let Some(f) = open
-        && f.covered < f.size
-    {
-        return bad(
-            f.index,
-            &toc.entries[f.index],
-            EntryProblem::ChunksIncomplete {
+
+    /// A regular file: sizes that fit, its payload offset, its first chunk.
+    fn regular(&mut self, index: usize, e: &TocEntry) -> Result<(), EntryProblem> {
+        if e.size > i64::MAX as u64 || e.chunk_size > i64::MAX as u64 {
+            return Err(EntryProblem::SizeOverflow);
+        }
+        self.total = match self.total.checked_add(e.size) {
+            Some(t) if t <= i64::MAX as u64 => t,
+            _ => return Err(EntryProblem::SizeOverflow),
+        };
+        if e.chunk_offset != 0 {
+            return Err(EntryProblem::ChunkGap {
+                chunk_offset: e.chunk_offset,
+                expected: 0,
+            });
+        }
+        if e.size == 0 {
+            if e.offset != 0 {
+                return Err(EntryProblem::UnexpectedOffset(e.offset));
+            }
+            return Ok(());
+        }
+        self.check_offset(e.offset, e.size)?;
+        let first = if e.chunk_size == 0 {
+            e.size
+        } else {
+            e.chunk_size
+        };
+        if first > e.size {
+            return Err(EntryProblem::ChunkBeyondFile {
+                end: first,
+                size: e.size,
+            });
+        }
+        self.open = Some(OpenFile {
+            index,
+            name: normalize_path(&e.name).unwrap_or_default(),
+            size: e.size,
+            covered: first,
+        });
+        Ok(())
+    }
+
+    /// A chunk of the open file: same name, starting where the last ended,
+    /// inside the file.
+    fn chunk(&mut self, e: &TocEntry) -> Result<(), EntryProblem> {
+        let Some(f) = self.open.as_mut() else {
+            return Err(EntryProblem::ChunkWithoutReg);
+        };
+        if normalize_path(&e.name).as_deref() != Some(f.name.as_str()) {
+            return Err(EntryProblem::ChunkNameMismatch {
+                expected: f.name.clone(),
+            });
+        }
+        if e.chunk_offset != f.covered {
+            return Err(EntryProblem::ChunkGap {
+                chunk_offset: e.chunk_offset,
+                expected: f.covered,
+            });
+        }
+        let end = if e.chunk_size == 0 {
+            f.size
+        } else {
+            e.chunk_offset
+                .checked_add(e.chunk_size)
+                .ok_or(EntryProblem::SizeOverflow)?
+        };
+        if end > f.size || end <= e.chunk_offset {
+            return Err(EntryProblem::ChunkBeyondFile {
+                end: end.max(e.chunk_offset + 1),
                 size: f.size,
-                covered: f.covered,
-            },
-        );
+            });
+        }
+        f.covered = end;
+        self.check_offset(e.offset, e.chunk_size)
+    }
+
+    /// A hardlink's target: relative, inside the root, and in the TOC.
+    fn hardlink(&self, e: &TocEntry) -> Result<(), EntryProblem> {
+        let target = &e.link_name;
+        let Some(t) = (!target.starts_with('/'))
+            .then(|| normalize_path(target))
+            .flatten()
+        else {
+            return Err(EntryProblem::HardlinkEscapes(target.clone()));
+        };
+        if !self.names.contains(&t) {
+            return Err(EntryProblem::HardlinkTargetMissing(target.clone()));
+        }
+        Ok(())
+    }
+
+    /// A payload offset: present, before the TOC, after the last one.
+    fn check_offset(&mut self, offset: u64, size: u64) -> Result<(), EntryProblem> {
+        if offset == 0 {
+            return Err(EntryProblem::MissingOffset { size });
+        }
+        if offset >= self.toc_offset {
+            return Err(EntryProblem::OffsetBeyondToc {
+                offset,
+                toc_offset: self.toc_offset,
+            });
+        }
+        if let Some(previous) = self.last_offset
+            && offset <= previous
+        {
+            return Err(EntryProblem::OffsetNotIncreasing { offset, previous });
+        }
+        self.last_offset = Some(offset);
+        Ok(())
+    }
+}
+
+/// `digest` and `chunkDigest`, when present, are `algorithm:hex`.
+fn check_digests(e: &TocEntry) -> Result<(), EntryProblem> {
+    for (field, value) in [("digest", &e.digest), ("chunkDigest", &e.chunk_digest)] {
+        if !value.is_empty() && !is_valid_digest(value) {
+            return Err(EntryProblem::BadDigest {
+                field,
+                value: value.clone(),
+            });
+        }
     }
     Ok(())
 }
