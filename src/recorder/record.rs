@@ -86,8 +86,15 @@ impl Drop for Mounts {
     }
 }
 
+/// An overlay mount's options: its lower directories, and the rest (upper
+/// and work directory, flags).
+struct OverlayParts {
+    lowers: Vec<String>,
+    options: Vec<String>,
+}
+
 /// The lower directories, upper and work directory of an overlay mount.
-fn overlay_parts(m: &Mount) -> anyhow::Result<(Vec<String>, Vec<String>)> {
+fn overlay_parts(m: &Mount) -> anyhow::Result<OverlayParts> {
     if m.r#type != "overlay" {
         anyhow::bail!(
             "the container's rootfs is a `{}` mount, not overlay: trace record needs the overlayfs snapshotter",
@@ -105,7 +112,10 @@ fn overlay_parts(m: &Mount) -> anyhow::Result<(Vec<String>, Vec<String>)> {
     if lowers.is_empty() {
         anyhow::bail!("the container's overlay rootfs has no lower directory");
     }
-    Ok((lowers, rest))
+    Ok(OverlayParts {
+        lowers,
+        options: rest,
+    })
 }
 
 /// Pull, run with the recorder, write the trace. `interrupt` stops the
@@ -139,189 +149,52 @@ async fn record_inner(
     interrupt: &mut tokio::sync::watch::Receiver<bool>,
     pulled_here: &mut Option<String>,
 ) -> anyhow::Result<RecordReport> {
-    let source = RegistrySource::with_options(&s.image, s.registry.clone())?;
-    let img = std::sync::Arc::new(source.resolve().await?);
-    let manifest_digest = img.target().digest.clone();
-    if get_image(conn, &img.reference).await?.is_none() {
-        *pulled_here = Some(img.reference.clone());
-    }
-    let mut pull = Pull::begin(
-        conn,
-        img.clone(),
-        std::sync::Arc::new(source.clone()),
-        PullOptions::new(Method::Eager),
-    )
-    .await?;
-    pull.fetch().await?;
-    if let Err(e) = pull.unpack().await {
-        let _ = pull.abort().await;
-        return Err(e.into());
-    }
-    let pulled = pull.finish().await?;
-
-    let config: oci_spec::image::ImageConfiguration =
-        serde_json::from_slice(&img.config.bytes).context("the image config is not valid JSON")?;
-    let args = (!s.command.is_empty()).then_some(s.command.as_slice());
-    let reference = if s.reference_run {
-        reference_run(
-            conn,
-            s,
-            &img,
-            &pulled.top_chain_id,
-            &config,
-            args,
-            interrupt,
-        )
-        .await?
-    } else {
-        None
-    };
-    if *interrupt.borrow() {
-        crate::bail_user!("interrupted before the recording started: no trace written");
-    }
-    let id = format!("record-{}", crate::containerd::nanos());
-    let container = overlay_container(conn, &id, &img, &pulled.top_chain_id, &config, args).await?;
-    let mounts = container.rootfs_mounts().await?;
-    let [root] = mounts.as_slice() else {
-        anyhow::bail!("expected one rootfs mount for {id}, got {}", mounts.len());
-    };
-    let (lowers, other_options) = overlay_parts(root)?;
+    let Prepared {
+        id,
+        container,
+        overlay,
+        manifest_digest,
+        reference,
+    } = prepare(conn, s, interrupt, pulled_here).await?;
 
     // The recorder serves the merged lower layers.
-    let dir = std::env::temp_dir().join(format!("advisor-{id}"));
-    let mut guard = Mounts {
-        dir: dir.clone(),
-        mounted: Vec::new(),
-    };
-    let view = dir.join("view");
-    let fuse = dir.join("fuse");
-    for d in [&view, &fuse] {
-        std::fs::create_dir_all(d).with_context(|| format!("creating {}", d.display()))?;
-    }
-    mount_view(&lowers, &view)?;
-    guard.mounted.push(view.clone());
-    // Without a reference run, the recorder's own cost on this node is the
-    // correction prediction falls back on (the probe's mounts are gone when
-    // it returns, error or not).
+    let guard = Mounts::view_of(&id, &overlay.lowers)?;
     let overhead = match reference {
         Some(_) => None,
-        None => match super::probe::measure(&dir.join("probe")) {
-            Ok(o) => Some(o),
-            Err(e) => {
-                tracing::warn!(
-                    "could not measure the recorder's overhead ({e:#}); compute gaps of this trace include it"
-                );
-                None
-            }
-        },
+        None => measure_overhead(&guard.dir),
     };
     let origin = Instant::now();
     let (tx, rx) = mpsc::channel::<RecordedEvent>();
     let (mtx, mrx) = mpsc::channel::<Msg>();
-    // Forward recorder events into the writer's channel (one ordered stream).
-    let fwd_tx = mtx.clone();
-    let forwarder = std::thread::spawn(move || {
-        for ev in rx {
-            if fwd_tx.send(Msg::Fs(ev)).is_err() {
-                break;
-            }
-        }
-    });
-    let recording = Recording::mount(&view, &fuse, origin, tx)?;
+    let forwarder = forward(rx, mtx.clone());
+    let recording = Recording::mount(&guard.view(), &guard.fuse(), origin, tx)?;
     let scope = recording.scope.clone();
     // Unmounted (with the session joined) before the view below it.
-    let mut options = other_options;
-    options.push(format!("lowerdir={}", fuse.display()));
-    let rootfs = Mount {
-        r#type: "overlay".into(),
-        source: "overlay".into(),
-        target: String::new(),
-        options,
+    let rootfs = recorder_rootfs(overlay.options, &guard.fuse());
+    let header = trace_header(s, &manifest_digest, overhead, reference);
+    let timeline = Timeline {
+        origin,
+        start_ns: std::sync::Arc::new(std::sync::OnceLock::new()),
+        tx: mtx,
     };
+    let writer = spawn_writer(&s.output, header, mrx, origin, timeline.start_ns.clone())?;
 
-    let mut header = Header::new("record", Clock::Monotonic);
-    header.image = Some(ImageId {
-        reference: Some(s.image.clone()),
-        digest: Some(manifest_digest.clone()),
-    });
-    header.source = Some(format!("advisor trace record; command: {:?}", s.command));
-    header.recorder_overhead = overhead;
-    header.reference_run = reference;
-    let start_ns = std::sync::Arc::new(std::sync::OnceLock::<u64>::new());
-    let writer = spawn_writer(&s.output, header, mrx, origin, start_ns.clone())?;
-
-    let run = async {
-        let mut task = container
-            .create_task_with_rootfs(Some(vec![rootfs]))
-            .await?;
-        // From here on only the container's processes are recorded.
-        if let Err(e) = scope.set(task.pid) {
-            tracing::warn!(
-                "cannot read the pid namespace of the container's process {} ({e}); requests from processes outside the container will be recorded too",
-                task.pid
-            );
-        }
-        let t_start = Instant::now();
-        let _ = start_ns.set(t_start.saturating_duration_since(origin).as_nanos() as u64);
-        task.start().await?;
-        let deadline = t_start + s.timeout;
-        let mut timed_out = false;
-        let mut exit_code = None;
-        tokio::select! {
-            r = async {
-                match task.wait_ready(&s.ready, deadline).await? {
-                    ReadyOutcome::Ready(at) => {
-                        let _ = mtx.send(Msg::Ready(at));
-                        Ok::<_, anyhow::Error>(task.wait(deadline).await?)
-                    }
-                    ReadyOutcome::Exited(e) => {
-                        if matches!(s.ready, Readiness::Exit) {
-                            let _ = mtx.send(Msg::Ready(e.at));
-                        }
-                        Ok(Some(e))
-                    }
-                    ReadyOutcome::TimedOut => Ok(None),
-                }
-            } => {
-                match r? {
-                    Some(e) => {
-                        let _ = mtx.send(Msg::Exit(e.at, e.code));
-                        exit_code = Some(e.code);
-                    }
-                    None => timed_out = true,
-                }
-            }
-            _ = interrupt.changed() => {}
-        }
-        task.delete().await?;
-        anyhow::Ok((exit_code, timed_out))
-    }
-    .await;
+    let run = run_recorded(&container, rootfs, &scope, s, &timeline, interrupt).await;
     container.delete().await.ok();
     // Unmount the recorder (joins its session: every event is sent), then the view.
     // If the recorder's mount could not be removed, its session still holds
     // the event channel: waiting for the forwarder and the writer would hang.
     let finished = recording.finish()?;
     let _ = forwarder.join();
-    drop(mtx);
+    drop(timeline);
     let (stats, trace) = writer
         .join()
         .map_err(|_| anyhow::anyhow!("the trace writer panicked"))??;
+    let fuse = guard.fuse();
     drop(guard);
-    if finished == Unmounted::Forced {
-        tracing::warn!(
-            "a process outside the container kept the recorder's mount {} busy after the run; it was detached (the trace is complete)",
-            fuse.display()
-        );
-    }
     let foreign_events = scope.foreign();
-    if foreign_events > 0 {
-        tracing::warn!(
-            "{foreign_events} request(s) from processes outside the container (a shell, `du` or an indexer walking {}) were left out of the trace",
-            std::env::temp_dir().display()
-        );
-    }
-    let (exit_code, timed_out) = run?;
+    warn_after_recording(finished, &fuse, foreign_events);
+    let end = run?;
     // Only a recording that returned (interrupted or timed out included: the
     // trace so far) replaces an existing file; on an error it is as it was.
     trace.commit()?;
@@ -335,12 +208,264 @@ async fn record_inner(
         files_opened: stats.opens,
         ready_s: stats.ready_ns.map(|t| t as f64 * 1e-9),
         exit_s: stats.exit_ns.map(|t| t as f64 * 1e-9),
-        exit_code,
-        timed_out,
+        exit_code: end.exit_code,
+        timed_out: end.timed_out,
         foreign_events,
         recorder_overhead: overhead,
         reference_run: reference,
     })
+}
+
+/// The image pulled, the reference run made (when asked for) and the
+/// recording's container created.
+struct Prepared {
+    id: String,
+    container: Container,
+    /// The container's rootfs as the overlayfs snapshotter prepared it.
+    overlay: OverlayParts,
+    manifest_digest: String,
+    reference: Option<ReferenceRun>,
+}
+
+async fn prepare(
+    conn: &Connection,
+    s: &RecordSettings,
+    interrupt: &mut tokio::sync::watch::Receiver<bool>,
+    pulled_here: &mut Option<String>,
+) -> anyhow::Result<Prepared> {
+    let source = RegistrySource::with_options(&s.image, s.registry.clone())?;
+    let img = std::sync::Arc::new(source.resolve().await?);
+    let manifest_digest = img.target().digest.clone();
+    if get_image(conn, &img.reference).await?.is_none() {
+        *pulled_here = Some(img.reference.clone());
+    }
+    let top_chain_id = pull_eagerly(conn, &source, &img).await?;
+
+    let config: oci_spec::image::ImageConfiguration =
+        serde_json::from_slice(&img.config.bytes).context("the image config is not valid JSON")?;
+    let args = (!s.command.is_empty()).then_some(s.command.as_slice());
+    let reference = if s.reference_run {
+        reference_run(conn, s, &img, &top_chain_id, &config, args, interrupt).await?
+    } else {
+        None
+    };
+    if *interrupt.borrow() {
+        crate::bail_user!("interrupted before the recording started: no trace written");
+    }
+    let id = format!("record-{}", crate::containerd::nanos());
+    let container = overlay_container(conn, &id, &img, &top_chain_id, &config, args).await?;
+    let mounts = container.rootfs_mounts().await?;
+    let [root] = mounts.as_slice() else {
+        anyhow::bail!("expected one rootfs mount for {id}, got {}", mounts.len());
+    };
+    let overlay = overlay_parts(root)?;
+    Ok(Prepared {
+        id,
+        container,
+        overlay,
+        manifest_digest,
+        reference,
+    })
+}
+
+/// Pull the image eagerly (overlayfs); returns the chain id of its top layer.
+async fn pull_eagerly(
+    conn: &Connection,
+    source: &RegistrySource,
+    img: &std::sync::Arc<crate::containerd::pull::ImageToPull>,
+) -> anyhow::Result<String> {
+    let mut pull = Pull::begin(
+        conn,
+        img.clone(),
+        std::sync::Arc::new(source.clone()),
+        PullOptions::new(Method::Eager),
+    )
+    .await?;
+    pull.fetch().await?;
+    if let Err(e) = pull.unpack().await {
+        let _ = pull.abort().await;
+        return Err(e.into());
+    }
+    Ok(pull.finish().await?.top_chain_id)
+}
+
+impl Mounts {
+    /// A scratch directory for container `id` with the image's `lowers`
+    /// mounted, merged and read-only, at its `view` (and an empty `fuse`
+    /// for the recorder).
+    fn view_of(id: &str, lowers: &[String]) -> anyhow::Result<Mounts> {
+        let mut guard = Mounts {
+            dir: std::env::temp_dir().join(format!("advisor-{id}")),
+            mounted: Vec::new(),
+        };
+        let (view, fuse) = (guard.view(), guard.fuse());
+        for d in [&view, &fuse] {
+            std::fs::create_dir_all(d).with_context(|| format!("creating {}", d.display()))?;
+        }
+        mount_view(lowers, &view)?;
+        guard.mounted.push(view);
+        Ok(guard)
+    }
+
+    /// The image's layers, merged read-only: what the recorder serves.
+    fn view(&self) -> PathBuf {
+        self.dir.join("view")
+    }
+
+    /// Where the recorder is mounted: the overlay's one lower directory.
+    fn fuse(&self) -> PathBuf {
+        self.dir.join("fuse")
+    }
+}
+
+/// Without a reference run, the recorder's own cost on this node is the
+/// correction prediction falls back on (the probe's mounts are gone when it
+/// returns, error or not).
+fn measure_overhead(dir: &Path) -> Option<crate::trace::format::RecorderOverhead> {
+    match super::probe::measure(&dir.join("probe")) {
+        Ok(o) => Some(o),
+        Err(e) => {
+            tracing::warn!(
+                "could not measure the recorder's overhead ({e:#}); compute gaps of this trace include it"
+            );
+            None
+        }
+    }
+}
+
+/// Forward recorder events into the writer's channel (one ordered stream).
+fn forward(
+    rx: mpsc::Receiver<RecordedEvent>,
+    tx: mpsc::Sender<Msg>,
+) -> std::thread::JoinHandle<()> {
+    std::thread::spawn(move || {
+        for ev in rx {
+            if tx.send(Msg::Fs(ev)).is_err() {
+                break;
+            }
+        }
+    })
+}
+
+/// The container's overlay with the recorder's mount as its one lower directory.
+fn recorder_rootfs(mut options: Vec<String>, fuse: &Path) -> Mount {
+    options.push(format!("lowerdir={}", fuse.display()));
+    Mount {
+        r#type: "overlay".into(),
+        source: "overlay".into(),
+        target: String::new(),
+        options,
+    }
+}
+
+fn trace_header(
+    s: &RecordSettings,
+    manifest_digest: &str,
+    overhead: Option<crate::trace::format::RecorderOverhead>,
+    reference: Option<ReferenceRun>,
+) -> Header {
+    let mut header = Header::new("record", Clock::Monotonic);
+    header.image = Some(ImageId {
+        reference: Some(s.image.clone()),
+        digest: Some(manifest_digest.to_string()),
+    });
+    header.source = Some(format!("advisor trace record; command: {:?}", s.command));
+    header.recorder_overhead = overhead;
+    header.reference_run = reference;
+    header
+}
+
+/// The recording's clock and the markers' way to the writer.
+struct Timeline {
+    origin: Instant,
+    /// When the task started, from `origin`: the trace's time zero.
+    start_ns: std::sync::Arc<std::sync::OnceLock<u64>>,
+    tx: mpsc::Sender<Msg>,
+}
+
+/// How the recorded run ended.
+struct RunEnd {
+    exit_code: Option<u32>,
+    timed_out: bool,
+}
+
+/// Run the workload on the recorder's rootfs until it exits, times out or is
+/// interrupted, sending `ready` and `exit` to the writer.
+async fn run_recorded(
+    container: &Container,
+    rootfs: Mount,
+    scope: &super::Scope,
+    s: &RecordSettings,
+    timeline: &Timeline,
+    interrupt: &mut tokio::sync::watch::Receiver<bool>,
+) -> anyhow::Result<RunEnd> {
+    let mut task = container
+        .create_task_with_rootfs(Some(vec![rootfs]))
+        .await?;
+    // From here on only the container's processes are recorded.
+    if let Err(e) = scope.set(task.pid) {
+        tracing::warn!(
+            "cannot read the pid namespace of the container's process {} ({e}); requests from processes outside the container will be recorded too",
+            task.pid
+        );
+    }
+    let t_start = Instant::now();
+    let _ = timeline.start_ns.set(
+        t_start
+            .saturating_duration_since(timeline.origin)
+            .as_nanos() as u64,
+    );
+    task.start().await?;
+    let deadline = t_start + s.timeout;
+    let mtx = &timeline.tx;
+    let mut end = RunEnd {
+        exit_code: None,
+        timed_out: false,
+    };
+    tokio::select! {
+        r = async {
+            match task.wait_ready(&s.ready, deadline).await? {
+                ReadyOutcome::Ready(at) => {
+                    let _ = mtx.send(Msg::Ready(at));
+                    Ok::<_, anyhow::Error>(task.wait(deadline).await?)
+                }
+                ReadyOutcome::Exited(e) => {
+                    if matches!(s.ready, Readiness::Exit) {
+                        let _ = mtx.send(Msg::Ready(e.at));
+                    }
+                    Ok(Some(e))
+                }
+                ReadyOutcome::TimedOut => Ok(None),
+            }
+        } => {
+            match r? {
+                Some(e) => {
+                    let _ = mtx.send(Msg::Exit(e.at, e.code));
+                    end.exit_code = Some(e.code);
+                }
+                None => end.timed_out = true,
+            }
+        }
+        _ = interrupt.changed() => {}
+    }
+    task.delete().await?;
+    Ok(end)
+}
+
+/// What the user should know about a finished recording's mounts and scope.
+fn warn_after_recording(finished: Unmounted, fuse: &Path, foreign_events: u64) {
+    if finished == Unmounted::Forced {
+        tracing::warn!(
+            "a process outside the container kept the recorder's mount {} busy after the run; it was detached (the trace is complete)",
+            fuse.display()
+        );
+    }
+    if foreign_events > 0 {
+        tracing::warn!(
+            "{foreign_events} request(s) from processes outside the container (a shell, `du` or an indexer walking {}) were left out of the trace",
+            std::env::temp_dir().display()
+        );
+    }
 }
 
 /// The workload's container on the eagerly pulled image (overlayfs), as both
