@@ -114,7 +114,7 @@ fn analyze_trace(image: &ImageFiles, trace: &[u8]) {
     if let Ok(mut reader) = TraceReader::new(trace, "fuzz.jsonl")
         && let Ok(report) = analyze(image, &mut reader, &AnalyzeOptions::default())
     {
-        let _ = crate::commands::trace::render(&report);
+        let _ = crate::report::trace::render(&report);
     }
 }
 

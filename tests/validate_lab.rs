@@ -13,7 +13,8 @@
 //! is then within what both sides measured). advisor's
 //! predicted-fastest strategy must not measure more than 30 % slower than the
 //! measured fastest, and the rule of thumb must be wrong somewhere advisor is
-//! right. `cargo run --example validate` runs the same harness for
+//! right. A miss fails only when a second, independent attempt misses too
+//! ([`ATTEMPTS`]). `cargo run --example validate` runs the same harness for
 //! docs/results.md.
 mod common;
 #[path = "../examples/validate/harness.rs"]
@@ -21,13 +22,52 @@ mod harness;
 
 const TOLERANCE: f64 = 0.30;
 
+/// Attempts before a miss counts: eager pulls of one image on this shared
+/// 2-core VM swing by up to 45 % minutes apart (issue 14), so a calibration
+/// made in a slow stretch can miss a fast one by more than its own p90 says
+/// (CI once saw every eager prediction 7–43 % slow, every lazy one within
+/// 6 %). A miss must repeat in a second, independent attempt (calibration
+/// and measurements again) to fail; a model error repeats.
+const ATTEMPTS: usize = 2;
+
 #[test]
 #[ignore = "disruptive: resets the stargz snapshotter between cold runs; run serially by lab/test"]
 fn predictions_match_measured_cold_starts_and_completions_of_four_workloads() {
     let Some(lab) = common::lab() else { return };
-    // Kept after the run (target/tmp/validate-lab): traces, raw bench and
-    // advise JSON, the node's profile and its runs, to study a failure.
-    let dir = std::path::Path::new(env!("CARGO_TARGET_TMPDIR")).join("validate-lab");
+    let mut misses = Vec::new();
+    for attempt in 1..=ATTEMPTS {
+        let (report, table) = attempt_validation(&lab, attempt);
+        let problems = problems(&report, &table);
+        if problems.is_empty() {
+            for (n, m) in misses.iter().enumerate() {
+                eprintln!("validate: attempt {} missed (not repeated):\n{m}", n + 1);
+            }
+            return;
+        }
+        eprintln!("validate: attempt {attempt} of {ATTEMPTS} missed:\n{problems}");
+        misses.push(problems);
+    }
+    panic!(
+        "every attempt missed ({ATTEMPTS}):\n{}",
+        misses
+            .iter()
+            .enumerate()
+            .map(|(n, m)| format!("--- attempt {}:\n{m}", n + 1))
+            .collect::<Vec<_>>()
+            .join("\n")
+    );
+}
+
+/// One whole validation: calibration around the measurements, recordings,
+/// cold runs and predictions. Kept after the run (target/tmp/validate-lab,
+/// then validate-lab-2 …): traces, raw bench and advise JSON, the node's
+/// profile and its runs, to study a failure.
+fn attempt_validation(lab: &common::Lab, attempt: usize) -> (harness::Report, String) {
+    let name = match attempt {
+        1 => "validate-lab".to_string(),
+        n => format!("validate-lab-{n}"),
+    };
+    let dir = std::path::Path::new(env!("CARGO_TARGET_TMPDIR")).join(name);
     let _ = std::fs::remove_dir_all(&dir);
     let cfg = harness::Config {
         advisor: env!("CARGO_BIN_EXE_advisor").into(),
@@ -53,7 +93,13 @@ fn predictions_match_measured_cold_starts_and_completions_of_four_workloads() {
     let report = harness::run(&cfg, |m| eprintln!("validate: {m}")).unwrap();
     let table = harness::markdown(&report);
     eprintln!("{table}");
+    (report, table)
+}
+
+/// What this attempt got wrong, with its table (empty: nothing).
+fn problems(report: &harness::Report, table: &str) -> String {
     assert_eq!(report.cases.len(), 4, "the four workloads");
+    let mut found = Vec::new();
 
     // The node's profile states its own accuracy: the p90 of its
     // cross-validated error over the calibration runs (a calibration made in
@@ -79,25 +125,27 @@ fn predictions_match_measured_cold_starts_and_completions_of_four_workloads() {
             }
         }
     }
-    assert!(
-        off.is_empty(),
-        "beyond ±30 %, with no measured run inside the predicted interval widened by the profile's cross-validated p90 error ({:.0} %):\n{}\n{table}",
-        accuracy * 100.0,
-        off.join("\n")
-    );
+    if !off.is_empty() {
+        found.push(format!(
+            "beyond ±30 %, with no measured run inside the predicted interval widened by the profile's cross-validated p90 error ({:.0} %):\n{}",
+            accuracy * 100.0,
+            off.join("\n")
+        ));
+    }
 
     // Where the measured gap is clear, advisor's fastest (among the
     // strategies measured) is the one that measured fastest: picking by its
     // predictions never costs more than 30 % over the best measured.
     for c in &report.cases {
-        assert!(
-            c.pick_regret() <= TOLERANCE,
-            "{}: advisor predicts {} fastest, but it measured {:.0} % slower than {}\n{table}",
-            c.workload.name,
-            c.predicted_completion_winner,
-            c.pick_regret() * 100.0,
-            c.measured_completion_winner
-        );
+        if c.pick_regret() > TOLERANCE {
+            found.push(format!(
+                "{}: advisor predicts {} fastest, but it measured {:.0} % slower than {}",
+                c.workload.name,
+                c.predicted_completion_winner,
+                c.pick_regret() * 100.0,
+                c.measured_completion_winner
+            ));
+        }
     }
 
     // Thousands of small files at a few percent of the image: the rule says
@@ -109,6 +157,15 @@ fn predictions_match_measured_cold_starts_and_completions_of_four_workloads() {
         .unwrap();
     assert!(many.working_set_fraction < 0.10, "{table}");
     assert_eq!(many.rule_of_thumb.as_deref(), Some("lazy"));
-    assert!(many.rule_is_wrong(), "{table}");
-    assert_eq!(many.predicted_completion_winner, "eager", "{table}");
+    if !many.rule_is_wrong() || many.predicted_completion_winner != "eager" {
+        found.push(format!(
+            "many-small: the rule of thumb (lazy) should be wrong and advisor should pick eager; measured fastest {}, advisor's pick {}",
+            many.measured_completion_winner, many.predicted_completion_winner
+        ));
+    }
+    if found.is_empty() {
+        String::new()
+    } else {
+        format!("{}\n{table}", found.join("\n"))
+    }
 }

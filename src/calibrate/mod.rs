@@ -55,6 +55,15 @@ pub struct CalibrationReport {
     pub notes: Vec<String>,
 }
 
+/// A fresh run against a profile's prediction (`calibrate --check`).
+#[derive(Debug, Clone, Serialize)]
+pub struct Drift {
+    pub key: String,
+    pub predicted_s: f64,
+    pub measured_s: f64,
+    pub drift: f64,
+}
+
 /// Facts of the node: kernel, CPUs, memory, containerd, snapshotter settings,
 /// registry and its measured round trip.
 pub async fn node_facts(conn: &Connection, registry: &str, plain_http: bool) -> NodeFacts {

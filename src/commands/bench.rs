@@ -12,7 +12,6 @@ use crate::cli::bench::BenchArgs;
 use crate::containerd::pull::Method;
 use crate::containerd::{self, Connection};
 use crate::printer::Printer;
-use crate::units::{Bytes, Seconds};
 use indicatif::{ProgressBar, ProgressDrawTarget, ProgressStyle};
 use std::io::Write;
 use std::path::PathBuf;
@@ -96,7 +95,11 @@ pub async fn run(global: &GlobalArgs, args: &BenchArgs, printer: &Printer) -> an
     for n in &engine.notes {
         printer.warn(n);
     }
-    render(printer, &report)?;
+    if printer.is_json() {
+        printer.json(&report)?;
+    } else {
+        printer.out(&crate::report::bench::render(&report))?;
+    }
     for p in &report.cleanup_problems {
         printer.warn(&format!("clean-up: {p}"));
     }
@@ -229,61 +232,6 @@ impl Observer for Progress {
             }
         }
     }
-}
-
-fn render(printer: &Printer, report: &BenchReport) -> anyhow::Result<()> {
-    if printer.is_json() {
-        return printer.json(report);
-    }
-    let mut t = crate::report::table(["quantity", "mean ± σ", "min", "median", "max", "n"]);
-    for q in &report.summary {
-        let s = &q.summary;
-        let f = |v: f64| {
-            if q.unit == "s" {
-                Seconds(v).to_string()
-            } else {
-                Bytes(v.round() as u64).to_string()
-            }
-        };
-        let mean = match s.stddev {
-            Some(sd) => format!("{} ± {}", f(s.mean), f(sd)),
-            None => f(s.mean),
-        };
-        t.add_row(vec![
-            q.name.clone(),
-            mean,
-            f(s.min),
-            f(s.median),
-            f(s.max),
-            s.n.to_string(),
-        ]);
-    }
-    let measured = report
-        .runs
-        .iter()
-        .filter(|r| r.role == Role::Measured)
-        .count();
-    printer.out(&format!(
-        "{} via {} ({}, {} mode), ready on {}: {measured} measured run(s), {} excluded",
-        report.image,
-        report.snapshotter,
-        match report.method {
-            Method::Eager => "eager",
-            Method::Lazy => "lazy",
-        },
-        match report.mode {
-            crate::bench::Mode::Cold => "cold",
-            crate::bench::Mode::Warm => "warm",
-        },
-        report.ready.describe(),
-        report.excluded
-    ))?;
-    if report.summary.is_empty() {
-        printer.out("no run counts: nothing to summarise")?;
-    } else {
-        printer.out(&t.to_string())?;
-    }
-    Ok(())
 }
 
 /// The snapshotters a bench may use.

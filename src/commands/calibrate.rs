@@ -2,17 +2,14 @@
 //! profile, write it; or `--check` a profile against fresh runs.
 use crate::calibrate::model::{self, Nuisance};
 use crate::calibrate::runner::{self, Progress, Record, RunnerSettings};
-use crate::calibrate::{CalibrationReport, build_profile, fetch_config, node_facts};
+use crate::calibrate::{Drift, build_profile, fetch_config, node_facts};
 use crate::cli::GlobalArgs;
 use crate::cli::calibrate::CalibrateArgs;
 use crate::containerd::{Connection, OVERLAYFS, STARGZ};
 use crate::printer::Printer;
-use crate::profile::{Param, Profile};
-use crate::report::table;
-use crate::units::Seconds;
+use crate::profile::Profile;
 use anyhow::Context;
 use indicatif::{ProgressBar, ProgressStyle};
-use serde::Serialize;
 use std::path::{Path, PathBuf};
 
 fn default_output() -> PathBuf {
@@ -182,95 +179,9 @@ pub async fn run(
     if printer.is_json() {
         printer.json(&report)?;
     } else {
-        printer.out(&render(&report))?;
+        printer.out(&crate::report::calibrate::render(&report))?;
     }
     Ok(())
-}
-
-/// The report: parameters, fits, cross-validation, simulator check.
-pub fn render(r: &CalibrationReport) -> String {
-    let p = &r.profile;
-    let mut t = table(["parameter", "value", "95 % interval", "unit", "fit"]);
-    for param in Param::ALL {
-        if let Some(e) = p.get(param) {
-            t.add_row([
-                param.name().to_string(),
-                format!("{:.4e}", e.estimate.value),
-                format!("[{:.3e}, {:.3e}]", e.estimate.low, e.estimate.high),
-                e.unit.clone(),
-                e.fit.clone(),
-            ]);
-        }
-    }
-    let mut f = table(["fit", "runs/segments", "R²", "residual sd", "what"]);
-    for (name, q) in &p.fits {
-        f.add_row([
-            name.clone(),
-            q.n.to_string(),
-            format!("{:.3}", q.r2),
-            Seconds(q.residual_sd_s).to_string(),
-            q.description.clone(),
-        ]);
-    }
-    let mut out = format!("{t}\n\n{f}\n\n");
-    if let Some(v) = &p.validation {
-        out.push_str(&format!(
-            "cross-validation ({} folds, {} runs): median |predicted − measured| / measured = {:.1} % (p90 {:.1} %) on total completion\n",
-            v.folds,
-            v.n,
-            v.median_abs_pct_error * 100.0,
-            v.p90_abs_pct_error * 100.0
-        ));
-    }
-    if !r.sim_checks.is_empty() {
-        let rel = |a: u64, b: u64| {
-            if b == 0 {
-                0.0
-            } else {
-                (a as f64 - b as f64).abs() / b as f64
-            }
-        };
-        let (mr, _) = crate::calibrate::fit::error_quantiles(
-            &r.sim_checks
-                .iter()
-                .map(|c| rel(c.simulated_requests, c.measured_requests))
-                .collect::<Vec<_>>(),
-        );
-        let (mb, _) = crate::calibrate::fit::error_quantiles(
-            &r.sim_checks
-                .iter()
-                .map(|c| rel(c.simulated_bytes, c.measured_bytes))
-                .collect::<Vec<_>>(),
-        );
-        out.push_str(&format!(
-            "fetch simulator vs the snapshotter's counters ({} lazy runs): median difference {:.1} % in requests, {:.1} % in bytes\n",
-            r.sim_checks.len(),
-            mr * 100.0,
-            mb * 100.0
-        ));
-    }
-    if let Some(rtt) = &p.node.registry_rtt_s {
-        out.push_str(&format!(
-            "registry {} round trip: {} [{} – {}]\n",
-            p.node.registry,
-            Seconds(rtt.value),
-            Seconds(rtt.low),
-            Seconds(rtt.high)
-        ));
-    }
-    for n in &r.notes {
-        out.push_str(&format!("note: {n}\n"));
-    }
-    out
-}
-
-/// A fresh run against a profile's prediction.
-#[derive(Debug, Serialize)]
-struct Drift {
-    key: String,
-    predicted_s: f64,
-    measured_s: f64,
-    drift: f64,
 }
 
 async fn check(
@@ -323,16 +234,7 @@ async fn check(
     if printer.is_json() {
         printer.json(&drifts)?;
     } else {
-        let mut t = table(["run", "predicted", "measured", "drift"]);
-        for d in &drifts {
-            t.add_row([
-                d.key.clone(),
-                Seconds(d.predicted_s).to_string(),
-                Seconds(d.measured_s).to_string(),
-                format!("{:+.1} %", d.drift * 100.0),
-            ]);
-        }
-        printer.out(&t.to_string())?;
+        printer.out(&crate::report::calibrate::render_drift(&drifts))?;
     }
     let worst = drifts.iter().map(|d| d.drift.abs()).fold(0.0, f64::max);
     if worst > 0.2 {

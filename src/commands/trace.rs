@@ -9,8 +9,8 @@ use crate::cli::trace::{
 };
 use crate::estargz::table::ImageFiles;
 use crate::printer::Printer;
-use crate::trace::analyze::{AnalyzeOptions, AnalyzeReport, PhaseStats};
 use crate::simulate::snapshotter::FetchConfig;
+use crate::trace::analyze::AnalyzeOptions;
 use crate::trace::filelist::{self, FileListOptions};
 use crate::trace::format::{Clock, Header, ImageId, TraceReader, TraceWriter};
 use crate::trace::strace::{self, StraceOptions};
@@ -199,113 +199,12 @@ async fn analyze_cmd(
     if printer.is_json() {
         printer.json(&report)?;
     } else {
-        printer.out(&render(&report))?;
+        printer.out(&crate::report::trace::render(&report))?;
         for n in &report.notes {
             printer.note(&format!("note: {n}"));
         }
     }
     Ok(())
-}
-
-/// The human form of an analysis: one table of phases, then the path lists.
-pub fn render(r: &AnalyzeReport) -> String {
-    let phases: [(&str, &PhaseStats); 5] = [
-        ("mount", &r.mount),
-        ("prefetch", &r.prefetch),
-        ("before ready", &r.before_ready),
-        ("after ready", &r.after_ready),
-        ("total", &r.total),
-    ];
-    let mut t = crate::report::table(std::iter::once("").chain(phases.iter().map(|(n, _)| *n)));
-    type Row = (&'static str, fn(&PhaseStats) -> String);
-    let rows: [Row; 13] = [
-        ("reads", |p| p.reads.to_string()),
-        ("files touched", |p| p.files_touched.to_string()),
-        ("bytes read", |p| p.bytes_read.to_string()),
-        ("unique bytes read", |p| p.unique_bytes_read.to_string()),
-        ("chunks touched", |p| p.chunks_touched.to_string()),
-        ("chunks decompressed", |p| p.chunks_missed.to_string()),
-        ("bytes decompressed", |p| p.decompressed_bytes.to_string()),
-        ("compressed fetched", |p| p.compressed_fetched.to_string()),
-        ("range requests", |p| p.requests.to_string()),
-        ("ranges", |p| p.ranges.to_string()),
-        ("read from eager layers", |p| {
-            p.bytes_read_locally.to_string()
-        }),
-        ("share of image read", |p| {
-            format!("{:.2}%", p.fraction_read * 100.0)
-        }),
-        ("share of image fetched", |p| {
-            format!("{:.2}%", p.fraction_fetched * 100.0)
-        }),
-    ];
-    for (name, f) in rows {
-        t.add_row(std::iter::once(name.to_string()).chain(phases.iter().map(|(_, p)| f(p))));
-    }
-    let mut s = format!(
-        "image {} ({} layers, {} lazy; {} compressed, {} in {} files)\ntrace {} ({} events, {})\n",
-        if r.image.reference.is_empty() {
-            "?"
-        } else {
-            &r.image.reference
-        },
-        r.image.layers,
-        r.image.lazy_layers,
-        r.image.compressed_size,
-        r.image.uncompressed_size,
-        r.image.files,
-        r.trace.file,
-        r.trace.events,
-        match r.trace.ready_at_ns {
-            Some(t) => format!("ready at {}", crate::units::Seconds(t as f64 / 1e9)),
-            None => "no ready marker".into(),
-        }
-    );
-    s.push_str(&t.to_string());
-    s.push('\n');
-    let list = |s: &mut String, title: &str, l: &crate::trace::analyze::PathList| {
-        if l.count == 0 {
-            return;
-        }
-        s.push_str(&format!(
-            "{title}: {} path(s), {} event(s)\n",
-            l.count, l.events
-        ));
-        for p in &l.first {
-            s.push_str(&format!("  {p}\n"));
-        }
-        if l.count > l.first.len() as u64 {
-            s.push_str(&format!(
-                "  … and {} more\n",
-                l.count - l.first.len() as u64
-            ));
-        }
-    };
-    list(&mut s, "missing from the image", &r.missing);
-    list(
-        &mut s,
-        "outside the image (/proc, /sys, /dev)",
-        &r.outside_image,
-    );
-    if r.failed_ops > 0 {
-        s.push_str(&format!(
-            "failed operations in the trace: {}\n",
-            r.failed_ops
-        ));
-    }
-    if r.copy_ups > 0 {
-        s.push_str(&format!(
-            "opens for writing (copy-up, read whole): {}\n",
-            r.copy_ups
-        ));
-    }
-    if r.reads_of_non_files > 0 {
-        s.push_str(&format!(
-            "reads of non-regular files: {}\n",
-            r.reads_of_non_files
-        ));
-    }
-    s
 }
 
 async fn record(
@@ -344,36 +243,7 @@ async fn record(
     if printer.is_json() {
         printer.json(&report)?;
     } else {
-        let mut t = crate::report::table([
-            "trace",
-            "events",
-            "reads",
-            "bytes read",
-            "files opened",
-            "ready",
-            "exit",
-        ]);
-        let s = |v: Option<f64>| {
-            v.map(|x| crate::units::Seconds(x).to_string())
-                .unwrap_or_else(|| "–".into())
-        };
-        t.add_row([
-            report.output.clone(),
-            report.events.to_string(),
-            report.reads.to_string(),
-            Bytes(report.bytes_read).to_string(),
-            report.files_opened.to_string(),
-            s(report.ready_s),
-            format!(
-                "{} (code {})",
-                s(report.exit_s),
-                report
-                    .exit_code
-                    .map(|c| c.to_string())
-                    .unwrap_or_else(|| "–".into())
-            ),
-        ]);
-        printer.out(&t.to_string())?;
+        printer.out(&crate::report::trace::render_record(&report))?;
         if let Some(r) = &report.reference_run {
             printer.note(&format!(
                 "without the recorder the workload took {} to ready and {} to exit (code {}): the trace's compute gaps are scaled to match",

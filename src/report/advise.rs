@@ -2,35 +2,60 @@
 //! and the recommendation. Values arrive computed.
 use super::{interval_s, table};
 use crate::predict::replay::{Part, Strategy};
-use crate::predict::{Objective, Prediction};
+use crate::predict::{Objective, Prediction, Recommendation};
 use crate::units::{Bytes, Seconds};
 use std::fmt::Write;
 
+/// The human form of `advisor advise`, section by section.
 pub fn render(p: &Prediction, image_name: &str, trace_name: &str) -> String {
-    let mut out = String::new();
+    let mut out = summary(p, image_name, trace_name);
+    out.push('\n');
+    let _ = writeln!(out, "{}", strategies_table(p));
+    out.push('\n');
+    let _ = writeln!(out, "{}", breakdown_table(p));
+    let _ = writeln!(out, "(parts: before ready + after ready)\n");
+    for r in &p.recommendations {
+        let _ = writeln!(out, "{}", recommendation(r));
+    }
+    out.push('\n');
+    let _ = writeln!(out, "{}", crossover(p));
+    let _ = writeln!(out, "{}", rule_of_thumb(p));
+    for n in &p.notes {
+        let _ = writeln!(out, "note: {n}");
+    }
+    if !p.workload.missing_paths.is_empty() {
+        let _ = writeln!(
+            out,
+            "missing from the image: {}",
+            p.workload.missing_paths.join(", ")
+        );
+    }
+    out
+}
+
+/// The image line and the workload line.
+fn summary(p: &Prediction, image_name: &str, trace_name: &str) -> String {
     let i = &p.image;
     let w = &p.workload;
-    let _ = writeln!(
-        out,
-        "image {image_name}: {} layer(s), {} files, {} uncompressed, {} eStargz / {} gzip",
+    format!(
+        "image {image_name}: {} layer(s), {} files, {} uncompressed, {} eStargz / {} gzip\n\
+         workload {trace_name}: {} files touched ({} before ready), {} read = {:.1} % of the image, compute {} before ready + {} after\n",
         i.layers,
         i.entries,
         Bytes(i.uncompressed_bytes),
         Bytes(i.estargz_bytes),
-        Bytes(i.gzip_bytes)
-    );
-    let _ = writeln!(
-        out,
-        "workload {trace_name}: {} files touched ({} before ready), {} read = {:.1} % of the image, compute {} before ready + {} after",
+        Bytes(i.gzip_bytes),
         w.files_touched,
         w.files_before_ready,
         w.bytes_read,
         w.working_set_fraction * 100.0,
         Seconds(w.compute_before_ready_s),
         Seconds(w.compute_after_ready_s)
-    );
-    out.push('\n');
+    )
+}
 
+/// One row per strategy: cold start, completion, bytes and requests.
+fn strategies_table(p: &Prediction) -> String {
     let mut t = table([
         "strategy",
         "cold start (to ready)",
@@ -49,9 +74,12 @@ pub fn render(p: &Prediction, image_name: &str, trace_name: &str) -> String {
             s.counts.requests.to_string(),
         ]);
     }
-    let _ = writeln!(out, "{t}");
-    out.push('\n');
+    t.to_string()
+}
 
+/// Time to completion by part, one column per strategy; a part no strategy
+/// has is left out.
+fn breakdown_table(p: &Prediction) -> String {
     let mut header = vec!["time to completion".to_string()];
     header.extend(p.strategies.iter().map(|s| s.strategy.name().to_string()));
     let mut b = table(header);
@@ -79,46 +107,42 @@ pub fn render(p: &Prediction, image_name: &str, trace_name: &str) -> String {
         }));
         b.add_row(row);
     }
-    let _ = writeln!(out, "{b}");
-    let _ = writeln!(out, "(parts: before ready + after ready)\n");
+    b.to_string()
+}
 
-    for r in &p.recommendations {
-        if r.margin <= 0.0 {
-            let _ = writeln!(
-                out,
-                "{:<19} {} and {} tie",
-                format!("{}:", r.objective.name()),
-                r.best.name(),
-                r.runner_up.name()
-            );
-            continue;
-        }
-        let margin = match r.objective {
-            Objective::FewestBytes => format!(
-                "{} fewer than {}",
-                Bytes(r.margin.max(0.0) as u64),
-                r.runner_up.name()
-            ),
-            _ => format!(
-                "{} ({:.0} %) faster than {}",
-                Seconds(r.margin),
-                r.margin_fraction * 100.0,
-                r.runner_up.name()
-            ),
-        };
-        let conf = if r.confident || r.objective == Objective::FewestBytes {
-            ""
-        } else {
-            " — intervals overlap: a close call"
-        };
-        let _ = writeln!(
-            out,
-            "{:<19} {}: {margin}{conf}",
-            format!("{}:", r.objective.name()),
-            r.best.name()
+/// One objective's winner and its margin over the runner-up.
+fn recommendation(r: &Recommendation) -> String {
+    let label = format!("{}:", r.objective.name());
+    if r.margin <= 0.0 {
+        return format!(
+            "{label:<19} {} and {} tie",
+            r.best.name(),
+            r.runner_up.name()
         );
     }
-    out.push('\n');
+    let margin = match r.objective {
+        Objective::FewestBytes => format!(
+            "{} fewer than {}",
+            Bytes(r.margin.max(0.0) as u64),
+            r.runner_up.name()
+        ),
+        _ => format!(
+            "{} ({:.0} %) faster than {}",
+            Seconds(r.margin),
+            r.margin_fraction * 100.0,
+            r.runner_up.name()
+        ),
+    };
+    let conf = if r.confident || r.objective == Objective::FewestBytes {
+        ""
+    } else {
+        " — intervals overlap: a close call"
+    };
+    format!("{label:<19} {}: {margin}{conf}", r.best.name())
+}
+
+/// Where lazy and eager finish together, if anywhere.
+fn crossover(p: &Prediction) -> String {
     match p.crossover_fraction {
         Some(x) => {
             let (below, above) = if p.lazy_wins_below {
@@ -126,21 +150,23 @@ pub fn render(p: &Prediction, image_name: &str, trace_name: &str) -> String {
             } else {
                 ("eager", "lazy")
             };
-            let _ = writeln!(
-                out,
+            format!(
                 "crossover: lazy and eager finish together at {:.1} % of this image read on this node; {below} wins below, {above} above (this workload: {:.1} %)",
                 x * 100.0,
-                w.working_set_fraction * 100.0
-            );
+                p.workload.working_set_fraction * 100.0
+            )
         }
         None => {
             let who = if p.lazy_wins_below { "lazy" } else { "eager" };
-            let _ = writeln!(
-                out,
+            format!(
                 "crossover: none — {who} finishes first at every working-set fraction for this image on this node"
-            );
+            )
         }
     }
+}
+
+/// The 10 %/30 % rule of thumb's verdict and whether advisor agrees.
+fn rule_of_thumb(p: &Prediction) -> String {
     let rot = &p.rule_of_thumb;
     let verdict = match rot.says {
         Some(s) => s.name(),
@@ -162,20 +188,30 @@ pub fn render(p: &Prediction, image_name: &str, trace_name: &str) -> String {
             format!(" — advisor disagrees: {} finishes first", best.name())
         }
     };
-    let _ = writeln!(
-        out,
+    format!(
         "rule of thumb ({:.1} % read): {verdict} for completion{agrees}",
-        w.working_set_fraction * 100.0
-    );
-    for n in &p.notes {
-        let _ = writeln!(out, "note: {n}");
+        p.workload.working_set_fraction * 100.0
+    )
+}
+
+#[cfg(test)]
+mod tests {
+    use super::render;
+    use crate::commands::advise::example;
+    use crate::report::fixtures::example_prediction;
+
+    /// `advisor advise` with no arguments: the bundled example.
+    #[test]
+    fn bundled_example() {
+        let p = example_prediction(Some(example::GZIP_BYTES));
+        insta::assert_snapshot!(render(&p, example::FILES_NAME, example::TRACE_NAME));
     }
-    if !w.missing_paths.is_empty() {
-        let _ = writeln!(
-            out,
-            "missing from the image: {}",
-            w.missing_paths.join(", ")
-        );
+
+    /// `advise --files … --trace …` on the example: no gzip size given, so
+    /// it is estimated from the eStargz form.
+    #[test]
+    fn example_files_and_trace() {
+        let p = example_prediction(None);
+        insta::assert_snapshot!(render(&p, example::FILES_NAME, example::TRACE_NAME));
     }
-    out
 }

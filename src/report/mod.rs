@@ -1,5 +1,7 @@
-//! Rendering helpers shared by every command: tables (comfy-table) and, later,
-//! plots. Rendering only: values arrive computed.
+//! The human form of every command's typed result: tables (comfy-table),
+//! text and the SVG plot, one file per command. Rendering only: values arrive
+//! computed, every function returns a `String`, and nothing here prints (the
+//! command hands the text to the one `Printer`).
 use comfy_table::{ContentArrangement, Table, presets};
 
 /// A table in advisor's house style with the given header.
@@ -21,7 +23,12 @@ where
 }
 
 pub mod advise;
+pub mod bench;
+pub mod calibrate;
+#[cfg(test)]
+mod fixtures;
 pub mod plot;
+pub mod trace;
 
 /// `value [low, high]` with a unit-aware time format.
 pub fn interval_s(e: &crate::units::Estimate) -> String {

@@ -102,3 +102,20 @@ pub fn sweep_svg(p: &Prediction, title: &str) -> Result<String, String> {
     }
     Ok(svg)
 }
+
+#[cfg(test)]
+mod tests {
+    use super::sweep_svg;
+    use crate::commands::advise::example;
+    use crate::report::fixtures::{example_prediction, svg_skeleton};
+
+    /// The plot of `advise --plot` on the bundled example: its elements,
+    /// colours and labels (coordinates left out).
+    #[test]
+    fn bundled_example_structure() {
+        let p = example_prediction(Some(example::GZIP_BYTES));
+        let title = format!("{} — {}", example::FILES_NAME, example::TRACE_NAME);
+        let svg = sweep_svg(&p, &title).expect("the plot draws");
+        insta::assert_snapshot!(svg_skeleton(&svg));
+    }
+}

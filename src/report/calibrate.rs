@@ -1,0 +1,114 @@
+//! The human form of `advisor calibrate`: the fitted parameters, the fits,
+//! cross-validation, the fetch simulator's check and the registry round trip;
+//! and of `calibrate --check`, the drift of each fresh run. Rendering only:
+//! the reports arrive computed, nothing here prints.
+use super::table;
+use crate::calibrate::fit::error_quantiles;
+use crate::calibrate::{CalibrationReport, Drift, SimCheck};
+use crate::profile::{Param, Profile};
+use crate::units::Seconds;
+
+/// The report: parameters, fits, cross-validation, simulator check.
+pub fn render(r: &CalibrationReport) -> String {
+    let p = &r.profile;
+    let mut out = format!("{}\n\n{}\n\n", parameter_table(p), fit_table(p));
+    if let Some(v) = &p.validation {
+        out.push_str(&format!(
+            "cross-validation ({} folds, {} runs): median |predicted − measured| / measured = {:.1} % (p90 {:.1} %) on total completion\n",
+            v.folds,
+            v.n,
+            v.median_abs_pct_error * 100.0,
+            v.p90_abs_pct_error * 100.0
+        ));
+    }
+    if !r.sim_checks.is_empty() {
+        out.push_str(&sim_check_line(&r.sim_checks));
+    }
+    if let Some(rtt) = &p.node.registry_rtt_s {
+        out.push_str(&format!(
+            "registry {} round trip: {} [{} – {}]\n",
+            p.node.registry,
+            Seconds(rtt.value),
+            Seconds(rtt.low),
+            Seconds(rtt.high)
+        ));
+    }
+    for n in &r.notes {
+        out.push_str(&format!("note: {n}\n"));
+    }
+    out
+}
+
+fn parameter_table(p: &Profile) -> String {
+    let mut t = table(["parameter", "value", "95 % interval", "unit", "fit"]);
+    for param in Param::ALL {
+        if let Some(e) = p.get(param) {
+            t.add_row([
+                param.name().to_string(),
+                format!("{:.4e}", e.estimate.value),
+                format!("[{:.3e}, {:.3e}]", e.estimate.low, e.estimate.high),
+                e.unit.clone(),
+                e.fit.clone(),
+            ]);
+        }
+    }
+    t.to_string()
+}
+
+fn fit_table(p: &Profile) -> String {
+    let mut f = table(["fit", "runs/segments", "R²", "residual sd", "what"]);
+    for (name, q) in &p.fits {
+        f.add_row([
+            name.clone(),
+            q.n.to_string(),
+            format!("{:.3}", q.r2),
+            Seconds(q.residual_sd_s).to_string(),
+            q.description.clone(),
+        ]);
+    }
+    f.to_string()
+}
+
+/// The median relative difference of the simulator from the snapshotter's
+/// counters, in requests and in bytes.
+fn sim_check_line(checks: &[SimCheck]) -> String {
+    let rel = |a: u64, b: u64| {
+        if b == 0 {
+            0.0
+        } else {
+            (a as f64 - b as f64).abs() / b as f64
+        }
+    };
+    let (mr, _) = error_quantiles(
+        &checks
+            .iter()
+            .map(|c| rel(c.simulated_requests, c.measured_requests))
+            .collect::<Vec<_>>(),
+    );
+    let (mb, _) = error_quantiles(
+        &checks
+            .iter()
+            .map(|c| rel(c.simulated_bytes, c.measured_bytes))
+            .collect::<Vec<_>>(),
+    );
+    format!(
+        "fetch simulator vs the snapshotter's counters ({} lazy runs): median difference {:.1} % in requests, {:.1} % in bytes\n",
+        checks.len(),
+        mr * 100.0,
+        mb * 100.0
+    )
+}
+
+/// `calibrate --check`: one row per fresh run, predicted against measured.
+pub fn render_drift(drifts: &[Drift]) -> String {
+    let mut t = table(["run", "predicted", "measured", "drift"]);
+    for d in drifts {
+        t.add_row([
+            d.key.clone(),
+            Seconds(d.predicted_s).to_string(),
+            Seconds(d.measured_s).to_string(),
+            format!("{:+.1} %", d.drift * 100.0),
+        ]);
+    }
+    t.to_string()
+}

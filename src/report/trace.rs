@@ -1,0 +1,160 @@
+//! The human form of `advisor trace analyze` and `trace record`: the phase
+//! table and path lists of an analysis, the summary row of a recording.
+//! Rendering only: the reports arrive computed, nothing here prints.
+use super::table;
+use crate::recorder::record::RecordReport;
+use crate::trace::analyze::{AnalyzeReport, PathList, PhaseStats};
+use crate::units::{Bytes, Seconds};
+
+/// The human form of an analysis: a header, one table of phases, then the
+/// path lists and the counts of what the join could not use.
+pub fn render(r: &AnalyzeReport) -> String {
+    let mut s = header(r);
+    s.push_str(&phase_table(r));
+    s.push('\n');
+    path_list(&mut s, "missing from the image", &r.missing);
+    path_list(
+        &mut s,
+        "outside the image (/proc, /sys, /dev)",
+        &r.outside_image,
+    );
+    unusable_counts(&mut s, r);
+    s
+}
+
+/// The image and trace lines above the table.
+fn header(r: &AnalyzeReport) -> String {
+    format!(
+        "image {} ({} layers, {} lazy; {} compressed, {} in {} files)\ntrace {} ({} events, {})\n",
+        if r.image.reference.is_empty() {
+            "?"
+        } else {
+            &r.image.reference
+        },
+        r.image.layers,
+        r.image.lazy_layers,
+        r.image.compressed_size,
+        r.image.uncompressed_size,
+        r.image.files,
+        r.trace.file,
+        r.trace.events,
+        match r.trace.ready_at_ns {
+            Some(t) => format!("ready at {}", Seconds(t as f64 / 1e9)),
+            None => "no ready marker".into(),
+        }
+    )
+}
+
+/// One column per phase, one row per counter.
+fn phase_table(r: &AnalyzeReport) -> String {
+    let phases: [(&str, &PhaseStats); 5] = [
+        ("mount", &r.mount),
+        ("prefetch", &r.prefetch),
+        ("before ready", &r.before_ready),
+        ("after ready", &r.after_ready),
+        ("total", &r.total),
+    ];
+    let mut t = table(std::iter::once("").chain(phases.iter().map(|(n, _)| *n)));
+    type Row = (&'static str, fn(&PhaseStats) -> String);
+    let rows: [Row; 13] = [
+        ("reads", |p| p.reads.to_string()),
+        ("files touched", |p| p.files_touched.to_string()),
+        ("bytes read", |p| p.bytes_read.to_string()),
+        ("unique bytes read", |p| p.unique_bytes_read.to_string()),
+        ("chunks touched", |p| p.chunks_touched.to_string()),
+        ("chunks decompressed", |p| p.chunks_missed.to_string()),
+        ("bytes decompressed", |p| p.decompressed_bytes.to_string()),
+        ("compressed fetched", |p| p.compressed_fetched.to_string()),
+        ("range requests", |p| p.requests.to_string()),
+        ("ranges", |p| p.ranges.to_string()),
+        ("read from eager layers", |p| {
+            p.bytes_read_locally.to_string()
+        }),
+        ("share of image read", |p| {
+            format!("{:.2}%", p.fraction_read * 100.0)
+        }),
+        ("share of image fetched", |p| {
+            format!("{:.2}%", p.fraction_fetched * 100.0)
+        }),
+    ];
+    for (name, f) in rows {
+        t.add_row(std::iter::once(name.to_string()).chain(phases.iter().map(|(_, p)| f(p))));
+    }
+    t.to_string()
+}
+
+/// A titled list of the first paths; nothing when it is empty.
+fn path_list(s: &mut String, title: &str, l: &PathList) {
+    if l.count == 0 {
+        return;
+    }
+    s.push_str(&format!(
+        "{title}: {} path(s), {} event(s)\n",
+        l.count, l.events
+    ));
+    for p in &l.first {
+        s.push_str(&format!("  {p}\n"));
+    }
+    if l.count > l.first.len() as u64 {
+        s.push_str(&format!(
+            "  … and {} more\n",
+            l.count - l.first.len() as u64
+        ));
+    }
+}
+
+/// Failed operations, copy-ups and reads of non-files, when there are any.
+fn unusable_counts(s: &mut String, r: &AnalyzeReport) {
+    if r.failed_ops > 0 {
+        s.push_str(&format!(
+            "failed operations in the trace: {}\n",
+            r.failed_ops
+        ));
+    }
+    if r.copy_ups > 0 {
+        s.push_str(&format!(
+            "opens for writing (copy-up, read whole): {}\n",
+            r.copy_ups
+        ));
+    }
+    if r.reads_of_non_files > 0 {
+        s.push_str(&format!(
+            "reads of non-regular files: {}\n",
+            r.reads_of_non_files
+        ));
+    }
+}
+
+/// The one-row table of a recording.
+pub fn render_record(report: &RecordReport) -> String {
+    let mut t = table([
+        "trace",
+        "events",
+        "reads",
+        "bytes read",
+        "files opened",
+        "ready",
+        "exit",
+    ]);
+    let s = |v: Option<f64>| {
+        v.map(|x| Seconds(x).to_string())
+            .unwrap_or_else(|| "–".into())
+    };
+    t.add_row([
+        report.output.clone(),
+        report.events.to_string(),
+        report.reads.to_string(),
+        Bytes(report.bytes_read).to_string(),
+        report.files_opened.to_string(),
+        s(report.ready_s),
+        format!(
+            "{} (code {})",
+            s(report.exit_s),
+            report
+                .exit_code
+                .map(|c| c.to_string())
+                .unwrap_or_else(|| "–".into())
+        ),
+    ]);
+    t.to_string()
+}
