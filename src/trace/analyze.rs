@@ -8,7 +8,7 @@
 //! time-driven and left to prediction, so it is not simulated here. Must not
 //! print or time anything.
 use super::Error;
-use super::format::{Clock, Op, TraceReader};
+use super::format::{Clock, Event, ImageId, Op, TraceReader};
 use super::resolve::{Resolution, Resolver};
 use crate::estargz::table::{FileKind, FileRef, ImageFiles, LayerFormat};
 use crate::simulate::snapshotter::{FetchConfig, ReadOutcome, Simulator};
@@ -280,22 +280,11 @@ pub fn analyze<R: BufRead>(
     trace: &mut TraceReader<R>,
     opts: &AnalyzeOptions,
 ) -> Result<AnalyzeReport, Error> {
-    let mut resolver = Resolver::new(image);
+    let resolver = Resolver::new(image);
     let image_summary = summarize_image(image, &resolver);
     let mut sim = Simulator::new(image, opts.fetch.clone());
-    let mut mount = PhaseStats::default();
-    let mut prefetch = PhaseStats::default();
-    if opts.mount {
-        for l in 0..image.layers.len() {
-            mount.add_outcome(&sim.mount(l));
-        }
-        for l in 0..image.layers.len() {
-            prefetch.add_outcome(&sim.prefetch(l));
-        }
-    }
-    let mut phases = [PhaseStats::default(), PhaseStats::default()];
-    let mut phase = 0usize;
-    let mut summary = TraceSummary {
+    let at_mount = MountPhases::simulate(&mut sim, image, opts.mount);
+    let summary = TraceSummary {
         file: trace.name().to_string(),
         recorder: trace.header().recorder.clone(),
         clock: trace.header().clock,
@@ -306,172 +295,272 @@ pub fn analyze<R: BufRead>(
         last_event_ns: 0,
     };
     let header_image = trace.header().image.clone();
-    let mut missing = PathList::default();
-    let mut outside = PathList::default();
-    let mut seen_missing: HashSet<Box<str>> = HashSet::new();
-    let mut seen_outside: HashSet<Box<str>> = HashSet::new();
-    let index = FileIndex::new(image);
-    let mut touched_files = FixedBitSet::with_capacity(index.len());
-    let mut coverage = Coverage::new(index.len());
-    let mut failed_ops = 0u64;
-    let mut reads_of_non_files = 0u64;
-    let mut copy_ups = 0u64;
-    let mut extra_ready = 0u64;
-    let mut per_layer_files = vec![0u64; image.layers.len()];
-
+    let mut join = Join::new(image, resolver, sim, summary, opts.show_missing);
     while let Some(ev) = trace.next_event()? {
-        summary.events += 1;
-        summary.last_event_ns = summary.last_event_ns.max(ev.t);
-        let st = &mut phases[phase];
+        join.event(&ev);
+    }
+    let notes = join.notes(image, header_image.as_ref());
+    Ok(join.report(image, image_summary, at_mount, notes))
+}
+
+/// What the snapshotter fetches before the workload runs.
+struct MountPhases {
+    mount: PhaseStats,
+    prefetch: PhaseStats,
+}
+
+impl MountPhases {
+    /// Every layer's mount, then every layer's prefetch (nothing unless `mount`).
+    fn simulate(sim: &mut Simulator<'_>, image: &ImageFiles, mount: bool) -> Self {
+        let mut m = MountPhases {
+            mount: PhaseStats::default(),
+            prefetch: PhaseStats::default(),
+        };
+        if mount {
+            for l in 0..image.layers.len() {
+                m.mount.add_outcome(&sim.mount(l));
+            }
+            for l in 0..image.layers.len() {
+                m.prefetch.add_outcome(&sim.prefetch(l));
+            }
+        }
+        m
+    }
+}
+
+/// Paths of one kind, each listed once.
+#[derive(Default)]
+struct SeenPaths {
+    list: PathList,
+    seen: HashSet<Box<str>>,
+}
+
+impl SeenPaths {
+    fn add(&mut self, path: &str, keep: usize) {
+        let new = !self.seen.contains(path);
+        if new {
+            self.seen.insert(path.into());
+        }
+        self.list.add(path, new, keep);
+    }
+}
+
+/// The join's state while the trace streams by: the two phases' statistics
+/// (before and after the first `ready`), what was touched, what was not in
+/// the image.
+struct Join<'i> {
+    resolver: Resolver<'i>,
+    sim: Simulator<'i>,
+    index: FileIndex,
+    touched_files: FixedBitSet,
+    coverage: Coverage,
+    per_layer_files: Vec<u64>,
+    phases: [PhaseStats; 2],
+    /// 0 before the first `ready` marker, 1 after it.
+    phase: usize,
+    summary: TraceSummary,
+    missing: SeenPaths,
+    outside: SeenPaths,
+    show_missing: usize,
+    failed_ops: u64,
+    reads_of_non_files: u64,
+    copy_ups: u64,
+    extra_ready: u64,
+}
+
+impl<'i> Join<'i> {
+    fn new(
+        image: &'i ImageFiles,
+        resolver: Resolver<'i>,
+        sim: Simulator<'i>,
+        summary: TraceSummary,
+        show_missing: usize,
+    ) -> Self {
+        let index = FileIndex::new(image);
+        Join {
+            resolver,
+            sim,
+            touched_files: FixedBitSet::with_capacity(index.len()),
+            coverage: Coverage::new(index.len()),
+            index,
+            per_layer_files: vec![0u64; image.layers.len()],
+            phases: [PhaseStats::default(), PhaseStats::default()],
+            phase: 0,
+            summary,
+            missing: SeenPaths::default(),
+            outside: SeenPaths::default(),
+            show_missing,
+            failed_ops: 0,
+            reads_of_non_files: 0,
+            copy_ups: 0,
+            extra_ready: 0,
+        }
+    }
+
+    /// Count one event in its phase; markers move the phase, paths are joined.
+    fn event(&mut self, ev: &Event<'_>) {
+        self.summary.events += 1;
+        self.summary.last_event_ns = self.summary.last_event_ns.max(ev.t);
+        let st = &mut self.phases[self.phase];
         st.events += 1;
         match ev.op {
-            Op::Ready => {
-                if summary.has_ready {
-                    extra_ready += 1;
-                } else {
-                    summary.has_ready = true;
-                    summary.ready_at_ns = Some(ev.t);
-                    phase = 1;
-                }
-                continue;
-            }
+            Op::Ready => return self.ready(ev.t),
             Op::Exit => {
-                summary.exit_at_ns.get_or_insert(ev.t);
-                continue;
+                self.summary.exit_at_ns.get_or_insert(ev.t);
+                return;
             }
             Op::Read | Op::MmapRead => st.reads += 1,
             Op::Open | Op::Stat | Op::Readdir => st.metadata_ops += 1,
         }
         if ev.failed() {
-            failed_ops += 1;
-            continue;
+            self.failed_ops += 1;
+            return;
         }
-        let Some(path) = ev.path.as_deref() else {
-            continue;
-        };
+        if let Some(path) = ev.path.as_deref() {
+            self.on_path(ev, path);
+        }
+    }
+
+    /// The first `ready` splits the phases; later ones are counted and ignored.
+    fn ready(&mut self, t: u64) {
+        if self.summary.has_ready {
+            self.extra_ready += 1;
+        } else {
+            self.summary.has_ready = true;
+            self.summary.ready_at_ns = Some(t);
+            self.phase = 1;
+        }
+    }
+
+    /// Classify the event's path; reads of image files (and copy-ups, whole
+    /// reads) go to the simulator.
+    fn on_path(&mut self, ev: &Event<'_>, path: &str) {
         let copy_up = ev.op == Op::Open && ev.flags.as_deref().is_some_and(opens_for_copy_up);
-        let res = resolver.resolve(path);
-        match res {
-            Resolution::Virtual => {
-                let new = !seen_outside.contains(path);
-                if new {
-                    seen_outside.insert(path.into());
-                }
-                outside.add(path, new, opts.show_missing);
-                continue;
-            }
-            Resolution::Missing => {
-                let new = !seen_missing.contains(path);
-                if new {
-                    seen_missing.insert(path.into());
-                }
-                missing.add(path, new, opts.show_missing);
-                continue;
-            }
+        match self.resolver.resolve(path) {
+            Resolution::Virtual => self.outside.add(path, self.show_missing),
+            Resolution::Missing => self.missing.add(path, self.show_missing),
             Resolution::Dir | Resolution::Other | Resolution::Loop => {
                 if ev.op.is_read() {
-                    reads_of_non_files += 1;
+                    self.reads_of_non_files += 1;
                 }
-                continue;
             }
             Resolution::File(f) => {
-                let (offset, len) = if ev.op.is_read() {
-                    (ev.offset.unwrap_or(0), ev.len)
+                if ev.op.is_read() {
+                    self.read(f, ev.offset.unwrap_or(0), ev.len);
                 } else if copy_up {
-                    copy_ups += 1;
-                    (0, None)
-                } else {
-                    continue;
-                };
-                let st = &mut phases[phase];
-                let fi = index.of(f);
-                if !touched_files.put(fi) {
-                    st.files_touched += 1;
-                    per_layer_files[f.layer] += 1;
-                }
-                let o = sim.read(f, offset, len);
-                st.add_outcome(&o);
-                if o.bytes_served > 0 {
-                    st.unique_bytes_read.0 += coverage.add(fi, offset, offset + o.bytes_served);
+                    self.copy_ups += 1;
+                    self.read(f, 0, None);
                 }
             }
         }
     }
 
-    let mut notes = vec![
-        "background fetch is not simulated (it depends on timing: see `advise`); figures are what \
-         mount, prefetch and on-demand reads fetch"
-            .to_string(),
-    ];
-    if !summary.has_ready {
-        notes.push(
-            "the trace has no `ready` marker: every event counts as before ready (cold start = \
-             the whole run)"
-                .into(),
-        );
-    }
-    if extra_ready > 0 {
-        notes.push(format!(
-            "{extra_ready} further `ready` marker(s) ignored; the first one splits the phases"
-        ));
-    }
-    if let Some(h) = header_image
-        && let Some(d) = h.digest.as_deref()
-        && !image.manifest_digest.is_empty()
-        && d != image.manifest_digest
-    {
-        notes.push(format!(
-            "the trace was recorded on image {d}, but the file table is of {}; results may not match",
-            image.manifest_digest
-        ));
-    }
-    if missing.count > 0 {
-        notes.push(format!(
-            "{} path(s) the workload used are not in the image (listed under `missing`): the trace \
-             may belong to another image, or they come from volumes",
-            missing.count
-        ));
+    fn read(&mut self, f: FileRef, offset: u64, len: Option<u64>) {
+        let st = &mut self.phases[self.phase];
+        let fi = self.index.of(f);
+        if !self.touched_files.put(fi) {
+            st.files_touched += 1;
+            self.per_layer_files[f.layer] += 1;
+        }
+        let o = self.sim.read(f, offset, len);
+        st.add_outcome(&o);
+        if o.bytes_served > 0 {
+            st.unique_bytes_read.0 += self.coverage.add(fi, offset, offset + o.bytes_served);
+        }
     }
 
-    let [mut before_ready, mut after_ready] = phases;
-    for p in [
-        &mut mount,
-        &mut prefetch,
-        &mut before_ready,
-        &mut after_ready,
-    ] {
-        p.finish(&image_summary);
+    /// What the report's reader should know about the join.
+    fn notes(&self, image: &ImageFiles, header_image: Option<&ImageId>) -> Vec<String> {
+        let mut notes = vec![
+            "background fetch is not simulated (it depends on timing: see `advise`); figures are \
+             what mount, prefetch and on-demand reads fetch"
+                .to_string(),
+        ];
+        if !self.summary.has_ready {
+            notes.push(
+                "the trace has no `ready` marker: every event counts as before ready (cold start \
+                 = the whole run)"
+                    .into(),
+            );
+        }
+        if self.extra_ready > 0 {
+            notes.push(format!(
+                "{} further `ready` marker(s) ignored; the first one splits the phases",
+                self.extra_ready
+            ));
+        }
+        if let Some(h) = header_image
+            && let Some(d) = h.digest.as_deref()
+            && !image.manifest_digest.is_empty()
+            && d != image.manifest_digest
+        {
+            notes.push(format!(
+                "the trace was recorded on image {d}, but the file table is of {}; results may \
+                 not match",
+                image.manifest_digest
+            ));
+        }
+        if self.missing.list.count > 0 {
+            notes.push(format!(
+                "{} path(s) the workload used are not in the image (listed under `missing`): the \
+                 trace may belong to another image, or they come from volumes",
+                self.missing.list.count
+            ));
+        }
+        notes
     }
-    let mut total = PhaseStats::sum(&[&mount, &prefetch, &before_ready, &after_ready]);
-    total.finish(&image_summary);
-    let layers = image
-        .layers
-        .iter()
-        .enumerate()
-        .map(|(i, l)| LayerReport {
-            digest: l.digest.clone(),
-            format: l.format,
-            blob_size: Bytes(l.blob_size),
-            fetched: Bytes(sim.layer_fetched_bytes(i)),
-            files_touched: per_layer_files[i],
-        })
-        .collect();
-    Ok(AnalyzeReport {
-        image: image_summary,
-        trace: summary,
-        mount,
-        prefetch,
-        before_ready,
-        after_ready,
-        total,
-        missing,
-        outside_image: outside,
-        failed_ops,
-        reads_of_non_files,
-        copy_ups,
-        layers,
-        notes,
-    })
+
+    fn report(
+        self,
+        image: &ImageFiles,
+        image_summary: ImageSummary,
+        at_mount: MountPhases,
+        notes: Vec<String>,
+    ) -> AnalyzeReport {
+        let MountPhases {
+            mut mount,
+            mut prefetch,
+        } = at_mount;
+        let [mut before_ready, mut after_ready] = self.phases;
+        for p in [
+            &mut mount,
+            &mut prefetch,
+            &mut before_ready,
+            &mut after_ready,
+        ] {
+            p.finish(&image_summary);
+        }
+        let mut total = PhaseStats::sum(&[&mount, &prefetch, &before_ready, &after_ready]);
+        total.finish(&image_summary);
+        let layers = image
+            .layers
+            .iter()
+            .enumerate()
+            .map(|(i, l)| LayerReport {
+                digest: l.digest.clone(),
+                format: l.format,
+                blob_size: Bytes(l.blob_size),
+                fetched: Bytes(self.sim.layer_fetched_bytes(i)),
+                files_touched: self.per_layer_files[i],
+            })
+            .collect();
+        AnalyzeReport {
+            image: image_summary,
+            trace: self.summary,
+            mount,
+            prefetch,
+            before_ready,
+            after_ready,
+            total,
+            missing: self.missing.list,
+            outside_image: self.outside.list,
+            failed_ops: self.failed_ops,
+            reads_of_non_files: self.reads_of_non_files,
+            copy_ups: self.copy_ups,
+            layers,
+            notes,
+        }
+    }
 }
 
 /// An open for writing that is not truncating: overlayfs copies a lower
