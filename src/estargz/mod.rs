@@ -5,15 +5,21 @@
 //! a registry or containerd: callers hand it bytes, readers and writers.
 //!
 //! - [`footer`]: build and parse the 51-byte footer (47-byte legacy on read).
-//! - [`writer`]: streaming, parallel eStargz and plain gzip layer writers.
+//! - [`writer`]: the streaming, parallel eStargz writer and the entry point
+//!   of both forms; [`gzip`]: the plain gzip form; [`tar`]: tar framing and
+//!   the one loop over an input tar's entries; [`convert`]: a tar with
+//!   prioritized files first (`estargz.Build`).
 //! - [`reader`]: TOC parsing and validation, format detection, and a scanner
 //!   for non-eStargz layers; both produce a [`table::LayerFiles`].
 //! - [`toc`], [`table`]: the TOC JSON types and the file table.
+pub mod convert;
 mod error;
 pub mod footer;
+pub mod gzip;
 mod members;
 pub mod reader;
 pub mod table;
+pub mod tar;
 pub mod toc;
 pub mod writer;
 
