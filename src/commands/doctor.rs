@@ -8,16 +8,16 @@
 use crate::cli::{DoctorArgs, GlobalArgs};
 use crate::containerd::{self, Connection};
 use crate::printer::Printer;
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
 
-#[derive(Debug, Serialize)]
+#[derive(Debug, Serialize, Deserialize)]
 pub struct Check {
     pub name: String,
     pub ok: bool,
     pub detail: String,
 }
 
-#[derive(Debug, Serialize)]
+#[derive(Debug, Serialize, Deserialize)]
 pub struct DoctorReport {
     pub address: String,
     pub namespace: String,

@@ -6,6 +6,7 @@
 #![allow(dead_code)]
 pub mod faults;
 
+use serde::de::DeserializeOwned;
 use std::path::{Path, PathBuf};
 use std::process::Command;
 use std::sync::{Condvar, Mutex};
@@ -110,6 +111,25 @@ pub fn lab_cmd(args: &[&str]) -> String {
     text
 }
 
+/// `tool` (`ctr` or `ctr-remote`) on the lab's containerd in namespace `ns`:
+/// its stdout; panics with its output on failure.
+pub fn ctr(lab: &Lab, ns: &str, tool: &str, args: &[&str]) -> String {
+    let out = Command::new(tool)
+        .arg("-a")
+        .arg(&lab.containerd)
+        .args(["-n", ns])
+        .args(args)
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{tool} -n {ns} {args:?} failed:\n{}{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    String::from_utf8_lossy(&out.stdout).into_owned()
+}
+
 /// Mount points under a directory, from /proc/self/mountinfo.
 pub fn mounts_under(dir: &Path) -> Vec<String> {
     let prefix = format!("{}/", dir.display());
@@ -143,6 +163,32 @@ pub fn processes_mentioning(needle: &str) -> Vec<String> {
 
 pub fn advisor() -> assert_cmd::Command {
     assert_cmd::Command::cargo_bin("advisor").expect("advisor binary")
+}
+
+/// Run advisor (a command from [`advisor`] with its `--format json`
+/// arguments), require exit 0, and parse what it printed into the project's
+/// own output type: `let r: BenchReport = run_json(advisor().args(…))`.
+pub fn run_json<T: DeserializeOwned>(cmd: &mut assert_cmd::Command) -> T {
+    let out = cmd.output().expect("run advisor");
+    assert!(
+        out.status.success(),
+        "advisor failed ({}):\n{}",
+        out.status,
+        String::from_utf8_lossy(&out.stderr)
+    );
+    parse_json(&out.stdout)
+}
+
+/// Parse advisor's JSON output into `T`; a failure names the type, the
+/// field (serde's error) and shows the output.
+pub fn parse_json<T: DeserializeOwned>(stdout: &[u8]) -> T {
+    serde_json::from_slice(stdout).unwrap_or_else(|e| {
+        panic!(
+            "advisor's output is not a {}: {e}\n{}",
+            std::any::type_name::<T>(),
+            String::from_utf8_lossy(stdout)
+        )
+    })
 }
 
 /// A multi-thread runtime for async library calls in tests.

@@ -1,5 +1,16 @@
 //! The binary's contract without the lab: exit codes, --version, clear errors.
 use crate::common;
+use advisor::commands::doctor::DoctorReport;
+use advisor::predict::Prediction;
+use advisor::predict::replay::Strategy;
+use serde::Deserialize;
+
+/// What `advisor --format json advise` prints.
+#[derive(Deserialize)]
+struct Advice {
+    trace_name: String,
+    prediction: Prediction,
+}
 
 #[test]
 fn version_prints_the_crate_version() {
@@ -28,8 +39,8 @@ fn doctor_containerd(sock: &std::path::Path) -> (std::process::Output, String) {
         .output()
         .unwrap();
     assert_eq!(out.status.code(), Some(1));
-    let report: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
-    let detail = report["checks"][0]["detail"].as_str().unwrap().to_string();
+    let report: DoctorReport = common::parse_json(&out.stdout);
+    let detail = report.checks[0].detail.clone();
     (out, detail)
 }
 
@@ -63,48 +74,35 @@ fn stale_socket_is_reported_as_not_running() {
 /// containerd, no registry: the environment points at nothing that answers).
 #[test]
 fn advise_without_arguments_runs_the_bundled_example_offline() {
-    let out = common::advisor()
-        .args(["--format", "json", "advise"])
-        .env("ADVISOR_CONTAINERD", "/nonexistent/containerd.sock")
-        .env("ADVISOR_REGISTRY", "127.0.0.1:1")
-        .env_remove("ADVISOR_PROFILE")
-        .output()
-        .unwrap();
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
+    let advice: Advice = common::run_json(
+        common::advisor()
+            .args(["--format", "json", "advise"])
+            .env("ADVISOR_CONTAINERD", "/nonexistent/containerd.sock")
+            .env("ADVISOR_REGISTRY", "127.0.0.1:1")
+            .env_remove("ADVISOR_PROFILE"),
     );
-    let v: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
-    assert_eq!(v["trace_name"], "traces/llm-serving.jsonl");
-    let p = &v["prediction"];
-    let strategies: Vec<&str> = p["strategies"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .map(|s| s["strategy"].as_str().unwrap())
-        .collect();
-    assert_eq!(strategies, ["eager", "lazy", "lazy-prefetch"]);
-    for s in p["strategies"].as_array().unwrap() {
-        let c = &s["cold_start"];
-        assert!(
-            c["low"].as_f64() <= c["value"].as_f64() && c["value"].as_f64() <= c["high"].as_f64()
-        );
-        assert!(
-            s["completion"]["value"].as_f64() >= c["value"].as_f64(),
-            "{s}"
-        );
+    assert_eq!(advice.trace_name, "traces/llm-serving.jsonl");
+    let p = &advice.prediction;
+    let strategies: Vec<Strategy> = p.strategies.iter().map(|s| s.strategy).collect();
+    assert_eq!(
+        strategies,
+        [Strategy::Eager, Strategy::Lazy, Strategy::LazyPrefetch]
+    );
+    for s in &p.strategies {
+        let c = &s.cold_start;
+        assert!(c.low <= c.value && c.value <= c.high);
+        assert!(s.completion.value >= c.value, "{s:?}");
     }
     // The recorded LLM server reads most of its image: lazy starts far sooner.
-    let cold = |i: usize| p["strategies"][i]["cold_start"]["value"].as_f64().unwrap();
+    let cold = |i: usize| p.strategies[i].cold_start.value;
     assert!(
         cold(1) * 5.0 < cold(0),
         "lazy {} vs eager {}",
         cold(1),
         cold(0)
     );
-    assert_eq!(p["recommendations"].as_array().unwrap().len(), 3);
-    assert!(!p["prioritized_files"].as_array().unwrap().is_empty());
+    assert_eq!(p.recommendations.len(), 3);
+    assert!(!p.prioritized_files.is_empty());
 
     // Table output mentions the rule of thumb and the crossover.
     let out = common::advisor().arg("advise").output().unwrap();

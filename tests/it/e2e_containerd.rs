@@ -9,6 +9,7 @@ use crate::common;
 
 use advisor::bench::source::RegistrySource;
 use advisor::bench::{BenchReport, Flag, Role};
+use advisor::commands::doctor::DoctorReport;
 use advisor::containerd::clean::{self, ImageState};
 use advisor::containerd::pull::{
     BlobSource, ImageToPull, LayerOutcome, Method, Pull, PullOptions, PullReport,
@@ -801,24 +802,6 @@ fn two_writers_of_one_blob_in_a_namespace_both_succeed() {
     });
 }
 
-/// `ctr` on the lab's containerd; panics with its output on failure.
-fn ctr(lab: &common::Lab, ns: &str, args: &[&str]) -> String {
-    let out = Command::new("ctr")
-        .arg("-a")
-        .arg(&lab.containerd)
-        .args(["-n", ns])
-        .args(args)
-        .output()
-        .unwrap();
-    let text = String::from_utf8_lossy(&out.stdout).into_owned();
-    assert!(
-        out.status.success(),
-        "ctr -n {ns} {args:?}: {text}{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    text
-}
-
 /// Removes what the test put in a foreign namespace, and the namespace
 /// itself when the test made it.
 struct ForeignNamespace<'a> {
@@ -872,7 +855,7 @@ fn a_cold_bench_refuses_to_delete_what_k8s_io_holds_unless_forced() {
     let foreign = "k8s.io";
     let ns = "advisor-e2e-foreign";
     let image = format!("{}/e2e-foreign:gzip", lab.registry);
-    let made = !ctr(&lab, "default", &["namespaces", "ls", "-q"])
+    let made = !common::ctr(&lab, "default", "ctr", &["namespaces", "ls", "-q"])
         .lines()
         .any(|l| l == foreign);
     let _cleanup = ForeignNamespace {
@@ -883,7 +866,8 @@ fn a_cold_bench_refuses_to_delete_what_k8s_io_holds_unless_forced() {
     };
     // The kubelet's pull, as ctr (containerd's own client) does it: content,
     // image record and unpacked overlayfs snapshots in k8s.io.
-    ctr(&lab, foreign, &["images", "pull", "--plain-http", &image]);
+    let pull = ["images", "pull", "--plain-http", &image];
+    common::ctr(&lab, foreign, "ctr", &pull);
     let (_, img) = common::rt().block_on(resolve(&lab, "e2e-foreign:gzip"));
     let k8s = |conn: &Connection| conn.in_namespace(foreign);
     let whole = (true, img.blob_digests().len(), img.chain_ids().len());
@@ -896,14 +880,13 @@ fn a_cold_bench_refuses_to_delete_what_k8s_io_holds_unless_forced() {
         .args(["--namespace", ns, "--format", "json", "doctor"])
         .output()
         .unwrap();
-    let doctor: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
-    let dedicated = doctor["checks"]
-        .as_array()
-        .unwrap()
+    let doctor: DoctorReport = common::parse_json(&out.stdout);
+    let dedicated = doctor
+        .checks
         .iter()
-        .find(|c| c["name"] == "dedicated node")
-        .unwrap_or_else(|| panic!("no dedicated-node check: {doctor}"));
-    let detail = dedicated["detail"].as_str().unwrap();
+        .find(|c| c.name == "dedicated node")
+        .unwrap_or_else(|| panic!("no dedicated-node check: {doctor:?}"));
+    let detail = &dedicated.detail;
     assert!(
         detail.starts_with("no:")
             && detail.contains("k8s.io (1 image, 3 blobs, 1 snapshot)")
@@ -952,7 +935,7 @@ fn a_cold_bench_refuses_to_delete_what_k8s_io_holds_unless_forced() {
     let out = bench(true);
     let stderr = String::from_utf8_lossy(&out.stderr);
     assert!(out.status.success(), "{stderr}");
-    let r: BenchReport = serde_json::from_slice(&out.stdout).unwrap();
+    let r: BenchReport = common::parse_json(&out.stdout);
     assert!(r.runs[0].included, "cold for real: {:?}", r.runs[0].flags);
     assert!(
         stderr.contains("--force") && stderr.contains("k8s.io"),

@@ -79,23 +79,6 @@ async fn get(c: &reqwest::Client, url: &str, range: Option<(u64, u64)>, accept: 
     r.bytes().await.unwrap().to_vec()
 }
 
-fn ctr(lab: &common::Lab, tool: &str, args: &[&str]) -> String {
-    let out = Command::new(tool)
-        .arg("-a")
-        .arg(&lab.containerd)
-        .args(["-n", NAMESPACE])
-        .args(args)
-        .output()
-        .unwrap();
-    assert!(
-        out.status.success(),
-        "{tool} {args:?} failed:\n{}{}",
-        String::from_utf8_lossy(&out.stdout),
-        String::from_utf8_lossy(&out.stderr)
-    );
-    String::from_utf8_lossy(&out.stdout).into_owned()
-}
-
 /// The stargz FUSE mount serving a layer: the snapshotter exposes
 /// `.stargz-snapshotter/<digest>.json` at the root of each layer mount.
 fn stargz_mount_of(lab: &common::Lab, digest: &str) -> Option<PathBuf> {
@@ -200,8 +183,9 @@ fn stargz_snapshotter_lazily_mounts_and_serves_an_advisor_layer() {
         lab: &lab,
         reference: reference.clone(),
     };
-    ctr(
+    common::ctr(
         &lab,
+        NAMESPACE,
         "ctr-remote",
         &["image", "rpull", "--plain-http", &reference],
     );

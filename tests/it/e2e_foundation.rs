@@ -1,5 +1,6 @@
 //! End-to-end: the lab's containerd, snapshotters and registry, through advisor's own code.
 use crate::common;
+use advisor::commands::doctor::DoctorReport;
 
 use advisor::containerd::{self, Connection, Error};
 
@@ -117,9 +118,8 @@ fn doctor_passes_on_the_lab() {
         .args(["doctor", "--format", "json"])
         .output()
         .unwrap();
-    let report: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
-    let checks = report["checks"].as_array().unwrap();
-    let names: Vec<_> = checks.iter().map(|c| c["name"].as_str().unwrap()).collect();
+    let report: DoctorReport = common::parse_json(&out.stdout);
+    let names: Vec<_> = report.checks.iter().map(|c| c.name.as_str()).collect();
     assert_eq!(
         names,
         [
@@ -131,8 +131,8 @@ fn doctor_passes_on_the_lab() {
             "stargz metrics"
         ]
     );
-    for c in checks {
-        assert_eq!(c["ok"], true, "{c}");
+    for c in &report.checks {
+        assert!(c.ok, "{c:?}");
     }
     assert!(out.status.success());
 }

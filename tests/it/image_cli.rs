@@ -9,26 +9,14 @@ use std::path::{Path, PathBuf};
 const SMALL: &str = "models/examples/small.json";
 
 fn dry_run(spec: &Path, extra: &[&str]) -> Value {
-    let out = common::advisor()
-        .args([
-            "image",
-            "build",
-            "--dry-run",
-            "--format",
-            "json",
-            "-q",
-            "--spec",
-        ])
-        .arg(spec)
-        .args(extra)
-        .output()
-        .unwrap();
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    serde_json::from_slice(&out.stdout).unwrap()
+    let args = ["image", "build", "--dry-run", "--format", "json", "-q"];
+    common::run_json(
+        common::advisor()
+            .args(args)
+            .arg("--spec")
+            .arg(spec)
+            .args(extra),
+    )
 }
 
 fn user_error(args: &[&str]) -> String {

@@ -14,7 +14,7 @@
 //!   absolute TOC names fail with exit 1 and the layer named;
 //! - `trace synth/analyze --image` and `advise --image` read the registry, and
 //!   advise's prefetch list fed to `build --prioritize` becomes the landmark.
-use crate::common;
+use crate::common::{self, ctr};
 
 use advisor::bench::real::state_of;
 use advisor::bench::source::RegistrySource;
@@ -74,18 +74,6 @@ fn small_spec(dir: &Path, seed: u64, mtime: Option<u64>) -> PathBuf {
     p
 }
 
-fn run_ok(cmd: &mut assert_cmd::Command) -> Value {
-    let out = cmd.output().unwrap();
-    assert!(
-        out.status.success(),
-        "advisor failed: {}\n{}",
-        String::from_utf8_lossy(&out.stderr),
-        String::from_utf8_lossy(&out.stdout)
-    );
-    serde_json::from_slice(&out.stdout)
-        .unwrap_or_else(|e| panic!("not JSON ({e}): {}", String::from_utf8_lossy(&out.stdout)))
-}
-
 /// Run advisor expecting exit 1; returns stderr.
 fn run_user_error(cmd: &mut assert_cmd::Command) -> String {
     let out = cmd.output().unwrap();
@@ -101,7 +89,7 @@ fn run_user_error(cmd: &mut assert_cmd::Command) -> String {
 }
 
 fn build(spec: &Path, reference: &str, extra: &[&str]) -> Value {
-    run_ok(
+    common::run_json(
         common::advisor()
             .args(["image", "build", "--format", "json", "-q", "--spec"])
             .arg(spec)
@@ -111,7 +99,7 @@ fn build(spec: &Path, reference: &str, extra: &[&str]) -> Value {
 }
 
 fn inspect(reference: &str, extra: &[&str]) -> Value {
-    run_ok(
+    common::run_json(
         common::advisor()
             .args(["image", "inspect", "--format", "json", reference])
             .args(extra),
@@ -329,23 +317,6 @@ fn same_spec_and_seed_push_the_same_digests() {
 // ---- (a) lazy mount through the real stargz snapshotter ----
 
 const LAZY_NS: &str = "advisor-image-lazy";
-
-fn ctr(lab: &common::Lab, ns: &str, tool: &str, args: &[&str]) -> String {
-    let out = Command::new(tool)
-        .arg("-a")
-        .arg(&lab.containerd)
-        .args(["-n", ns])
-        .args(args)
-        .output()
-        .unwrap();
-    assert!(
-        out.status.success(),
-        "{tool} {args:?} failed:\n{}{}",
-        String::from_utf8_lossy(&out.stdout),
-        String::from_utf8_lossy(&out.stderr)
-    );
-    String::from_utf8_lossy(&out.stdout).into_owned()
-}
 
 /// Removes the test's images (synchronous GC: content and snapshots go too).
 struct Cleanup<'a> {
@@ -937,7 +908,7 @@ fn trace_and_advise_read_the_image_from_the_registry_and_build_acts_on_the_list(
     let note = String::from_utf8_lossy(&out.stderr);
     assert!(note.contains("read 3 layer TOC(s)"), "{note}");
 
-    let analysis = run_ok(
+    let analysis: Value = common::run_json(
         common::advisor()
             .args([
                 "trace", "analyze", "--format", "json", "--image", &esgz, "--trace",
@@ -951,7 +922,7 @@ fn trace_and_advise_read_the_image_from_the_registry_and_build_acts_on_the_list(
     let profile = dir.path().join("profile.json");
     std::fs::write(&profile, serde_json::to_vec(&profile_json()).unwrap()).unwrap();
     let list = dir.path().join("prefetch.txt");
-    let advice = run_ok(
+    let advice: Value = common::run_json(
         common::advisor()
             .args(["advise", "--format", "json", "--image", &esgz, "--trace"])
             .arg(&trace)

@@ -46,19 +46,13 @@ fn import_full(dir: &Path) -> PathBuf {
 }
 
 fn analyze_json(trace: &Path) -> serde_json::Value {
-    let out = common::advisor()
-        .args(["trace", "analyze", "--format", "json", "--files"])
-        .arg(fixture("trace-fixture.files.json"))
-        .arg("--trace")
-        .arg(trace)
-        .output()
-        .unwrap();
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    serde_json::from_slice(&out.stdout).unwrap()
+    common::run_json(
+        common::advisor()
+            .args(["trace", "analyze", "--format", "json", "--files"])
+            .arg(fixture("trace-fixture.files.json"))
+            .arg("--trace")
+            .arg(trace),
+    )
 }
 
 #[test]

@@ -170,19 +170,13 @@ fn analyze(files: &ImageFiles, dir: &Path) -> serde_json::Value {
     std::fs::write(&files_path, serde_json::to_vec(files).unwrap()).unwrap();
     let trace = dir.join("workload.jsonl");
     std::fs::write(&trace, WORKLOAD_TRACE.join("\n") + "\n").unwrap();
-    let out = common::advisor()
-        .args(["trace", "analyze", "--format", "json", "--files"])
-        .arg(&files_path)
-        .arg("--trace")
-        .arg(&trace)
-        .output()
-        .unwrap();
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    serde_json::from_slice(&out.stdout).unwrap()
+    common::run_json(
+        common::advisor()
+            .args(["trace", "analyze", "--format", "json", "--files"])
+            .arg(&files_path)
+            .arg("--trace")
+            .arg(&trace),
+    )
 }
 
 /// Predicted against measured: GETs and compressed bytes over all causes
