@@ -14,7 +14,7 @@
 //! ADVISOR_BENCH_INSPECT_RUNS (default 5).
 use advisor::image::build::{self, BuildSettings, Form, Progress};
 use advisor::image::content::FileKey;
-use advisor::image::inspect::{InspectOptions, inspect};
+use advisor::filetable::inspect::{InspectOptions, inspect};
 use advisor::image::plan;
 use advisor::image::push::{self, Targets};
 use advisor::image::spec::{self, Content};

@@ -14,7 +14,7 @@ use crate::estargz::footer::{FOOTER_SIZE, Footer, FooterKind, parse_footer};
 use crate::estargz::reader::{detect_format, parse_index, read_index, toc_member_in_tail};
 use crate::estargz::table::{FILE_TABLE_VERSION, ImageFiles, MAX_IMAGE_UNCOMPRESSED};
 use crate::estargz::toc::{EntryType, TOC_TAR_NAME};
-use crate::image::files::parse_file_table;
+use crate::filetable::parse_file_table;
 use crate::predict::workload::Workload;
 use crate::predict::{PredictOptions, predict};
 use crate::profile::{Param, Profile};

@@ -10,6 +10,7 @@ pub mod commands;
 pub mod containerd;
 pub mod error;
 pub mod estargz;
+pub mod filetable;
 pub mod exit;
 #[doc(hidden)]
 pub mod fuzzing;

@@ -327,7 +327,7 @@ async fn ensure_image(
         crate::image::build_and_push_spec(text, &m.spec, &target, &[], &client).await?;
     }
     let insp =
-        crate::image::inspect::inspect(&client, &targets.estargz, Default::default()).await?;
+        crate::filetable::inspect::inspect(&client, &targets.estargz, Default::default()).await?;
     let files = insp.image_files().map_err(|_| {
         anyhow::anyhow!(
             "calibration image {} has layers that are not eStargz (a bug)",

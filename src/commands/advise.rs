@@ -3,7 +3,8 @@
 use crate::cli::GlobalArgs;
 use crate::cli::advise::AdviseArgs;
 use crate::estargz::table::ImageFiles;
-use crate::image::files::{ImageSource, load_image_files};
+use crate::commands::trace::load_image_files;
+use crate::filetable::ImageSource;
 use crate::output::{Named, Rendered};
 use crate::predict::workload::Workload;
 use crate::predict::{PredictOptions, Prediction, predict};
@@ -122,7 +123,7 @@ struct AdviseOutput<'a> {
 pub async fn run(global: &GlobalArgs, args: &AdviseArgs, printer: &Printer) -> anyhow::Result<()> {
     let mut s = settings(args)?;
     let image = match &s.image {
-        Image::Source(src) => load_image_files(src, global).await?,
+        Image::Source(src) => load_image_files(src, global, printer).await?,
         Image::Example => {
             printer.note(&format!(
                 "the bundled example: {} with {} (pass --image/--files and --trace for your own)",

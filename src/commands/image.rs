@@ -9,7 +9,7 @@ use crate::cli::image::{BuildArgs, ImageArgs, ImageCommand, InspectArgs};
 use crate::estargz::table::LayerFormat;
 use crate::image::base::Busybox;
 use crate::image::build::{self, BuildSettings, BuiltImage, Form, Progress};
-use crate::image::inspect::{InspectOptions, Inspection, Landmark, inspect};
+use crate::filetable::inspect::{InspectOptions, Inspection, Landmark, inspect};
 use crate::image::plan::{self, Plan};
 use crate::image::push::{self, Targets};
 use crate::image::spec::{self, Base, Spec};
@@ -374,7 +374,7 @@ pub fn render_inspect(i: &Inspection) -> String {
             .as_ref()
             .map(|t| &t.counts)
             .or(l.scan.as_ref().map(|s| &s.counts));
-        let c = |f: fn(&crate::image::inspect::FileCounts) -> String| {
+        let c = |f: fn(&crate::filetable::inspect::FileCounts) -> String| {
             counts.map(f).unwrap_or_else(|| "-".into())
         };
         let toc = match &l.toc {

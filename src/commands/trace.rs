@@ -2,7 +2,7 @@
 //!
 //! Resolves arguments into settings, runs the `trace` module, renders the
 //! typed result. The image's file table comes from exactly one place,
-//! [`load_image_files`] (`image::files`, re-exported here).
+//! [`load_image_files`] (over `filetable::load_image_files`).
 use crate::cli::GlobalArgs;
 use crate::cli::trace::{
     AnalyzeArgs, ImageSourceArgs, ImportArgs, ImportFrom, SynthArgs, TraceArgs, TraceCommand,
@@ -29,7 +29,24 @@ pub async fn run(global: &GlobalArgs, args: &TraceArgs, printer: &Printer) -> an
     }
 }
 
-pub use crate::image::files::{ImageSource, load_image_files, read_file_table};
+pub use crate::filetable::{ImageSource, read_file_table};
+
+/// The image's file table from `src`, reading a reference with the registry
+/// options of the global flags; what obtaining it cost goes to stderr.
+pub async fn load_image_files(
+    src: &ImageSource,
+    global: &GlobalArgs,
+    printer: &Printer,
+) -> anyhow::Result<ImageFiles> {
+    let opts = crate::filetable::LoadOptions {
+        registry: crate::registry::RegistryOptions::from_global(global),
+    };
+    let loaded = crate::filetable::load_image_files(src, &opts).await?;
+    for n in &loaded.notes {
+        printer.note(n);
+    }
+    Ok(loaded.files)
+}
 
 impl ImageSource {
     pub fn from_args(a: &ImageSourceArgs) -> anyhow::Result<Self> {
@@ -144,7 +161,7 @@ async fn synth_cmd(global: &GlobalArgs, a: &SynthArgs, printer: &Printer) -> any
         seed: a.seed,
         ready_at: a.ready_at,
     };
-    let files = load_image_files(&src, global).await?;
+    let files = load_image_files(&src, global, printer).await?;
     let mut header = Header::new("synth", Clock::None);
     header.image = Some(image_id(&files));
     header.source = Some(format!(
@@ -193,7 +210,7 @@ async fn analyze_cmd(
         mount: true,
         show_missing: a.show_missing,
     };
-    let files = load_image_files(&src, global).await?;
+    let files = load_image_files(&src, global, printer).await?;
     let mut reader = TraceReader::open(&a.trace)?;
     let report = crate::trace::analyze::analyze(&files, &mut reader, &opts)?;
     if printer.is_json() {

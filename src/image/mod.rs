@@ -1,24 +1,21 @@
-//! Synthetic images and reading images back: `advisor image build` and
-//! `advisor image inspect`, and the file table every command obtains.
+//! Synthetic images: `advisor image build`, and the build-and-push that
+//! `calibrate` uses.
 //!
 //! Owns the image spec (JSON/TOML), deterministic content, layer assembly in
 //! both forms (gzip and eStargz, through `estargz::writer`), OCI configs and
-//! manifests, the tag scheme, and reading layers' TOCs from a registry within
-//! a byte budget. Must not talk to containerd (pulls and runs are `bench`'s)
-//! nor print (commands render its typed results). docs/images.md.
+//! manifests, and the tag scheme. Must not talk to containerd (pulls and runs
+//! are `bench`'s), read images back (reference or saved file → file table is
+//! [`crate::filetable`]'s), nor print (commands render its typed results).
+//! docs/images.md.
 //!
 //! - [`spec`]: parse and check a spec; [`plan`]: expand it into layer entries.
 //! - [`content`]: seeded sizes and bytes; [`base`]: the busybox base layer.
 //! - [`build`]: layer files, config, manifest; [`push`]: both forms, tag scheme.
-//! - [`inspect`]: formats, TOCs and file tables over ranged GETs.
-//! - [`files`]: `load_image_files`, the one way to get an image's file table.
 //! - [`build_and_push_spec`]: spec text → both forms pushed (for `calibrate`).
 pub mod base;
 pub mod build;
 pub mod content;
 mod error;
-pub mod files;
-pub mod inspect;
 pub mod plan;
 pub mod push;
 pub mod spec;

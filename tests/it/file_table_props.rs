@@ -9,7 +9,7 @@ use advisor::estargz::table::{
     Chunk, FileEntry, FileKind, FileRef, ImageFiles, LayerFiles, LayerFormat, MAX_BLOB_SIZE,
     MAX_IMAGE_UNCOMPRESSED,
 };
-use advisor::image::files::parse_file_table;
+use advisor::filetable::parse_file_table;
 use advisor::simulate::snapshotter::{FetchConfig, Simulator};
 use proptest::prelude::*;
 

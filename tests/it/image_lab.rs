@@ -1021,7 +1021,7 @@ fn build_and_push_spec_pushes_both_forms_for_calibrate() {
         .unwrap();
         assert_ne!(q.manifest_digests[1], p.manifest_digests[1]);
         let insp =
-            advisor::image::inspect::inspect(&client, &q.targets.estargz, Default::default())
+            advisor::filetable::inspect::inspect(&client, &q.targets.estargz, Default::default())
                 .await
                 .unwrap();
         let files = insp.image_files().unwrap();

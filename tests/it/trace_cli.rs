@@ -283,7 +283,7 @@ fn user_errors_exit_1_with_the_fix() {
             .into_iter()
             .map(String::from)
             .collect(),
-            // --image reads the registry (image::files): a closed port is the user's to fix.
+            // --image reads the registry (filetable): a closed port is the user's to fix.
             "is the registry running?",
         ),
         (

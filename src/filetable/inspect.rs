@@ -15,7 +15,7 @@
 //! does before a lazy mount.
 //!
 //! Registry traffic goes through `registry`, format rules through `estargz`;
-//! this module prints nothing.
+//! this module prints nothing. `advisor image inspect` renders its result.
 use crate::estargz::footer::{FOOTER_SIZE, parse_footer};
 use crate::estargz::reader::{
     MAX_TOC_JSON_SIZE, detect_format, parse_index, scan_layer, toc_member_in_tail,
