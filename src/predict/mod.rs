@@ -241,8 +241,7 @@ pub fn predict(
     };
     let eager = &replays[0];
     let total_compute = compute(eager, false) + compute(eager, true);
-    let (sweep, crossover_fraction, lazy_wins_below) =
-        sweep(image, &counts, w, total_compute, profile, opts);
+    let sweep = sweep(image, &counts, w, total_compute, profile, opts);
 
     let uncompressed = counts.uncompressed_bytes.max(1);
     let unique = unique_bytes(image, w);
@@ -310,9 +309,9 @@ pub fn predict(
         workload,
         strategies,
         recommendations,
-        crossover_fraction,
-        lazy_wins_below,
-        sweep,
+        crossover_fraction: sweep.crossover_fraction,
+        lazy_wins_below: sweep.lazy_wins_below,
+        sweep: sweep.points,
         prioritized_files,
         notes,
     }
@@ -410,6 +409,16 @@ fn sweep_order(image: &ImageFiles, w: &Workload) -> Vec<FileRef> {
     order
 }
 
+/// The working-set sweep: completion per strategy at each plotted fraction,
+/// and where lazy and eager tie.
+struct Sweep {
+    points: Vec<SweepPoint>,
+    /// Working-set fraction where lazy and eager completion tie (None: no tie in [0, 1]).
+    crossover_fraction: Option<f64>,
+    /// Which wins on completion below the crossover (or everywhere without one).
+    lazy_wins_below: bool,
+}
+
 /// Completion vs working-set fraction for each strategy, and where lazy and
 /// eager tie. The synthetic workload of fraction `f` reads the files of
 /// [`sweep_order`], chunk by chunk, until `f` of the image's uncompressed
@@ -423,47 +432,20 @@ fn sweep(
     compute: f64,
     profile: &Profile,
     opts: &PredictOptions,
-) -> (Vec<SweepPoint>, Option<f64>, bool) {
-    let order = sweep_order(image, w);
-    // Steps of the synthetic workload: each file of the order, one eStargz
-    // chunk at a time (whole when it has no chunks), opened at its first
-    // step, so the working set grows in chunk-sized steps, not file-sized ones.
-    let mut steps: Vec<(FileRef, u64, u64, bool)> = Vec::new();
-    for &r in &order {
-        let f = image.file(r);
-        if f.chunks.is_empty() {
-            steps.push((r, 0, f.size, true));
-        } else {
-            for (i, c) in f.chunks.iter().enumerate() {
-                steps.push((r, c.offset, c.size, i == 0));
-            }
-        }
-    }
-    // Cumulative bytes at each prefix.
-    let mut cum_bytes = Vec::with_capacity(steps.len() + 1);
-    cum_bytes.push(0u64);
-    for s in &steps {
-        let last = *cum_bytes.last().unwrap_or(&0);
-        cum_bytes.push(last + s.2);
-    }
-    let total = image.uncompressed_size() as f64;
-    // Number of steps read for fraction f: the shortest prefix reaching f·total.
-    let files_for = |f: f64| -> usize {
-        let target = (f * total).ceil() as u64;
-        cum_bytes.partition_point(|&b| b < target).min(steps.len())
-    };
+) -> Sweep {
+    let steps = SweepSteps::new(image, w);
     let n = opts.sweep_points.max(2);
     let fractions: Vec<f64> = (0..n).map(|i| i as f64 / (n - 1) as f64).collect();
     // Prefixes whose full cost (for intervals) the grid needs; every other
     // prefix keeps only its point value (the crossover search).
-    let grid: Vec<usize> = fractions.iter().map(|&f| files_for(f)).collect();
+    let grid: Vec<usize> = fractions.iter().map(|&f| steps.steps_for(f)).collect();
     let mut wanted = grid.clone();
     wanted.sort_unstable();
     wanted.dedup();
-    let prefix: Vec<(Strategy, Vec<f64>, Vec<Cost>)> = Strategy::ALL
+    let prefixes: Vec<StrategyPrefixes> = Strategy::ALL
         .iter()
         .map(|&st| {
-            let mut rp = replay::Replayer::new(
+            let rp = replay::Replayer::new(
                 image,
                 counts,
                 st,
@@ -472,41 +454,7 @@ fn sweep(
                 profile,
                 false,
             );
-            let mut values = Vec::with_capacity(steps.len() + 1);
-            let mut kept = Vec::with_capacity(wanted.len());
-            // Prefixes arrive in order, as `wanted` is sorted: a cursor, not a search.
-            let mut next = wanted.iter().peekable();
-            let mut keep = |k: usize, c: Cost, values: &mut Vec<f64>| {
-                values.push(c.value(profile));
-                if next.next_if_eq(&&k).is_some() {
-                    kept.push(c);
-                }
-            };
-            keep(0, rp.replay.completion(), &mut values);
-            for (i, &(f, offset, len, open)) in steps.iter().enumerate() {
-                if open {
-                    let a = workload::Access {
-                        t_ns: 0,
-                        dur_ns: 0,
-                        file: f,
-                        kind: workload::AccessKind::Open,
-                        offset: 0,
-                        len: 0,
-                    };
-                    rp.access(&a, true);
-                }
-                let a = workload::Access {
-                    t_ns: 0,
-                    dur_ns: 0,
-                    file: f,
-                    kind: workload::AccessKind::Read,
-                    offset,
-                    len,
-                };
-                rp.access(&a, true);
-                keep(i + 1, rp.replay.completion(), &mut values);
-            }
-            (st, values, kept)
+            steps.replay(st, rp, &wanted, profile)
         })
         .collect();
     let points: Vec<SweepPoint> = fractions
@@ -516,31 +464,156 @@ fn sweep(
             let j = wanted.binary_search(k).unwrap_or(0);
             SweepPoint {
                 fraction,
-                completion: prefix
+                completion: prefixes
                     .iter()
-                    .map(|(s, _, kept)| {
-                        let mut c = kept[j];
+                    .map(|p| {
+                        let mut c = p.kept[j];
                         c.constant_s += compute;
-                        (*s, c.estimate(profile))
+                        (p.strategy, c.estimate(profile))
                     })
                     .collect(),
             }
         })
         .collect();
-    let diff = |f: f64| -> f64 {
-        let k = files_for(f);
-        let get = |s: Strategy| {
-            prefix
-                .iter()
-                .find(|(x, _, _)| *x == s)
-                .map(|(_, v, _)| v[k])
-                .unwrap_or(0.0)
+    let diff = |f: f64| lazy_minus_eager(&prefixes, steps.steps_for(f));
+    Sweep {
+        crossover_fraction: crossover(&points, diff),
+        lazy_wins_below: diff(0.0) < 0.0,
+        points,
+    }
+}
+
+/// One step of the sweep's synthetic workload: `len` bytes at `offset` of
+/// `file`, opening it first when `opens`.
+struct SweepStep {
+    file: FileRef,
+    offset: u64,
+    len: u64,
+    opens: bool,
+}
+
+/// The sweep's steps and the bytes each prefix of them reads.
+struct SweepSteps {
+    steps: Vec<SweepStep>,
+    /// Bytes read by the first k steps, k = 0..=steps.len().
+    cum_bytes: Vec<u64>,
+    /// The image's uncompressed bytes.
+    total: f64,
+}
+
+impl SweepSteps {
+    /// Each file of the order, one eStargz chunk at a time (whole when it has
+    /// no chunks), opened at its first step, so the working set grows in
+    /// chunk-sized steps, not file-sized ones.
+    fn new(image: &ImageFiles, w: &Workload) -> Self {
+        let mut steps = Vec::new();
+        for &file in &sweep_order(image, w) {
+            let f = image.file(file);
+            if f.chunks.is_empty() {
+                steps.push(SweepStep {
+                    file,
+                    offset: 0,
+                    len: f.size,
+                    opens: true,
+                });
+            } else {
+                for (i, c) in f.chunks.iter().enumerate() {
+                    steps.push(SweepStep {
+                        file,
+                        offset: c.offset,
+                        len: c.size,
+                        opens: i == 0,
+                    });
+                }
+            }
+        }
+        let mut cum_bytes = Vec::with_capacity(steps.len() + 1);
+        cum_bytes.push(0u64);
+        for s in &steps {
+            let last = *cum_bytes.last().unwrap_or(&0);
+            cum_bytes.push(last + s.len);
+        }
+        SweepSteps {
+            steps,
+            cum_bytes,
+            total: image.uncompressed_size() as f64,
+        }
+    }
+
+    /// Number of steps read for fraction f: the shortest prefix reaching f·total.
+    fn steps_for(&self, f: f64) -> usize {
+        let target = (f * self.total).ceil() as u64;
+        self.cum_bytes
+            .partition_point(|&b| b < target)
+            .min(self.steps.len())
+    }
+
+    /// Replay every step with `rp`: the completion's point value after each
+    /// prefix, and the full cost after the `wanted` (sorted) ones.
+    fn replay(
+        &self,
+        strategy: Strategy,
+        mut rp: replay::Replayer<'_>,
+        wanted: &[usize],
+        profile: &Profile,
+    ) -> StrategyPrefixes {
+        let mut out = StrategyPrefixes {
+            strategy,
+            values: Vec::with_capacity(self.steps.len() + 1),
+            kept: Vec::with_capacity(wanted.len()),
         };
-        get(Strategy::Lazy) - get(Strategy::Eager)
+        // Prefixes arrive in order, as `wanted` is sorted: a cursor, not a search.
+        let mut next = wanted.iter().peekable();
+        let mut keep = |k: usize, c: Cost, out: &mut StrategyPrefixes| {
+            out.values.push(c.value(profile));
+            if next.next_if_eq(&&k).is_some() {
+                out.kept.push(c);
+            }
+        };
+        keep(0, rp.replay.completion(), &mut out);
+        for (i, s) in self.steps.iter().enumerate() {
+            let access = |kind, offset, len| workload::Access {
+                t_ns: 0,
+                dur_ns: 0,
+                file: s.file,
+                kind,
+                offset,
+                len,
+            };
+            if s.opens {
+                rp.access(&access(workload::AccessKind::Open, 0, 0), true);
+            }
+            rp.access(&access(workload::AccessKind::Read, s.offset, s.len), true);
+            keep(i + 1, rp.replay.completion(), &mut out);
+        }
+        out
+    }
+}
+
+/// One strategy's completion after each prefix of the sweep's steps.
+struct StrategyPrefixes {
+    strategy: Strategy,
+    /// Point values (s), one per prefix.
+    values: Vec<f64>,
+    /// Full costs of the prefixes the grid needs, in order.
+    kept: Vec<Cost>,
+}
+
+/// Lazy minus eager completion (s) after the first `k` steps.
+fn lazy_minus_eager(prefixes: &[StrategyPrefixes], k: usize) -> f64 {
+    let get = |s: Strategy| {
+        prefixes
+            .iter()
+            .find(|p| p.strategy == s)
+            .map(|p| p.values[k])
+            .unwrap_or(0.0)
     };
-    let lazy_wins_below = diff(0.0) < 0.0;
-    // First sign change on the grid, then bisection inside it.
-    let mut crossover = None;
+    get(Strategy::Lazy) - get(Strategy::Eager)
+}
+
+/// Where `diff` changes sign: the first sign change on the grid, then
+/// bisection inside it.
+fn crossover(points: &[SweepPoint], diff: impl Fn(f64) -> f64) -> Option<f64> {
     for win in points.windows(2) {
         let (a, b) = (diff(win[0].fraction), diff(win[1].fraction));
         if (a < 0.0) != (b < 0.0) {
@@ -553,11 +626,10 @@ fn sweep(
                     hi = mid;
                 }
             }
-            crossover = Some(0.5 * (lo + hi));
-            break;
+            return Some(0.5 * (lo + hi));
         }
     }
-    (points, crossover, lazy_wins_below)
+    None
 }
 
 /// Distinct bytes of the image the workload read (merged ranges per file).
