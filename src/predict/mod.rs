@@ -231,21 +231,54 @@ pub fn predict(
         .cloned()
         .collect();
     let recommendations = recommend(&recommendable);
-    let compute = |r: &Replay, after: bool| -> f64 {
+    let eager = &replays[0];
+    let workload = summarize_workload(image, &counts, w, eager);
+    let total_compute = workload.compute_before_ready_s + workload.compute_after_ready_s;
+    let sweep = sweep(image, &counts, w, total_compute, profile, opts);
+    let notes = prediction_notes(image, w, opts, contention);
+    let prioritized_files = w
+        .startup_files
+        .iter()
+        .map(|f| format!("/{}", image.file(*f).path))
+        .collect();
+    let rule_of_thumb = rule_of_thumb(
+        workload.working_set_fraction,
+        &recommendations,
+        &recommendable,
+    );
+    Prediction {
+        image: counts,
+        rule_of_thumb,
+        workload,
+        strategies,
+        recommendations,
+        crossover_fraction: sweep.crossover_fraction,
+        lazy_wins_below: sweep.lazy_wins_below,
+        sweep: sweep.points,
+        prioritized_files,
+        notes,
+    }
+}
+
+/// The workload as the model saw it; compute time and bytes read from the
+/// eager replay.
+fn summarize_workload(
+    image: &ImageFiles,
+    counts: &ImageCounts,
+    w: &Workload,
+    eager: &Replay,
+) -> WorkloadSummary {
+    let compute = |after: bool| -> f64 {
         let parts = if after {
-            &r.after_ready
+            &eager.after_ready
         } else {
-            &r.before_ready
+            &eager.before_ready
         };
         parts[Part::Compute as usize].constant_s
     };
-    let eager = &replays[0];
-    let total_compute = compute(eager, false) + compute(eager, true);
-    let sweep = sweep(image, &counts, w, total_compute, profile, opts);
-
     let uncompressed = counts.uncompressed_bytes.max(1);
     let unique = unique_bytes(image, w);
-    let workload = WorkloadSummary {
+    WorkloadSummary {
         events: w.events,
         accesses: w.accesses.len() as u64,
         files_touched: w.touched_files.len() as u64,
@@ -253,11 +286,20 @@ pub fn predict(
         bytes_read: Bytes(eager.counts.bytes_read),
         working_set_fraction: unique as f64 / uncompressed as f64,
         has_ready: w.ready_ns.is_some(),
-        compute_before_ready_s: compute(eager, false),
-        compute_after_ready_s: compute(eager, true),
+        compute_before_ready_s: compute(false),
+        compute_after_ready_s: compute(true),
         missing_count: w.missing_count,
         missing_paths: w.missing_paths.clone(),
-    };
+    }
+}
+
+/// What the reader of a prediction should know about its inputs.
+fn prediction_notes(
+    image: &ImageFiles,
+    w: &Workload,
+    opts: &PredictOptions,
+    contention: Option<String>,
+) -> Vec<String> {
     let mut notes = Vec::new();
     if w.ready_ns.is_none() {
         notes.push("the trace has no `ready` marker: cold start is the whole run".to_string());
@@ -277,11 +319,16 @@ pub fn predict(
     if let Some(n) = contention {
         notes.push(n);
     }
-    let prioritized_files = w
-        .startup_files
-        .iter()
-        .map(|f| format!("/{}", image.file(*f).path))
-        .collect();
+    notes
+}
+
+/// The rule of thumb's verdict against the recommended fastest completion;
+/// a close call when eager's and the best lazy strategy's intervals overlap.
+fn rule_of_thumb(
+    working_set_fraction: f64,
+    recommendations: &[Recommendation],
+    recommendable: &[StrategyPrediction],
+) -> RuleOfThumb {
     let best_completion = recommendations
         .iter()
         .find(|r| r.objective == Objective::FastestCompletion)
@@ -301,20 +348,7 @@ pub fn predict(
         (Some(e), Some(l)) => e.low <= l.high && l.low <= e.high,
         _ => false,
     };
-    let rule_of_thumb =
-        RuleOfThumb::judge(workload.working_set_fraction, best_completion, close_call);
-    Prediction {
-        image: counts,
-        rule_of_thumb,
-        workload,
-        strategies,
-        recommendations,
-        crossover_fraction: sweep.crossover_fraction,
-        lazy_wins_below: sweep.lazy_wins_below,
-        sweep: sweep.points,
-        prioritized_files,
-        notes,
-    }
+    RuleOfThumb::judge(working_set_fraction, best_completion, close_call)
 }
 
 fn replay_all(
