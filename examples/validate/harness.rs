@@ -10,7 +10,7 @@
 //! the measurements (`Config::calibrate`). With `Config::prefetch`, each
 //! workload's lazy+prefetch image (`advise --prefetch-list`, `image build
 //! --prioritize`) is measured too. Shared by `cargo run --example validate`
-//! (the results page) and the lab test `tests/validate_lab.rs`.
+//! (the results page) and the lab test `tests/it/validate_lab.rs`.
 #![allow(dead_code)]
 use advisor::units::median;
 use anyhow::{Context, bail};

@@ -3,7 +3,7 @@
 //! mid-run. Each ends with `lab/lab up` (restarting what was killed) and
 //! checks that no container, task, snapshot, lease, lab mount or FUSE
 //! connection is left and that the runs measured so far were kept (the
-//! helpers are in tests/common/faults.rs; tests/it/fault_matrix.rs has the
+//! helpers are in tests/it/common/faults.rs; tests/it/fault_matrix.rs has the
 //! other faults). `#[ignore]`d in the parallel run;
 //! `lab/test` runs them serially (`--ignored --test-threads=1`).
 use crate::common;

@@ -1,11 +1,11 @@
 //! Bad layers give clear errors naming the layer and what is wrong, and they
 //! are the user's to fix (exit code 1), never a panic.
-use advisor::exit::exit_code;
 use advisor::estargz::footer::footer_bytes;
 use advisor::estargz::reader::read_index;
 use advisor::estargz::toc::{TOC_TAR_NAME, Toc};
 use advisor::estargz::writer::{EntryHeader, EstargzWriter, WriterOptions};
 use advisor::estargz::{Error, sha256_digest};
+use advisor::exit::exit_code;
 use std::io::{Cursor, Write};
 
 const LAYER: &str = "sha256:ab12cd34";

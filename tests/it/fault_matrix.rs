@@ -6,7 +6,7 @@
 //! file; an interrupted trace is either complete up to the signal or not
 //! written), and, with the lab restored, that nothing is left: no container,
 //! task, snapshot or lease in advisor's namespace, no lab or recorder mount,
-//! no FUSE connection advisor opened (tests/common/faults.rs). Disruptive:
+//! no FUSE connection advisor opened (tests/it/common/faults.rs). Disruptive:
 //! `lab/test` runs them serially; docs/results.md has the matrix and its time.
 use crate::common;
 

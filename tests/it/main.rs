@@ -7,7 +7,6 @@
 //! own directory. End-to-end tests hold the lab through [`common::lab`], which
 //! keeps the tests of one file from overlapping those of another (as when each
 //! file was its own binary, run one after another).
-#[path = "../common/mod.rs"]
 mod common;
 mod estargz_fixtures;
 
@@ -35,3 +34,4 @@ mod registry_scripted;
 mod trace_cli;
 mod trace_lab;
 mod trace_record;
+mod validate_lab;

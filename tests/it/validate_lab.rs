@@ -16,8 +16,8 @@
 //! right. A miss fails only when a second, independent attempt misses too
 //! ([`ATTEMPTS`]). `cargo run --example validate` runs the same harness for
 //! docs/results.md.
-mod common;
-#[path = "../examples/validate/harness.rs"]
+use crate::common;
+#[path = "../../examples/validate/harness.rs"]
 mod harness;
 
 const TOLERANCE: f64 = 0.30;
