@@ -95,20 +95,14 @@ fn strace_with_y_and_full_filter_gives_exact_reads() {
 fn strace_with_the_minimal_filter_reports_what_it_cannot_see() {
     let dir = tempfile::tempdir().unwrap();
     let out_path = dir.path().join("min.jsonl");
-    let out = common::advisor()
-        .args([
-            "trace", "import", "--from", "strace", "--format", "json", "-o",
-        ])
-        .arg(&out_path)
-        .arg(fixture("busybox-minimal.strace"))
-        .output()
-        .unwrap();
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
+    let s: serde_json::Value = common::run_json(
+        common::advisor()
+            .args([
+                "trace", "import", "--from", "strace", "--format", "json", "-o",
+            ])
+            .arg(&out_path)
+            .arg(fixture("busybox-minimal.strace")),
     );
-    let s: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
     // dd reads through a dup2'ed stdin and lseek, neither traced here.
     assert_eq!(s["reads_on_unknown_fds"], 2);
     assert_eq!(s["exit_status"], 3);
@@ -199,27 +193,15 @@ fn synth_is_deterministic_and_reads_the_working_set() {
     let dir = tempfile::tempdir().unwrap();
     let make = |name: &str, seed: &str| {
         let p = dir.path().join(name);
-        let out = common::advisor()
-            .args(["trace", "synth", "--format", "json", "--files"])
-            .arg(fixture("trace-fixture.files.json"))
-            .args([
-                "--working-set",
-                "50%",
-                "--pattern",
-                "random",
-                "--seed",
-                seed,
-            ])
-            .args(["--read-size", "64KiB", "--ready-at", "0.5", "-o"])
-            .arg(&p)
-            .output()
-            .unwrap();
-        assert!(
-            out.status.success(),
-            "{}",
-            String::from_utf8_lossy(&out.stderr)
+        let summary: serde_json::Value = common::run_json(
+            common::advisor()
+                .args(["trace", "synth", "--format", "json", "--files"])
+                .arg(fixture("trace-fixture.files.json"))
+                .args(["--working-set", "50%", "--pattern", "random"])
+                .args(["--seed", seed, "--read-size", "64KiB", "--ready-at", "0.5"])
+                .arg("-o")
+                .arg(&p),
         );
-        let summary: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
         (std::fs::read(&p).unwrap(), summary)
     };
     let (a, summary) = make("a.jsonl", "7");
