@@ -227,18 +227,7 @@ impl Importer {
         self.summary.lines = line_no;
         let line = line.trim_end_matches(['\n', '\r']);
         if let Some(m) = line.strip_prefix("strace: ") {
-            if let Some(n) = m
-                .strip_prefix("Process ")
-                .and_then(|r| r.strip_suffix(" attached"))
-                .and_then(|n| n.trim().parse::<u32>().ok())
-            {
-                if self.root_pid.is_none() {
-                    self.root_pid = Some(n);
-                    self.unprefixed_pid = n;
-                } else {
-                    self.attached.insert(n);
-                }
-            }
+            self.strace_message(m);
             return Ok(());
         }
         if line.trim().is_empty() {
@@ -249,36 +238,86 @@ impl Importer {
             self.skip(line_no, line);
             return Ok(());
         };
-        let ts = match self.parse_ts(ts_tok) {
-            Ok(ts) => ts,
-            Err(TsError::NotATimestamp) => {
-                if looks_like_syscall(rest) {
-                    return Err(self.err(
-                        line_no,
-                        "has no timestamp; record with `strace -f -tt` (or -ttt) so events can be \
-                         timed",
-                    ));
-                }
+        let Some(ts) = self.timestamp(line_no, ts_tok, rest)? else {
+            self.skip(line_no, line);
+            return Ok(());
+        };
+        let pid = self.process(pid);
+        let body = body.trim_start();
+        if body.starts_with("---") {
+            return Ok(()); // signal delivery
+        }
+        if let Some(x) = body.strip_prefix("+++ ") {
+            return self.process_exit(pid, ts, x, sink);
+        }
+        if let Some(r) = body.strip_prefix("<... ") {
+            let Some((name, tail)) = r.split_once(" resumed>") else {
+                self.skip(line_no, line);
+                return Ok(());
+            };
+            return self.resumed(pid, name, tail, sink);
+        }
+        if let Some(head) = body.strip_suffix("<unfinished ...>") {
+            if !looks_like_syscall(head) {
                 self.skip(line_no, line);
                 return Ok(());
             }
-            Err(TsError::Seconds) => {
-                return Err(self.err(
-                    line_no,
-                    format!(
-                        "timestamp `{ts_tok}` has no sub-second part; record with `strace -tt` or \
-                         `-ttt`, not `-t`"
-                    ),
-                ));
+            self.unfinished(line_no, pid, ts, head);
+            return Ok(());
+        }
+        if !looks_like_syscall(body) {
+            self.skip(line_no, line);
+            return Ok(());
+        }
+        self.complete(line_no, pid, ts, body, sink)
+    }
+
+    /// `strace: Process N attached`: the first names the root process, the
+    /// others processes strace attached to (not the root's alias).
+    fn strace_message(&mut self, m: &str) {
+        if let Some(n) = m
+            .strip_prefix("Process ")
+            .and_then(|r| r.strip_suffix(" attached"))
+            .and_then(|n| n.trim().parse::<u32>().ok())
+        {
+            if self.root_pid.is_none() {
+                self.root_pid = Some(n);
+                self.unprefixed_pid = n;
+            } else {
+                self.attached.insert(n);
             }
-            Err(TsError::Mixed) => {
-                return Err(self.err(
-                    line_no,
-                    format!("timestamp `{ts_tok}` mixes -tt and -ttt formats in one file"),
-                ));
-            }
-        };
-        let pid = match pid {
+        }
+    }
+
+    /// The line's time (ns since the first line); None when `ts_tok` is no
+    /// timestamp and the line (`rest`) no system call, so it is skipped.
+    fn timestamp(&mut self, line_no: u64, ts_tok: &str, rest: &str) -> Result<Option<u64>, Error> {
+        match self.parse_ts(ts_tok) {
+            Ok(ts) => Ok(Some(ts)),
+            Err(TsError::NotATimestamp) if looks_like_syscall(rest) => Err(self.err(
+                line_no,
+                "has no timestamp; record with `strace -f -tt` (or -ttt) so events can be \
+                 timed",
+            )),
+            Err(TsError::NotATimestamp) => Ok(None),
+            Err(TsError::Seconds) => Err(self.err(
+                line_no,
+                format!(
+                    "timestamp `{ts_tok}` has no sub-second part; record with `strace -tt` or \
+                     `-ttt`, not `-t`"
+                ),
+            )),
+            Err(TsError::Mixed) => Err(self.err(
+                line_no,
+                format!("timestamp `{ts_tok}` mixes -tt and -ttt formats in one file"),
+            )),
+        }
+    }
+
+    /// The process a line belongs to (its `[pid N]` prefix, or none: the
+    /// root), counted the first time it is seen.
+    fn process(&mut self, prefix: Option<u32>) -> u32 {
+        let pid = match prefix {
             None => self.unprefixed_pid,
             Some(p) if self.root_alias == Some(p) => self.unprefixed_pid,
             Some(p) => {
@@ -301,50 +340,41 @@ impl Importer {
         if self.pids.insert(pid) {
             self.summary.processes += 1;
         }
-        let body = body.trim_start();
-        if body.starts_with("---") {
-            return Ok(()); // signal delivery
-        }
-        if let Some(x) = body.strip_prefix("+++ ") {
-            return self.process_exit(pid, ts, x, sink);
-        }
-        if let Some(r) = body.strip_prefix("<... ") {
-            let Some((name, tail)) = r.split_once(" resumed>") else {
-                self.skip(line_no, line);
-                return Ok(());
-            };
-            let Some(p) = self.pending.remove(&pid) else {
-                self.summary.unmatched_resumes += 1;
-                return Ok(());
-            };
-            if !p.text.starts_with(name) {
-                self.summary.unmatched_resumes += 1;
-                return Ok(());
-            }
-            let full = format!("{}{}", p.text, tail);
-            return self.complete(p.line, pid, p.ts, &full, sink);
-        }
-        if let Some(head) = body.strip_suffix("<unfinished ...>") {
-            if !looks_like_syscall(head) {
-                self.skip(line_no, line);
-                return Ok(());
-            }
-            let replaced = self.pending.insert(
-                pid,
-                Pending {
-                    ts,
-                    line: line_no,
-                    text: head.trim_end().to_string(),
-                },
-            );
-            self.summary.never_resumed += u64::from(replaced.is_some());
+        pid
+    }
+
+    /// `<... name resumed> tail`: the process's unfinished call, completed.
+    fn resumed(
+        &mut self,
+        pid: u32,
+        name: &str,
+        tail: &str,
+        sink: &mut Sink<'_>,
+    ) -> Result<(), Error> {
+        let Some(p) = self.pending.remove(&pid) else {
+            self.summary.unmatched_resumes += 1;
+            return Ok(());
+        };
+        if !p.text.starts_with(name) {
+            self.summary.unmatched_resumes += 1;
             return Ok(());
         }
-        if !looks_like_syscall(body) {
-            self.skip(line_no, line);
-            return Ok(());
-        }
-        self.complete(line_no, pid, ts, body, sink)
+        let full = format!("{}{}", p.text, tail);
+        self.complete(p.line, pid, p.ts, &full, sink)
+    }
+
+    /// `head <unfinished ...>`: kept until its `<... resumed>`; one the
+    /// process left unfinished before it is never completed.
+    fn unfinished(&mut self, line_no: u64, pid: u32, ts: u64, head: &str) {
+        let replaced = self.pending.insert(
+            pid,
+            Pending {
+                ts,
+                line: line_no,
+                text: head.trim_end().to_string(),
+            },
+        );
+        self.summary.never_resumed += u64::from(replaced.is_some());
     }
 
     /// End of input: returns the summary. Errors if nothing was strace output.
