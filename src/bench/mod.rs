@@ -46,7 +46,7 @@ pub const MIN_COLD_FRACTION: f64 = 0.5;
 
 /// Cold: every run pulls from scratch. Warm: one pull, then every run starts a
 /// new container from it.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, clap::ValueEnum)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "lowercase")]
 pub enum Mode {
     Cold,

@@ -1,6 +1,5 @@
 //! `advisor bench` arguments.
-use crate::bench::Mode;
-use clap::Args;
+use clap::{Args, ValueEnum};
 use std::path::PathBuf;
 
 /// Time real eager (overlayfs) or lazy (stargz) pulls and container starts
@@ -20,8 +19,8 @@ pub struct BenchArgs {
     /// namespace, snapshots and the snapshotter's caches removed first;
     /// refused when a namespace that is not advisor's holds the image, see --force);
     /// `warm`: pull once, then every run starts a new container from it.
-    #[arg(long, value_enum, default_value_t = Mode::Cold)]
-    pub mode: Mode,
+    #[arg(long, value_enum, default_value_t = BenchMode::Cold)]
+    pub mode: BenchMode,
 
     /// Measured runs.
     #[arg(short = 'n', long = "runs", default_value_t = 5, value_name = "N")]
@@ -81,4 +80,11 @@ pub struct BenchArgs {
     /// Command to run instead of the image's (replaces entrypoint and cmd, as `ctr run`).
     #[arg(last = true, value_name = "CMD")]
     pub command: Vec<String>,
+}
+
+/// `--mode`; commands/bench.rs translates it into the bench's own `Mode`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum BenchMode {
+    Cold,
+    Warm,
 }

@@ -1,5 +1,5 @@
 //! Arguments of `advisor trace …`.
-use crate::trace::synth::{Pattern, WorkingSet, parse_size};
+use crate::trace::synth::{WorkingSet, parse_size};
 use clap::{Args, Subcommand, ValueEnum};
 use std::path::PathBuf;
 
@@ -80,6 +80,20 @@ pub struct ImportArgs {
     pub ready_after: Option<u64>,
 }
 
+/// `--pattern`; commands/trace.rs translates it into `trace::synth::Pattern`.
+/// The doc comments are the help text of each value.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum SynthPattern {
+    /// Files in TOC (layer, then archive) order, each read front to back.
+    Sequential,
+    /// Files picked at random; their `read_size` blocks read in random order
+    /// across all of them.
+    Random,
+    /// The smallest files first (many files, few bytes each), each read whole,
+    /// in random order.
+    ManySmall,
+}
+
 #[derive(Debug, Clone, Args)]
 pub struct SynthArgs {
     #[command(flatten)]
@@ -91,7 +105,7 @@ pub struct SynthArgs {
 
     /// Access pattern.
     #[arg(long, value_enum)]
-    pub pattern: Pattern,
+    pub pattern: SynthPattern,
 
     /// Bytes per read.
     #[arg(long, value_name = "SIZE", default_value = "128KiB", value_parser = parse_size)]

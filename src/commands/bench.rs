@@ -6,9 +6,9 @@
 //! abandoned, everything it created is deleted, and what was measured is
 //! reported before advisor exits with code 1.
 use crate::bench::real::{RealEngine, RealSettings};
-use crate::bench::{BenchReport, BenchSettings, Observer, Role, RunRecord};
+use crate::bench::{BenchReport, BenchSettings, Mode, Observer, Role, RunRecord};
 use crate::cli::GlobalArgs;
-use crate::cli::bench::BenchArgs;
+use crate::cli::bench::{BenchArgs, BenchMode};
 use crate::containerd::pull::Method;
 use crate::containerd::{self, Connection};
 use crate::printer::Printer;
@@ -29,7 +29,7 @@ pub fn settings(args: &BenchArgs) -> anyhow::Result<(BenchSettings, RealSettings
         image: args.image.clone(),
         method,
         snapshotter: args.snapshotter.clone(),
-        mode: args.mode,
+        mode: mode(args.mode),
         runs: args.runs,
         warmup: args.warmup,
         ready,
@@ -53,6 +53,14 @@ pub fn settings(args: &BenchArgs) -> anyhow::Result<(BenchSettings, RealSettings
     Ok((bench, real))
 }
 
+/// The bench's own mode for `--mode`.
+pub(crate) fn mode(m: BenchMode) -> Mode {
+    match m {
+        BenchMode::Cold => Mode::Cold,
+        BenchMode::Warm => Mode::Warm,
+    }
+}
+
 pub async fn run(global: &GlobalArgs, args: &BenchArgs, printer: &Printer) -> anyhow::Result<()> {
     let (bench, real) = settings(args)?;
     if bench.method == Method::Lazy
@@ -70,11 +78,7 @@ pub async fn run(global: &GlobalArgs, args: &BenchArgs, printer: &Printer) -> an
     if bench.method == Method::Lazy && real.stargz_metrics.is_none() {
         printer.warn("no stargz metrics endpoint (--stargz-metrics / ADVISOR_STARGZ_METRICS): lazy bytes come from procfs and coldness cannot be checked per layer");
     }
-    let mut engine = RealEngine::new(
-        conn,
-        real,
-        crate::registry::RegistryOptions::from_global(global),
-    )?;
+    let mut engine = RealEngine::new(conn, real, super::registry_options(global))?;
     let (rx, signals) = super::interrupt_switch();
     let observer = Progress::new(printer, &bench, args.output.clone())?;
     let (report, error) = crate::bench::run_bench(&mut engine, &bench, &observer, rx).await;

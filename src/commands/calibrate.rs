@@ -60,7 +60,7 @@ fn settings(global: &GlobalArgs, args: &CalibrateArgs, runs_file: PathBuf) -> Ru
         address: global.address.clone(),
         namespace: global.namespace.clone(),
         registry: args.registry.clone().unwrap_or_default(),
-        registry_options: crate::registry::RegistryOptions::from_global(global),
+        registry_options: super::registry_options(global),
         lazy_reset: args.lazy_reset_cmd.clone(),
         stargz_metrics: args.stargz_metrics.clone(),
         runs_file,

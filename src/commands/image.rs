@@ -14,7 +14,7 @@ use crate::image::plan::{self, Plan};
 use crate::image::push::{self, Targets};
 use crate::image::spec::{self, Base, Spec};
 use crate::printer::Printer;
-use crate::registry::{RegistryClient, RegistryOptions};
+use crate::registry::RegistryClient;
 use crate::units::{Bytes, Seconds};
 use anyhow::Context;
 use indicatif::{MultiProgress, ProgressBar, ProgressDrawTarget, ProgressStyle};
@@ -194,7 +194,7 @@ async fn build_cmd(global: &GlobalArgs, a: &BuildArgs, printer: &Printer) -> any
     let pushed = match &b.targets {
         Some(t) => {
             printer.note(&format!("pushing {} and {}", t.gzip, t.estargz));
-            let client = RegistryClient::new(RegistryOptions::from_global(global))?;
+            let client = RegistryClient::new(super::registry_options(global))?;
             let start = Instant::now();
             push::push(&client, &built, t).await?;
             Some((start.elapsed().as_secs_f64(), client.stats().bytes_sent))
@@ -271,7 +271,7 @@ async fn inspect_cmd(
     a: &InspectArgs,
     printer: &Printer,
 ) -> anyhow::Result<()> {
-    let client = RegistryClient::new(RegistryOptions::from_global(global))?;
+    let client = RegistryClient::new(super::registry_options(global))?;
     let insp = inspect(&client, &a.reference, InspectOptions { scan: a.scan }).await?;
     if printer.is_json() {
         printer.json(&insp)?;

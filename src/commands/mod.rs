@@ -1,5 +1,8 @@
 //! One module per subcommand. Each takes its resolved settings and the
 //! [`Printer`](crate::printer::Printer), computes first, renders after.
+//!
+//! Owns the translation of flags ([`crate::cli`]) into each stage's own option
+//! structs: stages never see a CLI type.
 pub mod advise;
 pub mod bench;
 pub mod calibrate;
@@ -8,7 +11,18 @@ pub mod image;
 pub mod trace;
 
 use crate::bench::ReadySpec;
+use crate::cli::GlobalArgs;
 use crate::containerd::run::Readiness;
+use crate::registry::RegistryOptions;
+
+/// The registry client's options: its defaults (credentials and docker config
+/// from the environment) plus the global `--plain-http` flag.
+pub fn registry_options(global: &GlobalArgs) -> RegistryOptions {
+    RegistryOptions {
+        plain_http: global.plain_http,
+        ..RegistryOptions::default()
+    }
+}
 
 /// `--ready-line` / `--ready-path` into what the bench reports and what the
 /// runner waits for; neither: the exit.
@@ -59,4 +73,36 @@ pub fn interrupt_switch() -> (
         let _ = tx.send(true);
     });
     (rx, h)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use clap::{Parser, ValueEnum};
+
+    /// A CLI value and the stage value it is translated into have one name:
+    /// what the user typed is what the JSON output says.
+    fn same_names<C: ValueEnum, S: serde::Serialize>(translate: impl Fn(C) -> S) {
+        for v in C::value_variants() {
+            let typed = v.to_possible_value().unwrap().get_name().to_string();
+            let stage = serde_json::to_value(translate(v.clone())).unwrap();
+            assert_eq!(stage, serde_json::Value::String(typed));
+        }
+    }
+
+    #[test]
+    fn bench_mode_and_synth_pattern_keep_their_names() {
+        same_names(bench::mode);
+        same_names(trace::pattern);
+    }
+
+    #[test]
+    fn registry_options_carry_plain_http_only() {
+        let plain = crate::cli::Cli::parse_from(["advisor", "--plain-http", "doctor"]);
+        assert!(registry_options(&plain.global).plain_http);
+        let tls = crate::cli::Cli::parse_from(["advisor", "doctor"]);
+        let opts = registry_options(&tls.global);
+        assert!(!opts.plain_http);
+        assert_eq!(opts.max_retries, RegistryOptions::default().max_retries);
+    }
 }

@@ -5,7 +5,8 @@
 //! [`load_image_files`] (over `filetable::load_image_files`).
 use crate::cli::GlobalArgs;
 use crate::cli::trace::{
-    AnalyzeArgs, ImageSourceArgs, ImportArgs, ImportFrom, SynthArgs, TraceArgs, TraceCommand,
+    AnalyzeArgs, ImageSourceArgs, ImportArgs, ImportFrom, SynthArgs, SynthPattern, TraceArgs,
+    TraceCommand,
 };
 use crate::estargz::table::ImageFiles;
 use crate::printer::Printer;
@@ -39,7 +40,7 @@ pub async fn load_image_files(
     printer: &Printer,
 ) -> anyhow::Result<ImageFiles> {
     let opts = crate::filetable::LoadOptions {
-        registry: crate::registry::RegistryOptions::from_global(global),
+        registry: super::registry_options(global),
     };
     let loaded = crate::filetable::load_image_files(src, &opts).await?;
     for n in &loaded.notes {
@@ -149,6 +150,15 @@ fn import(a: &ImportArgs, printer: &Printer) -> anyhow::Result<()> {
     Ok(())
 }
 
+/// The synthesizer's own pattern for `--pattern`.
+pub(crate) fn pattern(p: SynthPattern) -> synth::Pattern {
+    match p {
+        SynthPattern::Sequential => synth::Pattern::Sequential,
+        SynthPattern::Random => synth::Pattern::Random,
+        SynthPattern::ManySmall => synth::Pattern::ManySmall,
+    }
+}
+
 async fn synth_cmd(global: &GlobalArgs, a: &SynthArgs, printer: &Printer) -> anyhow::Result<()> {
     let src = ImageSource::from_args(&a.source)?;
     if let ImageSource::Files(f) = &src {
@@ -156,7 +166,7 @@ async fn synth_cmd(global: &GlobalArgs, a: &SynthArgs, printer: &Printer) -> any
     }
     let opts = SynthOptions {
         working_set: a.working_set,
-        pattern: a.pattern,
+        pattern: pattern(a.pattern),
         read_size: a.read_size.max(1),
         seed: a.seed,
         ready_at: a.ready_at,
@@ -237,7 +247,7 @@ async fn record(
         ready,
         timeout: std::time::Duration::from_secs(a.timeout),
         output: a.output.clone(),
-        registry: crate::registry::RegistryOptions::from_global(global),
+        registry: super::registry_options(global),
         reference_run: !a.no_reference_run,
     };
     let conn =

@@ -125,16 +125,6 @@ impl Default for RegistryOptions {
     }
 }
 
-impl RegistryOptions {
-    /// Defaults plus the global `--plain-http` flag.
-    pub fn from_global(global: &crate::cli::GlobalArgs) -> Self {
-        RegistryOptions {
-            plain_http: global.plain_http,
-            ..Default::default()
-        }
-    }
-}
-
 /// Counters since the client was created. Bytes are HTTP body bytes (what a
 /// registry bills and what a range read costs), not headers or TLS framing.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize)]

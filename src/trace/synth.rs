@@ -11,7 +11,7 @@ use crate::estargz::toc::{NO_PREFETCH_LANDMARK, PREFETCH_LANDMARK, TOC_TAR_NAME}
 use serde::Serialize;
 
 /// How the working set is read.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, clap::ValueEnum)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
 #[serde(rename_all = "kebab-case")]
 pub enum Pattern {
     /// Files in TOC (layer, then archive) order, each read front to back.
