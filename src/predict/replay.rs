@@ -8,7 +8,7 @@
 //! point estimates.
 use super::cost::Cost;
 use super::workload::{Access, AccessKind, Workload};
-use crate::estargz::table::{FileKind, FileRef, ImageFiles};
+use crate::estargz::table::{FileKind, FileRef, ImageFiles, LayerFiles};
 use crate::profile::{Param, Profile};
 use crate::simulate::snapshotter::{BackgroundCursor, FetchConfig, ReadOutcome, Simulator};
 use serde::{Deserialize, Serialize};
@@ -207,6 +207,84 @@ pub fn gzip_estimate(image: &ImageFiles) -> u64 {
         .sum()
 }
 
+/// Eager: pull (download) and unpack the whole image, then start on overlayfs.
+fn eager_setup(r: &mut Replay, counts: &ImageCounts) {
+    let pull = r.part(false, Part::Pull);
+    pull.add(Param::EagerPullFixedS, 1.0);
+    pull.add(Param::EagerFetchSPerByte, counts.gzip_bytes as f64);
+    let unpack = r.part(false, Part::Unpack);
+    unpack.add(Param::UnpackPerLayerS, counts.layers as f64);
+    unpack.add(Param::UnpackSPerByte, counts.uncompressed_bytes as f64);
+    unpack.add(
+        Param::UnpackSPerInflatedByte,
+        counts.inflated_bytes() as f64,
+    );
+    unpack.add(Param::UnpackSPerFile, counts.entries as f64);
+    let start = r.part(false, Part::Start);
+    start.add(Param::StartOverlayS, 1.0);
+    start.add(Param::ProcessStartS, 1.0);
+    r.counts.network_bytes = counts.gzip_bytes;
+    r.counts.requests = counts.layers;
+    r.counts.disk_bytes = counts.gzip_bytes + counts.uncompressed_bytes;
+}
+
+/// Lazy and lazy+prefetch: mount every layer (downloading the ones that are
+/// not eStargz), prefetch (the startup set for lazy+prefetch, each layer's
+/// landmark range otherwise), start on stargz. Returns the simulator, with
+/// the mounts and prefetch in its cache.
+fn lazy_setup<'a>(
+    r: &mut Replay,
+    image: &'a ImageFiles,
+    counts: &ImageCounts,
+    startup: &[FileRef],
+    fetch: &FetchConfig,
+) -> Simulator<'a> {
+    let mut sim = Simulator::new(image, fetch.clone());
+    r.part(false, Part::Mount).add(Param::LazyPullFixedS, 1.0);
+    for (li, l) in image.layers.iter().enumerate() {
+        let o = sim.mount(li);
+        r.counts.network_bytes += o.network_bytes;
+        if l.format.is_lazy() {
+            r.part(false, Part::Mount).add(Param::MountPerLayerS, 1.0);
+            r.counts.requests += o.requests;
+        } else {
+            unmountable_layer(r, l);
+        }
+    }
+    r.part(false, Part::Mount)
+        .add(Param::MountPerEntryS, counts.toc_entries as f64);
+    let pre = if r.strategy == Strategy::LazyPrefetch {
+        sim.prefetch_files(startup)
+    } else {
+        let mut o = ReadOutcome::default();
+        for li in 0..image.layers.len() {
+            o += sim.prefetch(li);
+        }
+        o
+    };
+    add_fetch(r, false, Part::Prefetch, &pre);
+    let start = r.part(false, Part::Start);
+    start.add(Param::StartStargzS, 1.0);
+    start.add(Param::ProcessStartS, 1.0);
+    sim
+}
+
+/// A layer the snapshotter cannot mount: containerd downloads and unpacks it.
+fn unmountable_layer(r: &mut Replay, l: &LayerFiles) {
+    r.part(false, Part::Pull)
+        .add(Param::EagerFetchSPerByte, l.blob_size as f64);
+    let unpack = r.part(false, Part::Unpack);
+    unpack.add(Param::UnpackPerLayerS, 1.0);
+    unpack.add(Param::UnpackSPerByte, l.uncompressed_size as f64);
+    unpack.add(
+        Param::UnpackSPerInflatedByte,
+        l.uncompressed_size.saturating_sub(l.blob_size) as f64,
+    );
+    unpack.add(Param::UnpackSPerFile, l.files.len() as f64);
+    r.counts.requests += 1;
+    r.counts.disk_bytes += l.uncompressed_size;
+}
+
 /// Replays accesses one at a time under one strategy; [`eager`], [`lazy`]
 /// and the working-set sweep all drive it.
 pub struct Replayer<'a> {
@@ -239,66 +317,11 @@ impl<'a> Replayer<'a> {
         r.part(false, Part::Resolve).add(Param::ResolveS, 1.0);
         let sim = match strategy {
             Strategy::Eager => {
-                let pull = r.part(false, Part::Pull);
-                pull.add(Param::EagerPullFixedS, 1.0);
-                pull.add(Param::EagerFetchSPerByte, counts.gzip_bytes as f64);
-                let unpack = r.part(false, Part::Unpack);
-                unpack.add(Param::UnpackPerLayerS, counts.layers as f64);
-                unpack.add(Param::UnpackSPerByte, counts.uncompressed_bytes as f64);
-                unpack.add(
-                    Param::UnpackSPerInflatedByte,
-                    counts.inflated_bytes() as f64,
-                );
-                unpack.add(Param::UnpackSPerFile, counts.entries as f64);
-                let start = r.part(false, Part::Start);
-                start.add(Param::StartOverlayS, 1.0);
-                start.add(Param::ProcessStartS, 1.0);
-                r.counts.network_bytes = counts.gzip_bytes;
-                r.counts.requests = counts.layers;
-                r.counts.disk_bytes = counts.gzip_bytes + counts.uncompressed_bytes;
+                eager_setup(&mut r, counts);
                 None
             }
             Strategy::Lazy | Strategy::LazyPrefetch => {
-                let mut sim = Simulator::new(image, fetch.clone());
-                r.part(false, Part::Mount).add(Param::LazyPullFixedS, 1.0);
-                for (li, l) in image.layers.iter().enumerate() {
-                    let o = sim.mount(li);
-                    r.counts.network_bytes += o.network_bytes;
-                    if l.format.is_lazy() {
-                        r.part(false, Part::Mount).add(Param::MountPerLayerS, 1.0);
-                        r.counts.requests += o.requests;
-                    } else {
-                        // The snapshotter cannot mount it: containerd downloads and unpacks it.
-                        r.part(false, Part::Pull)
-                            .add(Param::EagerFetchSPerByte, l.blob_size as f64);
-                        let unpack = r.part(false, Part::Unpack);
-                        unpack.add(Param::UnpackPerLayerS, 1.0);
-                        unpack.add(Param::UnpackSPerByte, l.uncompressed_size as f64);
-                        unpack.add(
-                            Param::UnpackSPerInflatedByte,
-                            l.uncompressed_size.saturating_sub(l.blob_size) as f64,
-                        );
-                        unpack.add(Param::UnpackSPerFile, l.files.len() as f64);
-                        r.counts.requests += 1;
-                        r.counts.disk_bytes += l.uncompressed_size;
-                    }
-                }
-                r.part(false, Part::Mount)
-                    .add(Param::MountPerEntryS, counts.toc_entries as f64);
-                let pre = if strategy == Strategy::LazyPrefetch {
-                    sim.prefetch_files(startup)
-                } else {
-                    let mut o = ReadOutcome::default();
-                    for li in 0..image.layers.len() {
-                        o += sim.prefetch(li);
-                    }
-                    o
-                };
-                add_fetch(&mut r, false, Part::Prefetch, &pre);
-                let start = r.part(false, Part::Start);
-                start.add(Param::StartStargzS, 1.0);
-                start.add(Param::ProcessStartS, 1.0);
-                Some(sim)
+                Some(lazy_setup(&mut r, image, counts, startup, fetch))
             }
         };
         let sizes = if sim.is_none() {
