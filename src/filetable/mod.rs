@@ -1,22 +1,25 @@
 //! Where an image's file table comes from: a saved table (`--files FILE`,
 //! written by `image inspect --toc-out`) or an image reference read from its
-//! registry (`--image REF`: TOCs with ranged GETs, see [`inspect`]).
+//! registry (`--image REF`: TOCs with ranged GETs, see
+//! [`inspect`](mod@inspect)).
 //!
 //! Owns the one function every command uses to obtain a table
 //! ([`load_image_files`]: `trace`, `advise`), the checks a saved table must
 //! pass ([`saved`]), and the registry read of layers' formats and TOCs behind
-//! `advisor image inspect` ([`inspect`]). Takes its own [`LoadOptions`], never
-//! a CLI type, and returns what it learnt as data ([`Loaded::notes`]): it
-//! must not print, interpret traces or predict. Building images is `image`'s.
+//! `advisor image inspect` ([`inspect`](mod@inspect)). Takes its own
+//! [`LoadOptions`], never a CLI type, and returns what it learnt as data
+//! ([`Loaded::notes`]): it must not print, interpret traces or predict.
+//! Building images is `image`'s.
 //!
-//! - [`inspect`]: formats, TOCs and file tables over ranged GETs (and `--scan`).
+//! - [`inspect`](mod@inspect): formats, TOCs and file tables over ranged
+//!   GETs (and `--scan`).
 //! - [`saved`]: read and check a file-table JSON.
 pub mod inspect;
 pub mod saved;
 
 pub use saved::{parse_file_table, read_file_table};
 
-use crate::estargz::table::{ImageFiles, LayerFormat};
+use crate::estargz::table::ImageFiles;
 use crate::registry::{RegistryClient, RegistryOptions};
 use crate::units::Bytes;
 use inspect::{InspectOptions, LayerInspection, inspect};
@@ -89,7 +92,7 @@ fn not_estargz(r: &str, missing: &[&LayerInspection]) -> anyhow::Error {
                 "layer {} ({}) is {}",
                 l.index,
                 l.digest,
-                format_name(l.format)
+                l.format.described()
             )
         })
         .collect();
@@ -99,16 +102,4 @@ fn not_estargz(r: &str, missing: &[&LayerInspection]) -> anyhow::Error {
          with `advisor image inspect {r} --scan --toc-out FILE` and pass --files FILE",
         list.join(", ")
     ))
-}
-
-fn format_name(f: LayerFormat) -> &'static str {
-    use LayerFormat as F;
-    match f {
-        F::Estargz => "eStargz",
-        F::LegacyStargz => "legacy stargz",
-        F::Gzip => "gzip",
-        F::Zstd => "zstd",
-        F::Uncompressed => "an uncompressed tar",
-        F::Other => "of an unknown format",
-    }
 }

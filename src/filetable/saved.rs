@@ -3,7 +3,7 @@
 //! sizes an allocation or a total from it.
 //!
 //! Owns the messages that name the file and say how to re-create it. Must
-//! not read a registry (that is [`super::inspect`]) or print.
+//! not read a registry (that is [`inspect`](mod@super::inspect)) or print.
 use crate::estargz::table::{FILE_TABLE_VERSION, ImageFiles};
 use anyhow::Context;
 use std::io::BufReader;
