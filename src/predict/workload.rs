@@ -14,7 +14,7 @@
 //! states the recorder's overhead per open and per read, each gap loses the
 //! overhead of the access that ends it.
 use crate::estargz::table::{FileRef, ImageFiles};
-use crate::trace::format::{Op, RecorderOverhead, ReferenceRun, TraceReader};
+use crate::trace::format::{Event, Op, RecorderOverhead, ReferenceRun, TraceReader};
 use crate::trace::resolve::{Resolution, Resolver};
 use std::io::BufRead;
 
@@ -83,88 +83,11 @@ impl Workload {
         image: &ImageFiles,
         trace: &mut TraceReader<R>,
     ) -> Result<Workload, crate::trace::Error> {
-        let mut resolver = Resolver::new(image);
-        let mut w = Workload {
-            overhead: trace.header().recorder_overhead.unwrap_or_default(),
-            ..Default::default()
-        };
-        // Files touched so far, per layer (dense: one test per event).
-        let mut seen: Vec<fixedbitset::FixedBitSet> = image
-            .layers
-            .iter()
-            .map(|l| fixedbitset::FixedBitSet::with_capacity(l.files.len()))
-            .collect();
-        let mut seen_missing = rustc_hash::FxHashSet::<Box<str>>::default();
-        let mut ready_seen = false;
+        let mut b = Building::new(image, trace.header().recorder_overhead.unwrap_or_default());
         while let Some(ev) = trace.next_event()? {
-            w.events += 1;
-            match ev.op {
-                Op::Ready => {
-                    if !ready_seen {
-                        ready_seen = true;
-                        w.ready_ns = Some(ev.t);
-                        w.ready_index = w.accesses.len();
-                    }
-                    continue;
-                }
-                Op::Exit => {
-                    w.exit_ns.get_or_insert(ev.t);
-                    continue;
-                }
-                Op::Open | Op::Read | Op::MmapRead => {}
-                // Lookups and listings are answered from memory by both
-                // overlayfs and stargz's in-memory TOC: no model cost.
-                Op::Stat | Op::Readdir => {
-                    w.skipped += 1;
-                    continue;
-                }
-            }
-            if ev.failed() {
-                w.skipped += 1;
-                continue;
-            }
-            let Some(path) = ev.path.as_deref() else {
-                w.skipped += 1;
-                continue;
-            };
-            match resolver.resolve(path) {
-                Resolution::File(f) => {
-                    let kind = if ev.op == Op::Open {
-                        AccessKind::Open
-                    } else {
-                        AccessKind::Read
-                    };
-                    if !seen[f.layer].put(f.file) {
-                        w.touched_files.push(f);
-                        if !ready_seen {
-                            w.startup_files.push(f);
-                        }
-                    }
-                    w.accesses.push(Access {
-                        t_ns: ev.t,
-                        dur_ns: ev.dur.unwrap_or(0),
-                        file: f,
-                        kind,
-                        offset: ev.offset.unwrap_or(0),
-                        len: if kind == AccessKind::Open {
-                            0
-                        } else {
-                            ev.len.unwrap_or(TO_EOF)
-                        },
-                    });
-                }
-                Resolution::Missing => {
-                    w.missing_count += 1;
-                    if w.missing_paths.len() < MISSING_SHOWN && seen_missing.insert(path.into()) {
-                        w.missing_paths.push(path.to_string());
-                    }
-                }
-                _ => w.skipped += 1,
-            }
+            b.event(&ev);
         }
-        if !ready_seen {
-            w.ready_index = w.accesses.len();
-        }
+        let mut w = b.finish();
         if let Some(r) = trace.header().reference_run {
             w.gap_scale = Some(w.scale_to(&r));
         }
@@ -305,5 +228,115 @@ impl Workload {
             last_end
         };
         x.saturating_sub(from) as f64 * 1e-9
+    }
+}
+
+/// A workload being read from a trace, event by event.
+struct Building<'i> {
+    resolver: Resolver<'i>,
+    w: Workload,
+    /// Files touched so far, per layer (dense: one test per event).
+    seen: Vec<fixedbitset::FixedBitSet>,
+    seen_missing: rustc_hash::FxHashSet<Box<str>>,
+    ready_seen: bool,
+}
+
+impl<'i> Building<'i> {
+    fn new(image: &'i ImageFiles, overhead: RecorderOverhead) -> Self {
+        Building {
+            resolver: Resolver::new(image),
+            w: Workload {
+                overhead,
+                ..Default::default()
+            },
+            seen: image
+                .layers
+                .iter()
+                .map(|l| fixedbitset::FixedBitSet::with_capacity(l.files.len()))
+                .collect(),
+            seen_missing: Default::default(),
+            ready_seen: false,
+        }
+    }
+
+    fn event(&mut self, ev: &Event<'_>) {
+        let w = &mut self.w;
+        w.events += 1;
+        match ev.op {
+            Op::Ready => {
+                if !self.ready_seen {
+                    self.ready_seen = true;
+                    w.ready_ns = Some(ev.t);
+                    w.ready_index = w.accesses.len();
+                }
+                return;
+            }
+            Op::Exit => {
+                w.exit_ns.get_or_insert(ev.t);
+                return;
+            }
+            Op::Open | Op::Read | Op::MmapRead => {}
+            // Lookups and listings are answered from memory by both
+            // overlayfs and stargz's in-memory TOC: no model cost.
+            Op::Stat | Op::Readdir => {
+                w.skipped += 1;
+                return;
+            }
+        }
+        if ev.failed() {
+            w.skipped += 1;
+            return;
+        }
+        let Some(path) = ev.path.as_deref() else {
+            w.skipped += 1;
+            return;
+        };
+        match self.resolver.resolve(path) {
+            Resolution::File(f) => self.access(ev, f),
+            Resolution::Missing => {
+                w.missing_count += 1;
+                if w.missing_paths.len() < MISSING_SHOWN && self.seen_missing.insert(path.into()) {
+                    w.missing_paths.push(path.to_string());
+                }
+            }
+            _ => w.skipped += 1,
+        }
+    }
+
+    /// An open or read of an image file; its first touches make the
+    /// touched (and, before `ready`, the startup) files.
+    fn access(&mut self, ev: &Event<'_>, f: FileRef) {
+        let w = &mut self.w;
+        let kind = if ev.op == Op::Open {
+            AccessKind::Open
+        } else {
+            AccessKind::Read
+        };
+        if !self.seen[f.layer].put(f.file) {
+            w.touched_files.push(f);
+            if !self.ready_seen {
+                w.startup_files.push(f);
+            }
+        }
+        w.accesses.push(Access {
+            t_ns: ev.t,
+            dur_ns: ev.dur.unwrap_or(0),
+            file: f,
+            kind,
+            offset: ev.offset.unwrap_or(0),
+            len: if kind == AccessKind::Open {
+                0
+            } else {
+                ev.len.unwrap_or(TO_EOF)
+            },
+        });
+    }
+
+    /// Without a `ready` marker, every access is before ready.
+    fn finish(mut self) -> Workload {
+        if !self.ready_seen {
+            self.w.ready_index = self.w.accesses.len();
+        }
+        self.w
     }
 }
