@@ -61,6 +61,28 @@ impl LayerFormat {
     pub fn is_lazy(self) -> bool {
         matches!(self, LayerFormat::Estargz | LayerFormat::LegacyStargz)
     }
+
+    /// Its name in a table cell: `eStargz`, `gzip`, `tar`, `other`.
+    pub fn name(self) -> &'static str {
+        match self {
+            LayerFormat::Estargz => "eStargz",
+            LayerFormat::LegacyStargz => "legacy stargz",
+            LayerFormat::Gzip => "gzip",
+            LayerFormat::Zstd => "zstd",
+            LayerFormat::Uncompressed => "tar",
+            LayerFormat::Other => "other",
+        }
+    }
+
+    /// It in a sentence, after "the layer is": `gzip`, `an uncompressed tar`,
+    /// `of an unknown format`.
+    pub fn described(self) -> &'static str {
+        match self {
+            LayerFormat::Uncompressed => "an uncompressed tar",
+            LayerFormat::Other => "of an unknown format",
+            f => f.name(),
+        }
+    }
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -463,6 +485,35 @@ mod tests {
     use super::testing::{entry, image, layer};
     use super::*;
     use crate::estargz::toc::{EntryType, Toc, TocEntry};
+
+    #[test]
+    fn a_format_has_a_table_name_and_words_for_a_sentence() {
+        let all = [
+            LayerFormat::Estargz,
+            LayerFormat::LegacyStargz,
+            LayerFormat::Gzip,
+            LayerFormat::Zstd,
+            LayerFormat::Uncompressed,
+            LayerFormat::Other,
+        ];
+        let names: Vec<_> = all.iter().map(|f| f.name()).collect();
+        let said: Vec<_> = all.iter().map(|f| f.described()).collect();
+        assert_eq!(
+            names,
+            ["eStargz", "legacy stargz", "gzip", "zstd", "tar", "other"]
+        );
+        assert_eq!(
+            said,
+            [
+                "eStargz",
+                "legacy stargz",
+                "gzip",
+                "zstd",
+                "an uncompressed tar",
+                "of an unknown format"
+            ]
+        );
+    }
 
     fn reg(name: &str, size: u64, offset: u64) -> TocEntry {
         let mut e = TocEntry::new(name, EntryType::Reg);

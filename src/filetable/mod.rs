@@ -19,7 +19,7 @@ pub mod saved;
 
 pub use saved::{parse_file_table, read_file_table};
 
-use crate::estargz::table::{ImageFiles, LayerFormat};
+use crate::estargz::table::ImageFiles;
 use crate::registry::{RegistryClient, RegistryOptions};
 use crate::units::Bytes;
 use inspect::{InspectOptions, LayerInspection, inspect};
@@ -92,7 +92,7 @@ fn not_estargz(r: &str, missing: &[&LayerInspection]) -> anyhow::Error {
                 "layer {} ({}) is {}",
                 l.index,
                 l.digest,
-                format_name(l.format)
+                l.format.described()
             )
         })
         .collect();
@@ -102,16 +102,4 @@ fn not_estargz(r: &str, missing: &[&LayerInspection]) -> anyhow::Error {
          with `advisor image inspect {r} --scan --toc-out FILE` and pass --files FILE",
         list.join(", ")
     ))
-}
-
-fn format_name(f: LayerFormat) -> &'static str {
-    use LayerFormat as F;
-    match f {
-        F::Estargz => "eStargz",
-        F::LegacyStargz => "legacy stargz",
-        F::Gzip => "gzip",
-        F::Zstd => "zstd",
-        F::Uncompressed => "an uncompressed tar",
-        F::Other => "of an unknown format",
-    }
 }

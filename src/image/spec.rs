@@ -5,13 +5,13 @@
 //! the checks that need no expansion (ranges, patterns, modes). Checks over the
 //! expanded files (duplicate paths, prioritized paths) live in `plan`.
 use super::error::Error;
+use crate::containerd::run::DEFAULT_PATH_ENV;
+use crate::estargz::writer::DEFAULT_CHUNK_SIZE;
 use serde::de::{self, Deserializer, MapAccess, Visitor};
 use serde::{Deserialize, Serialize};
 use std::fmt;
 use std::path::Path;
 
-/// Default eStargz chunk size: the Go writer's 4 MiB (estargz.go `chunkSize`).
-pub const DEFAULT_CHUNK_SIZE: u64 = 4 << 20;
 /// Default gzip level of both forms: what containerd compresses layers with
 /// (archive/compression `gzip.NewWriter`: Go's default, 6). ctr-remote's
 /// eStargz uses 9 (`gzip.BestCompression`); on generated text 6 is within 2 % of its
@@ -22,8 +22,6 @@ pub const DEFAULT_GZIP_LEVEL: u32 = 6;
 pub const DEFAULT_ENTRYPOINT: [&str; 2] = ["/bin/sh", "-c"];
 /// Default command: prints a ready line and exits.
 pub const DEFAULT_CMD: [&str; 1] = ["echo ready"];
-/// Default environment.
-pub const DEFAULT_PATH: &str = "PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin";
 /// Largest number of files one group may generate: a bound against typos
 /// (`1e9`) that would plan for hours; about 200 MiB of planned paths.
 pub const MAX_GROUP_FILES: u64 = 2_000_000;
@@ -490,11 +488,12 @@ impl Spec {
         }
     }
 
-    /// The environment the image gets.
+    /// The environment the image gets; by default the PATH containerd gives
+    /// an image that sets none, so the image runs the same either way.
     pub fn env(&self) -> Vec<String> {
         self.env
             .clone()
-            .unwrap_or_else(|| vec![DEFAULT_PATH.to_string()])
+            .unwrap_or_else(|| vec![DEFAULT_PATH_ENV.to_string()])
     }
 }
 
