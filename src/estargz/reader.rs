@@ -133,6 +133,26 @@ pub fn parse_toc(
     {
         return err(layer, ErrorKind::BadExpectedDigest(exp.to_string()));
     }
+    let json = toc_json(layer, toc_member, toc_offset)?;
+    let digest = sha256_digest(&json);
+    if let Some(exp) = expected_digest
+        && exp != digest
+    {
+        return err(
+            layer,
+            ErrorKind::TocDigestMismatch {
+                expected: exp.to_string(),
+                actual: digest,
+            },
+        );
+    }
+    let toc = toc_from_json(layer, &json)?;
+    Ok((toc, digest))
+}
+
+/// The bytes of `stargz.index.json`: the first and only entry of the tar in
+/// the TOC member (one gzip member, read to its end).
+fn toc_json(layer: &str, toc_member: &[u8], toc_offset: u64) -> Result<Vec<u8>, Error> {
     let member_err = |detail: String| {
         Error::new(
             layer,
@@ -184,19 +204,12 @@ pub fn parse_toc(
     // Read the member to its end so a corrupt gzip trailer (CRC) is noticed.
     io::copy(&mut archive.into_inner(), &mut io::sink())
         .map_err(|e| member_err(format!("gzip stream is corrupt: {e}")))?;
-    let digest = sha256_digest(&json);
-    if let Some(exp) = expected_digest
-        && exp != digest
-    {
-        return err(
-            layer,
-            ErrorKind::TocDigestMismatch {
-                expected: exp.to_string(),
-                actual: digest,
-            },
-        );
-    }
-    let toc: Toc = serde_json::from_slice(&json).map_err(|e| {
+    Ok(json)
+}
+
+/// The TOC in `json`; a syntax error names its line and column.
+fn toc_from_json(layer: &str, json: &[u8]) -> Result<Toc, Error> {
+    serde_json::from_slice(json).map_err(|e| {
         let full = e.to_string();
         let message = match full.rfind(" at line ") {
             Some(i) => full[..i].to_string(),
@@ -210,8 +223,7 @@ pub fn parse_toc(
                 message,
             },
         )
-    })?;
-    Ok((toc, digest))
+    })
 }
 
 /// The file whose chunks are being checked.
@@ -584,52 +596,10 @@ pub fn scan_layer(layer: &str, media_type: &str, input: impl Read) -> Result<Sca
     let stream = |e: io::Error| Error::new(layer, ErrorKind::Stream(e.to_string()));
     let mut archive = tar::Archive::new(tar_tap);
     let mut files = Vec::new();
-    {
-        for (index, entry) in archive.entries().map_err(stream)?.enumerate() {
-            let entry = entry.map_err(stream)?;
-            let raw = entry.path_bytes();
-            let name = String::from_utf8_lossy(&raw).into_owned();
-            let bad = |problem: EntryProblem| {
-                Error::new(
-                    layer,
-                    ErrorKind::TarEntry {
-                        index,
-                        name: name.clone(),
-                        problem,
-                    },
-                )
-            };
-            let kind = match entry.header().entry_type() {
-                tar::EntryType::Regular | tar::EntryType::Continuous => FileKind::Reg,
-                tar::EntryType::Directory => FileKind::Dir,
-                tar::EntryType::Symlink => FileKind::Symlink,
-                tar::EntryType::Link => FileKind::Hardlink,
-                tar::EntryType::XGlobalHeader => continue,
-                _ => FileKind::Other,
-            };
-            let path = normalize_path(name.trim_start_matches('/'))
-                .ok_or_else(|| bad(EntryProblem::EscapesRoot))?;
-            let link = entry
-                .link_name_bytes()
-                .map(|l| String::from_utf8_lossy(&l).into_owned())
-                .filter(|l| !l.is_empty());
-            if kind == FileKind::Hardlink
-                && let Some(l) = &link
-                && normalize_path(l.trim_start_matches('/')).is_none()
-            {
-                return Err(bad(EntryProblem::HardlinkEscapes(l.clone())));
-            }
-            files.push(FileEntry {
-                path,
-                kind,
-                size: if kind == FileKind::Reg {
-                    entry.size()
-                } else {
-                    0
-                },
-                link,
-                chunks: Vec::new(),
-            });
+    for (index, entry) in archive.entries().map_err(stream)?.enumerate() {
+        let entry = entry.map_err(stream)?;
+        if let Some(f) = scanned_entry(layer, index, &entry)? {
+            files.push(f);
         }
     }
     // The rest of the tar stream (end-of-archive blocks, an eStargz TOC's
@@ -661,6 +631,57 @@ pub fn scan_layer(layer: &str, media_type: &str, input: impl Read) -> Result<Sca
         diff_id,
         uncompressed_size,
     })
+}
+
+/// The file-table entry of one tar entry (None: a global header, no file).
+fn scanned_entry<R: Read>(
+    layer: &str,
+    index: usize,
+    entry: &tar::Entry<'_, R>,
+) -> Result<Option<FileEntry>, Error> {
+    let raw = entry.path_bytes();
+    let name = String::from_utf8_lossy(&raw).into_owned();
+    let bad = |problem: EntryProblem| {
+        Error::new(
+            layer,
+            ErrorKind::TarEntry {
+                index,
+                name: name.clone(),
+                problem,
+            },
+        )
+    };
+    let kind = match entry.header().entry_type() {
+        tar::EntryType::Regular | tar::EntryType::Continuous => FileKind::Reg,
+        tar::EntryType::Directory => FileKind::Dir,
+        tar::EntryType::Symlink => FileKind::Symlink,
+        tar::EntryType::Link => FileKind::Hardlink,
+        tar::EntryType::XGlobalHeader => return Ok(None),
+        _ => FileKind::Other,
+    };
+    let path = normalize_path(name.trim_start_matches('/'))
+        .ok_or_else(|| bad(EntryProblem::EscapesRoot))?;
+    let link = entry
+        .link_name_bytes()
+        .map(|l| String::from_utf8_lossy(&l).into_owned())
+        .filter(|l| !l.is_empty());
+    if kind == FileKind::Hardlink
+        && let Some(l) = &link
+        && normalize_path(l.trim_start_matches('/')).is_none()
+    {
+        return Err(bad(EntryProblem::HardlinkEscapes(l.clone())));
+    }
+    Ok(Some(FileEntry {
+        path,
+        kind,
+        size: if kind == FileKind::Reg {
+            entry.size()
+        } else {
+            0
+        },
+        link,
+        chunks: Vec::new(),
+    }))
 }
 
 #[cfg(test)]
