@@ -6,19 +6,19 @@
 //! a terminal, or with -q).
 use crate::cli::GlobalArgs;
 use crate::cli::image::{BuildArgs, ImageArgs, ImageCommand, InspectArgs};
-use crate::estargz::table::LayerFormat;
+use crate::filetable::inspect::{InspectOptions, Inspection, inspect};
 use crate::image::base::Busybox;
-use crate::image::build::{self, BuildSettings, BuiltImage, Form, Progress};
-use crate::filetable::inspect::{InspectOptions, Inspection, Landmark, inspect};
+use crate::image::build::{
+    self, BuildReport, BuildSettings, BuiltImage, FormReport, LayerReport, Progress,
+};
 use crate::image::plan::{self, Plan};
 use crate::image::push::{self, Targets};
 use crate::image::spec::{self, Base, Spec};
 use crate::printer::Printer;
 use crate::registry::RegistryClient;
-use crate::units::{Bytes, Seconds};
+use crate::units::Seconds;
 use anyhow::Context;
 use indicatif::{MultiProgress, ProgressBar, ProgressDrawTarget, ProgressStyle};
-use serde::Serialize;
 use std::path::{Path, PathBuf};
 use std::time::Instant;
 
@@ -62,52 +62,6 @@ fn build_settings(global: &GlobalArgs, a: &BuildArgs) -> anyhow::Result<BuildPla
         settings,
         targets,
     })
-}
-
-/// What `image build` did, per form.
-#[derive(Debug, Clone, Serialize)]
-pub struct BuildReport {
-    pub spec: String,
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub name: Option<String>,
-    pub seed: u64,
-    /// Regular files over all layers (both forms hold the same).
-    pub files: usize,
-    /// Bytes of file content over all layers.
-    pub content_bytes: u64,
-    pub build_seconds: Seconds,
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub push_seconds: Option<Seconds>,
-    /// Request body bytes sent to the registry (blobs already there are skipped).
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub bytes_pushed: Option<u64>,
-    pub forms: Vec<FormReport>,
-}
-
-#[derive(Debug, Clone, Serialize)]
-pub struct FormReport {
-    pub form: Form,
-    /// Where it was pushed (absent with --dry-run).
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub reference: Option<String>,
-    pub manifest_digest: String,
-    pub config_digest: String,
-    /// Sum of the layer blobs.
-    pub compressed_size: u64,
-    pub layers: Vec<LayerReport>,
-}
-
-#[derive(Debug, Clone, Serialize)]
-pub struct LayerReport {
-    pub name: String,
-    pub digest: String,
-    pub diff_id: String,
-    pub size: u64,
-    /// Bytes of the uncompressed tar.
-    pub uncompressed_size: u64,
-    pub files: usize,
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub toc_digest: Option<String>,
 }
 
 fn report(
@@ -205,65 +159,9 @@ async fn build_cmd(global: &GlobalArgs, a: &BuildArgs, printer: &Printer) -> any
     if printer.is_json() {
         printer.json(&r)?;
     } else {
-        printer.out(&render_build(&r))?;
+        printer.out(&crate::report::image::render_build(&r))?;
     }
     Ok(())
-}
-
-fn short(d: &str) -> String {
-    match d.strip_prefix("sha256:") {
-        Some(h) => format!("sha256:{}", &h[..h.len().min(12)]),
-        None => d.to_string(),
-    }
-}
-
-/// The human form of a build report.
-pub fn render_build(r: &BuildReport) -> String {
-    let mut s = format!(
-        "built {}(seed {}): {} files, {} of content, in {}",
-        r.name.as_ref().map(|n| format!("{n} ")).unwrap_or_default(),
-        r.seed,
-        r.files,
-        Bytes(r.content_bytes),
-        r.build_seconds
-    );
-    if let (Some(t), Some(b)) = (r.push_seconds, r.bytes_pushed) {
-        s.push_str(&format!("; pushed {} in {t}", Bytes(b)));
-    }
-    s.push('\n');
-    let mut t = crate::report::table(["form", "reference", "manifest", "compressed"]);
-    for f in &r.forms {
-        t.add_row([
-            f.form.name().to_string(),
-            f.reference.clone().unwrap_or_else(|| "(not pushed)".into()),
-            f.manifest_digest.clone(),
-            Bytes(f.compressed_size).to_string(),
-        ]);
-    }
-    s.push_str(&t.to_string());
-    s.push('\n');
-    let mut t = crate::report::table([
-        "layer",
-        "files",
-        "uncompressed",
-        "gzip",
-        "eStargz",
-        "TOC digest",
-    ]);
-    if let [g, e] = &r.forms[..] {
-        for (lg, le) in g.layers.iter().zip(&e.layers) {
-            t.add_row([
-                lg.name.clone(),
-                lg.files.to_string(),
-                Bytes(lg.uncompressed_size).to_string(),
-                Bytes(lg.size).to_string(),
-                Bytes(le.size).to_string(),
-                le.toc_digest.as_deref().map(short).unwrap_or_default(),
-            ]);
-        }
-    }
-    s.push_str(&t.to_string());
-    s
 }
 
 async fn inspect_cmd(
@@ -276,7 +174,7 @@ async fn inspect_cmd(
     if printer.is_json() {
         printer.json(&insp)?;
     } else {
-        printer.out(&render_inspect(&insp))?;
+        printer.out(&crate::report::image::render_inspect(&insp))?;
     }
     if let Some(path) = &a.toc_out {
         write_toc_out(&insp, path, a.scan)?;
@@ -291,14 +189,7 @@ fn write_toc_out(insp: &Inspection, path: &Path, scanned: bool) -> anyhow::Resul
         Err(missing) => {
             let list: Vec<String> = missing
                 .iter()
-                .map(|l| {
-                    format!(
-                        "layer {} ({}, {})",
-                        l.index,
-                        l.digest,
-                        format_name(l.format)
-                    )
-                })
+                .map(|l| format!("layer {} ({}, {})", l.index, l.digest, l.format.name()))
                 .collect();
             let fix = if scanned {
                 "advisor cannot list the files of these formats"
@@ -326,129 +217,4 @@ fn write_toc_out(insp: &Inspection, path: &Path, scanned: bool) -> anyhow::Resul
         path,
         bytes: &json,
     }])
-}
-
-fn format_name(f: LayerFormat) -> &'static str {
-    match f {
-        LayerFormat::Estargz => "eStargz",
-        LayerFormat::LegacyStargz => "legacy stargz",
-        LayerFormat::Gzip => "gzip",
-        LayerFormat::Zstd => "zstd",
-        LayerFormat::Uncompressed => "tar",
-        LayerFormat::Other => "other",
-    }
-}
-
-/// The human form of an inspection.
-pub fn render_inspect(i: &Inspection) -> String {
-    let mut s = format!(
-        "{} ({}/{})\nmanifest {} ({}), config {}, platform {}\n",
-        i.reference,
-        i.registry,
-        i.repository,
-        i.manifest_digest,
-        i.manifest_media_type,
-        short(&i.config_digest),
-        i.platform
-    );
-    if let Some(d) = &i.index_digest {
-        s.push_str(&format!("index {d}\n"));
-    }
-    let mut t = crate::report::table([
-        "#",
-        "digest",
-        "format",
-        "compressed",
-        "uncompressed",
-        "files",
-        "dirs",
-        "links",
-        "chunks",
-        "file bytes",
-        "TOC",
-        "prefetch",
-    ]);
-    for l in &i.layers {
-        let counts = l
-            .toc
-            .as_ref()
-            .map(|t| &t.counts)
-            .or(l.scan.as_ref().map(|s| &s.counts));
-        let c = |f: fn(&crate::filetable::inspect::FileCounts) -> String| {
-            counts.map(f).unwrap_or_else(|| "-".into())
-        };
-        let toc = match &l.toc {
-            Some(t) => format!(
-                "{} {}",
-                Bytes(t.compressed_size),
-                if t.verified { "verified" } else { "unverified" }
-            ),
-            None => "-".into(),
-        };
-        let prefetch = match &l.toc {
-            Some(t) => match t.landmark {
-                Landmark::Prefetch => format!(
-                    "{} files, {}",
-                    t.prioritized_files,
-                    Bytes(t.prefetch_compressed_bytes.unwrap_or(0))
-                ),
-                Landmark::NoPrefetch => "none (landmark)".into(),
-                Landmark::None => "no landmark".into(),
-            },
-            None => "-".into(),
-        };
-        t.add_row([
-            l.index.to_string(),
-            short(&l.digest),
-            format_name(l.format).to_string(),
-            Bytes(l.compressed_size).to_string(),
-            l.uncompressed_size
-                .map(|u| Bytes(u).to_string())
-                .unwrap_or_else(|| "-".into()),
-            c(|c| c.files.to_string()),
-            c(|c| c.dirs.to_string()),
-            c(|c| (c.symlinks + c.hardlinks).to_string()),
-            c(|c| c.chunks.to_string()),
-            c(|c| Bytes(c.file_bytes).to_string()),
-            toc,
-            prefetch,
-        ]);
-    }
-    s.push_str(&t.to_string());
-    s.push('\n');
-    for l in &i.layers {
-        let counts = l
-            .toc
-            .as_ref()
-            .map(|t| &t.counts)
-            .or(l.scan.as_ref().map(|s| &s.counts));
-        if let Some(c) = counts
-            && !c.largest.is_empty()
-        {
-            let list: Vec<String> = c
-                .largest
-                .iter()
-                .map(|f| format!("/{} ({})", f.path, Bytes(f.size)))
-                .collect();
-            s.push_str(&format!("layer {} largest: {}\n", l.index, list.join(", ")));
-        }
-        if let Some(n) = &l.note {
-            s.push_str(&format!("layer {}: {n}\n", l.index));
-        }
-    }
-    let f = &i.fetched;
-    s.push_str(&format!(
-        "fetched {} in {} requests: manifest and config {}, layer footers and TOCs {} (ranged GETs; budget {}: {})",
-        Bytes(f.total_bytes),
-        f.total_requests,
-        Bytes(f.metadata_bytes),
-        Bytes(f.ranged_bytes),
-        Bytes(f.budget_bytes),
-        if f.within_budget { "within" } else { "EXCEEDED" }
-    ));
-    if f.scan_bytes > 0 {
-        s.push_str(&format!(", scans {}", Bytes(f.scan_bytes)));
-    }
-    s.push('\n');
-    s
 }

@@ -426,3 +426,50 @@ fn manifest_bytes(
         .build()?;
     canonical_json(&m)
 }
+
+/// What `image build` did, per form: the typed result the command reports
+/// (it fills in the push fields when it pushed).
+#[derive(Debug, Clone, Serialize)]
+pub struct BuildReport {
+    pub spec: String,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub name: Option<String>,
+    pub seed: u64,
+    /// Regular files over all layers (both forms hold the same).
+    pub files: usize,
+    /// Bytes of file content over all layers.
+    pub content_bytes: u64,
+    pub build_seconds: crate::units::Seconds,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub push_seconds: Option<crate::units::Seconds>,
+    /// Request body bytes sent to the registry (blobs already there are skipped).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub bytes_pushed: Option<u64>,
+    pub forms: Vec<FormReport>,
+}
+
+#[derive(Debug, Clone, Serialize)]
+pub struct FormReport {
+    pub form: Form,
+    /// Where it was pushed (absent with --dry-run).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub reference: Option<String>,
+    pub manifest_digest: String,
+    pub config_digest: String,
+    /// Sum of the layer blobs.
+    pub compressed_size: u64,
+    pub layers: Vec<LayerReport>,
+}
+
+#[derive(Debug, Clone, Serialize)]
+pub struct LayerReport {
+    pub name: String,
+    pub digest: String,
+    pub diff_id: String,
+    pub size: u64,
+    /// Bytes of the uncompressed tar.
+    pub uncompressed_size: u64,
+    pub files: usize,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub toc_digest: Option<String>,
+}

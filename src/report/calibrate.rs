@@ -112,3 +112,37 @@ pub fn render_drift(drifts: &[Drift]) -> String {
     }
     t.to_string()
 }
+
+#[cfg(test)]
+mod tests {
+    use super::{render, render_drift};
+    use crate::calibrate::{Drift, build_profile, runner};
+    use std::path::Path;
+
+    /// `calibrate --refit --runs calibration/default.runs.jsonl`: the
+    /// bundled profile fitted again from its runs.
+    #[test]
+    fn refit_of_the_bundled_runs() {
+        let (stored, notes) =
+            runner::load_runs(Path::new("calibration/default.runs.jsonl")).expect("the runs");
+        let node = stored.node.clone().expect("the node's facts");
+        let mut report = build_profile(&stored.as_model(), node, Some("default.runs.jsonl".into()))
+            .expect("the fit");
+        report.notes.extend(notes);
+        insta::assert_snapshot!(render(&report));
+    }
+
+    #[test]
+    fn drift_table() {
+        let drift = |key: &str, predicted_s: f64, measured_s: f64| Drift {
+            key: key.into(),
+            predicted_s,
+            measured_s,
+            drift: (measured_s - predicted_s) / predicted_s,
+        };
+        insta::assert_snapshot!(render_drift(&[
+            drift("few-large/eager", 12.5, 13.1),
+            drift("many-small/lazy", 3.2, 2.4),
+        ]));
+    }
+}

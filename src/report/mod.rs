@@ -27,6 +27,7 @@ pub mod bench;
 pub mod calibrate;
 #[cfg(test)]
 mod fixtures;
+pub mod image;
 pub mod plot;
 pub mod trace;
 

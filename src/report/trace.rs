@@ -158,3 +158,87 @@ pub fn render_record(report: &RecordReport) -> String {
     ]);
     t.to_string()
 }
+
+#[cfg(test)]
+mod tests {
+    use super::{render, render_record};
+    use crate::recorder::record::RecordReport;
+    use crate::report::fixtures::{example_image, example_trace};
+    use crate::trace::analyze::{AnalyzeOptions, AnalyzeReport, PathList, analyze};
+
+    /// `trace analyze --files models/examples/llm-serving.files.json
+    /// --trace traces/llm-serving.jsonl`.
+    fn example_analysis() -> AnalyzeReport {
+        analyze(
+            &example_image(),
+            &mut example_trace(),
+            &AnalyzeOptions::default(),
+        )
+        .expect("the bundled example joins")
+    }
+
+    #[test]
+    fn analysis_of_the_bundled_example() {
+        insta::assert_snapshot!(render(&example_analysis()));
+    }
+
+    /// The parts the bundled example does not have: no ready marker, path
+    /// lists longer than shown, failed operations, copy-ups, non-files.
+    #[test]
+    fn analysis_with_path_lists_and_unusable_events() {
+        let mut r = example_analysis();
+        r.image.reference = String::new();
+        r.trace.ready_at_ns = None;
+        r.missing = PathList {
+            count: 3,
+            events: 7,
+            first: vec!["/etc/missing.conf".into(), "/usr/lib/libgone.so".into()],
+        };
+        r.outside_image = PathList {
+            count: 1,
+            events: 2,
+            first: vec!["/proc/self/maps".into()],
+        };
+        r.failed_ops = 4;
+        r.copy_ups = 1;
+        r.reads_of_non_files = 2;
+        insta::assert_snapshot!(render(&r));
+    }
+
+    fn recording() -> RecordReport {
+        RecordReport {
+            image: "127.0.0.1:5123/examples/small:v1".into(),
+            manifest_digest: "sha256:0123".into(),
+            output: "traces/small.jsonl".into(),
+            events: 812,
+            reads: 640,
+            bytes_read: 3 * 1024 * 1024 + 17,
+            files_opened: 52,
+            ready_s: Some(0.2259),
+            exit_s: Some(1.5),
+            exit_code: Some(0),
+            timed_out: false,
+            foreign_events: 0,
+            recorder_overhead: None,
+            reference_run: None,
+        }
+    }
+
+    #[test]
+    fn record_table() {
+        insta::assert_snapshot!(render_record(&recording()));
+    }
+
+    /// Stopped before ready, no exit code: dashes.
+    #[test]
+    fn record_table_without_ready_or_exit() {
+        let r = RecordReport {
+            ready_s: None,
+            exit_s: None,
+            exit_code: None,
+            timed_out: true,
+            ..recording()
+        };
+        insta::assert_snapshot!(render_record(&r));
+    }
+}
