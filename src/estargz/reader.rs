@@ -537,33 +537,51 @@ pub struct ScannedLayer {
 /// A reader that hashes and counts what passes through, readable afterwards.
 struct Tap<R> {
     inner: R,
-    state: Rc<RefCell<(Sha256, u64)>>,
+    state: TapState,
+}
+
+/// What passed through a [`Tap`] so far; shared with its reader.
+#[derive(Clone, Default)]
+struct TapState(Rc<RefCell<Tapped>>);
+
+#[derive(Default)]
+struct Tapped {
+    hasher: Sha256,
+    bytes: u64,
+}
+
+/// The digest and length of what passed through a tap.
+struct Tally {
+    digest: String,
+    bytes: u64,
 }
 
 impl<R: Read> Read for Tap<R> {
     fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
         let n = self.inner.read(buf)?;
-        let mut s = self.state.borrow_mut();
-        s.0.update(&buf[..n]);
-        s.1 += n as u64;
+        let mut s = self.state.0.borrow_mut();
+        s.hasher.update(&buf[..n]);
+        s.bytes += n as u64;
         Ok(n)
     }
 }
 
-fn tap<R: Read>(inner: R) -> (Tap<R>, Rc<RefCell<(Sha256, u64)>>) {
-    let state = Rc::new(RefCell::new((Sha256::new(), 0)));
-    (
+impl TapState {
+    /// A reader over `inner` that tallies into this state.
+    fn tap<R: Read>(&self, inner: R) -> Tap<R> {
         Tap {
             inner,
-            state: state.clone(),
-        },
-        state,
-    )
-}
+            state: self.clone(),
+        }
+    }
 
-fn take_tap(state: &Rc<RefCell<(Sha256, u64)>>) -> (String, u64) {
-    let (hasher, n) = state.replace((Sha256::new(), 0));
-    (digest_string(hasher), n)
+    fn take(&self) -> Tally {
+        let t = self.0.take();
+        Tally {
+            digest: digest_string(t.hasher),
+            bytes: t.bytes,
+        }
+    }
 }
 
 /// Stream a gzip-compressed (any number of members) or uncompressed tar layer
@@ -571,8 +589,8 @@ fn take_tap(state: &Rc<RefCell<(Sha256, u64)>>) -> (String, u64) {
 /// order (duplicates included, as in a TOC); a leading `/` is dropped as
 /// containerd's unpack does; `..` escapes are errors naming the entry.
 pub fn scan_layer(layer: &str, media_type: &str, input: impl Read) -> Result<ScannedLayer, Error> {
-    let (blob_tap, blob_state) = tap(input);
-    let mut br = BufReader::with_capacity(1 << 16, blob_tap);
+    let blob_state = TapState::default();
+    let mut br = BufReader::with_capacity(1 << 16, blob_state.tap(input));
     let head = br
         .fill_buf()
         .map_err(|e| io_err(layer, "reading the layer", e))?;
@@ -592,9 +610,9 @@ pub fn scan_layer(layer: &str, media_type: &str, input: impl Read) -> Result<Sca
     } else {
         (LayerFormat::Uncompressed, Box::new(br))
     };
-    let (tar_tap, tar_state) = tap(tar_in);
+    let tar_state = TapState::default();
     let stream = |e: io::Error| Error::new(layer, ErrorKind::Stream(e.to_string()));
-    let mut archive = tar::Archive::new(tar_tap);
+    let mut archive = tar::Archive::new(tar_state.tap(tar_in));
     let mut files = Vec::new();
     for (index, entry) in archive.entries().map_err(stream)?.enumerate() {
         let entry = entry.map_err(stream)?;
@@ -607,8 +625,8 @@ pub fn scan_layer(layer: &str, media_type: &str, input: impl Read) -> Result<Sca
     let mut rest = archive.into_inner();
     io::copy(&mut rest, &mut io::sink()).map_err(stream)?;
     drop(rest);
-    let (diff_id, uncompressed_size) = take_tap(&tar_state);
-    let (blob_digest, blob_size) = take_tap(&blob_state);
+    let tar = tar_state.take();
+    let blob = blob_state.take();
     let reg_total = files
         .iter()
         .filter(|f| f.kind == FileKind::Reg)
@@ -618,7 +636,7 @@ pub fn scan_layer(layer: &str, media_type: &str, input: impl Read) -> Result<Sca
         files: LayerFiles {
             digest: layer.to_string(),
             media_type: media_type.to_string(),
-            blob_size,
+            blob_size: blob.bytes,
             uncompressed_size: reg_total,
             format,
             toc_digest: None,
@@ -627,9 +645,9 @@ pub fn scan_layer(layer: &str, media_type: &str, input: impl Read) -> Result<Sca
             no_prefetch: false,
             files,
         },
-        blob_digest,
-        diff_id,
-        uncompressed_size,
+        blob_digest: blob.digest,
+        diff_id: tar.digest,
+        uncompressed_size: tar.bytes,
     })
 }
 
