@@ -187,7 +187,7 @@ async fn record_inner(
     let finished = recording.finish()?;
     let _ = forwarder.join();
     drop(timeline);
-    let (stats, trace) = writer
+    let Written { stats, trace } = writer
         .join()
         .map_err(|_| anyhow::anyhow!("the trace writer panicked"))??;
     let fuse = guard.fuse();
@@ -589,6 +589,12 @@ struct WriterStats {
 /// The trace being written (committed when the recording returns).
 type TraceFile = TraceWriter<crate::output::Output>;
 
+/// What the writer thread hands back: its counts and the trace to commit.
+struct Written {
+    stats: WriterStats,
+    trace: TraceFile,
+}
+
 /// The writer thread: events in arrival order, times from the task's start.
 fn spawn_writer(
     path: &Path,
@@ -596,7 +602,7 @@ fn spawn_writer(
     rx: mpsc::Receiver<Msg>,
     origin: Instant,
     start_ns: std::sync::Arc<std::sync::OnceLock<u64>>,
-) -> anyhow::Result<std::thread::JoinHandle<anyhow::Result<(WriterStats, TraceFile)>>> {
+) -> anyhow::Result<std::thread::JoinHandle<anyhow::Result<Written>>> {
     // Written beside the target; put in place once the recording returns.
     let file = crate::output::Output::create(path)
         .with_context(|| format!("cannot create the trace {}", path.display()))?;
@@ -644,6 +650,9 @@ fn spawn_writer(
             st.events += 1;
             w.write(&ev)?;
         }
-        Ok((st, w))
+        Ok(Written {
+            stats: st,
+            trace: w,
+        })
     }))
 }
