@@ -11,7 +11,7 @@ pub mod workload;
 use crate::containerd::Connection;
 use crate::containerd::pull::DEFAULT_PREFETCH_SIZE;
 use crate::predict::replay::{self, ImageCounts, Strategy};
-use crate::profile::{NodeFacts, PROFILE_SCHEMA, Profile, Validation};
+use crate::profile::{NodeFacts, PROFILE_SCHEMA, Profile};
 use crate::simulate::snapshotter::FetchConfig;
 use crate::units::Estimate;
 use model::{RunCheck, fit_all};
@@ -165,7 +165,7 @@ pub fn build_profile(
             ("lazy_process_s".to_string(), fitted.nuisance.lazy_process_s),
         ]),
     };
-    let (validation, checks): (Validation, Vec<RunCheck>) =
+    let model::CrossValidation { validation, checks } =
         model::cross_validate(&stored.images, &stored.runs, &fetch, FOLDS, &profile)?;
     profile.validation = Some(validation);
     let sim_checks = stored

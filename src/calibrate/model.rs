@@ -633,15 +633,24 @@ fn param(c: &Coefficient, p: Param, fit_name: &str) -> ParamEstimate {
     }
 }
 
+/// A calibration run as `advise` predicts it (seconds from the pull's start).
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct RunPrediction {
+    /// To the workload's `ready` marker.
+    pub ready_s: f64,
+    /// To the workload's exit.
+    pub complete_s: f64,
+}
+
 /// A calibration run as `advise` would predict it (plus the nuisance terms
-/// of the calibration workload): (to ready, to completion) in seconds.
+/// of the calibration workload).
 pub fn predict_run(
     img: &CalImage,
     strategy: Strategy,
     profile: &Profile,
     nuisance: &Nuisance,
     fetch: &FetchConfig,
-) -> (f64, f64) {
+) -> RunPrediction {
     let counts = ImageCounts::of(&img.files, Some(img.gzip_bytes));
     let w = img.replay_workload(strategy);
     let r = replay::run(&img.files, &counts, &w, strategy, fetch, profile, false);
@@ -659,8 +668,10 @@ pub fn predict_run(
     let ready_n = img.workload.ready_after.min(segs.len());
     let before = ready_n as f64 * seg_s + procs(0..ready_n) * proc_s;
     let after = (segs.len() - ready_n) as f64 * seg_s + procs(ready_n..segs.len()) * proc_s;
-    let ready = r.cold_start().value(profile) + before;
-    (ready, r.completion().value(profile) + before + after)
+    RunPrediction {
+        ready_s: r.cold_start().value(profile) + before,
+        complete_s: r.completion().value(profile) + before + after,
+    }
 }
 
 /// Fold (0..k) of each run: the runs sorted by image, strategy and repeat
@@ -682,6 +693,14 @@ fn stratified_folds(runs: &[&CalRun], k: usize) -> Vec<usize> {
     assign
 }
 
+/// What cross-validation found: the summary the profile keeps, and each
+/// run's out-of-fold prediction.
+#[derive(Debug, Clone)]
+pub struct CrossValidation {
+    pub validation: Validation,
+    pub checks: Vec<RunCheck>,
+}
+
 /// Out-of-fold errors of whole-run predictions (completion), k folds.
 pub fn cross_validate(
     images: &[CalImage],
@@ -689,7 +708,7 @@ pub fn cross_validate(
     fetch: &FetchConfig,
     folds: usize,
     base: &Profile,
-) -> Result<(Validation, Vec<RunCheck>), ModelError> {
+) -> Result<CrossValidation, ModelError> {
     let usable: Vec<&CalRun> = runs
         .iter()
         .filter(|r| r.run.included && r.run.exit_code == Some(0))
@@ -712,13 +731,13 @@ pub fn cross_validate(
             let Some(img) = images.iter().find(|i| i.name == r.image) else {
                 continue;
             };
-            let (ready, complete) = predict_run(img, r.strategy, &p, &fitted.nuisance, fetch);
+            let predicted = predict_run(img, r.strategy, &p, &fitted.nuisance, fetch);
             if let (Some(mr), Some(mc)) = (measured_ready(&r.run), secs(r.run.to_complete)) {
                 checks.push(RunCheck {
                     key: r.key.clone(),
-                    predicted_ready_s: ready,
+                    predicted_ready_s: predicted.ready_s,
                     measured_ready_s: mr,
-                    predicted_complete_s: complete,
+                    predicted_complete_s: predicted.complete_s,
                     measured_complete_s: mc,
                 });
             }
@@ -729,15 +748,15 @@ pub fn cross_validate(
         .map(|c| (c.predicted_complete_s - c.measured_complete_s) / c.measured_complete_s)
         .collect();
     let (median, p90) = fit::error_quantiles(&errors);
-    Ok((
-        Validation {
+    Ok(CrossValidation {
+        validation: Validation {
             folds,
             median_abs_pct_error: median,
             p90_abs_pct_error: p90,
             n: checks.len(),
         },
         checks,
-    ))
+    })
 }
 
 /// A calibration run's cold start: the pull, create and start phases, then

@@ -221,7 +221,8 @@ async fn check(
         let Some(img) = stored.images.iter().find(|i| i.name == run.image) else {
             continue;
         };
-        let (_, predicted) = model::predict_run(img, run.strategy, &profile, &nuisance, &fetch);
+        let predicted =
+            model::predict_run(img, run.strategy, &profile, &nuisance, &fetch).complete_s;
         if let Some(m) = run.run.to_complete {
             drifts.push(Drift {
                 key: run.key.clone(),
