@@ -163,33 +163,17 @@ async fn record_inner(
         Some(_) => None,
         None => measure_overhead(&guard.dir),
     };
-    let origin = Instant::now();
-    let (tx, rx) = mpsc::channel::<RecordedEvent>();
-    let (mtx, mrx) = mpsc::channel::<Msg>();
-    let forwarder = forward(rx, mtx.clone());
-    let recording = Recording::mount(&guard.view(), &guard.fuse(), origin, tx)?;
-    let scope = recording.scope.clone();
-    // Unmounted (with the session joined) before the view below it.
-    let rootfs = recorder_rootfs(overlay.options, &guard.fuse());
     let header = trace_header(s, &manifest_digest, overhead, reference);
-    let timeline = Timeline {
-        origin,
-        start_ns: std::sync::Arc::new(std::sync::OnceLock::new()),
-        tx: mtx,
-    };
-    let writer = spawn_writer(&s.output, header, mrx, origin, timeline.start_ns.clone())?;
-
-    let run = run_recorded(&container, rootfs, &scope, s, &timeline, interrupt).await;
+    // Unmounted (with the session joined) before the view below it.
+    let session = Session::start(&guard, header, &s.output)?;
+    let rootfs = recorder_rootfs(overlay.options, &guard.fuse());
+    let scope = session.scope.clone();
+    let run = run_recorded(&container, rootfs, &scope, s, &session.timeline, interrupt).await;
     container.delete().await.ok();
-    // Unmount the recorder (joins its session: every event is sent), then the view.
-    // If the recorder's mount could not be removed, its session still holds
-    // the event channel: waiting for the forwarder and the writer would hang.
-    let finished = recording.finish()?;
-    let _ = forwarder.join();
-    drop(timeline);
-    let Written { stats, trace } = writer
-        .join()
-        .map_err(|_| anyhow::anyhow!("the trace writer panicked"))??;
+    let Stopped {
+        finished,
+        written: Written { stats, trace },
+    } = session.stop()?;
     let fuse = guard.fuse();
     drop(guard);
     let foreign_events = scope.foreign();
@@ -373,6 +357,63 @@ fn trace_header(
     header.recorder_overhead = overhead;
     header.reference_run = reference;
     header
+}
+
+/// The recorder at work: its FUSE mount, the thread forwarding its events
+/// and the trace writer's thread.
+struct Session {
+    recording: Recording,
+    scope: std::sync::Arc<super::Scope>,
+    forwarder: std::thread::JoinHandle<()>,
+    writer: std::thread::JoinHandle<anyhow::Result<Written>>,
+    timeline: Timeline,
+}
+
+/// What a stopped session left: how its mount came off, and the trace.
+struct Stopped {
+    finished: Unmounted,
+    written: Written,
+}
+
+impl Session {
+    /// Mount the recorder on `guard`'s view and start writing the trace
+    /// (`header`, then events as they come) beside `output`.
+    fn start(guard: &Mounts, header: Header, output: &Path) -> anyhow::Result<Session> {
+        let origin = Instant::now();
+        let (tx, rx) = mpsc::channel::<RecordedEvent>();
+        let (mtx, mrx) = mpsc::channel::<Msg>();
+        let forwarder = forward(rx, mtx.clone());
+        let recording = Recording::mount(&guard.view(), &guard.fuse(), origin, tx)?;
+        let scope = recording.scope.clone();
+        let timeline = Timeline {
+            origin,
+            start_ns: std::sync::Arc::new(std::sync::OnceLock::new()),
+            tx: mtx,
+        };
+        let writer = spawn_writer(output, header, mrx, origin, timeline.start_ns.clone())?;
+        Ok(Session {
+            recording,
+            scope,
+            forwarder,
+            writer,
+            timeline,
+        })
+    }
+
+    /// Unmount the recorder (joins its session: every event is sent), then
+    /// wait for the writer. If the recorder's mount could not be removed, its
+    /// session still holds the event channel: waiting for the forwarder and
+    /// the writer would hang.
+    fn stop(self) -> anyhow::Result<Stopped> {
+        let finished = self.recording.finish()?;
+        let _ = self.forwarder.join();
+        drop(self.timeline);
+        let written = self
+            .writer
+            .join()
+            .map_err(|_| anyhow::anyhow!("the trace writer panicked"))??;
+        Ok(Stopped { finished, written })
+    }
 }
 
 /// The recording's clock and the markers' way to the writer.
