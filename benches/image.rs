@@ -12,9 +12,9 @@
 //! Settings: ADVISOR_BENCH_SIZE (content bytes per build row; K/M/G),
 //! ADVISOR_BENCH_LEVELS (default 6,9), ADVISOR_REGISTRY (skip part 2 when unset),
 //! ADVISOR_BENCH_INSPECT_RUNS (default 5).
+use advisor::filetable::inspect::{InspectOptions, inspect};
 use advisor::image::build::{self, BuildSettings, Form, Progress};
 use advisor::image::content::FileKey;
-use advisor::filetable::inspect::{InspectOptions, inspect};
 use advisor::image::plan;
 use advisor::image::push::{self, Targets};
 use advisor::image::spec::{self, Content};

@@ -10,8 +10,8 @@ pub mod commands;
 pub mod containerd;
 pub mod error;
 pub mod estargz;
-pub mod filetable;
 pub mod exit;
+pub mod filetable;
 #[doc(hidden)]
 pub mod fuzzing;
 pub mod image;

@@ -2,8 +2,8 @@
 //! a workload, and recommend one.
 use crate::cli::GlobalArgs;
 use crate::cli::advise::AdviseArgs;
-use crate::estargz::table::ImageFiles;
 use crate::commands::trace::load_image_files;
+use crate::estargz::table::ImageFiles;
 use crate::filetable::ImageSource;
 use crate::output::{Named, Rendered};
 use crate::predict::workload::Workload;
