@@ -36,15 +36,7 @@ pub async fn run(global: &GlobalArgs, args: &DoctorArgs, printer: &Printer) -> a
     if printer.is_json() {
         printer.json(&report)?;
     } else {
-        let mut t = crate::report::table(["check", "", "detail"]);
-        for c in &report.checks {
-            t.add_row([
-                c.name.as_str(),
-                if c.ok { "ok" } else { "FAIL" },
-                c.detail.as_str(),
-            ]);
-        }
-        printer.out(&t.to_string())?;
+        printer.out(&crate::report::doctor::render(&report))?;
     }
     if !report.ok() {
         let failed: Vec<_> = report

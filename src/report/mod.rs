@@ -25,6 +25,7 @@ where
 pub mod advise;
 pub mod bench;
 pub mod calibrate;
+pub mod doctor;
 #[cfg(test)]
 mod fixtures;
 pub mod image;
