@@ -16,7 +16,7 @@
 //!
 //! Registry traffic goes through `registry`, format rules through `estargz`;
 //! this module prints nothing. `advisor image inspect` renders its result.
-use crate::estargz::footer::{FOOTER_SIZE, parse_footer};
+use crate::estargz::footer::{FOOTER_SIZE, Footer, parse_footer};
 use crate::estargz::reader::{
     MAX_TOC_JSON_SIZE, detect_format, parse_index, scan_layer, toc_member_in_tail,
 };
@@ -29,6 +29,7 @@ use anyhow::Context;
 use futures_util::StreamExt;
 use oci_spec::image::Descriptor;
 use serde::Serialize;
+use std::ops::Range;
 use std::sync::{Arc, Mutex};
 
 /// Allowance per layer beyond its TOC member: the tail read plus the head read.
@@ -272,6 +273,116 @@ fn layer_label(index: usize, digest: &str) -> String {
     format!("layer {index} ({digest})")
 }
 
+/// One layer of the image being inspected: what its manifest descriptor says
+/// about it, and the ranged reads of its blob.
+struct Layer<'a> {
+    client: &'a RegistryClient,
+    image: &'a ResolvedImage,
+    desc: &'a Descriptor,
+    index: usize,
+    digest: String,
+    media_type: String,
+    /// Compressed blob size (from the manifest).
+    size: u64,
+    /// The [`TOC_DIGEST_ANNOTATION`] an eStargz layer carries.
+    toc_annotation: Option<String>,
+    /// The [`UNCOMPRESSED_SIZE_ANNOTATION`], parsed.
+    uncompressed_annotation: Option<u64>,
+}
+
+impl<'a> Layer<'a> {
+    /// The layer of `desc`; an uncompressed-size annotation that is not a
+    /// byte count is the image's fault.
+    fn new(
+        client: &'a RegistryClient,
+        image: &'a ResolvedImage,
+        index: usize,
+        desc: &'a Descriptor,
+    ) -> anyhow::Result<Self> {
+        let digest = desc.digest().to_string();
+        let annotation = |k: &str| desc.annotations().as_ref().and_then(|a| a.get(k)).cloned();
+        let uncompressed_annotation = annotation(UNCOMPRESSED_SIZE_ANNOTATION)
+            .map(|v| {
+                v.trim().parse::<u64>().map_err(|_| {
+                    crate::error::user(format!(
+                        "{} of {}: annotation {UNCOMPRESSED_SIZE_ANNOTATION} is `{v}`, not a byte count",
+                        layer_label(index, &digest),
+                        image.reference
+                    ))
+                })
+            })
+            .transpose()?;
+        Ok(Layer {
+            client,
+            image,
+            desc,
+            index,
+            media_type: desc.media_type().to_string(),
+            size: desc.size(),
+            toc_annotation: annotation(TOC_DIGEST_ANNOTATION),
+            uncompressed_annotation,
+            digest,
+        })
+    }
+
+    /// `layer N (digest) of reference`: how every error about it begins.
+    fn context(&self) -> String {
+        format!(
+            "{} of {}",
+            layer_label(self.index, &self.digest),
+            self.image.reference
+        )
+    }
+
+    /// One ranged GET of the blob, counted in `reads`.
+    async fn fetch(&self, range: Range<u64>, reads: &mut RangedReads) -> anyhow::Result<Vec<u8>> {
+        let bytes = self
+            .client
+            .fetch_range(self.image, &self.digest, range)
+            .await
+            .with_context(|| self.context())?;
+        reads.bytes += bytes.len() as u64;
+        reads.requests += 1;
+        Ok(bytes)
+    }
+
+    /// A layer that says it is eStargz (the annotation, or `STARGZ` in its
+    /// last bytes) must have a readable footer; without either it is another
+    /// format.
+    fn claims_estargz(&self, tail: &Tail) -> bool {
+        let last = &tail.bytes[tail.bytes.len().saturating_sub(FOOTER_SIZE as usize)..];
+        self.toc_annotation.is_some() || last.windows(6).any(|w| w == b"STARGZ")
+    }
+}
+
+/// Bytes and GETs spent on one layer's ranged reads.
+#[derive(Debug, Default)]
+struct RangedReads {
+    bytes: u64,
+    requests: u64,
+}
+
+/// The last [`TAIL_READ`] bytes of a blob (all of it when it is smaller).
+struct Tail {
+    /// Offset of the first byte in the blob.
+    start: u64,
+    bytes: Vec<u8>,
+}
+
+/// What a layer's bytes said: its format and, when there is one, its file
+/// table (from the TOC or a scan), or a note on why there is none.
+struct Findings {
+    format: LayerFormat,
+    toc: Option<TocSummary>,
+    scan: Option<ScanSummary>,
+    /// Measured by a scan.
+    uncompressed_size: Option<u64>,
+    files: Option<LayerFiles>,
+    note: Option<String>,
+}
+
+/// One layer, read as the module doc says: its tail; then, with a footer, its
+/// TOC; without one, its head (and with `--scan` the whole blob).
 async fn inspect_layer(
     client: &RegistryClient,
     image: &ResolvedImage,
@@ -280,137 +391,171 @@ async fn inspect_layer(
     diff_id: Option<&String>,
     opts: InspectOptions,
 ) -> anyhow::Result<LayerInspection> {
-    let digest = desc.digest().to_string();
-    let media_type = desc.media_type().to_string();
-    let size = desc.size();
-    let label = layer_label(index, &digest);
-    let annotation = |k: &str| desc.annotations().as_ref().and_then(|a| a.get(k)).cloned();
-    let toc_annotation = annotation(TOC_DIGEST_ANNOTATION);
-    let uncompressed_annotation = annotation(UNCOMPRESSED_SIZE_ANNOTATION)
-        .map(|v| {
-            v.trim().parse::<u64>().map_err(|_| {
-                crate::error::user(format!(
-                    "{label} of {}: annotation {UNCOMPRESSED_SIZE_ANNOTATION} is `{v}`, not a byte count",
-                    image.reference
-                ))
-            })
-        })
-        .transpose()?;
-    let mut out = LayerInspection {
+    let layer = Layer::new(client, image, index, desc)?;
+    let mut reads = RangedReads::default();
+    let tail = read_tail(&layer, &mut reads).await?;
+    let found = match parse_footer(&layer.digest, &tail.bytes, layer.size) {
+        Ok(footer) => read_estargz(&layer, footer, &tail, &mut reads).await?,
+        Err(e) if layer.claims_estargz(&tail) => return Err(unreadable_footer(&layer, e)),
+        Err(_) => read_other(&layer, &tail, diff_id, opts, &mut reads).await?,
+    };
+    Ok(LayerInspection {
         index,
-        digest: digest.clone(),
-        media_type: media_type.clone(),
-        compressed_size: size,
-        uncompressed_size: uncompressed_annotation,
-        format: LayerFormat::Other,
+        digest: layer.digest,
+        media_type: layer.media_type,
+        compressed_size: layer.size,
+        uncompressed_size: found.uncompressed_size.or(layer.uncompressed_annotation),
+        format: found.format,
+        toc: found.toc,
+        scan: found.scan,
+        ranged_bytes: reads.bytes,
+        ranged_requests: reads.requests,
+        note: found.note,
+        files: found.files,
+    })
+}
+
+/// The first ranged read of every layer: its tail, where an eStargz footer
+/// (and usually the whole TOC member) is.
+async fn read_tail(layer: &Layer<'_>, reads: &mut RangedReads) -> anyhow::Result<Tail> {
+    let start = layer.size.saturating_sub(TAIL_READ);
+    let bytes = layer
+        .client
+        .fetch_range(layer.image, &layer.digest, start..layer.size)
+        .await
+        .with_context(|| layer.context())?;
+    reads.bytes += bytes.len() as u64;
+    // An empty blob is read without a GET.
+    reads.requests += u64::from(!bytes.is_empty());
+    Ok(Tail { start, bytes })
+}
+
+/// A layer with a footer: its TOC, verified against the annotation when
+/// there is one, and the file table it gives.
+async fn read_estargz(
+    layer: &Layer<'_>,
+    footer: Footer,
+    tail: &Tail,
+    reads: &mut RangedReads,
+) -> anyhow::Result<Findings> {
+    let member = toc_member(layer, &footer, tail, reads).await?;
+    let idx = parse_index(
+        &layer.digest,
+        footer,
+        &member,
+        layer.toc_annotation.as_deref(),
+    )
+    .with_context(|| layer.context())?;
+    let files = idx.layer_files(&layer.digest, &layer.media_type, layer.size);
+    let verified = layer.toc_annotation.is_some();
+    Ok(Findings {
+        format: files.format,
+        toc: Some(toc_summary(&idx, &files, verified, layer.size)),
+        scan: None,
+        uncompressed_size: None,
+        note: (!verified).then(|| {
+            format!(
+                "no {TOC_DIGEST_ANNOTATION} annotation: the stargz snapshotter will not mount it lazily (verification fails)"
+            )
+        }),
+        files: Some(files),
+    })
+}
+
+/// The TOC member the footer points at: from the tail, or the front the tail
+/// missed (one more GET) followed by the tail's part.
+async fn toc_member(
+    layer: &Layer<'_>,
+    footer: &Footer,
+    tail: &Tail,
+    reads: &mut RangedReads,
+) -> anyhow::Result<Vec<u8>> {
+    let range = footer.toc_range(layer.size);
+    if range.end - range.start > MAX_TOC_JSON_SIZE {
+        return Err(crate::estargz::Error::new(
+            layer.digest.clone(),
+            crate::estargz::ErrorKind::TocTooLarge {
+                size: range.end - range.start,
+                limit: MAX_TOC_JSON_SIZE,
+            },
+        ))
+        .with_context(|| layer.context());
+    }
+    if let Some(member) = toc_member_in_tail(footer, &tail.bytes, layer.size) {
+        return Ok(member.to_vec());
+    }
+    let mut member = layer.fetch(range.start..tail.start, reads).await?;
+    let in_tail = (range.end - tail.start) as usize;
+    member.extend_from_slice(&tail.bytes[..in_tail]);
+    Ok(member)
+}
+
+/// The error of a layer that claims to be eStargz without a readable footer.
+fn unreadable_footer(layer: &Layer<'_>, e: crate::estargz::Error) -> anyhow::Error {
+    let claim = if layer.toc_annotation.is_some() {
+        "toc.digest annotation"
+    } else {
+        "`STARGZ` at its end"
+    };
+    anyhow::Error::new(e).context(format!(
+        "{}: it claims to be eStargz ({claim}) but its footer is unreadable",
+        layer.context()
+    ))
+}
+
+/// A layer without a footer: its format from its first bytes and, with
+/// `--scan`, the file table of a gzip or tar layer streamed once.
+async fn read_other(
+    layer: &Layer<'_>,
+    tail: &Tail,
+    diff_id: Option<&String>,
+    opts: InspectOptions,
+    reads: &mut RangedReads,
+) -> anyhow::Result<Findings> {
+    let head = read_head(layer, tail, reads).await?;
+    let format = detect_format(&head, &tail.bytes, layer.size);
+    if opts.scan && matches!(format, LayerFormat::Gzip | LayerFormat::Uncompressed) {
+        let scanned = scan_remote(layer, diff_id).await?;
+        return Ok(Findings {
+            format,
+            toc: None,
+            scan: Some(scanned.summary),
+            uncompressed_size: Some(scanned.uncompressed_size),
+            files: Some(scanned.files),
+            note: None,
+        });
+    }
+    Ok(Findings {
+        format,
         toc: None,
         scan: None,
-        ranged_bytes: 0,
-        ranged_requests: 0,
-        note: None,
+        uncompressed_size: None,
         files: None,
-    };
-    let ctx = || format!("{label} of {}", image.reference);
+        note: Some(no_table_note(format)),
+    })
+}
 
-    let tail_start = size.saturating_sub(TAIL_READ);
-    let tail = client
-        .fetch_range(image, &digest, tail_start..size)
-        .await
-        .with_context(ctx)?;
-    out.ranged_bytes += tail.len() as u64;
-    out.ranged_requests += u64::from(!tail.is_empty());
-
-    // A layer that says it is eStargz (the annotation, or `STARGZ` in its last
-    // bytes) must have a readable footer; without either it is another format.
-    let last = &tail[tail.len().saturating_sub(FOOTER_SIZE as usize)..];
-    let claims_estargz = toc_annotation.is_some() || last.windows(6).any(|w| w == b"STARGZ");
-    match parse_footer(&digest, &tail, size) {
-        Ok(footer) => {
-            let range = footer.toc_range(size);
-            if range.end - range.start > MAX_TOC_JSON_SIZE {
-                return Err(crate::estargz::Error::new(
-                    digest.clone(),
-                    crate::estargz::ErrorKind::TocTooLarge {
-                        size: range.end - range.start,
-                        limit: MAX_TOC_JSON_SIZE,
-                    },
-                ))
-                .with_context(ctx);
-            }
-            let member = match toc_member_in_tail(&footer, &tail, size) {
-                Some(m) => m.to_vec(),
-                None => {
-                    // Only the front of the TOC member that the tail missed.
-                    let front = client
-                        .fetch_range(image, &digest, range.start..tail_start)
-                        .await
-                        .with_context(ctx)?;
-                    out.ranged_bytes += front.len() as u64;
-                    out.ranged_requests += 1;
-                    let in_tail = (range.end - tail_start) as usize;
-                    let mut m = front;
-                    m.extend_from_slice(&tail[..in_tail]);
-                    m
-                }
-            };
-            let idx = parse_index(&digest, footer, &member, toc_annotation.as_deref())
-                .with_context(ctx)?;
-            let files = idx.layer_files(&digest, &media_type, size);
-            out.format = files.format;
-            out.toc = Some(toc_summary(&idx, &files, toc_annotation.is_some(), size));
-            if toc_annotation.is_none() {
-                out.note = Some(format!(
-                    "no {TOC_DIGEST_ANNOTATION} annotation: the stargz snapshotter will not mount it lazily (verification fails)"
-                ));
-            }
-            out.files = Some(files);
-        }
-        Err(e) if claims_estargz => {
-            return Err(anyhow::Error::new(e)).with_context(|| {
-                format!(
-                    "{}: it claims to be eStargz ({}) but its footer is unreadable",
-                    ctx(),
-                    if toc_annotation.is_some() {
-                        "toc.digest annotation"
-                    } else {
-                        "`STARGZ` at its end"
-                    }
-                )
-            });
-        }
-        Err(_) => {
-            let head = if tail_start == 0 {
-                tail[..tail.len().min(HEAD_READ as usize)].to_vec()
-            } else {
-                let h = client
-                    .fetch_range(image, &digest, 0..HEAD_READ.min(size))
-                    .await
-                    .with_context(ctx)?;
-                out.ranged_bytes += h.len() as u64;
-                out.ranged_requests += 1;
-                h
-            };
-            out.format = detect_format(&head, &tail, size);
-            if opts.scan && matches!(out.format, LayerFormat::Gzip | LayerFormat::Uncompressed) {
-                let (scan, files, uncompressed) =
-                    scan_remote(client, image, desc, index, diff_id).await?;
-                out.uncompressed_size = Some(uncompressed);
-                out.scan = Some(scan);
-                out.files = Some(files);
-            } else {
-                out.note = Some(match out.format {
-                    LayerFormat::Gzip | LayerFormat::Uncompressed => {
-                        "not eStargz: no TOC (eager pull only); --scan streams it once to list its files".into()
-                    }
-                    LayerFormat::Zstd => {
-                        "zstd: not eStargz, and advisor cannot scan zstd layers".into()
-                    }
-                    _ => "unknown format: neither eStargz, gzip, zstd nor tar".into(),
-                });
-            }
-        }
+/// The first [`HEAD_READ`] bytes: from the tail when it is the whole blob.
+async fn read_head(
+    layer: &Layer<'_>,
+    tail: &Tail,
+    reads: &mut RangedReads,
+) -> anyhow::Result<Vec<u8>> {
+    if tail.start == 0 {
+        return Ok(tail.bytes[..tail.bytes.len().min(HEAD_READ as usize)].to_vec());
     }
-    Ok(out)
+    layer.fetch(0..HEAD_READ.min(layer.size), reads).await
+}
+
+/// Why a layer without a footer has no file table.
+fn no_table_note(format: LayerFormat) -> String {
+    match format {
+        LayerFormat::Gzip | LayerFormat::Uncompressed => {
+            "not eStargz: no TOC (eager pull only); --scan streams it once to list its files".into()
+        }
+        LayerFormat::Zstd => "zstd: not eStargz, and advisor cannot scan zstd layers".into(),
+        _ => "unknown format: neither eStargz, gzip, zstd nor tar".into(),
+    }
 }
 
 fn toc_summary(
@@ -483,21 +628,23 @@ pub fn counts(files: &LayerFiles) -> FileCounts {
     c
 }
 
+/// A layer streamed through the scanner.
+struct Scanned {
+    summary: ScanSummary,
+    files: LayerFiles,
+    /// Bytes of the uncompressed tar.
+    uncompressed_size: u64,
+}
+
 /// Stream a whole layer through the scanner (off the async workers), checking
 /// its digest (the registry stream) and its diff_id (the config).
-async fn scan_remote(
-    client: &RegistryClient,
-    image: &ResolvedImage,
-    desc: &Descriptor,
-    index: usize,
-    diff_id: Option<&String>,
-) -> anyhow::Result<(ScanSummary, LayerFiles, u64)> {
-    let digest = desc.digest().to_string();
-    let label = layer_label(index, &digest);
-    let stream = client
-        .blob_stream(image, desc)
+async fn scan_remote(layer: &Layer<'_>, diff_id: Option<&String>) -> anyhow::Result<Scanned> {
+    let streaming = || format!("{}: streaming it for --scan", layer.context());
+    let stream = layer
+        .client
+        .blob_stream(layer.image, layer.desc)
         .await
-        .with_context(|| format!("{label} of {}: streaming it for --scan", image.reference))?;
+        .with_context(streaming)?;
     // The registry's own error (digest or size mismatch, broken connection)
     // is kept aside: through the io bridge it would become a vague read error.
     let failure: Arc<Mutex<Option<crate::registry::Error>>> = Arc::new(Mutex::new(None));
@@ -512,21 +659,17 @@ async fn scan_remote(
         })
     });
     let reader = tokio_util::io::SyncIoBridge::new(tokio_util::io::StreamReader::new(io_stream));
-    let media_type = desc.media_type().to_string();
-    let d2 = digest.clone();
+    let media_type = layer.media_type.clone();
+    let d2 = layer.digest.clone();
     let scanned = tokio::task::spawn_blocking(move || scan_layer(&d2, &media_type, reader))
         .await
         .context("the layer scanner thread failed (a bug)")?;
     let registry_failure = failure.lock().ok().and_then(|mut s| s.take());
     let scanned = match (scanned, registry_failure) {
-        (_, Some(e)) => {
-            return Err(anyhow::Error::new(e)).with_context(|| {
-                format!("{label} of {}: streaming it for --scan", image.reference)
-            });
-        }
+        (_, Some(e)) => return Err(anyhow::Error::new(e)).with_context(streaming),
         (Err(e), None) => {
             return Err(anyhow::Error::new(e))
-                .with_context(|| format!("{label} of {}: scanning it", image.reference));
+                .with_context(|| format!("{}: scanning it", layer.context()));
         }
         (Ok(s), None) => s,
     };
@@ -534,17 +677,21 @@ async fn scan_remote(
         && *want != scanned.diff_id
     {
         crate::bail_user!(
-            "{label} of {}: its uncompressed tar has digest {} but the config's diff_ids[{index}] is {want}: the image is corrupt",
-            image.reference,
-            scanned.diff_id
+            "{}: its uncompressed tar has digest {} but the config's diff_ids[{}] is {want}: the image is corrupt",
+            layer.context(),
+            scanned.diff_id,
+            layer.index
         );
     }
-    let summary = ScanSummary {
-        counts: counts(&scanned.files),
-        diff_id: scanned.diff_id.clone(),
-        bytes_streamed: scanned.files.blob_size,
-    };
-    Ok((summary, scanned.files, scanned.uncompressed_size))
+    Ok(Scanned {
+        summary: ScanSummary {
+            counts: counts(&scanned.files),
+            diff_id: scanned.diff_id.clone(),
+            bytes_streamed: scanned.files.blob_size,
+        },
+        files: scanned.files,
+        uncompressed_size: scanned.uncompressed_size,
+    })
 }
 
 #[cfg(test)]
