@@ -19,6 +19,9 @@ use serde_json::Value;
 use std::path::{Path, PathBuf};
 use std::process::Command;
 
+#[path = "truth.rs"]
+pub mod truth;
+
 /// Line the workloads print when ready.
 pub const READY_LINE: &str = "^READY$";
 
@@ -51,6 +54,15 @@ pub struct Config {
     /// Also measure lazy+prefetch: per workload, an eStargz image rebuilt
     /// with the startup set `advise --prefetch-list` names prioritized.
     pub prefetch: bool,
+    /// Images already pushed (gzip, eStargz), e.g. converted by
+    /// `ctr-remote image optimize`, instead of building `spec`.
+    pub pushed: Option<(String, String)>,
+    /// Lazy pulls the gzip form converted by Debian's `ctr-remote image
+    /// optimize --no-optimize --oci` instead of advisor's eStargz form.
+    pub ctr_remote_estargz: bool,
+    /// containerd's own clients, measured beside every `advisor bench` run:
+    /// the ground truth predictions are checked against.
+    pub clients: truth::Clients,
 }
 
 #[derive(Debug, Clone, Deserialize, Serialize)]
@@ -58,6 +70,19 @@ pub struct Workload {
     pub name: String,
     pub description: String,
     pub command: String,
+    /// A trace made outside the harness (e.g. strace, `advisor trace
+    /// import`): predicted from too, beside the recorded one.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub imported_trace: Option<PathBuf>,
+}
+
+impl Workload {
+    /// The command as run: the workload, then the `DONE` line its completion
+    /// is taken at (a user timing `ctr run` sees the workload's last line,
+    /// not the teardown after it).
+    pub fn script(&self) -> String {
+        format!("{}\necho {}", self.command, truth::DONE)
+    }
 }
 
 /// One of the four numbers: a strategy to a point.
@@ -69,13 +94,39 @@ pub struct Number {
     pub predicted: f64,
     pub predicted_low: f64,
     pub predicted_high: f64,
+    /// containerd's own clients' runs (the ground truth).
     pub measured: Vec<f64>,
     pub measured_median: f64,
-    /// (predicted − measured median) / measured median.
+    /// `advisor bench`'s runs, interleaved with the clients' ones.
+    pub bench: Vec<f64>,
+    pub bench_median: f64,
+    /// (predicted − measured median) / max(measured median, 1 s).
     pub error: f64,
 }
 
 impl Number {
+    /// `predicted` against the measured runs (error relative to at least 1 s).
+    pub fn new(
+        strategy: &str,
+        point: &str,
+        (predicted, predicted_low, predicted_high): (f64, f64, f64),
+        measured: Vec<f64>,
+        bench: Vec<f64>,
+    ) -> Number {
+        let measured_median = median(&measured);
+        Number {
+            strategy: strategy.into(),
+            point: point.into(),
+            predicted,
+            predicted_low,
+            predicted_high,
+            measured_median,
+            bench_median: median(&bench),
+            error: (predicted - measured_median) / measured_median.max(1.0),
+            measured,
+            bench,
+        }
+    }
     pub fn measured_min(&self) -> f64 {
         self.measured.iter().copied().fold(f64::INFINITY, f64::min)
     }
@@ -106,6 +157,8 @@ pub struct Measured {
     pub received_bytes: f64,
     /// Content store + snapshots after the run (lazy: snapshotter caches not counted).
     pub disk_bytes: f64,
+    /// Lazy: the snapshotter's GETs to the registry (NaN: not counted).
+    pub registry_gets: f64,
 }
 
 #[derive(Debug, Clone, Serialize)]
@@ -126,7 +179,11 @@ pub struct Case {
     /// The strategy advisor predicts fastest to completion among the same.
     pub predicted_completion_winner: String,
     pub numbers: Vec<Number>,
-    /// Per strategy measured, the measured medians.
+    /// The same predicted from the workload's imported trace (strace), if any.
+    pub imported_numbers: Vec<Number>,
+    pub imported_completion_winner: Option<String>,
+    /// Per strategy measured, the measured medians: advisor bench's runs
+    /// under the strategy's name, containerd's clients' as "<name> (ctr)".
     pub measured: std::collections::BTreeMap<String, Measured>,
     /// Task start to exit while `trace record` recorded it through FUSE (s).
     pub recorded_s: f64,
@@ -177,6 +234,8 @@ pub fn family(strategy: &str) -> &str {
 #[derive(Debug, Clone, Serialize)]
 pub struct Report {
     pub spec: PathBuf,
+    /// The image as the tables name it.
+    pub image: String,
     /// The profile predictions used (None: the bundled one).
     pub profile: Option<PathBuf>,
     /// When the harness calibrated the node: the profile's runs and its
@@ -313,6 +372,310 @@ fn prefetch_image(
         .with_context(|| format!("image build reported no eStargz form: {built}"))
 }
 
+/// The image every strategy pulls, in both forms.
+pub struct Pushed {
+    pub gzip: String,
+    pub estargz: String,
+    /// Compressed bytes of the gzip form's layers.
+    pub gzip_bytes: u64,
+    pub uncompressed_bytes: u64,
+}
+
+/// Build and push `cfg.spec` with `advisor image build`, or take the images
+/// `cfg.pushed` names (sizes read back with `advisor image inspect`).
+fn push_image(cfg: &Config, progress: &mut impl FnMut(&str)) -> anyhow::Result<Pushed> {
+    let sum = |v: &Value, key: &str| -> u64 {
+        v["layers"]
+            .as_array()
+            .map(|ls| ls.iter().filter_map(|l| l[key].as_u64()).sum())
+            .unwrap_or(0)
+    };
+    if let Some((gzip, estargz)) = &cfg.pushed {
+        progress(&format!("inspecting {gzip} and {estargz}"));
+        let g = cfg.json("image inspect", &["image", "inspect", gzip])?;
+        let e = cfg.json("image inspect", &["image", "inspect", estargz])?;
+        std::fs::write(cfg.out_dir.join("inspect-gzip.json"), g.to_string())?;
+        return Ok(Pushed {
+            gzip: gzip.clone(),
+            estargz: estargz.clone(),
+            gzip_bytes: sum(&g, "compressed_size"),
+            uncompressed_bytes: sum(&e, "uncompressed_size"),
+        });
+    }
+    progress(&format!("building and pushing {}", cfg.spec.display()));
+    let reference = format!("{}/{}", cfg.registry, cfg.repository);
+    let spec = cfg.spec.to_str().context("spec path is not UTF-8")?;
+    let built = cfg.json(
+        "image build",
+        &["image", "build", "--spec", spec, "--push", &reference],
+    )?;
+    std::fs::write(cfg.out_dir.join("build.json"), built.to_string())?;
+    let form = |name: &str| -> anyhow::Result<&Value> {
+        built["forms"]
+            .as_array()
+            .and_then(|a| a.iter().find(|f| f["form"] == name))
+            .with_context(|| format!("image build reported no {name} form: {built}"))
+    };
+    let (gzip, esgz) = (form("gzip")?, form("estargz")?);
+    let reference = |f: &Value| f["reference"].as_str().map(String::from);
+    let gzip_ref = reference(gzip).context("gzip reference")?;
+    let mut estargz = reference(esgz).context("eStargz reference")?;
+    if cfg.ctr_remote_estargz {
+        estargz = format!("{estargz}-ctr-remote");
+        progress(&format!(
+            "converting {gzip_ref} with ctr-remote into {estargz}"
+        ));
+        cfg.clients.prepare()?;
+        cfg.clients.convert(&gzip_ref, &estargz)?;
+    }
+    Ok(Pushed {
+        gzip: gzip_ref,
+        estargz,
+        gzip_bytes: gzip["compressed_size"].as_u64().context("gzip size")?,
+        uncompressed_bytes: sum(gzip, "uncompressed_size"),
+    })
+}
+
+/// One strategy's cold runs of one workload: advisor bench's (raw JSON
+/// runs) and containerd's clients' (the ground truth).
+#[derive(Debug, Clone, Default)]
+struct Runs {
+    bench: Vec<Value>,
+    truth: Vec<truth::ClientRun>,
+}
+
+/// One cold run to measure.
+struct Run<'a> {
+    w: &'a Workload,
+    strategy: &'a str,
+    image: &'a str,
+    snapshotter: &'a str,
+    round: usize,
+}
+
+/// One cold `advisor bench` run; its raw JSON is kept in the out dir.
+fn bench_run(cfg: &Config, r: &Run) -> anyhow::Result<Vec<Value>> {
+    let b = cfg.json(
+        "bench",
+        &[
+            "--namespace",
+            &cfg.namespace,
+            "bench",
+            "--image",
+            r.image,
+            "--snapshotter",
+            r.snapshotter,
+            "--mode",
+            "cold",
+            "-n",
+            "1",
+            "--ready-line",
+            READY_LINE,
+            "--",
+            "/bin/sh",
+            "-c",
+            &r.w.script(),
+        ],
+    )?;
+    let name = format!("{}.bench-{}-{}.json", r.w.name, r.strategy, r.round);
+    std::fs::write(cfg.out_dir.join(name), b.to_string())?;
+    Ok(b["runs"]
+        .as_array()
+        .into_iter()
+        .flatten()
+        .cloned()
+        .collect())
+}
+
+/// One cold run through containerd's own clients; kept in the out dir.
+fn client_run(cfg: &Config, r: &Run) -> anyhow::Result<truth::ClientRun> {
+    let id = format!("validate-{}-{}", std::process::id(), r.round);
+    let lazy = r.snapshotter == "stargz";
+    let run = cfg
+        .clients
+        .cold_run(r.image, lazy, &r.w.script(), &id)
+        .with_context(|| format!("{}: {} through containerd's clients", r.w.name, r.strategy))?;
+    let name = format!("{}.clients-{}-{}.json", r.w.name, r.strategy, r.round);
+    std::fs::write(cfg.out_dir.join(name), serde_json::to_string(&run)?)?;
+    Ok(run)
+}
+
+/// `advisor advise` of one trace against the image's file table.
+fn predict(
+    cfg: &Config,
+    profile: Option<&Path>,
+    trace: &Path,
+    files: &str,
+    gzip_bytes: u64,
+) -> anyhow::Result<Value> {
+    let trace_s = trace.to_str().context("trace path is not UTF-8")?;
+    let gzip_bytes_s = gzip_bytes.to_string();
+    let mut args = vec![
+        "advise",
+        "--files",
+        files,
+        "--trace",
+        trace_s,
+        "--gzip-bytes",
+        &gzip_bytes_s,
+    ];
+    if let Some(p) = profile {
+        args.extend([
+            "--profile",
+            p.to_str().context("profile path is not UTF-8")?,
+        ]);
+    }
+    cfg.json("advise", &args)
+}
+
+/// The measured runs of one strategy: containerd's clients' (truth) and advisor bench's.
+#[derive(Debug, Clone, Default)]
+struct Measures {
+    ready: Vec<f64>,
+    complete: Vec<f64>,
+    bench_ready: Vec<f64>,
+    bench_complete: Vec<f64>,
+}
+
+/// What one workload's runs measured, per strategy.
+struct Summary {
+    measures: std::collections::BTreeMap<String, Measures>,
+    summary: std::collections::BTreeMap<String, Measured>,
+    /// Task start to exit of the eager bench runs.
+    unrecorded: Vec<f64>,
+}
+
+/// Medians per strategy of advisor bench's included runs (phases, bytes) and
+/// of the clients' runs (their own rows, "<strategy> (ctr)").
+fn summarise(
+    cfg: &Config,
+    w: &Workload,
+    strategies: &[&str],
+    runs: &[Runs],
+) -> anyhow::Result<Summary> {
+    let mut out = Summary {
+        measures: Default::default(),
+        summary: Default::default(),
+        unrecorded: Vec::new(),
+    };
+    for (&strategy, rs) in strategies.iter().zip(runs) {
+        let mut m = Measures::default();
+        let mut cols: [Vec<f64>; 5] = Default::default();
+        for r in &rs.bench {
+            if r["role"] != "measured" || r["included"] != true || r["exit_code"] != 0 {
+                continue;
+            }
+            let ph = |k: &str| r["phases"][k].as_f64().unwrap_or(0.0);
+            if strategy == "eager" {
+                out.unrecorded.push(ph("start") + ph("complete"));
+            }
+            cols[0].push(ph("resolve") + ph("fetch") + ph("unpack"));
+            cols[1].push(ph("create") + ph("start") + ph("ready"));
+            cols[2].push(r["network"]["received"].as_f64().unwrap_or(f64::NAN));
+            cols[3].push(
+                r["disk"]["content"].as_f64().unwrap_or(0.0)
+                    + r["disk"]["snapshots"].as_f64().unwrap_or(0.0),
+            );
+            cols[4].push(
+                r["network"]["lazy"]["registry_gets"]
+                    .as_f64()
+                    .unwrap_or(f64::NAN),
+            );
+            m.bench_ready.push(f(&r["to_ready"], "runs[].to_ready")?);
+            m.bench_complete
+                .push(f(&r["to_complete"], "runs[].to_complete")?);
+        }
+        if m.bench_ready.is_empty() || rs.truth.is_empty() {
+            bail!(
+                "{}: no usable {strategy} run (raw results in {})",
+                w.name,
+                cfg.out_dir.display()
+            );
+        }
+        m.ready = rs.truth.iter().map(|t| t.to_ready_s).collect();
+        m.complete = rs.truth.iter().map(|t| t.to_complete_s).collect();
+        let pulls: Vec<f64> = rs.truth.iter().map(|t| t.pull_s).collect();
+        let starts: Vec<f64> = rs.truth.iter().map(|t| t.to_ready_s - t.pull_s).collect();
+        let lazy = |get: fn(&advisor::bench::metrics::LazyCounters) -> f64| -> Vec<f64> {
+            rs.truth
+                .iter()
+                .map(|t| t.lazy.as_ref().map_or(f64::NAN, get))
+                .collect()
+        };
+        out.summary.insert(
+            strategy.to_string(),
+            Measured {
+                pull_s: median(&cols[0]),
+                start_to_ready_s: median(&cols[1]),
+                to_ready_s: median(&m.bench_ready),
+                to_complete_s: median(&m.bench_complete),
+                received_bytes: median(&cols[2]),
+                disk_bytes: median(&cols[3]),
+                registry_gets: median(&cols[4]),
+            },
+        );
+        out.summary.insert(
+            format!("{strategy} (ctr)"),
+            Measured {
+                pull_s: median(&pulls),
+                start_to_ready_s: median(&starts),
+                to_ready_s: median(&m.ready),
+                to_complete_s: median(&m.complete),
+                received_bytes: median(&lazy(|l| l.fetched.0 as f64)),
+                disk_bytes: f64::NAN,
+                registry_gets: median(&lazy(|l| l.registry_gets as f64)),
+            },
+        );
+        out.measures.insert(strategy.to_string(), m);
+    }
+    Ok(out)
+}
+
+/// Predicted against measured, per strategy measured and point.
+fn numbers_of(
+    p: &Value,
+    strategies: &[&str],
+    measures: &std::collections::BTreeMap<String, Measures>,
+) -> anyhow::Result<Vec<Number>> {
+    let mut numbers = Vec::new();
+    for &strategy in strategies {
+        let s = p["strategies"]
+            .as_array()
+            .and_then(|a| a.iter().find(|s| s["strategy"] == strategy))
+            .with_context(|| format!("advise predicted no {strategy}: {p}"))?;
+        let m = &measures[strategy];
+        for (point, key, truth, bench) in [
+            ("ready", "cold_start", &m.ready, &m.bench_ready),
+            ("complete", "completion", &m.complete, &m.bench_complete),
+        ] {
+            let e = &s[key];
+            let predicted = (
+                f(&e["value"], key)?,
+                f(&e["low"], key)?,
+                f(&e["high"], key)?,
+            );
+            numbers.push(Number::new(
+                strategy,
+                point,
+                predicted,
+                truth.clone(),
+                bench.clone(),
+            ));
+        }
+    }
+    Ok(numbers)
+}
+
+/// The strategy fastest to completion by `key` (measured or predicted).
+fn fastest(numbers: &[Number], key: impl Fn(&Number) -> f64) -> String {
+    numbers
+        .iter()
+        .filter(|n| n.point == "complete")
+        .min_by(|a, b| key(a).total_cmp(&key(b)))
+        .map(|n| n.strategy.clone())
+        .unwrap_or_default()
+}
+
 fn f(v: &Value, what: &str) -> anyhow::Result<f64> {
     v.as_f64()
         .with_context(|| format!("no number at {what}: {v}"))
@@ -334,41 +697,13 @@ pub fn run(cfg: &Config, mut progress: impl FnMut(&str)) -> anyhow::Result<Repor
     if workloads.is_empty() {
         bail!("no workload selected from {}", cfg.workloads.display());
     }
+    if cfg.prefetch && cfg.pushed.is_some() {
+        bail!("lazy+prefetch rebuilds the image from its spec: not with pushed images");
+    }
 
-    progress(&format!("building and pushing {}", cfg.spec.display()));
-    let reference = format!("{}/{}", cfg.registry, cfg.repository);
-    let spec = cfg.spec.to_str().context("spec path is not UTF-8")?;
-    let built = cfg.json(
-        "image build",
-        &["image", "build", "--spec", spec, "--push", &reference],
-    )?;
-    std::fs::write(cfg.out_dir.join("build.json"), built.to_string())?;
-    let form = |name: &str| -> anyhow::Result<&Value> {
-        built["forms"]
-            .as_array()
-            .and_then(|a| a.iter().find(|f| f["form"] == name))
-            .with_context(|| format!("image build reported no {name} form: {built}"))
-    };
-    let gzip = form("gzip")?;
-    let esgz = form("estargz")?;
-    let gzip_ref = gzip["reference"]
-        .as_str()
-        .context("gzip reference")?
-        .to_string();
-    let esgz_ref = esgz["reference"]
-        .as_str()
-        .context("eStargz reference")?
-        .to_string();
-    let gzip_bytes = gzip["compressed_size"].as_u64().context("gzip size")?;
-    let uncompressed_bytes = gzip["layers"]
-        .as_array()
-        .map(|ls| {
-            ls.iter()
-                .filter_map(|l| l["uncompressed_size"].as_u64())
-                .sum()
-        })
-        .unwrap_or(0);
-
+    let image = push_image(cfg, &mut progress)?;
+    let (gzip_ref, esgz_ref, gzip_bytes) =
+        (image.gzip.clone(), image.estargz.clone(), image.gzip_bytes);
     let files = cfg.out_dir.join("files.json");
     let files_s = files.to_str().context("out dir is not UTF-8")?;
     cfg.json(
@@ -410,7 +745,7 @@ pub fn run(cfg: &Config, mut progress: impl FnMut(&str)) -> anyhow::Result<Repor
                 "--",
                 "/bin/sh",
                 "-c",
-                &w.command,
+                &w.script(),
             ],
         )?;
         if rec["exit_code"] != 0 {
@@ -442,45 +777,40 @@ pub fn run(cfg: &Config, mut progress: impl FnMut(&str)) -> anyhow::Result<Repor
 
     // Cold runs in rounds (every workload and strategy once, then the next
     // round), so a slow stretch of the machine costs each workload at most
-    // one run of its median, not all of them.
-    let mut runs: Vec<Vec<Vec<Value>>> = images.iter().map(|v| vec![Vec::new(); v.len()]).collect();
+    // one run of its median, not all of them. Each advisor bench run has a
+    // run through containerd's own clients beside it, the two in turns
+    // (bench first, then the clients first), so both see the same noise.
+    let mut runs: Vec<Vec<Runs>> = images
+        .iter()
+        .map(|v| vec![Runs::default(); v.len()])
+        .collect();
+    cfg.clients.prepare()?;
     for round in 0..cfg.repeats {
         for ((w, imgs), ws) in workloads.iter().zip(&images).zip(runs.iter_mut()) {
-            for ((strategy, image, snapshotter), slot) in imgs.iter().zip(ws.iter_mut()) {
+            for (k, ((strategy, image, snapshotter), slot)) in
+                imgs.iter().zip(ws.iter_mut()).enumerate()
+            {
                 progress(&format!(
-                    "{}: measuring {strategy}, cold run {} of {}",
+                    "{}: measuring {strategy}, cold run {} of {} (advisor bench and containerd's clients)",
                     w.name,
                     round + 1,
                     cfg.repeats
                 ));
-                let b = cfg.json(
-                    "bench",
-                    &[
-                        "--namespace",
-                        &cfg.namespace,
-                        "bench",
-                        "--image",
-                        image,
-                        "--snapshotter",
-                        snapshotter,
-                        "--mode",
-                        "cold",
-                        "-n",
-                        "1",
-                        "--ready-line",
-                        READY_LINE,
-                        "--",
-                        "/bin/sh",
-                        "-c",
-                        &w.command,
-                    ],
-                )?;
-                std::fs::write(
-                    cfg.out_dir
-                        .join(format!("{}.bench-{strategy}-{round}.json", w.name)),
-                    b.to_string(),
-                )?;
-                slot.extend(b["runs"].as_array().into_iter().flatten().cloned());
+                let run = Run {
+                    w,
+                    strategy,
+                    image,
+                    snapshotter,
+                    round,
+                };
+                // Who goes first alternates round by round for every strategy.
+                if (round + k).is_multiple_of(2) {
+                    slot.bench.extend(bench_run(cfg, &run)?);
+                    slot.truth.push(client_run(cfg, &run)?);
+                } else {
+                    slot.truth.push(client_run(cfg, &run)?);
+                    slot.bench.extend(bench_run(cfg, &run)?);
+                }
             }
         }
     }
@@ -499,120 +829,26 @@ pub fn run(cfg: &Config, mut progress: impl FnMut(&str)) -> anyhow::Result<Repor
         workloads.iter().zip(records).zip(&runs).zip(&images)
     {
         progress(&format!("{}: predicting", w.name));
-        let trace_s = trace.to_str().context("out dir is not UTF-8")?;
-        let gzip_bytes_s = gzip_bytes.to_string();
-        let mut args = vec![
-            "advise",
-            "--files",
-            files_s,
-            "--trace",
-            trace_s,
-            "--gzip-bytes",
-            &gzip_bytes_s,
-        ];
-        if let Some(p) = &profile {
-            args.extend([
-                "--profile",
-                p.to_str().context("profile path is not UTF-8")?,
-            ]);
-        }
-        let adv = cfg.json("advise", &args)?;
-        std::fs::write(
-            cfg.out_dir.join(format!("{}.advise.json", w.name)),
-            adv.to_string(),
-        )?;
-        let p = &adv["prediction"];
-
-        let mut unrecorded = Vec::new();
-        let mut measured = std::collections::BTreeMap::new();
-        let mut summary = std::collections::BTreeMap::new();
-        for (&(strategy, _, _), strategy_runs) in imgs.iter().zip(ws) {
-            let mut ready = Vec::new();
-            let mut complete = Vec::new();
-            let mut cols: [Vec<f64>; 4] = Default::default();
-            for r in strategy_runs {
-                if r["role"] != "measured" || r["included"] != true || r["exit_code"] != 0 {
-                    continue;
-                }
-                if strategy == "eager" {
-                    let p = &r["phases"];
-                    unrecorded.push(
-                        f(&p["start"], "phases.start")? + f(&p["complete"], "phases.complete")?,
-                    );
-                }
-                let ph = |k: &str| r["phases"][k].as_f64().unwrap_or(0.0);
-                cols[0].push(ph("resolve") + ph("fetch") + ph("unpack"));
-                cols[1].push(ph("create") + ph("start") + ph("ready"));
-                cols[2].push(r["network"]["received"].as_f64().unwrap_or(f64::NAN));
-                cols[3].push(
-                    r["disk"]["content"].as_f64().unwrap_or(0.0)
-                        + r["disk"]["snapshots"].as_f64().unwrap_or(0.0),
-                );
-                ready.push(f(&r["to_ready"], "runs[].to_ready")?);
-                complete.push(f(&r["to_complete"], "runs[].to_complete")?);
-            }
-            if ready.is_empty() {
-                bail!(
-                    "{}: no usable {strategy} run (raw results in {})",
-                    w.name,
-                    cfg.out_dir.display()
-                );
-            }
-            summary.insert(
-                strategy.to_string(),
-                Measured {
-                    pull_s: median(&cols[0]),
-                    start_to_ready_s: median(&cols[1]),
-                    to_ready_s: median(&ready),
-                    to_complete_s: median(&complete),
-                    received_bytes: median(&cols[2]),
-                    disk_bytes: median(&cols[3]),
-                },
-            );
-            measured.insert(strategy, (ready, complete));
-        }
-
-        let mut numbers = Vec::new();
-        for &(strategy, _, _) in imgs {
-            let s = p["strategies"]
-                .as_array()
-                .and_then(|a| a.iter().find(|s| s["strategy"] == strategy))
-                .with_context(|| format!("advise predicted no {strategy}: {p}"))?;
-            let (ready, complete) = &measured[strategy];
-            for (point, key, xs) in [
-                ("ready", "cold_start", ready),
-                ("complete", "completion", complete),
-            ] {
-                let e = &s[key];
-                let predicted = f(&e["value"], key)?;
-                let m = median(xs);
-                numbers.push(Number {
-                    strategy: strategy.into(),
-                    point: point.into(),
-                    predicted,
-                    predicted_low: f(&e["low"], key)?,
-                    predicted_high: f(&e["high"], key)?,
-                    measured: xs.clone(),
-                    measured_median: m,
-                    error: (predicted - m) / m,
-                });
-            }
+        let strategies: Vec<&str> = imgs.iter().map(|i| i.0).collect();
+        let m = summarise(cfg, w, &strategies, ws)?;
+        let advise = |trace: &Path, name: &str| -> anyhow::Result<Value> {
+            let adv = predict(cfg, profile.as_deref(), trace, files_s, gzip_bytes)?;
+            std::fs::write(cfg.out_dir.join(name), adv.to_string())?;
+            Ok(adv["prediction"].clone())
+        };
+        let p = advise(&trace, &format!("{}.advise.json", w.name))?;
+        let numbers = numbers_of(&p, &strategies, &m.measures)?;
+        let mut imported_numbers = Vec::new();
+        let mut imported_completion_winner = None;
+        if let Some(t) = &w.imported_trace {
+            let q = advise(t, &format!("{}.advise-imported.json", w.name))?;
+            imported_numbers = numbers_of(&q, &strategies, &m.measures)?;
+            imported_completion_winner = Some(fastest(&imported_numbers, |n| n.predicted));
         }
         let rec_completion = p["recommendations"]
             .as_array()
             .and_then(|a| a.iter().find(|r| r["objective"] == "fastest-completion"))
             .with_context(|| format!("no completion recommendation: {p}"))?;
-        // The fastest, measured and predicted, among the strategies measured.
-        let fastest = |key: &dyn Fn(&Number) -> f64| {
-            numbers
-                .iter()
-                .filter(|n| n.point == "complete")
-                .min_by(|a, b| key(a).total_cmp(&key(b)))
-                .map(|n| n.strategy.clone())
-                .unwrap_or_default()
-        };
-        let measured_completion_winner = fastest(&|n| n.measured_median);
-        let predicted_completion_winner = fastest(&|n| n.predicted);
         cases.push(Case {
             workload: w.clone(),
             trace,
@@ -624,22 +860,32 @@ pub fn run(cfg: &Config, mut progress: impl FnMut(&str)) -> anyhow::Result<Repor
             advised_completion: rec_completion["best"].as_str().unwrap_or("?").into(),
             advised_completion_confident: rec_completion["confident"] == true,
             rule_of_thumb: p["rule_of_thumb"]["says"].as_str().map(String::from),
-            measured_completion_winner,
-            predicted_completion_winner,
+            measured_completion_winner: fastest(&numbers, |n| n.measured_median),
+            predicted_completion_winner: fastest(&numbers, |n| n.predicted),
             numbers,
-            measured: summary,
+            imported_numbers,
+            imported_completion_winner,
+            measured: m.summary,
             recorded_s,
-            unrecorded_s: median(&unrecorded),
+            unrecorded_s: median(&m.unrecorded),
         });
     }
     Ok(Report {
         spec: cfg.spec.clone(),
+        image: match &cfg.pushed {
+            Some((g, e)) => format!("`{g}` and `{e}`"),
+            None if cfg.ctr_remote_estargz => format!(
+                "`{}` (eStargz form converted by ctr-remote)",
+                cfg.spec.display()
+            ),
+            None => format!("`{}`", cfg.spec.display()),
+        },
         profile,
         calibration,
         gzip_reference: gzip_ref,
         estargz_reference: esgz_ref,
         gzip_bytes,
-        uncompressed_bytes,
+        uncompressed_bytes: image.uncompressed_bytes,
         repeats: cfg.repeats,
         cases,
     })
@@ -651,8 +897,8 @@ pub fn markdown(r: &Report) -> String {
     let mut s = String::new();
     let _ = writeln!(
         s,
-        "Image `{}` ({:.0} MB gzip, {:.0} MB uncompressed); {} cold run(s) per strategy and workload; profile {}.\n",
-        r.spec.display(),
+        "Image {} ({:.0} MB gzip, {:.0} MB uncompressed); {} cold run(s) per strategy and workload, each through advisor bench and containerd's own clients (the ground truth, measured); profile {}.\n",
+        r.image,
         r.gzip_bytes as f64 / 1e6,
         r.uncompressed_bytes as f64 / 1e6,
         r.repeats,
@@ -670,14 +916,14 @@ pub fn markdown(r: &Report) -> String {
     );
     let _ = writeln!(
         s,
-        "| workload | read | strategy | to | predicted (95 % interval) | measured median (min – max) | error |"
+        "| workload | read | strategy | to | predicted (95 % interval) | measured median (min – max), containerd's clients | error | advisor bench median |"
     );
-    let _ = writeln!(s, "|---|---|---|---|---|---|---|");
+    let _ = writeln!(s, "|---|---|---|---|---|---|---|---|");
     for c in &r.cases {
         for n in &c.numbers {
             let _ = writeln!(
                 s,
-                "| {} | {:.1} % | {} | {} | {:.2} s ({:.2} – {:.2}) | {:.2} s ({:.2} – {:.2}) | {:+.0} % |",
+                "| {} | {:.1} % | {} | {} | {:.2} s ({:.2} – {:.2}) | {:.2} s ({:.2} – {:.2}) | {:+.0} % | {:.2} s |",
                 c.workload.name,
                 c.working_set_fraction * 100.0,
                 n.strategy,
@@ -688,8 +934,32 @@ pub fn markdown(r: &Report) -> String {
                 n.measured_median,
                 n.measured_min(),
                 n.measured_max(),
-                n.error * 100.0
+                n.error * 100.0,
+                n.bench_median
             );
+        }
+    }
+    if r.cases.iter().any(|c| !c.imported_numbers.is_empty()) {
+        let _ = writeln!(
+            s,
+            "\nPredicted from the imported (strace) trace instead of the recorded one, against the same runs:\n\n| workload | strategy | to | predicted (95 % interval) | measured median | error |"
+        );
+        let _ = writeln!(s, "|---|---|---|---|---|---|");
+        for c in &r.cases {
+            for n in &c.imported_numbers {
+                let _ = writeln!(
+                    s,
+                    "| {} | {} | {} | {:.2} s ({:.2} – {:.2}) | {:.2} s | {:+.0} % |",
+                    c.workload.name,
+                    n.strategy,
+                    n.point,
+                    n.predicted,
+                    n.predicted_low,
+                    n.predicted_high,
+                    n.measured_median,
+                    n.error * 100.0
+                );
+            }
         }
     }
     let _ = writeln!(
@@ -725,28 +995,33 @@ pub fn markdown(r: &Report) -> String {
     }
     let _ = writeln!(
         s,
-        "\n| workload | strategy | pull | start → ready | cold start (to ready) | completion | received | disk after |"
+        "\n| workload | strategy | pull | start → ready | cold start (to ready) | completion | received | GETs | disk after |"
     );
-    let _ = writeln!(s, "|---|---|---|---|---|---|---|---|");
+    let _ = writeln!(s, "|---|---|---|---|---|---|---|---|---|");
     for c in &r.cases {
         for (name, m) in &c.measured {
             let _ = writeln!(
                 s,
-                "| {} | {} | {:.3} s | {:.3} s | {:.2} s | {:.2} s | {:.1} MB | {:.1} MB |",
+                "| {} | {} | {:.3} s | {:.3} s | {:.2} s | {:.2} s | {} | {} | {} |",
                 c.workload.name,
                 name,
                 m.pull_s,
                 m.start_to_ready_s,
                 m.to_ready_s,
                 m.to_complete_s,
-                m.received_bytes / 1e6,
-                m.disk_bytes / 1e6
+                mb(m.received_bytes),
+                if m.registry_gets.is_nan() {
+                    "".into()
+                } else {
+                    format!("{:.0}", m.registry_gets)
+                },
+                mb(m.disk_bytes)
             );
         }
         if let (Some(e), Some(l)) = (c.measured.get("eager"), c.measured.get("lazy")) {
             let _ = writeln!(
                 s,
-                "| {} | lazy vs eager | {} | {} | {} | {} | | |",
+                "| {} | lazy vs eager | {} | {} | {} | {} | | | |",
                 c.workload.name,
                 ratio(e.pull_s, l.pull_s, "faster", "slower"),
                 ratio(e.start_to_ready_s, l.start_to_ready_s, "shorter", "longer"),
@@ -771,6 +1046,15 @@ pub fn markdown(r: &Report) -> String {
         );
     }
     s
+}
+
+/// Megabytes, blank when not measured.
+fn mb(bytes: f64) -> String {
+    if bytes.is_nan() {
+        String::new()
+    } else {
+        format!("{:.1} MB", bytes / 1e6)
+    }
 }
 
 /// "N× faster" when lazy (`l`) took less than eager (`e`), "N× slower" otherwise.

@@ -44,6 +44,27 @@ struct Args {
     /// The advisor binary (default: next to this example).
     #[arg(long)]
     advisor: Option<PathBuf>,
+    /// Measure these pushed images (gzip form) instead of building `--spec` (e.g. images
+    /// converted by `ctr-remote image optimize`); needs `--estargz`.
+    #[arg(long, requires = "estargz", value_name = "REF")]
+    gzip: Option<String>,
+    /// Lazy pulls the built gzip form converted by Debian's `ctr-remote image optimize
+    /// --no-optimize --oci`, not advisor's own eStargz form.
+    #[arg(long, conflicts_with = "gzip")]
+    ctr_remote: bool,
+    /// The eStargz form of `--gzip`.
+    #[arg(long, requires = "gzip", value_name = "REF")]
+    estargz: Option<String>,
+    /// containerd's socket, for containerd's own clients (ctr, ctr-remote).
+    #[arg(
+        long,
+        env = "ADVISOR_CONTAINERD",
+        default_value = "/run/containerd/containerd.sock"
+    )]
+    address: String,
+    /// Restarts the stargz snapshotter empty before the clients' cold lazy runs.
+    #[arg(long, env = "ADVISOR_LAZY_RESET_CMD")]
+    lazy_reset_cmd: String,
 }
 
 fn main() -> anyhow::Result<()> {
@@ -59,11 +80,16 @@ fn main() -> anyhow::Result<()> {
         .file_stem()
         .map(|s| s.to_string_lossy().into_owned())
         .unwrap_or_else(|| "app".into());
+    // Pushed images: the out dir is named after the gzip form's repository.
+    let named = match &a.gzip {
+        Some(g) => PathBuf::from(g.rsplit('/').next().unwrap_or(g).replace(':', "-")),
+        None => a.spec.clone(),
+    };
     let cfg = harness::Config {
         advisor,
         registry: a.registry,
         repository: format!("advisor-validate/{stem}:v1"),
-        out_dir: harness::default_out_dir(&a.out, &a.spec),
+        out_dir: harness::default_out_dir(&a.out, &named),
         spec: a.spec,
         workloads: a.workloads,
         repeats: a.repeats,
@@ -73,6 +99,15 @@ fn main() -> anyhow::Result<()> {
         profile: a.profile,
         calibrate: a.calibrate,
         prefetch: a.prefetch,
+        pushed: a.gzip.zip(a.estargz),
+        ctr_remote_estargz: a.ctr_remote,
+        clients: harness::truth::Clients {
+            address: a.address,
+            namespace: "advisor-validate-ctr".into(),
+            lazy_reset: a.lazy_reset_cmd,
+            plain_http: true,
+            metrics: std::env::var("ADVISOR_STARGZ_METRICS").ok(),
+        },
     };
     let report = harness::run(&cfg, |m| eprintln!("validate: {m}"))?;
     std::fs::write(

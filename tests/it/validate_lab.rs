@@ -1,6 +1,8 @@
 //! Issue 7's validation on the lab: four workloads on an image built with
 //! `advisor image build`, each recorded with `advisor trace record`, measured
-//! with `advisor bench` (cold, eager and lazy, three rounds) and predicted with
+//! with containerd's own clients (`ctr images pull` / `ctr-remote images
+//! rpull` + `ctr run`: the ground truth) and, interleaved run by run, with
+//! `advisor bench` (cold, eager and lazy, three rounds), and predicted with
 //! `advisor advise` from a profile `advisor calibrate` makes of this machine
 //! around the measurements — the product's own sequence on a node. The bundled
 //! profile describes the machine it was calibrated on, not whichever machine
@@ -89,6 +91,18 @@ fn attempt_validation(lab: &common::Lab, attempt: usize) -> (harness::Report, St
         // --prefetch` (docs/results.md), not here: its model misses the
         // snapshotter's background fetch during long cache-hit startups.
         prefetch: false,
+        pushed: None,
+        ctr_remote_estargz: false,
+        // The ground truth: containerd's own clients, a run beside every
+        // advisor bench run (issue 14).
+        clients: harness::truth::Clients {
+            address: lab.containerd.to_string_lossy().into_owned(),
+            namespace: "advisor-validate-test-ctr".into(),
+            lazy_reset: std::env::var("ADVISOR_LAZY_RESET_CMD")
+                .expect("the lab's env sets ADVISOR_LAZY_RESET_CMD"),
+            plain_http: true,
+            metrics: Some(lab.metrics.clone()),
+        },
     };
     let report = harness::run(&cfg, |m| eprintln!("validate: {m}")).unwrap();
     let table = harness::markdown(&report);
@@ -130,6 +144,28 @@ fn problems(report: &harness::Report, table: &str) -> String {
             "beyond ±30 %, with no measured run inside the predicted interval widened by the profile's cross-validated p90 error ({:.0} %):\n{}",
             accuracy * 100.0,
             off.join("\n")
+        ));
+    }
+
+    // advisor bench measures what containerd's own clients get: the two,
+    // interleaved run by run, agree within 30 % or 0.3 s (the clients' run
+    // starts two CLI processes, which no bench run does).
+    let mut apart = Vec::new();
+    for c in &report.cases {
+        for n in &c.numbers {
+            let gap = (n.bench_median - n.measured_median).abs();
+            if gap > 0.3 && gap > TOLERANCE * n.measured_median {
+                apart.push(format!(
+                    "{} {} to {}: advisor bench {:.2} s, containerd's clients {:.2} s",
+                    c.workload.name, n.strategy, n.point, n.bench_median, n.measured_median
+                ));
+            }
+        }
+    }
+    if !apart.is_empty() {
+        found.push(format!(
+            "advisor bench and containerd's clients disagree:\n{}",
+            apart.join("\n")
         ));
     }
 

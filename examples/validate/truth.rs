@@ -1,0 +1,258 @@
+//! Ground truth from containerd's own clients: one cold run of a workload
+//! pulled and started with `ctr images pull` + `ctr run` (eager) or
+//! `ctr-remote images rpull` + `ctr run --snapshotter stargz` (lazy), timed
+//! from outside as a user would: from the pull's start to the workload's
+//! READY line and to its last output line (ctr's `--rm` teardown, 0.6–3.8 s
+//! on this lab, is not the workload's time; the exit is kept beside it).
+//!
+//! Owns the clients' namespace (advisor's owner label, so advisor may clean
+//! it too) and leaves it empty after every run. Knows nothing of advisor's
+//! own runs: the harness interleaves the two.
+use advisor::bench::metrics::{LazyCounters, StargzScrape};
+use anyhow::{Context, bail};
+use serde::Serialize;
+use std::io::{BufRead, BufReader};
+use std::process::{Command, Stdio};
+use std::time::Instant;
+
+/// The line workloads print when ready.
+pub const READY: &str = "READY";
+/// The line workloads print last (see `Workload::script`).
+pub const DONE: &str = "DONE";
+
+/// The containerd and snapshotter the clients talk to.
+#[derive(Debug, Clone)]
+pub struct Clients {
+    /// containerd's socket (`ctr -a`).
+    pub address: String,
+    /// Namespace the clients pull and run in (created with advisor's owner label).
+    pub namespace: String,
+    /// Shell command restarting the stargz snapshotter with empty caches
+    /// (`ADVISOR_LAZY_RESET_CMD`, as `advisor bench` uses it).
+    pub lazy_reset: String,
+    /// Pass `--plain-http` to the clients (a loopback registry).
+    pub plain_http: bool,
+    /// The snapshotter's Prometheus endpoint (`ADVISOR_STARGZ_METRICS`):
+    /// scraped around lazy runs, for the same counters `advisor bench` keeps.
+    pub metrics: Option<String>,
+}
+
+/// One cold run measured through containerd's clients (seconds from the
+/// start of the pull).
+#[derive(Debug, Clone, Serialize)]
+pub struct ClientRun {
+    pub pull_s: f64,
+    pub to_ready_s: f64,
+    /// The workload's last output line.
+    pub to_complete_s: f64,
+    /// `ctr run --rm` returned (teardown included).
+    pub exit_s: f64,
+    /// Lazy runs: what the snapshotter did (GETs, bytes, prefetch, on-demand
+    /// reads), as `advisor bench` reports it in `network.lazy`.
+    pub lazy: Option<LazyCounters>,
+}
+
+impl Clients {
+    fn ctr(&self, tool: &str) -> Command {
+        let mut c = Command::new(tool);
+        c.args(["-a", &self.address, "-n", &self.namespace]);
+        c
+    }
+
+    fn quiet(&self, mut c: Command, what: &str) -> anyhow::Result<()> {
+        let out = c.output().with_context(|| format!("running {what}"))?;
+        if !out.status.success() {
+            bail!(
+                "{what} failed ({}): {}",
+                out.status,
+                String::from_utf8_lossy(&out.stderr).trim()
+            );
+        }
+        Ok(())
+    }
+
+    /// Create the clients' namespace with advisor's owner label (no-op when it exists).
+    pub fn prepare(&self) -> anyhow::Result<()> {
+        let mut c = Command::new("ctr");
+        c.args(["-a", &self.address, "namespaces", "create"])
+            .args([&self.namespace, "advisor.dev/owner=advisor"]);
+        let out = c.output().context("running ctr namespaces create")?;
+        let err = String::from_utf8_lossy(&out.stderr);
+        if !out.status.success() && !err.contains("already exists") {
+            bail!(
+                "ctr namespaces create {} failed: {}",
+                self.namespace,
+                err.trim()
+            );
+        }
+        Ok(())
+    }
+
+    /// Remove the image and every blob left in the clients' namespace
+    /// (synchronous garbage collection takes the snapshots with them).
+    pub fn clean(&self, reference: &str) -> anyhow::Result<()> {
+        let mut rm = self.ctr("ctr");
+        rm.args(["images", "rm", "--sync", reference]);
+        let _ = rm.output();
+        let out = self
+            .ctr("ctr")
+            .args(["content", "ls", "-q"])
+            .output()
+            .context("running ctr content ls")?;
+        let blobs: Vec<String> = String::from_utf8_lossy(&out.stdout)
+            .split_whitespace()
+            .map(String::from)
+            .collect();
+        if !blobs.is_empty() {
+            let mut c = self.ctr("ctr");
+            c.args(["content", "rm"]).args(&blobs);
+            self.quiet(c, "ctr content rm")?;
+        }
+        Ok(())
+    }
+
+    /// Convert `gzip` to eStargz with Debian's `ctr-remote image optimize
+    /// --no-optimize --oci` (not advisor's writer) and push it as `target`;
+    /// leaves nothing in the clients' namespace.
+    pub fn convert(&self, gzip: &str, target: &str) -> anyhow::Result<()> {
+        let plain: &[&str] = if self.plain_http {
+            &["--plain-http"]
+        } else {
+            &[]
+        };
+        let mut pull = self.ctr("ctr");
+        pull.args(["images", "pull"]).args(plain).arg(gzip);
+        let mut optimize = self.ctr("ctr-remote");
+        optimize
+            .args(["image", "optimize", "--no-optimize", "--oci"])
+            .args([gzip, target]);
+        let mut push = self.ctr("ctr");
+        push.args(["images", "push"]).args(plain).arg(target);
+        let result = self
+            .quiet(pull, "ctr images pull")
+            .and_then(|_| self.quiet(optimize, "ctr-remote image optimize"))
+            .and_then(|_| self.quiet(push, "ctr images push"));
+        let mut rm = self.ctr("ctr");
+        rm.args(["images", "rm", "--sync", gzip, target]);
+        let _ = rm.output();
+        self.clean(gzip)?;
+        result
+    }
+
+    /// The snapshotter's counters now (None without an endpoint).
+    fn scrape(&self) -> anyhow::Result<Option<StargzScrape>> {
+        let Some(url) = &self.metrics else {
+            return Ok(None);
+        };
+        let out = Command::new("curl")
+            .args(["-sf", "--max-time", "10", url])
+            .output()
+            .context("running curl for the snapshotter's metrics")?;
+        if !out.status.success() {
+            bail!(
+                "the snapshotter's metrics endpoint did not answer ({})",
+                out.status
+            );
+        }
+        Ok(Some(StargzScrape::parse(&String::from_utf8_lossy(
+            &out.stdout,
+        ))?))
+    }
+
+    /// Cold slate: the image gone, for lazy the snapshotter restarted empty,
+    /// the page cache dropped (as `advisor bench` does before a cold run).
+    fn cold(&self, reference: &str, lazy: bool) -> anyhow::Result<()> {
+        self.clean(reference)?;
+        if lazy {
+            let mut c = Command::new("sh");
+            c.args(["-c", &self.lazy_reset]);
+            self.quiet(c, "the lazy reset command")?;
+        }
+        let mut c = Command::new("sh");
+        c.args(["-c", "sync && echo 3 > /proc/sys/vm/drop_caches"]);
+        self.quiet(c, "dropping the page cache")
+    }
+
+    /// One cold run of `command` (run by `/bin/sh -c`, printing [`READY`]
+    /// and, last, [`DONE`]) from `reference`, eager or lazy.
+    pub fn cold_run(
+        &self,
+        reference: &str,
+        lazy: bool,
+        command: &str,
+        id: &str,
+    ) -> anyhow::Result<ClientRun> {
+        self.cold(reference, lazy)?;
+        let before = if lazy { self.scrape()? } else { None };
+        let t0 = Instant::now();
+        let mut pull = if lazy {
+            let mut c = self.ctr("ctr-remote");
+            c.args(["images", "rpull"]);
+            c
+        } else {
+            let mut c = self.ctr("ctr");
+            c.args(["images", "pull"]);
+            c
+        };
+        if self.plain_http {
+            pull.arg("--plain-http");
+        }
+        pull.arg(reference);
+        self.quiet(
+            pull,
+            if lazy {
+                "ctr-remote images rpull"
+            } else {
+                "ctr images pull"
+            },
+        )?;
+        let pull_s = t0.elapsed().as_secs_f64();
+        let mut run = self.ctr("ctr");
+        run.args(["run", "--rm"]);
+        if lazy {
+            run.args(["--snapshotter", "stargz"]);
+        }
+        run.args([reference, id, "/bin/sh", "-c", command])
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped());
+        let mut child = run.spawn().context("running ctr run")?;
+        let stdout = child.stdout.take().context("ctr run's stdout")?;
+        let (mut to_ready, mut done) = (None, None);
+        for line in BufReader::new(stdout).lines() {
+            let line = line.context("reading ctr run's output")?;
+            let t = t0.elapsed().as_secs_f64();
+            match line.trim_end() {
+                READY if to_ready.is_none() => to_ready = Some(t),
+                DONE => done = Some(t),
+                _ => {}
+            }
+        }
+        let out = child.wait_with_output().context("waiting for ctr run")?;
+        let exit_s = t0.elapsed().as_secs_f64();
+        let lazy_counters = match (before, lazy) {
+            (Some(b), true) => self
+                .scrape()?
+                .map(|a| StargzScrape::delta(&b, &a).lazy_counters(&[])),
+            _ => None,
+        };
+        let result = self.clean(reference);
+        if !out.status.success() {
+            bail!(
+                "ctr run {reference} failed ({}): {}",
+                out.status,
+                String::from_utf8_lossy(&out.stderr).trim()
+            );
+        }
+        result?;
+        let line = |t: Option<f64>, l: &str| {
+            t.with_context(|| format!("ctr run {reference}: the workload printed no `{l}` line"))
+        };
+        Ok(ClientRun {
+            pull_s,
+            to_ready_s: line(to_ready, READY)?,
+            to_complete_s: line(done, DONE)?,
+            exit_s,
+            lazy: lazy_counters,
+        })
+    }
+}
