@@ -163,6 +163,7 @@ impl Engine for Fake {
                 outcome: s.outcome,
                 blob: None,
                 downloaded: 0,
+                unpack_ms: None,
             })
             .collect())
     }

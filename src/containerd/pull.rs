@@ -225,6 +225,11 @@ pub struct LayerReport {
     pub blob: Option<WriteOutcome>,
     /// Bytes of this layer streamed from the source into containerd.
     pub downloaded: u64,
+    /// Milliseconds this layer's unpack took (Diff.Apply, Commit, labels;
+    /// the download too when it was not fetched before): layers unpacked
+    /// here only, not remote or present ones.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub unpack_ms: Option<u64>,
 }
 
 /// The result of a finished pull.
@@ -426,6 +431,7 @@ impl Pull {
             outcome: LayerOutcome::Present,
             blob: self.blobs[i].map(|b| b.0),
             downloaded: self.blobs[i].map(|b| b.1).unwrap_or(0),
+            unpack_ms: None,
         };
         if let Some(info) = self.conn.stat_snapshot(&sn, &chain_id).await? {
             self.verify_existing(layer, &info)?;
@@ -483,7 +489,9 @@ impl Pull {
             Method::Eager => LayerOutcome::Downloaded,
             Method::Lazy => LayerOutcome::FellBack,
         };
+        let started = std::time::Instant::now();
         let r = self.apply_layer(i, &key, &chain_id, &labels, mounts).await;
+        report.unpack_ms = Some(started.elapsed().as_millis() as u64);
         if r.is_err() {
             let _ = self.conn.remove_snapshot(&sn, &key).await;
         }
