@@ -183,10 +183,12 @@ impl Error {
     /// Whether the user (or their environment) can fix this.
     pub fn is_user_facing(&self) -> bool {
         match self {
-            Error::Rpc { status, .. } => matches!(
-                status.code(),
-                tonic::Code::Unavailable | tonic::Code::NotFound | tonic::Code::PermissionDenied
-            ),
+            Error::Rpc { op, status, .. } => {
+                matches!(
+                    status.code(),
+                    tonic::Code::Unavailable | tonic::Code::NotFound | tonic::Code::PermissionDenied
+                ) || command_failed_to_start(op, status.message())
+            }
             Error::DiffIdMismatch { .. } => false,
             Error::Io { source, .. } => !matches!(source.kind(), std::io::ErrorKind::Other),
             _ => true,
@@ -200,6 +202,13 @@ impl Error {
             _ => None,
         }
     }
+}
+
+/// Tasks.Create refused because runc could not start the command (not
+/// found, not executable): the command is the user's (`-- CMD…` or the
+/// image's entrypoint), not a fault of containerd or advisor.
+fn command_failed_to_start(op: &str, message: &str) -> bool {
+    op.starts_with("Tasks.Create") && message.contains("unable to start container process")
 }
 
 pub type Result<T> = std::result::Result<T, Error>;
@@ -479,4 +488,35 @@ pub fn nanos() -> u128 {
         .duration_since(std::time::UNIX_EPOCH)
         .map(|d| d.as_nanos())
         .unwrap_or_default()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn rpc(op: &str, message: &str) -> Error {
+        Error::Rpc {
+            op: op.into(),
+            address: "/run/containerd/containerd.sock".into(),
+            namespace: "advisor".into(),
+            status: Box::new(tonic::Status::unknown(message)),
+        }
+    }
+
+    /// `trace record -- /no/such/cmd`: runc cannot start the user's command,
+    /// which is the user's to fix (exit 1), not an internal failure (exit 2).
+    #[test]
+    fn a_command_runc_cannot_start_is_the_users() {
+        let e = rpc(
+            "Tasks.Create record-1",
+            "failed to create shim task: OCI runtime create failed: runc create failed: unable to \
+             start container process: exec: \"/no/such/cmd\": stat /no/such/cmd: no such file or directory: unknown",
+        );
+        assert!(e.is_user_facing());
+        assert!(!rpc("Tasks.Create record-1", "shim died").is_user_facing());
+        assert!(
+            !rpc("Diff.Apply layer x", "unable to start container process").is_user_facing(),
+            "only Tasks.Create starts the command"
+        );
+    }
 }

@@ -304,8 +304,10 @@ fn trace_record_that_fails_leaves_the_existing_trace() {
             .unwrap()
     };
     let failed = record(&["/no/such/command"]);
-    assert!(
-        !failed.status.success(),
+    // The user's command that cannot start is the user's to fix: exit 1, not 2.
+    assert_eq!(
+        failed.status.code(),
+        Some(1),
         "{}",
         String::from_utf8_lossy(&failed.stderr)
     );
