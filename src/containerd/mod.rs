@@ -186,7 +186,9 @@ impl Error {
             Error::Rpc { op, status, .. } => {
                 matches!(
                     status.code(),
-                    tonic::Code::Unavailable | tonic::Code::NotFound | tonic::Code::PermissionDenied
+                    tonic::Code::Unavailable
+                        | tonic::Code::NotFound
+                        | tonic::Code::PermissionDenied
                 ) || command_failed_to_start(op, status.message())
             }
             Error::DiffIdMismatch { .. } => false,
