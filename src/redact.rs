@@ -1,7 +1,9 @@
 //! Credentials never printed: the one place that hides the password of a
 //! URL's userinfo (`scheme://user:password@host`, or `user:password@host` as
-//! `doctor --registry` takes it) in any text advisor prints — errors,
-//! warnings, notes and check results.
+//! `doctor --registry` takes it), and the values of secret-looking query
+//! parameters (a registry's redirect to signed storage URLs:
+//! `X-Amz-Signature=…`, `token=…`), in any text advisor prints — errors,
+//! warnings, notes, check results and `-v` logs.
 //!
 //! Owns the rule, not the printing: `main_entry` and the [`Printer`]'s
 //! stderr messages pass their text through [`redact`]; code that puts a URL
@@ -18,6 +20,26 @@ pub const HIDDEN: &str = "***";
 /// no `/` between: an `@` later in a path, or before a digest
 /// (`name:tag@sha256:…`), is not one.
 pub fn redact(text: &str) -> String {
+    redact_query(&redact_userinfo(text))
+}
+
+/// The value of every query parameter whose name holds `signature`,
+/// `credential`, `token`, `secret`, `password`, `sig` or `key` (any case)
+/// replaced by [`HIDDEN`].
+fn redact_query(text: &str) -> String {
+    static SECRET: std::sync::LazyLock<regex::Regex> = std::sync::LazyLock::new(|| {
+        regex::Regex::new(
+            r#"(?i)([?&][a-z0-9_.-]*(?:signature|credential|token|secret|password|sig|key)[a-z0-9_.-]*=)[^&\s"'`<>)\]]+"#,
+        )
+        .expect("a valid pattern")
+    });
+    SECRET
+        .replace_all(text, format!("${{1}}{HIDDEN}"))
+        .into_owned()
+}
+
+/// Passwords of URL userinfo, see [`redact`].
+fn redact_userinfo(text: &str) -> String {
     let mut out = String::with_capacity(text.len());
     let mut rest = text;
     while let Some(at) = rest.find('@') {
@@ -60,6 +82,24 @@ fn is_separator(c: char) -> bool {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn signed_query_values_are_hidden() {
+        assert_eq!(
+            redact(
+                "GET https://s3.example/b/o?X-Amz-Credential=AKIA%2F1&X-Amz-Date=2026&X-Amz-Signature=abc123 for r"
+            ),
+            "GET https://s3.example/b/o?X-Amz-Credential=***&X-Amz-Date=2026&X-Amz-Signature=*** for r"
+        );
+        assert_eq!(
+            redact("(https://h/x?token=t0k&n=1)"),
+            "(https://h/x?token=***&n=1)"
+        );
+        assert_eq!(
+            redact("https://h/v2/?n=100&last=a"),
+            "https://h/v2/?n=100&last=a"
+        );
+    }
 
     #[test]
     fn passwords_in_urls_are_hidden_user_names_kept() {
