@@ -127,6 +127,13 @@ impl Number {
             bench,
         }
     }
+    /// "P s (low – high)": the prediction with its 95 % interval.
+    pub fn predicted_text(&self) -> String {
+        format!(
+            "{:.2} s ({:.2} – {:.2})",
+            self.predicted, self.predicted_low, self.predicted_high
+        )
+    }
     pub fn measured_min(&self) -> f64 {
         self.measured.iter().copied().fold(f64::INFINITY, f64::min)
     }
@@ -923,14 +930,12 @@ pub fn markdown(r: &Report) -> String {
         for n in &c.numbers {
             let _ = writeln!(
                 s,
-                "| {} | {:.1} % | {} | {} | {:.2} s ({:.2} – {:.2}) | {:.2} s ({:.2} – {:.2}) | {:+.0} % | {:.2} s |",
+                "| {} | {:.1} % | {} | {} | {} | {:.2} s ({:.2} – {:.2}) | {:+.0} % | {:.2} s |",
                 c.workload.name,
                 c.working_set_fraction * 100.0,
                 n.strategy,
                 n.point,
-                n.predicted,
-                n.predicted_low,
-                n.predicted_high,
+                n.predicted_text(),
                 n.measured_median,
                 n.measured_min(),
                 n.measured_max(),
@@ -949,13 +954,11 @@ pub fn markdown(r: &Report) -> String {
             for n in &c.imported_numbers {
                 let _ = writeln!(
                     s,
-                    "| {} | {} | {} | {:.2} s ({:.2} – {:.2}) | {:.2} s | {:+.0} % |",
+                    "| {} | {} | {} | {} | {:.2} s | {:+.0} % |",
                     c.workload.name,
                     n.strategy,
                     n.point,
-                    n.predicted,
-                    n.predicted_low,
-                    n.predicted_high,
+                    n.predicted_text(),
                     n.measured_median,
                     n.error * 100.0
                 );

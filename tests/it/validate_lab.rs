@@ -124,13 +124,11 @@ fn problems(report: &harness::Report, table: &str) -> String {
         for n in &c.numbers {
             if n.clearly_off(TOLERANCE, accuracy) {
                 off.push(format!(
-                    "{} {} to {}: predicted {:.2} s ({:.2} – {:.2}), measured {:.2} s ({:.2} – {:.2}, {:+.0} %)",
+                    "{} {} to {}: predicted {}, measured {:.2} s ({:.2} – {:.2}, {:+.0} %)",
                     c.workload.name,
                     n.strategy,
                     n.point,
-                    n.predicted,
-                    n.predicted_low,
-                    n.predicted_high,
+                    n.predicted_text(),
                     n.measured_median,
                     n.measured_min(),
                     n.measured_max(),
