@@ -38,6 +38,85 @@ impl std::ops::Add for Bytes {
     }
 }
 
+impl Seconds {
+    pub const ZERO: Seconds = Seconds(0.0);
+
+    /// The larger of two durations (`f64::max`: a NaN loses to a number).
+    pub fn max(self, o: Seconds) -> Seconds {
+        Seconds(self.0.max(o.0))
+    }
+
+    /// The smaller of two durations (`f64::min`: a NaN loses to a number).
+    pub fn min(self, o: Seconds) -> Seconds {
+        Seconds(self.0.min(o.0))
+    }
+}
+
+impl std::ops::Sub for Seconds {
+    type Output = Seconds;
+    fn sub(self, o: Seconds) -> Seconds {
+        Seconds(self.0 - o.0)
+    }
+}
+
+impl std::ops::AddAssign for Seconds {
+    fn add_assign(&mut self, o: Seconds) {
+        self.0 += o.0;
+    }
+}
+
+impl std::ops::Mul<f64> for Seconds {
+    type Output = Seconds;
+    fn mul(self, k: f64) -> Seconds {
+        Seconds(self.0 * k)
+    }
+}
+
+impl std::ops::Div<f64> for Seconds {
+    type Output = Seconds;
+    fn div(self, k: f64) -> Seconds {
+        Seconds(self.0 / k)
+    }
+}
+
+/// The ratio of two durations, a plain number.
+impl std::ops::Div for Seconds {
+    type Output = f64;
+    fn div(self, o: Seconds) -> f64 {
+        self.0 / o.0
+    }
+}
+
+impl Bytes {
+    pub const ZERO: Bytes = Bytes(0);
+
+    /// The count as a float, for rates and fractions.
+    pub fn as_f64(self) -> f64 {
+        self.0 as f64
+    }
+
+    pub fn saturating_add(self, o: Bytes) -> Bytes {
+        Bytes(self.0.saturating_add(o.0))
+    }
+
+    pub fn saturating_sub(self, o: Bytes) -> Bytes {
+        Bytes(self.0.saturating_sub(o.0))
+    }
+}
+
+impl std::ops::Sub for Bytes {
+    type Output = Bytes;
+    fn sub(self, o: Bytes) -> Bytes {
+        Bytes(self.0 - o.0)
+    }
+}
+
+impl std::ops::AddAssign for Bytes {
+    fn add_assign(&mut self, o: Bytes) {
+        self.0 += o.0;
+    }
+}
+
 impl std::iter::Sum for Bytes {
     fn sum<I: Iterator<Item = Bytes>>(it: I) -> Bytes {
         Bytes(it.map(|b| b.0).sum())
@@ -200,6 +279,41 @@ mod tests {
         assert_eq!(Seconds(0.99996).to_string(), "1.00 s");
         assert_eq!(Seconds(0.0009996).to_string(), "1.0 ms");
         assert_eq!(Seconds(119.996).to_string(), "2m 00s");
+    }
+
+    #[test]
+    fn seconds_arithmetic_is_plain_f64_arithmetic() {
+        let (a, b) = (Seconds(3.0), Seconds(1.5));
+        assert_eq!(a - b, Seconds(1.5));
+        assert_eq!(a * 2.0, Seconds(6.0));
+        assert_eq!(a / 2.0, Seconds(1.5));
+        assert_eq!(a / b, 2.0);
+        assert_eq!(a.max(b), a);
+        assert_eq!(a.min(b), b);
+        assert_eq!(Seconds(f64::NAN).max(b), b);
+        let mut c = Seconds::ZERO;
+        c += a;
+        assert_eq!(c, a);
+        assert_eq!([a, b].into_iter().sum::<Seconds>(), Seconds(4.5));
+    }
+
+    #[test]
+    fn bytes_arithmetic_and_saturation() {
+        assert_eq!(Bytes(5) - Bytes(3), Bytes(2));
+        assert_eq!(Bytes(3).saturating_sub(Bytes(5)), Bytes::ZERO);
+        assert_eq!(Bytes(u64::MAX).saturating_add(Bytes(1)), Bytes(u64::MAX));
+        assert_eq!(Bytes(1024).as_f64(), 1024.0);
+        let mut b = Bytes::ZERO;
+        b += Bytes(7);
+        assert_eq!(b, Bytes(7));
+    }
+
+    #[test]
+    fn units_serialize_as_plain_numbers() {
+        assert_eq!(serde_json::to_string(&Seconds(1.25)).unwrap(), "1.25");
+        assert_eq!(serde_json::to_string(&Bytes(42)).unwrap(), "42");
+        assert_eq!(serde_json::from_str::<Seconds>("2").unwrap(), Seconds(2.0));
+        assert_eq!(serde_json::from_str::<Bytes>("42").unwrap(), Bytes(42));
     }
 
     #[test]
