@@ -13,7 +13,7 @@ use crate::containerd::pull::DEFAULT_PREFETCH_SIZE;
 use crate::predict::replay::{self, ImageCounts, Strategy};
 use crate::profile::{NodeFacts, PROFILE_SCHEMA, Profile};
 use crate::simulate::snapshotter::FetchConfig;
-use crate::units::Estimate;
+use crate::units::{Bytes, Estimate, Seconds};
 use model::{RunCheck, fit_all};
 use serde::Serialize;
 use std::collections::BTreeMap;
@@ -39,8 +39,8 @@ pub struct SimCheck {
     pub key: String,
     pub simulated_requests: u64,
     pub measured_requests: u64,
-    pub simulated_bytes: u64,
-    pub measured_bytes: u64,
+    pub simulated_bytes: Bytes,
+    pub measured_bytes: Bytes,
 }
 
 /// What a calibration produced.
@@ -59,8 +59,8 @@ pub struct CalibrationReport {
 #[derive(Debug, Clone, Serialize)]
 pub struct Drift {
     pub key: String,
-    pub predicted_s: f64,
-    pub measured_s: f64,
+    pub predicted_s: Seconds,
+    pub measured_s: Seconds,
     pub drift: f64,
 }
 
@@ -155,14 +155,20 @@ pub fn build_profile(
         workload_terms: BTreeMap::from([
             (
                 "eager_segment_s".to_string(),
-                fitted.nuisance.eager_segment_s,
+                fitted.nuisance.eager_segment_s.0,
             ),
             (
                 "eager_process_s".to_string(),
-                fitted.nuisance.eager_process_s,
+                fitted.nuisance.eager_process_s.0,
             ),
-            ("lazy_segment_s".to_string(), fitted.nuisance.lazy_segment_s),
-            ("lazy_process_s".to_string(), fitted.nuisance.lazy_process_s),
+            (
+                "lazy_segment_s".to_string(),
+                fitted.nuisance.lazy_segment_s.0,
+            ),
+            (
+                "lazy_process_s".to_string(),
+                fitted.nuisance.lazy_process_s.0,
+            ),
         ]),
     };
     let model::CrossValidation { validation, checks } =
@@ -191,7 +197,7 @@ pub fn build_profile(
                 simulated_requests: rep.counts.requests,
                 measured_requests: lazy.registry_gets,
                 simulated_bytes: rep.counts.network_bytes,
-                measured_bytes: lazy.fetched.0,
+                measured_bytes: lazy.fetched,
             })
         })
         .collect();

@@ -18,7 +18,7 @@ use crate::predict::replay::{self, ImageCounts, Strategy};
 use crate::predict::workload::{AccessKind, Workload};
 use crate::profile::{FitQuality, Param, ParamEstimate, Profile, Validation};
 use crate::simulate::snapshotter::{FetchConfig, ReadOutcome, Simulator};
-use crate::units::Estimate;
+use crate::units::{Bytes, Estimate, Seconds};
 use serde::{Deserialize, Serialize};
 use std::collections::BTreeMap;
 
@@ -29,7 +29,7 @@ pub struct CalImage {
     pub gzip_reference: String,
     pub estargz_reference: String,
     /// Compressed bytes of the gzip form's layers.
-    pub gzip_bytes: u64,
+    pub gzip_bytes: Bytes,
     pub files: ImageFiles,
     pub workload: CalWorkload,
     /// The eStargz form with the workload's prefetch directories prioritized.
@@ -86,10 +86,10 @@ struct SegmentFeatures {
 /// The nuisance terms of the calibration workload (per segment, per process).
 #[derive(Debug, Clone, Copy, Default, PartialEq, Serialize, Deserialize)]
 pub struct Nuisance {
-    pub eager_segment_s: f64,
-    pub eager_process_s: f64,
-    pub lazy_segment_s: f64,
-    pub lazy_process_s: f64,
+    pub eager_segment_s: Seconds,
+    pub eager_process_s: Seconds,
+    pub lazy_segment_s: Seconds,
+    pub lazy_process_s: Seconds,
 }
 
 /// Everything fitted: the profile's parameters and fits, plus nuisance terms.
@@ -220,10 +220,10 @@ pub fn fit_all(
         parameters: out.parameters,
         fits: out.fits,
         nuisance: Nuisance {
-            eager_segment_s: eager.segment_s,
-            eager_process_s: eager.process_s,
-            lazy_segment_s: lazy.segment_s,
-            lazy_process_s: lazy.process_s,
+            eager_segment_s: Seconds(eager.segment_s),
+            eager_process_s: Seconds(eager.process_s),
+            lazy_segment_s: Seconds(lazy.segment_s),
+            lazy_process_s: Seconds(lazy.process_s),
         },
     })
 }
@@ -414,7 +414,7 @@ fn fit_eager_fetch(runs: &StageRuns<'_>, out: &mut Collected) -> Result<(), Mode
     let mut s = Samples::default();
     for (img, r) in runs.with_images(&runs.eager) {
         if let Some(t) = secs(r.run.phases.fetch) {
-            s.push(vec![img.gzip_bytes as f64], t);
+            s.push(vec![img.gzip_bytes.as_f64()], t);
         }
     }
     let f = s.fit("eager-fetch", &["bytes"], true)?;
@@ -438,8 +438,8 @@ fn fit_eager_unpack(runs: &StageRuns<'_>, out: &mut Collected) -> Result<(), Mod
             let c = ImageCounts::of(&img.files, Some(img.gzip_bytes));
             let features = vec![
                 c.layers as f64,
-                c.uncompressed_bytes as f64,
-                c.inflated_bytes() as f64,
+                c.uncompressed_bytes.as_f64(),
+                c.inflated_bytes().as_f64(),
                 c.entries as f64,
             ];
             s.push(features, t);
@@ -637,9 +637,9 @@ fn param(c: &Coefficient, p: Param, fit_name: &str) -> ParamEstimate {
 #[derive(Debug, Clone, Copy, PartialEq)]
 pub struct RunPrediction {
     /// To the workload's `ready` marker.
-    pub ready_s: f64,
+    pub ready_s: Seconds,
     /// To the workload's exit.
-    pub complete_s: f64,
+    pub complete_s: Seconds,
 }
 
 /// A calibration run as `advise` would predict it (plus the nuisance terms
@@ -655,8 +655,8 @@ pub fn predict_run(
     let w = img.replay_workload(strategy);
     let r = replay::run(&img.files, &counts, &w, strategy, fetch, profile, false);
     let (seg_s, proc_s) = match strategy {
-        Strategy::Eager => (nuisance.eager_segment_s, nuisance.eager_process_s),
-        _ => (nuisance.lazy_segment_s, nuisance.lazy_process_s),
+        Strategy::Eager => (nuisance.eager_segment_s.0, nuisance.eager_process_s.0),
+        _ => (nuisance.lazy_segment_s.0, nuisance.lazy_process_s.0),
     };
     let segs = &img.workload.segments;
     let procs = |range: std::ops::Range<usize>| -> f64 {
@@ -669,8 +669,8 @@ pub fn predict_run(
     let before = ready_n as f64 * seg_s + procs(0..ready_n) * proc_s;
     let after = (segs.len() - ready_n) as f64 * seg_s + procs(ready_n..segs.len()) * proc_s;
     RunPrediction {
-        ready_s: r.cold_start().value(profile) + before,
-        complete_s: r.completion().value(profile) + before + after,
+        ready_s: Seconds(r.cold_start().value(profile) + before),
+        complete_s: Seconds(r.completion().value(profile) + before + after),
     }
 }
 
@@ -736,9 +736,9 @@ pub fn cross_validate(
                 checks.push(RunCheck {
                     key: r.key.clone(),
                     predicted_ready_s: predicted.ready_s,
-                    measured_ready_s: mr,
+                    measured_ready_s: Seconds(mr),
                     predicted_complete_s: predicted.complete_s,
-                    measured_complete_s: mc,
+                    measured_complete_s: Seconds(mc),
                 });
             }
         }
@@ -773,10 +773,10 @@ pub fn measured_ready(run: &RunRecord) -> Option<f64> {
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct RunCheck {
     pub key: String,
-    pub predicted_ready_s: f64,
-    pub measured_ready_s: f64,
-    pub predicted_complete_s: f64,
-    pub measured_complete_s: f64,
+    pub predicted_ready_s: Seconds,
+    pub measured_ready_s: Seconds,
+    pub predicted_complete_s: Seconds,
+    pub measured_complete_s: Seconds,
 }
 
 #[cfg(test)]

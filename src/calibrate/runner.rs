@@ -14,6 +14,7 @@ use crate::containerd::pull::{DEFAULT_PREFETCH_SIZE, Method};
 use crate::containerd::run::Readiness;
 use crate::predict::replay::Strategy;
 use crate::registry::{RegistryClient, RegistryOptions};
+use crate::units::Bytes;
 use anyhow::Context;
 use serde::{Deserialize, Serialize};
 use std::io::{BufRead, Write};
@@ -335,7 +336,7 @@ async fn ensure_image(
         )
     })?;
     let gz = client.resolve(&targets.gzip).await?;
-    let gzip_bytes = gz.manifest.layers().iter().map(|l| l.size()).sum();
+    let gzip_bytes = gz.manifest.layers().iter().map(|l| Bytes(l.size())).sum();
     let mut img = CalImage {
         name: m.name.clone(),
         gzip_reference: targets.gzip.clone(),

@@ -11,6 +11,7 @@ use crate::predict::{PredictOptions, Prediction, predict};
 use crate::printer::Printer;
 use crate::profile::Profile;
 use crate::trace::format::TraceReader;
+use crate::units::Bytes;
 use anyhow::Context;
 use serde::Serialize;
 use std::path::PathBuf;
@@ -72,7 +73,8 @@ fn settings(args: &AdviseArgs) -> anyhow::Result<Settings> {
     let gzip_bytes = match image {
         Image::Example => args.gzip_bytes.or(Some(example::GZIP_BYTES)),
         Image::Source(_) => args.gzip_bytes,
-    };
+    }
+    .map(Bytes);
     let mut options = PredictOptions {
         gzip_bytes,
         background: !args.no_background_fetch,

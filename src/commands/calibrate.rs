@@ -8,6 +8,7 @@ use crate::cli::calibrate::CalibrateArgs;
 use crate::containerd::{Connection, OVERLAYFS, STARGZ};
 use crate::printer::Printer;
 use crate::profile::Profile;
+use crate::units::Seconds;
 use anyhow::Context;
 use indicatif::{ProgressBar, ProgressStyle};
 use std::path::{Path, PathBuf};
@@ -193,10 +194,10 @@ async fn check(
     let profile = Profile::load(profile_path)?;
     let term = |k: &str| profile.workload_terms.get(k).copied().unwrap_or(0.0);
     let nuisance = Nuisance {
-        eager_segment_s: term("eager_segment_s"),
-        eager_process_s: term("eager_process_s"),
-        lazy_segment_s: term("lazy_segment_s"),
-        lazy_process_s: term("lazy_process_s"),
+        eager_segment_s: Seconds(term("eager_segment_s")),
+        eager_process_s: Seconds(term("eager_process_s")),
+        lazy_segment_s: Seconds(term("lazy_segment_s")),
+        lazy_process_s: Seconds(term("lazy_process_s")),
     };
     preflight(global, args).await?;
     let dir = tempfile::tempdir().context("creating a temporary runs file")?;
@@ -221,13 +222,14 @@ async fn check(
         let Some(img) = stored.images.iter().find(|i| i.name == run.image) else {
             continue;
         };
-        let predicted =
-            model::predict_run(img, run.strategy, &profile, &nuisance, &fetch).complete_s;
+        let predicted = model::predict_run(img, run.strategy, &profile, &nuisance, &fetch)
+            .complete_s
+            .0;
         if let Some(m) = run.run.to_complete {
             drifts.push(Drift {
                 key: run.key.clone(),
-                predicted_s: predicted,
-                measured_s: m.0,
+                predicted_s: Seconds(predicted),
+                measured_s: m,
                 drift: (m.0 - predicted) / predicted,
             });
         }

@@ -8,7 +8,7 @@
 //! parameters' covariance (delta method without approximation), which is how
 //! parameter intervals propagate to predictions.
 use crate::profile::{Param, Profile};
-use crate::units::Estimate;
+use crate::units::{Estimate, Seconds};
 
 const NP: usize = Param::ALL.len();
 
@@ -18,15 +18,15 @@ const Z95: f64 = 1.959_963_984_540_054;
 #[derive(Debug, Clone, Copy, PartialEq)]
 pub struct Cost {
     counts: [f64; NP],
-    /// Seconds known without the model (compute gaps).
-    pub constant_s: f64,
+    /// Time known without the model (compute gaps).
+    pub constant_s: Seconds,
 }
 
 impl Default for Cost {
     fn default() -> Self {
         Cost {
             counts: [0.0; NP],
-            constant_s: 0.0,
+            constant_s: Seconds::ZERO,
         }
     }
 }
@@ -46,7 +46,7 @@ impl Cost {
     pub fn seconds(s: f64) -> Self {
         Cost {
             counts: [0.0; NP],
-            constant_s: s,
+            constant_s: Seconds(s),
         }
     }
 
@@ -67,7 +67,7 @@ impl Cost {
 
     /// Point value with the profile's parameters.
     pub fn value(&self, profile: &Profile) -> f64 {
-        self.constant_s
+        self.constant_s.0
             + Param::ALL
                 .iter()
                 .map(|&p| self.counts[p.index()] * profile.value(p))

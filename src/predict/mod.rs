@@ -12,7 +12,7 @@ pub mod workload;
 use crate::estargz::table::{FileKind, FileRef, ImageFiles};
 use crate::profile::Profile;
 use crate::simulate::snapshotter::FetchConfig;
-use crate::units::{Bytes, Estimate};
+use crate::units::{Bytes, Estimate, Seconds};
 use cost::Cost;
 use replay::{ImageCounts, Part, Replay, ReplayCounts, Strategy};
 use serde::{Deserialize, Serialize};
@@ -22,7 +22,7 @@ use workload::Workload;
 #[derive(Debug, Clone)]
 pub struct PredictOptions {
     /// Compressed size of the gzip form, when known (else estimated from the eStargz form).
-    pub gzip_bytes: Option<u64>,
+    pub gzip_bytes: Option<Bytes>,
     /// The snapshotter's fetch rules and prefetch settings on the node.
     pub fetch: FetchConfig,
     /// Simulate background fetch in idle gaps.
@@ -46,8 +46,8 @@ impl Default for PredictOptions {
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct PartTime {
     pub part: Part,
-    pub before_ready_s: f64,
-    pub after_ready_s: f64,
+    pub before_ready_s: Seconds,
+    pub after_ready_s: Seconds,
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -112,8 +112,8 @@ pub struct WorkloadSummary {
     /// Distinct bytes of the image read, over its uncompressed size.
     pub working_set_fraction: f64,
     pub has_ready: bool,
-    pub compute_before_ready_s: f64,
-    pub compute_after_ready_s: f64,
+    pub compute_before_ready_s: Seconds,
+    pub compute_after_ready_s: Seconds,
     pub missing_count: u64,
     pub missing_paths: Vec<String>,
 }
@@ -192,14 +192,15 @@ fn prefetch_contention_note(
     let lp = strategies
         .iter()
         .find(|s| s.strategy == Strategy::LazyPrefetch)?;
-    let reads: f64 = lp
+    let reads: Seconds = lp
         .breakdown
         .iter()
         .filter(|p| matches!(p.part, Part::Prefetch | Part::Io))
         .map(|p| p.before_ready_s)
         .sum();
+    let reads = reads.0;
     let left = counts.estargz_bytes.saturating_sub(lp.counts.network_bytes);
-    (opts.background && reads > replay::BACKGROUND_IDLE_S && left > 1_000_000).then(|| {
+    (opts.background && reads > replay::BACKGROUND_IDLE_S && left > Bytes(1_000_000)).then(|| {
         format!(
             "lazy+prefetch: the prefetch and the startup reads take about {reads:.1} s, past the \
              snapshotter's {:.0}-s idle rule, so its background fetch will download the other \
@@ -207,7 +208,7 @@ fn prefetch_contention_note(
              (on the lab it made lazy+prefetch slower than plain lazy: docs/results.md), so \
              lazy+prefetch is shown but not recommended here",
             replay::BACKGROUND_IDLE_S,
-            left as f64 / 1e6
+            left.as_f64() / 1e6
         )
     })
 }
@@ -268,7 +269,7 @@ fn summarize_workload(
     w: &Workload,
     eager: &Replay,
 ) -> WorkloadSummary {
-    let compute = |after: bool| -> f64 {
+    let compute = |after: bool| -> Seconds {
         let parts = if after {
             &eager.after_ready
         } else {
@@ -276,7 +277,7 @@ fn summarize_workload(
         };
         parts[Part::Compute as usize].constant_s
     };
-    let uncompressed = counts.uncompressed_bytes.max(1);
+    let uncompressed = counts.uncompressed_bytes.max(Bytes(1));
     let unique = unique_bytes(image, w);
     WorkloadSummary {
         events: w.events,
@@ -284,7 +285,7 @@ fn summarize_workload(
         files_touched: w.touched_files.len() as u64,
         files_before_ready: w.startup_files.len() as u64,
         bytes_read: Bytes(eager.counts.bytes_read),
-        working_set_fraction: unique as f64 / uncompressed as f64,
+        working_set_fraction: unique as f64 / uncompressed.as_f64(),
         has_ready: w.ready_ns.is_some(),
         compute_before_ready_s: compute(false),
         compute_after_ready_s: compute(true),
@@ -369,10 +370,10 @@ fn summarize(r: &Replay, profile: &Profile) -> StrategyPrediction {
         .iter()
         .map(|&p| PartTime {
             part: p,
-            before_ready_s: r.before_ready[p as usize].value(profile),
-            after_ready_s: r.after_ready[p as usize].value(profile),
+            before_ready_s: Seconds(r.before_ready[p as usize].value(profile)),
+            after_ready_s: Seconds(r.after_ready[p as usize].value(profile)),
         })
-        .filter(|t| t.before_ready_s != 0.0 || t.after_ready_s != 0.0)
+        .filter(|t| t.before_ready_s != Seconds::ZERO || t.after_ready_s != Seconds::ZERO)
         .collect();
     StrategyPrediction {
         strategy: r.strategy,
@@ -400,7 +401,7 @@ pub fn recommend(strategies: &[StrategyPrediction]) -> Vec<Recommendation> {
                     (s.completion.value, s.completion.low, s.completion.high)
                 }
                 Objective::FewestBytes => {
-                    let b = s.counts.network_bytes as f64;
+                    let b = s.counts.network_bytes.as_f64();
                     (b, b, b)
                 }
             }
@@ -463,7 +464,7 @@ fn sweep(
     image: &ImageFiles,
     counts: &ImageCounts,
     w: &Workload,
-    compute: f64,
+    compute: Seconds,
     profile: &Profile,
     opts: &PredictOptions,
 ) -> Sweep {
@@ -837,7 +838,7 @@ mod tests {
             &w,
             &profile(),
             &PredictOptions {
-                gzip_bytes: Some(5_000_000),
+                gzip_bytes: Some(Bytes(5_000_000)),
                 ..Default::default()
             },
         );
@@ -860,7 +861,7 @@ mod tests {
             e.completion.value
         );
         assert!(e.completion.low < e.completion.value && e.completion.value < e.completion.high);
-        assert_eq!(e.counts.network_bytes, 5_000_000);
+        assert_eq!(e.counts.network_bytes, Bytes(5_000_000));
         assert_eq!(p.workload.files_touched, 5);
         assert!((p.workload.working_set_fraction - 0.5).abs() < 1e-12);
     }
@@ -881,7 +882,7 @@ mod tests {
             .unwrap();
         let per_file_requests = 20.0 * 0.002;
         assert!(
-            on_demand.before_ready_s > per_file_requests,
+            on_demand.before_ready_s.0 > per_file_requests,
             "{on_demand:?}"
         );
         // lazy+prefetch fetches the same files at mount instead: no on-demand fetch.
@@ -889,7 +890,7 @@ mod tests {
         assert!(
             lp.breakdown
                 .iter()
-                .all(|b| b.part != Part::OnDemandFetch || b.before_ready_s == 0.0),
+                .all(|b| b.part != Part::OnDemandFetch || b.before_ready_s == Seconds::ZERO),
             "{:?}",
             lp.breakdown
         );
@@ -948,10 +949,10 @@ mod tests {
             },
         );
         let l = |p: &Prediction| get(p, Strategy::Lazy).clone();
-        assert!(l(&with).counts.background_bytes > 0);
+        assert!(l(&with).counts.background_bytes > Bytes::ZERO);
         assert!(l(&with).completion.value < l(&without).completion.value);
         // Compute time is the same 60 s either way.
-        assert!((with.workload.compute_after_ready_s - 60.0).abs() < 1e-6);
+        assert!((with.workload.compute_after_ready_s.0 - 60.0).abs() < 1e-6);
     }
 
     #[test]
@@ -1011,7 +1012,7 @@ mod tests {
             completion: Estimate::new(v, v - h, v + h, 0.95),
             breakdown: vec![],
             counts: ReplayCounts {
-                network_bytes: (v * 100.0) as u64,
+                network_bytes: Bytes((v * 100.0) as u64),
                 ..Default::default()
             },
         };

@@ -11,6 +11,7 @@ use super::workload::{Access, AccessKind, Workload};
 use crate::estargz::table::{FileKind, FileRef, ImageFiles, LayerFiles};
 use crate::profile::{Param, Profile};
 use crate::simulate::snapshotter::{BackgroundCursor, FetchConfig, ReadOutcome, Simulator};
+use crate::units::{Bytes, Seconds};
 use serde::{Deserialize, Serialize};
 
 /// The snapshotter starts background fetch once no prioritized task ran for
@@ -100,9 +101,9 @@ const NPARTS: usize = Part::ALL.len();
 #[derive(Debug, Clone, Copy, Default, PartialEq, Serialize, Deserialize)]
 pub struct ReplayCounts {
     /// Compressed bytes from the registry (manifest/config excluded).
-    pub network_bytes: u64,
+    pub network_bytes: Bytes,
     /// Of which fetched by background fetch during idle gaps.
-    pub background_bytes: u64,
+    pub background_bytes: Bytes,
     /// Range requests (lazy) or blob downloads (eager).
     pub requests: u64,
     /// eStargz chunks decompressed on demand or by prefetch.
@@ -110,7 +111,7 @@ pub struct ReplayCounts {
     /// Bytes the workload read.
     pub bytes_read: u64,
     /// Bytes on the node's disk afterwards (content + snapshots, or caches).
-    pub disk_bytes: u64,
+    pub disk_bytes: Bytes,
 }
 
 /// One strategy's replay.
@@ -155,11 +156,11 @@ impl Replay {
 pub struct ImageCounts {
     pub layers: u64,
     /// Compressed bytes of the eager (gzip) form.
-    pub gzip_bytes: u64,
+    pub gzip_bytes: Bytes,
     /// Compressed bytes of the lazy (eStargz) form.
-    pub estargz_bytes: u64,
+    pub estargz_bytes: Bytes,
     /// Uncompressed bytes of regular files.
-    pub uncompressed_bytes: u64,
+    pub uncompressed_bytes: Bytes,
     /// Entries unpacked: files, directories, links.
     pub entries: u64,
     /// TOC entries of lazy layers (one per file plus one per further chunk).
@@ -168,20 +169,20 @@ pub struct ImageCounts {
 
 impl ImageCounts {
     /// Bytes the gzip form expands by when unpacked.
-    pub fn inflated_bytes(&self) -> u64 {
+    pub fn inflated_bytes(&self) -> Bytes {
         self.uncompressed_bytes.saturating_sub(self.gzip_bytes)
     }
 
     /// From the file table; `gzip_bytes` overrides the estimate of the gzip
     /// form's size (see [`gzip_estimate`]).
-    pub fn of(image: &ImageFiles, gzip_bytes: Option<u64>) -> Self {
+    pub fn of(image: &ImageFiles, gzip_bytes: Option<Bytes>) -> Self {
         let mut c = ImageCounts {
             layers: image.layers.len() as u64,
             ..Default::default()
         };
         for l in &image.layers {
-            c.estargz_bytes += l.blob_size;
-            c.uncompressed_bytes += l.uncompressed_size;
+            c.estargz_bytes += Bytes(l.blob_size);
+            c.uncompressed_bytes += Bytes(l.uncompressed_size);
             c.entries += l.files.len() as u64;
             if l.format.is_lazy() {
                 c.toc_entries += l.files.len() as u64
@@ -191,7 +192,7 @@ impl ImageCounts {
                         .sum::<u64>();
             }
         }
-        c.gzip_bytes = gzip_bytes.unwrap_or_else(|| gzip_estimate(image));
+        c.gzip_bytes = gzip_bytes.unwrap_or_else(|| Bytes(gzip_estimate(image)));
         c
     }
 }
@@ -211,13 +212,13 @@ pub fn gzip_estimate(image: &ImageFiles) -> u64 {
 fn eager_setup(r: &mut Replay, counts: &ImageCounts) {
     let pull = r.part(false, Part::Pull);
     pull.add(Param::EagerPullFixedS, 1.0);
-    pull.add(Param::EagerFetchSPerByte, counts.gzip_bytes as f64);
+    pull.add(Param::EagerFetchSPerByte, counts.gzip_bytes.as_f64());
     let unpack = r.part(false, Part::Unpack);
     unpack.add(Param::UnpackPerLayerS, counts.layers as f64);
-    unpack.add(Param::UnpackSPerByte, counts.uncompressed_bytes as f64);
+    unpack.add(Param::UnpackSPerByte, counts.uncompressed_bytes.as_f64());
     unpack.add(
         Param::UnpackSPerInflatedByte,
-        counts.inflated_bytes() as f64,
+        counts.inflated_bytes().as_f64(),
     );
     unpack.add(Param::UnpackSPerFile, counts.entries as f64);
     let start = r.part(false, Part::Start);
@@ -243,7 +244,7 @@ fn lazy_setup<'a>(
     r.part(false, Part::Mount).add(Param::LazyPullFixedS, 1.0);
     for (li, l) in image.layers.iter().enumerate() {
         let o = sim.mount(li);
-        r.counts.network_bytes += o.network_bytes;
+        r.counts.network_bytes += Bytes(o.network_bytes);
         if l.format.is_lazy() {
             r.part(false, Part::Mount).add(Param::MountPerLayerS, 1.0);
             r.counts.requests += o.requests;
@@ -282,7 +283,7 @@ fn unmountable_layer(r: &mut Replay, l: &LayerFiles) {
     );
     unpack.add(Param::UnpackSPerFile, l.files.len() as f64);
     r.counts.requests += 1;
-    r.counts.disk_bytes += l.uncompressed_size;
+    r.counts.disk_bytes += Bytes(l.uncompressed_size);
 }
 
 /// Replays accesses one at a time under one strategy; [`eager`], [`lazy`]
@@ -348,7 +349,7 @@ impl<'a> Replayer<'a> {
     /// Compute time (s) before the next access; long enough idle lets
     /// background fetch run.
     pub fn idle(&mut self, after: bool, gap: f64) {
-        self.replay.part(after, Part::Compute).constant_s += gap;
+        self.replay.part(after, Part::Compute).constant_s += Seconds(gap);
         if self.background
             && !self.background_done
             && gap > BACKGROUND_IDLE_S
@@ -402,7 +403,7 @@ impl<'a> Replayer<'a> {
         if let Some(sim) = &self.sim {
             // Caches hold the compressed blocks and the decompressed chunks.
             self.replay.counts.disk_bytes +=
-                self.replay.counts.network_bytes + decompressed_total(sim, self.image);
+                self.replay.counts.network_bytes + Bytes(decompressed_total(sim, self.image));
         }
         self.replay
     }
@@ -433,7 +434,7 @@ pub fn run(
         if i == w.ready_index && i > 0 {
             // Split the gap at the ready marker: up to it counts before ready.
             let to_ready = w.gap_to_ready().min(gap);
-            rp.replay.part(false, Part::Compute).constant_s += to_ready;
+            rp.replay.part(false, Part::Compute).constant_s += Seconds(to_ready);
             gap -= to_ready;
         }
         rp.idle(after, gap);
@@ -441,9 +442,9 @@ pub fn run(
     }
     if w.ready_index == w.accesses.len() {
         // No access after ready: compute up to ready, then to exit.
-        rp.replay.part(false, Part::Compute).constant_s += w.gap_to_ready();
+        rp.replay.part(false, Part::Compute).constant_s += Seconds(w.gap_to_ready());
     }
-    rp.replay.part(true, Part::Compute).constant_s += w.gap_to_exit();
+    rp.replay.part(true, Part::Compute).constant_s += Seconds(w.gap_to_exit());
     rp.finish()
 }
 
@@ -477,7 +478,7 @@ fn add_fetch(r: &mut Replay, after: bool, part: Part, o: &ReadOutcome) {
             o.decompressed_bytes.saturating_sub(o.decompressed_from) as f64,
         );
     }
-    r.counts.network_bytes += o.network_bytes;
+    r.counts.network_bytes += Bytes(o.network_bytes);
     r.counts.requests += o.requests;
     r.counts.chunks += o.chunks_missed;
 }
@@ -511,8 +512,8 @@ fn run_background(
         left -= t;
         *cursor = probe;
         let o = sim.run_background_job(job);
-        counts.network_bytes += o.network_bytes;
-        counts.background_bytes += o.network_bytes;
+        counts.network_bytes += Bytes(o.network_bytes);
+        counts.background_bytes += Bytes(o.network_bytes);
         counts.requests += o.requests;
     }
 }

@@ -42,15 +42,15 @@ fn summary(p: &Prediction, image_name: &str, trace_name: &str) -> String {
          workload {trace_name}: {} files touched ({} before ready), {} read = {:.1} % of the image, compute {} before ready + {} after\n",
         i.layers,
         i.entries,
-        Bytes(i.uncompressed_bytes),
-        Bytes(i.estargz_bytes),
-        Bytes(i.gzip_bytes),
+        i.uncompressed_bytes,
+        i.estargz_bytes,
+        i.gzip_bytes,
         w.files_touched,
         w.files_before_ready,
         w.bytes_read,
         w.working_set_fraction * 100.0,
-        Seconds(w.compute_before_ready_s),
-        Seconds(w.compute_after_ready_s)
+        w.compute_before_ready_s,
+        w.compute_after_ready_s
     )
 }
 
@@ -69,8 +69,8 @@ fn strategies_table(p: &Prediction) -> String {
             s.strategy.name().to_string(),
             interval_s(&s.cold_start),
             interval_s(&s.completion),
-            Bytes(s.counts.network_bytes).to_string(),
-            Bytes(s.counts.disk_bytes).to_string(),
+            s.counts.network_bytes.to_string(),
+            s.counts.disk_bytes.to_string(),
             s.counts.requests.to_string(),
         ]);
     }
@@ -84,7 +84,7 @@ fn breakdown_table(p: &Prediction) -> String {
     header.extend(p.strategies.iter().map(|s| s.strategy.name().to_string()));
     let mut b = table(header);
     for part in Part::ALL {
-        let cells: Vec<Option<(f64, f64)>> = p
+        let cells: Vec<Option<(Seconds, Seconds)>> = p
             .strategies
             .iter()
             .map(|s| {
@@ -99,10 +99,8 @@ fn breakdown_table(p: &Prediction) -> String {
         }
         let mut row = vec![part.name().to_string()];
         row.extend(cells.into_iter().map(|c| match c {
-            Some((before, after)) if after > 0.0 => {
-                format!("{} + {}", Seconds(before), Seconds(after))
-            }
-            Some((before, _)) => Seconds(before).to_string(),
+            Some((before, after)) if after > Seconds::ZERO => format!("{before} + {after}"),
+            Some((before, _)) => before.to_string(),
             None => "–".into(),
         }));
         b.add_row(row);

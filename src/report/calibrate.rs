@@ -88,7 +88,7 @@ fn sim_check_line(checks: &[SimCheck]) -> String {
     let (mb, _) = error_quantiles(
         &checks
             .iter()
-            .map(|c| rel(c.simulated_bytes, c.measured_bytes))
+            .map(|c| rel(c.simulated_bytes.0, c.measured_bytes.0))
             .collect::<Vec<_>>(),
     );
     format!(
@@ -105,8 +105,8 @@ pub fn render_drift(drifts: &[Drift]) -> String {
     for d in drifts {
         t.add_row([
             d.key.clone(),
-            Seconds(d.predicted_s).to_string(),
-            Seconds(d.measured_s).to_string(),
+            d.predicted_s.to_string(),
+            d.measured_s.to_string(),
             format!("{:+.1} %", d.drift * 100.0),
         ]);
     }
@@ -115,7 +115,7 @@ pub fn render_drift(drifts: &[Drift]) -> String {
 
 #[cfg(test)]
 mod tests {
-    use super::{render, render_drift};
+    use super::{Seconds, render, render_drift};
     use crate::calibrate::{Drift, build_profile, runner};
     use std::path::Path;
 
@@ -136,8 +136,8 @@ mod tests {
     fn drift_table() {
         let drift = |key: &str, predicted_s: f64, measured_s: f64| Drift {
             key: key.into(),
-            predicted_s,
-            measured_s,
+            predicted_s: Seconds(predicted_s),
+            measured_s: Seconds(measured_s),
             drift: (measured_s - predicted_s) / predicted_s,
         };
         insta::assert_snapshot!(render_drift(&[

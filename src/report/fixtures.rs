@@ -7,6 +7,7 @@ use crate::predict::workload::Workload;
 use crate::predict::{PredictOptions, Prediction, predict};
 use crate::profile::Profile;
 use crate::trace::format::TraceReader;
+use crate::units::Bytes;
 
 /// The bundled example's file table.
 pub fn example_image() -> ImageFiles {
@@ -29,7 +30,7 @@ pub fn example_prediction(gzip_bytes: Option<u64>) -> Prediction {
     let image = example_image();
     let profile = Profile::default_profile().expect("the bundled profile");
     let options = PredictOptions {
-        gzip_bytes,
+        gzip_bytes: gzip_bytes.map(Bytes),
         fetch: profile.fetch_config(),
         ..Default::default()
     };
