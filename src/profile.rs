@@ -4,7 +4,7 @@
 //!
 //! Owns the schema (versioned: `advisor.profile/v1`, documented in
 //! docs/profile.md) and its validation on load. Does not fit anything.
-use crate::units::Estimate;
+use crate::units::{Bytes, Estimate, Seconds};
 use serde::{Deserialize, Serialize};
 use std::collections::BTreeMap;
 use std::path::Path;
@@ -218,8 +218,8 @@ pub struct FitQuality {
     /// Number of runs used.
     pub n: usize,
     pub r2: f64,
-    /// Residual standard deviation (s).
-    pub residual_sd_s: f64,
+    /// Residual standard deviation.
+    pub residual_sd_s: Seconds,
     /// The parameters this fit estimated, in the order of `covariance`.
     #[serde(default)]
     pub params: Vec<Param>,
@@ -245,7 +245,7 @@ pub struct NodeFacts {
     pub hostname: String,
     pub kernel: String,
     pub cpus: usize,
-    pub memory_bytes: u64,
+    pub memory_bytes: Bytes,
     pub containerd_version: String,
     pub snapshotter: String,
     /// Relevant snapshotter settings (e.g. prefetch, background fetch, chunk size).

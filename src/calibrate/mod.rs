@@ -95,7 +95,7 @@ pub async fn node_facts(conn: &Connection, registry: &str, plain_http: bool) -> 
         cpus: std::thread::available_parallelism()
             .map(|n| n.get())
             .unwrap_or(1),
-        memory_bytes: memory,
+        memory_bytes: Bytes(memory),
         containerd_version,
         snapshotter: "stargz".into(),
         snapshotter_config,

@@ -329,7 +329,7 @@ impl Collected {
                 description: description.into(),
                 n: f.n,
                 r2: f.r2,
-                residual_sd_s: f.residual_sd,
+                residual_sd_s: Seconds(f.residual_sd),
                 params,
                 covariance,
             },

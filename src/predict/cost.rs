@@ -158,7 +158,7 @@ pub(crate) mod tests {
                 description: "test".into(),
                 n: 10,
                 r2: 1.0,
-                residual_sd_s: 0.0,
+                residual_sd_s: Seconds::ZERO,
                 params: vec![Param::RequestS, Param::RangeSPerByte],
                 covariance: vec![vec![sr * sr, rho * sr * sb], vec![rho * sr * sb, sb * sb]],
             },

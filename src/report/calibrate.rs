@@ -62,7 +62,7 @@ fn fit_table(p: &Profile) -> String {
             name.clone(),
             q.n.to_string(),
             format!("{:.3}", q.r2),
-            Seconds(q.residual_sd_s).to_string(),
+            q.residual_sd_s.to_string(),
             q.description.clone(),
         ]);
     }
