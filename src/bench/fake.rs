@@ -17,9 +17,9 @@ pub struct Script {
     pub complete: Duration,
     pub exit_code: u32,
     /// Registry bytes the pull downloads.
-    pub registry_bytes: u64,
+    pub registry_bytes: Bytes,
     /// Bytes the snapshotter fetches per layer (lazy).
-    pub lazy_bytes: Vec<u64>,
+    pub lazy_bytes: Vec<Bytes>,
     pub outcome: LayerOutcome,
     /// Fail in this operation (by name).
     pub fail_in: Option<&'static str>,
@@ -39,8 +39,8 @@ impl Default for Script {
             ready: ms(200),
             complete: ms(300),
             exit_code: 0,
-            registry_bytes: 2_000,
-            lazy_bytes: vec![100, 100],
+            registry_bytes: Bytes(2_000),
+            lazy_bytes: vec![Bytes(100), Bytes(100)],
             outcome: LayerOutcome::Downloaded,
             fail_in: None,
             interrupt_in: None,
@@ -125,7 +125,7 @@ impl Engine for Fake {
             );
         }
         CounterSample {
-            registry_bytes: Some(self.registry),
+            registry_bytes: Some(Bytes(self.registry)),
             stargz: Some(stargz),
             net_rx: None,
         }
@@ -144,7 +144,7 @@ impl Engine for Fake {
         let s = self.script();
         self.alive.insert("lease".into(), true);
         self.op("fetch", s.fetch).await?;
-        self.registry += s.registry_bytes;
+        self.registry += s.registry_bytes.0;
         Ok(())
     }
 
@@ -195,7 +195,7 @@ impl Engine for Fake {
         }
         self.op("ready", s.ready).await?;
         for (i, b) in s.lazy_bytes.iter().enumerate() {
-            self.lazy[i] += b;
+            self.lazy[i] += b.0;
         }
         Ok(Readiness::Ready(Instant::now()))
     }
@@ -295,7 +295,7 @@ async fn cold_runs_time_every_phase_and_summarise() {
 #[tokio::test(start_paused = true)]
 async fn a_cold_run_that_downloads_too_little_is_flagged_and_not_averaged() {
     let warm = Script {
-        registry_bytes: 10,
+        registry_bytes: Bytes(10),
         fetch: Duration::from_millis(50),
         ..Script::default()
     };
@@ -328,7 +328,7 @@ async fn a_cold_run_that_downloads_too_little_is_flagged_and_not_averaged() {
 async fn lazy_run_with_an_idle_layer_or_a_fallback_is_flagged() {
     let idle = Script {
         outcome: LayerOutcome::Remote,
-        lazy_bytes: vec![100, 0],
+        lazy_bytes: vec![Bytes(100), Bytes::ZERO],
         ..Script::default()
     };
     let fell = Script {

@@ -358,7 +358,7 @@ impl BenchReport {
 /// Counters read before and after a run.
 #[derive(Debug, Clone, Default)]
 pub struct CounterSample {
-    pub registry_bytes: Option<u64>,
+    pub registry_bytes: Option<Bytes>,
     pub stargz: Option<StargzScrape>,
     pub net_rx: Option<u64>,
 }
@@ -655,7 +655,7 @@ fn network_delta(
     method: Method,
 ) -> Network {
     let registry = match (before.registry_bytes, after.registry_bytes) {
-        (Some(a), Some(b)) => Some(Bytes(b.saturating_sub(a))),
+        (Some(a), Some(b)) => Some(b.saturating_sub(a)),
         _ => None,
     };
     // The snapshotter's counters only mean something for lazy pulls.

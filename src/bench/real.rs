@@ -249,7 +249,7 @@ impl Engine for RealEngine {
             None => None,
         };
         CounterSample {
-            registry_bytes: Some(self.registry.received()),
+            registry_bytes: Some(crate::units::Bytes(self.registry.received())),
             stargz,
             net_rx: super::metrics::net_rx_bytes(),
         }
