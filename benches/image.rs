@@ -197,7 +197,7 @@ fn inspect_rows(registry: &str, runs: usize) {
             l.compressed_size,
             t.entries,
             t.compressed_size,
-            l.ranged_bytes,
+            l.ranged_bytes.0,
             l.ranged_requests,
             t.compressed_size + 65536
         );
@@ -205,11 +205,11 @@ fn inspect_rows(registry: &str, runs: usize) {
     let f = &i.fetched;
     println!(
         "\nmanifest + config: {} bytes in {} requests; total {} bytes in {} requests; budget {} bytes ({})",
-        f.metadata_bytes,
+        f.metadata_bytes.0,
         f.metadata_requests,
-        f.total_bytes,
+        f.total_bytes.0,
         f.total_requests,
-        f.budget_bytes,
+        f.budget_bytes.0,
         if f.within_budget {
             "within"
         } else {
@@ -220,7 +220,7 @@ fn inspect_rows(registry: &str, runs: usize) {
     println!(
         "image {} bytes compressed: inspect read {:.2} % of it",
         image_bytes,
-        f.total_bytes as f64 / image_bytes as f64 * 100.0
+        f.total_bytes.as_f64() / image_bytes as f64 * 100.0
     );
 }
 

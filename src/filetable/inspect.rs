@@ -25,6 +25,7 @@ use crate::estargz::toc::{
     NO_PREFETCH_LANDMARK, PREFETCH_LANDMARK, TOC_DIGEST_ANNOTATION, UNCOMPRESSED_SIZE_ANNOTATION,
 };
 use crate::registry::{RegistryClient, RegistryStats, ResolvedImage};
+use crate::units::Bytes;
 use anyhow::Context;
 use futures_util::StreamExt;
 use oci_spec::image::Descriptor;
@@ -73,19 +74,19 @@ pub struct Inspection {
 #[derive(Debug, Clone, Serialize)]
 pub struct Fetched {
     /// Index (if any), manifest and config bodies.
-    pub metadata_bytes: u64,
+    pub metadata_bytes: Bytes,
     pub metadata_requests: u64,
     /// Ranged reads of layer blobs (footers, TOCs, heads).
-    pub ranged_bytes: u64,
+    pub ranged_bytes: Bytes,
     pub ranged_requests: u64,
     /// Whole-blob streams of `--scan`.
-    pub scan_bytes: u64,
+    pub scan_bytes: Bytes,
     pub scan_requests: u64,
     /// Every body byte received and every request sent, retries included.
-    pub total_bytes: u64,
+    pub total_bytes: Bytes,
     pub total_requests: u64,
     /// The budget of the ranged reads: metadata + Σ (TOC member + 64 KiB).
-    pub budget_bytes: u64,
+    pub budget_bytes: Bytes,
     /// Whether metadata + ranged reads stayed within the budget.
     pub within_budget: bool,
 }
@@ -107,7 +108,7 @@ pub struct LayerInspection {
     #[serde(skip_serializing_if = "Option::is_none")]
     pub scan: Option<ScanSummary>,
     /// Bytes of this blob read with ranged GETs, and how many GETs.
-    pub ranged_bytes: u64,
+    pub ranged_bytes: Bytes,
     pub ranged_requests: u64,
     /// Why there is no file table, or what to know about it.
     #[serde(skip_serializing_if = "Option::is_none")]
@@ -137,10 +138,10 @@ pub struct TocSummary {
     pub landmark: Landmark,
     /// Files written before `.prefetch.landmark`, and their bytes.
     pub prioritized_files: u64,
-    pub prioritized_bytes: u64,
+    pub prioritized_bytes: Bytes,
     /// Compressed bytes the snapshotter prefetches at mount: `[0, landmark offset)`.
     #[serde(skip_serializing_if = "Option::is_none")]
-    pub prefetch_compressed_bytes: Option<u64>,
+    pub prefetch_compressed_bytes: Option<Bytes>,
 }
 
 /// Counts over a file table (landmarks excluded).
@@ -154,7 +155,7 @@ pub struct FileCounts {
     /// Payload chunks (eStargz; 0 for a scan).
     pub chunks: u64,
     /// Bytes of regular files.
-    pub file_bytes: u64,
+    pub file_bytes: Bytes,
     /// The largest files, largest first.
     pub largest: Vec<SizedPath>,
 }
@@ -241,30 +242,32 @@ pub async fn inspect(
 }
 
 fn fetched(meta: &RegistryStats, total: &RegistryStats, layers: &[LayerInspection]) -> Fetched {
-    let ranged_bytes: u64 = layers.iter().map(|l| l.ranged_bytes).sum();
+    let ranged_bytes: Bytes = layers.iter().map(|l| l.ranged_bytes).sum();
     let ranged_requests: u64 = layers.iter().map(|l| l.ranged_requests).sum();
-    let scan_bytes: u64 = layers
+    let scan_bytes: Bytes = layers
         .iter()
         .filter_map(|l| l.scan.as_ref())
-        .map(|s| s.bytes_streamed)
+        .map(|s| Bytes(s.bytes_streamed))
         .sum();
     let scan_requests = layers.iter().filter(|l| l.scan.is_some()).count() as u64;
-    let budget_bytes = meta.bytes_received
-        + layers
-            .iter()
-            .map(|l| l.toc.as_ref().map_or(0, |t| t.compressed_size) + LAYER_BUDGET)
-            .sum::<u64>();
+    let budget_bytes = Bytes(
+        meta.bytes_received
+            + layers
+                .iter()
+                .map(|l| l.toc.as_ref().map_or(0, |t| t.compressed_size) + LAYER_BUDGET)
+                .sum::<u64>(),
+    );
     Fetched {
-        metadata_bytes: meta.bytes_received,
+        metadata_bytes: Bytes(meta.bytes_received),
         metadata_requests: meta.requests,
         ranged_bytes,
         ranged_requests,
         scan_bytes,
         scan_requests,
-        total_bytes: total.bytes_received,
+        total_bytes: Bytes(total.bytes_received),
         total_requests: total.requests,
         budget_bytes,
-        within_budget: meta.bytes_received + ranged_bytes <= budget_bytes,
+        within_budget: Bytes(meta.bytes_received) + ranged_bytes <= budget_bytes,
     }
 }
 
@@ -408,7 +411,7 @@ async fn inspect_layer(
         format: found.format,
         toc: found.toc,
         scan: found.scan,
-        ranged_bytes: reads.bytes,
+        ranged_bytes: Bytes(reads.bytes),
         ranged_requests: reads.requests,
         note: found.note,
         files: found.files,
@@ -566,7 +569,7 @@ fn toc_summary(
 ) -> TocSummary {
     let counts = counts(files);
     let mut prioritized_files = 0;
-    let mut prioritized_bytes = 0u64;
+    let mut prioritized_bytes = Bytes::ZERO;
     let landmark = if files.prefetch_end.is_some() {
         for f in &files.files {
             if f.path == PREFETCH_LANDMARK {
@@ -575,7 +578,7 @@ fn toc_summary(
             if f.kind == FileKind::Reg {
                 prioritized_files += 1;
                 // TOC sizes are the registry's word: saturate, never wrap.
-                prioritized_bytes = prioritized_bytes.saturating_add(f.size);
+                prioritized_bytes = prioritized_bytes.saturating_add(Bytes(f.size));
             }
         }
         Landmark::Prefetch
@@ -594,7 +597,7 @@ fn toc_summary(
         landmark,
         prioritized_files,
         prioritized_bytes,
-        prefetch_compressed_bytes: files.prefetch_end,
+        prefetch_compressed_bytes: files.prefetch_end.map(Bytes),
     }
 }
 
@@ -609,7 +612,7 @@ pub fn counts(files: &LayerFiles) -> FileCounts {
         match f.kind {
             FileKind::Reg => {
                 c.files += 1;
-                c.file_bytes = c.file_bytes.saturating_add(f.size);
+                c.file_bytes = c.file_bytes.saturating_add(Bytes(f.size));
                 c.chunks += f.chunks.len() as u64;
                 sizes.push(SizedPath {
                     path: f.path.clone(),
@@ -721,6 +724,6 @@ mod tests {
             files: vec![big("a"), big("b")],
         };
         let c = counts(&l);
-        assert_eq!((c.files, c.file_bytes), (2, u64::MAX));
+        assert_eq!((c.files, c.file_bytes), (2, Bytes(u64::MAX)));
     }
 }

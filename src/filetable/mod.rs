@@ -21,7 +21,6 @@ pub use saved::{parse_file_table, read_file_table};
 
 use crate::estargz::table::ImageFiles;
 use crate::registry::{RegistryClient, RegistryOptions};
-use crate::units::Bytes;
 use inspect::{InspectOptions, LayerInspection, inspect};
 use std::path::PathBuf;
 
@@ -74,7 +73,7 @@ async fn load_reference(r: &str, opts: &LoadOptions) -> anyhow::Result<Loaded> {
     let note = format!(
         "read {} layer TOC(s) of {r}: {} in {} request(s) (manifest and config included)",
         files.layers.len(),
-        Bytes(insp.fetched.total_bytes),
+        insp.fetched.total_bytes,
         insp.fetched.total_requests
     );
     Ok(Loaded {

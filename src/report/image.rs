@@ -151,7 +151,7 @@ fn inspect_layer_row(l: &LayerInspection) -> [String; 12] {
             Landmark::Prefetch => format!(
                 "{} files, {}",
                 t.prioritized_files,
-                Bytes(t.prefetch_compressed_bytes.unwrap_or(0))
+                t.prefetch_compressed_bytes.unwrap_or(Bytes::ZERO)
             ),
             Landmark::NoPrefetch => "none (landmark)".into(),
             Landmark::None => "no landmark".into(),
@@ -170,7 +170,7 @@ fn inspect_layer_row(l: &LayerInspection) -> [String; 12] {
         c(|c| c.dirs.to_string()),
         c(|c| (c.symlinks + c.hardlinks).to_string()),
         c(|c| c.chunks.to_string()),
-        c(|c| Bytes(c.file_bytes).to_string()),
+        c(|c| c.file_bytes.to_string()),
         toc,
         prefetch,
     ]
@@ -180,26 +180,26 @@ fn inspect_layer_row(l: &LayerInspection) -> [String; 12] {
 fn fetched_line(f: &Fetched) -> String {
     let mut s = format!(
         "fetched {} in {} requests: manifest and config {}, layer footers and TOCs {} (ranged GETs; budget {}: {})",
-        Bytes(f.total_bytes),
+        f.total_bytes,
         f.total_requests,
-        Bytes(f.metadata_bytes),
-        Bytes(f.ranged_bytes),
-        Bytes(f.budget_bytes),
+        f.metadata_bytes,
+        f.ranged_bytes,
+        f.budget_bytes,
         if f.within_budget {
             "within"
         } else {
             "EXCEEDED"
         }
     );
-    if f.scan_bytes > 0 {
-        s.push_str(&format!(", scans {}", Bytes(f.scan_bytes)));
+    if f.scan_bytes > Bytes::ZERO {
+        s.push_str(&format!(", scans {}", f.scan_bytes));
     }
     s
 }
 
 #[cfg(test)]
 mod tests {
-    use super::{render_build, render_inspect};
+    use super::{Bytes, render_build, render_inspect};
     use crate::estargz::table::LayerFormat;
     use crate::filetable::inspect::{
         Fetched, FileCounts, Inspection, Landmark, LayerInspection, ScanSummary, SizedPath,
@@ -300,7 +300,7 @@ mod tests {
             hardlinks: 1,
             other: 0,
             chunks: files + 3,
-            file_bytes: 3 * MIB,
+            file_bytes: Bytes(3 * MIB),
             largest: largest
                 .iter()
                 .map(|(p, s)| SizedPath {
@@ -321,8 +321,8 @@ mod tests {
             counts: counts(42, largest),
             landmark,
             prioritized_files: 5,
-            prioritized_bytes: 300_000,
-            prefetch_compressed_bytes: Some(120_000),
+            prioritized_bytes: Bytes(300_000),
+            prefetch_compressed_bytes: Some(Bytes(120_000)),
         }
     }
 
@@ -336,7 +336,7 @@ mod tests {
             format,
             toc: None,
             scan: None,
-            ranged_bytes: 0,
+            ranged_bytes: Bytes::ZERO,
             ranged_requests: 0,
             note: None,
             files: None,
@@ -387,15 +387,15 @@ mod tests {
             config_digest: "sha256:c0ffee0123456789abcdef".into(),
             layers,
             fetched: Fetched {
-                metadata_bytes: 3_000,
+                metadata_bytes: Bytes(3_000),
                 metadata_requests: 2,
-                ranged_bytes: 250_000,
+                ranged_bytes: Bytes(250_000),
                 ranged_requests: 6,
-                scan_bytes,
+                scan_bytes: Bytes(scan_bytes),
                 scan_requests: u64::from(scan_bytes > 0),
-                total_bytes: 253_000 + scan_bytes,
+                total_bytes: Bytes(253_000 + scan_bytes),
                 total_requests: 8 + u64::from(scan_bytes > 0),
-                budget_bytes: 600_000,
+                budget_bytes: Bytes(600_000),
                 within_budget,
             },
         }
