@@ -187,7 +187,7 @@ async fn synth_cmd(global: &GlobalArgs, a: &SynthArgs, printer: &Printer) -> any
             s.events,
             s.files,
             Bytes(s.bytes),
-            Bytes(s.image_bytes)
+            s.image_bytes
         ));
     } else if printer.is_json() {
         printer.json(&s)?;
@@ -198,7 +198,7 @@ async fn synth_cmd(global: &GlobalArgs, a: &SynthArgs, printer: &Printer) -> any
             s.events,
             s.files,
             Bytes(s.bytes),
-            Bytes(s.image_bytes)
+            s.image_bytes
         ))?;
     }
     Ok(())

@@ -11,6 +11,7 @@
 use super::plan::{Plan, PlannedLayer, Source};
 use crate::estargz::writer::{EntryHeader, EstargzWriter, GzipWriter, WriterOptions, WrittenLayer};
 use crate::registry::{MEDIA_TYPE_OCI_MANIFEST, Platform};
+use crate::units::Bytes;
 use anyhow::Context;
 use indicatif::ProgressBar;
 use oci_spec::image::{
@@ -136,7 +137,7 @@ pub struct BuiltImage {
     pub gzip: BuiltForm,
     pub estargz: BuiltForm,
     /// Payload bytes of every file, per form.
-    pub payload_bytes: u64,
+    pub payload_bytes: Bytes,
 }
 
 impl BuiltImage {
@@ -179,7 +180,7 @@ pub fn build(
         dir,
         gzip,
         estargz,
-        payload_bytes: payload,
+        payload_bytes: Bytes(payload),
     })
 }
 
@@ -438,7 +439,7 @@ pub struct BuildReport {
     /// Regular files over all layers (both forms hold the same).
     pub files: usize,
     /// Bytes of file content over all layers.
-    pub content_bytes: u64,
+    pub content_bytes: Bytes,
     pub build_seconds: crate::units::Seconds,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub push_seconds: Option<crate::units::Seconds>,

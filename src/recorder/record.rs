@@ -19,6 +19,7 @@ use crate::containerd::pull::{Method, Pull, PullOptions, delete_image, get_image
 use crate::containerd::run::{self, Container, ContainerSpec, Readiness, ReadyOutcome};
 use crate::containerd::{Connection, OVERLAYFS};
 use crate::trace::format::{Clock, Event, Header, ImageId, Op, ReferenceRun, TraceWriter};
+use crate::units::Seconds;
 use anyhow::Context;
 use containerd_client::types::Mount;
 use std::path::{Path, PathBuf};
@@ -49,8 +50,8 @@ pub struct RecordReport {
     pub reads: u64,
     pub bytes_read: u64,
     pub files_opened: u64,
-    pub ready_s: Option<f64>,
-    pub exit_s: Option<f64>,
+    pub ready_s: Option<Seconds>,
+    pub exit_s: Option<Seconds>,
     pub exit_code: Option<u32>,
     pub timed_out: bool,
     /// Requests from processes outside the container, left out of the trace.
@@ -190,8 +191,8 @@ async fn record_inner(
         reads: stats.reads,
         bytes_read: stats.bytes,
         files_opened: stats.opens,
-        ready_s: stats.ready_ns.map(|t| t as f64 * 1e-9),
-        exit_s: stats.exit_ns.map(|t| t as f64 * 1e-9),
+        ready_s: stats.ready_ns.map(|t| Seconds(t as f64 * 1e-9)),
+        exit_s: stats.exit_ns.map(|t| Seconds(t as f64 * 1e-9)),
         exit_code: end.exit_code,
         timed_out: end.timed_out,
         foreign_events,

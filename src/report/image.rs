@@ -22,7 +22,7 @@ pub fn render_build(r: &BuildReport) -> String {
         r.name.as_ref().map(|n| format!("{n} ")).unwrap_or_default(),
         r.seed,
         r.files,
-        Bytes(r.content_bytes),
+        r.content_bytes,
         r.build_seconds
     );
     if let (Some(t), Some(b)) = (r.push_seconds, r.bytes_pushed) {
@@ -274,7 +274,7 @@ mod tests {
             name: Some("small".into()),
             seed: 1,
             files: 52,
-            content_bytes: 4_150_000,
+            content_bytes: Bytes(4_150_000),
             build_seconds: Seconds(0.9112),
             push_seconds: pushed.then_some(Seconds(2.5)),
             bytes_pushed: pushed.then_some(5 * MIB),

@@ -136,10 +136,7 @@ pub fn render_record(report: &RecordReport) -> String {
         "ready",
         "exit",
     ]);
-    let s = |v: Option<f64>| {
-        v.map(|x| Seconds(x).to_string())
-            .unwrap_or_else(|| "–".into())
-    };
+    let s = |v: Option<Seconds>| v.map(|x| x.to_string()).unwrap_or_else(|| "–".into());
     t.add_row([
         report.output.clone(),
         report.events.to_string(),
@@ -161,7 +158,7 @@ pub fn render_record(report: &RecordReport) -> String {
 
 #[cfg(test)]
 mod tests {
-    use super::{render, render_record};
+    use super::{Seconds, render, render_record};
     use crate::recorder::record::RecordReport;
     use crate::report::fixtures::{example_image, example_trace};
     use crate::trace::analyze::{AnalyzeOptions, AnalyzeReport, PathList, analyze};
@@ -214,8 +211,8 @@ mod tests {
             reads: 640,
             bytes_read: 3 * 1024 * 1024 + 17,
             files_opened: 52,
-            ready_s: Some(0.2259),
-            exit_s: Some(1.5),
+            ready_s: Some(Seconds(0.2259)),
+            exit_s: Some(Seconds(1.5)),
             exit_code: Some(0),
             timed_out: false,
             foreign_events: 0,

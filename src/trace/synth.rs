@@ -8,6 +8,7 @@ use super::Error;
 use super::format::{Event, Op};
 use crate::estargz::table::{FileKind, FileRef, ImageFiles};
 use crate::estargz::toc::{NO_PREFETCH_LANDMARK, PREFETCH_LANDMARK, TOC_TAR_NAME};
+use crate::units::Bytes;
 use serde::Serialize;
 
 /// How the working set is read.
@@ -111,9 +112,9 @@ pub struct SynthOptions {
 #[derive(Debug, Clone, Serialize)]
 pub struct SynthSummary {
     /// Uncompressed bytes of regular files in the merged view.
-    pub image_bytes: u64,
+    pub image_bytes: Bytes,
     /// The requested working set in bytes.
-    pub target_bytes: u64,
+    pub target_bytes: Bytes,
     /// Bytes the trace reads (the target, or the whole image if smaller).
     pub bytes: u64,
     pub files: u64,
@@ -234,8 +235,8 @@ pub fn synthesize(
     }
     st.emit(Event::new(0, 1, Op::Exit))?;
     Ok(SynthSummary {
-        image_bytes,
-        target_bytes: target,
+        image_bytes: Bytes(image_bytes),
+        target_bytes: Bytes(target),
         bytes,
         files: picks.len() as u64,
         events: st.events,
@@ -329,7 +330,7 @@ mod tests {
     fn sequential_reads_files_in_toc_order_up_to_the_working_set() {
         let (v, s) = run(&opts(WorkingSet::Fraction(0.5), Pattern::Sequential));
         assert_eq!(
-            (s.image_bytes, s.target_bytes, s.bytes, s.files),
+            (s.image_bytes.0, s.target_bytes.0, s.bytes, s.files),
             (1000, 500, 500, 2)
         );
         assert_eq!(
