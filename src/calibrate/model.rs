@@ -162,7 +162,7 @@ fn segments(img: &CalImage, run: &CalRun, fetch: &FetchConfig) -> Vec<SegmentFea
                 AccessKind::Read => match sim.as_mut() {
                     Some(sim) => {
                         let o = sim.read(a.file, a.offset, a.len_opt());
-                        f.bytes += o.bytes_served as f64;
+                        f.bytes += o.bytes_served.as_f64();
                         f.fetch += o;
                     }
                     None => {
@@ -528,11 +528,13 @@ fn fit_lazy_io(
             let o = &seg.fetch;
             let features = vec![
                 o.requests as f64,
-                o.network_bytes as f64,
+                o.network_bytes.as_f64(),
                 o.chunks_missed as f64,
-                o.decompressed_bytes as f64,
-                o.decompressed_bytes.saturating_sub(o.decompressed_from) as f64,
-                (o.bytes_served - o.bytes_served_locally) as f64,
+                o.decompressed_bytes.as_f64(),
+                o.decompressed_bytes
+                    .saturating_sub(o.decompressed_from)
+                    .as_f64(),
+                (o.bytes_served - o.bytes_served_locally).as_f64(),
                 seg.opens,
                 seg.processes,
             ];
@@ -590,8 +592,8 @@ fn fit_prefetch(runs: &StageRuns<'_>, out: &mut Collected) -> Result<(), ModelEr
             + v(Param::StartStargzS)
             + v(Param::RequestS) * o.requests as f64;
         let features = vec![
-            o.network_bytes as f64,
-            o.decompressed_bytes as f64,
+            o.network_bytes.as_f64(),
+            o.decompressed_bytes.as_f64(),
             o.chunks_missed as f64,
         ];
         s.push(features, a + b + c + d - base);

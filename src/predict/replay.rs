@@ -244,7 +244,7 @@ fn lazy_setup<'a>(
     r.part(false, Part::Mount).add(Param::LazyPullFixedS, 1.0);
     for (li, l) in image.layers.iter().enumerate() {
         let o = sim.mount(li);
-        r.counts.network_bytes += Bytes(o.network_bytes);
+        r.counts.network_bytes += o.network_bytes;
         if l.format.is_lazy() {
             r.part(false, Part::Mount).add(Param::MountPerLayerS, 1.0);
             r.counts.requests += o.requests;
@@ -386,14 +386,14 @@ impl<'a> Replayer<'a> {
             }
             (AccessKind::Read, Some(sim)) => {
                 let o = sim.read(a.file, a.offset, a.len_opt());
-                r.counts.bytes_read += o.bytes_served;
+                r.counts.bytes_read += o.bytes_served.0;
                 add_fetch(r, after, Part::OnDemandFetch, &o);
                 let io = r.part(after, Part::Io);
                 io.add(
                     Param::FuseSPerByte,
-                    (o.bytes_served - o.bytes_served_locally) as f64,
+                    (o.bytes_served - o.bytes_served_locally).as_f64(),
                 );
-                io.add(Param::LocalReadSPerByte, o.bytes_served_locally as f64);
+                io.add(Param::LocalReadSPerByte, o.bytes_served_locally.as_f64());
             }
         }
     }
@@ -466,19 +466,21 @@ fn add_fetch(r: &mut Replay, after: bool, part: Part, o: &ReadOutcome) {
     let c = r.part(after, part);
     c.add(Param::RequestS, o.requests as f64);
     if part == Part::Prefetch {
-        c.add(Param::PrefetchSPerByte, o.network_bytes as f64);
+        c.add(Param::PrefetchSPerByte, o.network_bytes.as_f64());
         c.add(Param::PrefetchChunkS, o.chunks_missed as f64);
-        c.add(Param::PrefetchVerifySPerByte, o.decompressed_bytes as f64);
+        c.add(Param::PrefetchVerifySPerByte, o.decompressed_bytes.as_f64());
     } else {
-        c.add(Param::RangeSPerByte, o.network_bytes as f64);
+        c.add(Param::RangeSPerByte, o.network_bytes.as_f64());
         c.add(Param::ChunkS, o.chunks_missed as f64);
-        c.add(Param::VerifySPerByte, o.decompressed_bytes as f64);
+        c.add(Param::VerifySPerByte, o.decompressed_bytes.as_f64());
         c.add(
             Param::InflateSPerByte,
-            o.decompressed_bytes.saturating_sub(o.decompressed_from) as f64,
+            o.decompressed_bytes
+                .saturating_sub(o.decompressed_from)
+                .as_f64(),
         );
     }
-    r.counts.network_bytes += Bytes(o.network_bytes);
+    r.counts.network_bytes += o.network_bytes;
     r.counts.requests += o.requests;
     r.counts.chunks += o.chunks_missed;
 }
@@ -501,19 +503,19 @@ fn run_background(
         let o = sim.background_job_cost(job);
         let t = (o.requests as f64 * p.value(Param::RequestS)
             + o.chunks_missed as f64 * p.value(Param::ChunkS)
-            + o.decompressed_bytes as f64 * p.value(Param::VerifySPerByte)
-            + o.decompressed_bytes.saturating_sub(o.decompressed_from) as f64 * p.value(Param::InflateSPerByte))
+            + o.decompressed_bytes.as_f64() * p.value(Param::VerifySPerByte)
+            + o.decompressed_bytes.saturating_sub(o.decompressed_from).as_f64() * p.value(Param::InflateSPerByte))
             / BACKGROUND_CONCURRENCY
             // Bytes share the link: concurrency does not multiply bandwidth.
-            + o.network_bytes as f64 * p.value(Param::RangeSPerByte);
+            + o.network_bytes.as_f64() * p.value(Param::RangeSPerByte);
         if t > left {
             return false;
         }
         left -= t;
         *cursor = probe;
         let o = sim.run_background_job(job);
-        counts.network_bytes += Bytes(o.network_bytes);
-        counts.background_bytes += Bytes(o.network_bytes);
+        counts.network_bytes += o.network_bytes;
+        counts.background_bytes += o.network_bytes;
         counts.requests += o.requests;
     }
 }

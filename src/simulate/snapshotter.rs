@@ -34,6 +34,7 @@
 //!   time so the predictor can apply the 5-s idle rule and the 2-way
 //!   concurrency (`task/task.go`). Trace analysis does not run it.
 use crate::estargz::table::{Chunk, FileKind, ImageFiles, LayerFiles, LayerFormat};
+use crate::units::Bytes;
 use fixedbitset::FixedBitSet;
 use serde::Serialize;
 
@@ -98,7 +99,7 @@ pub struct ReadOutcome {
     /// Byte ranges in those GETs after merging adjacent blocks.
     pub ranges: u64,
     /// Compressed bytes received.
-    pub network_bytes: u64,
+    pub network_bytes: Bytes,
     /// 50,000-byte blocks received (and added to the http cache).
     pub blocks_fetched: u64,
     /// eStargz chunks touched for the first time by an on-demand read.
@@ -108,17 +109,17 @@ pub struct ReadOutcome {
     pub chunks_missed: u64,
     /// Uncompressed bytes decompressed and verified (whole chunks; the
     /// snapshotter's `on_demand_bytes_fetched` for on-demand reads).
-    pub decompressed_bytes: u64,
+    pub decompressed_bytes: Bytes,
     /// Compressed size of those chunks (their gzip members): what the
     /// decompressor decoded to produce `decompressed_bytes`. Incompressible
     /// data is stored in the member, and decoding it is a copy; the surplus
     /// `decompressed_bytes - decompressed_from` is what Huffman decoding made.
-    pub decompressed_from: u64,
+    pub decompressed_from: Bytes,
     /// Bytes returned to the reader (`on_demand_bytes_served`).
-    pub bytes_served: u64,
+    pub bytes_served: Bytes,
     /// Bytes returned from layers that are not lazily mounted (read from
     /// local disk after an eager download; included in `bytes_served`).
-    pub bytes_served_locally: u64,
+    pub bytes_served_locally: Bytes,
 }
 
 impl std::ops::AddAssign for ReadOutcome {
@@ -303,7 +304,7 @@ impl<'a> Simulator<'a> {
                 self.layers[layer].downloaded = true;
                 out.requests = 1;
                 out.ranges = 1;
-                out.network_bytes = size;
+                out.network_bytes = Bytes(size);
                 self.layers[layer].fetched_bytes = size;
                 if self.config.record_requests {
                     self.log.push(Request {
@@ -426,7 +427,7 @@ impl<'a> Simulator<'a> {
         if end <= offset {
             return out;
         }
-        out.bytes_served = end - offset;
+        out.bytes_served = Bytes(end - offset);
         if !layer.lazy {
             out.bytes_served_locally = out.bytes_served;
             return out;
@@ -567,8 +568,8 @@ impl<'a> Simulator<'a> {
             }
         }
         out.chunks_missed += 1;
-        out.decompressed_bytes += c.size;
-        out.decompressed_from += c.compressed_len();
+        out.decompressed_bytes += Bytes(c.size);
+        out.decompressed_from += Bytes(c.compressed_len());
         let id = self.layers[file.layer].chunk_base[file.file] + ci;
         self.layers[file.layer].fs_cached.insert(id);
         if let Some(u) = self.undo.as_mut() {
@@ -668,7 +669,7 @@ impl<'a> Simulator<'a> {
         if self.config.single_range {
             out.ranges += 1;
             let span_end = highest as u64 * bs + block_len(highest);
-            out.network_bytes += span_end - lo as u64 * bs;
+            out.network_bytes += Bytes(span_end - lo as u64 * bs);
             out.blocks_fetched += (highest - lo + 1) as u64;
             for b in lo..=highest {
                 self.cache_block(layer, b, block_len(b));
@@ -678,7 +679,7 @@ impl<'a> Simulator<'a> {
             }
         } else {
             out.ranges += n_ranges;
-            out.network_bytes += bytes;
+            out.network_bytes += Bytes(bytes);
             out.blocks_fetched += blocks;
             // Only missing blocks were requested; cache exactly those.
             for &(off, len) in spans {
@@ -763,10 +764,14 @@ mod tests {
         assert_eq!(o.requests, 1);
         assert_eq!(o.ranges, 1);
         // [120000, 130000) lies in block 2 = [100000, 150000).
-        assert_eq!(o.network_bytes, B);
+        assert_eq!(o.network_bytes, Bytes(B));
         assert_eq!(o.chunks_missed, 1);
-        assert_eq!(o.decompressed_bytes, 100, "the whole chunk is decompressed");
-        assert_eq!(o.bytes_served, 20);
+        assert_eq!(
+            o.decompressed_bytes,
+            Bytes(100),
+            "the whole chunk is decompressed"
+        );
+        assert_eq!(o.bytes_served, Bytes(20));
         assert_eq!(s.requests()[0].ranges, vec![(100_000, 149_999)]);
         assert_eq!(s.requests()[0].cause, Cause::OnDemand);
         assert_eq!(s.layer_fetched_bytes(0), B);
@@ -782,11 +787,11 @@ mod tests {
         s.read(at(0), 0, Some(50));
         let o = s.read(at(0), 50, Some(50));
         assert_eq!(o.requests, 0);
-        assert_eq!(o.network_bytes, 0);
+        assert_eq!(o.network_bytes, Bytes(0));
         assert_eq!(o.chunks_missed, 0);
-        assert_eq!(o.decompressed_bytes, 0);
+        assert_eq!(o.decompressed_bytes, Bytes(0));
         assert_eq!(o.chunks_touched, 0, "already touched");
-        assert_eq!(o.bytes_served, 50);
+        assert_eq!(o.bytes_served, Bytes(50));
     }
 
     #[test]
@@ -807,9 +812,9 @@ mod tests {
         let o = s.read(at(0), mib4 - 10, Some(20));
         assert_eq!(o.chunks_touched, 2);
         assert_eq!(o.chunks_missed, 2);
-        assert_eq!(o.decompressed_bytes, 2 * mib4);
+        assert_eq!(o.decompressed_bytes, Bytes(2 * mib4));
         assert_eq!(o.requests, 1, "the read-ahead of chunk 0 covered chunk 1");
-        assert_eq!(o.network_bytes, 3 * B);
+        assert_eq!(o.network_bytes, Bytes(3 * B));
         assert_eq!(s.requests()[0].ranges, vec![(0, 149_999)]);
     }
 
@@ -826,13 +831,13 @@ mod tests {
         )]);
         let mut s = Simulator::new(&img, logged());
         let a = s.read(at(0), 0, None);
-        assert_eq!((a.requests, a.network_bytes), (1, B));
+        assert_eq!((a.requests, a.network_bytes), (1, Bytes(B)));
         let b = s.read(at(1), 0, None);
         assert_eq!(b.requests, 0);
-        assert_eq!(b.network_bytes, 0);
+        assert_eq!(b.network_bytes, Bytes(0));
         assert_eq!(b.chunks_missed, 1);
-        assert_eq!(b.decompressed_bytes, 20);
-        assert_eq!(b.bytes_served, 20);
+        assert_eq!(b.decompressed_bytes, Bytes(20));
+        assert_eq!(b.bytes_served, Bytes(20));
     }
 
     #[test]
@@ -860,7 +865,7 @@ mod tests {
         assert!(
             per_chunk
                 .iter()
-                .all(|o| o.chunks_missed == 1 && o.decompressed_bytes == mib4)
+                .all(|o| o.chunks_missed == 1 && o.decompressed_bytes == Bytes(mib4))
         );
         assert_eq!(s.layer_fetched_bytes(0), 80 * B);
         assert_eq!(s.requests()[1].ranges, vec![(42 * B, 62 * B - 1)]);
@@ -882,7 +887,7 @@ mod tests {
         assert_eq!(o.chunks_missed, 1);
         // blocks 0..=83 (4_199_999 / 50_000 = 83)
         assert_eq!(o.blocks_fetched, 84);
-        assert_eq!(o.network_bytes, 84 * B);
+        assert_eq!(o.network_bytes, Bytes(84 * B));
     }
 
     #[test]
@@ -900,7 +905,7 @@ mod tests {
         s.read(at(1), 0, None);
         let o = s.read(at(0), 0, None);
         assert_eq!((o.requests, o.ranges), (1, 2));
-        assert_eq!(o.network_bytes, 2 * B);
+        assert_eq!(o.network_bytes, Bytes(2 * B));
         assert_eq!(s.requests()[1].ranges, vec![(0, B - 1), (2 * B, 3 * B - 1)]);
     }
 
@@ -925,7 +930,7 @@ mod tests {
         assert_eq!((o.requests, o.ranges), (1, 1));
         assert_eq!(
             o.network_bytes,
-            3 * B,
+            Bytes(3 * B),
             "the cached middle block is fetched again"
         );
         assert_eq!(s.layer_fetched_bytes(0), 3 * B);
@@ -939,7 +944,7 @@ mod tests {
         )]);
         let mut s = Simulator::new(&img, logged());
         let o = s.read(at(0), 0, None);
-        assert_eq!(o.network_bytes, 20_000);
+        assert_eq!(o.network_bytes, Bytes(20_000));
         assert_eq!(s.requests()[0].ranges, vec![(100_000, 119_999)]);
     }
 
@@ -953,7 +958,7 @@ mod tests {
         assert_eq!(s.read(at(0), 100, Some(10)), ReadOutcome::default());
         assert_eq!(s.read(at(0), 5, Some(0)), ReadOutcome::default());
         let o = s.read(at(0), 90, Some(1000));
-        assert_eq!(o.bytes_served, 10, "clamped to the file size");
+        assert_eq!(o.bytes_served, Bytes(10), "clamped to the file size");
     }
 
     #[test]
@@ -967,7 +972,7 @@ mod tests {
         let mut s = Simulator::new(&img, logged());
         let o = s.read(at(0), 4096, Some(4));
         assert_eq!(o.chunks_touched, 2);
-        assert_eq!(o.bytes_served, 4);
+        assert_eq!(o.bytes_served, Bytes(4));
         let mut unaligned = Simulator::new(
             &img,
             FetchConfig {
@@ -1000,7 +1005,7 @@ mod tests {
         assert_eq!(s.requests()[0].cause, Cause::Prefetch);
         // b chunk 0's read-ahead [60_000, 320_000) adds blocks 3..=6.
         assert_eq!(p.requests, 2);
-        assert_eq!(p.network_bytes, 7 * B);
+        assert_eq!(p.network_bytes, Bytes(7 * B));
         assert_eq!(p.chunks_missed, 3);
         assert!(s.chunk_cached(at(0), 0) && s.chunk_cached(at(1), 1));
         assert!(!s.chunk_cached(at(2), 0));
@@ -1018,7 +1023,7 @@ mod tests {
         )]);
         let mut s = Simulator::new(&img, logged());
         let p = s.prefetch(0);
-        assert_eq!((p.requests, p.network_bytes), (1, B));
+        assert_eq!((p.requests, p.network_bytes), (1, Bytes(B)));
         assert_eq!(p.chunks_missed, 0, "no file starts before offset 0");
         let mut l = layer(1_000_000, vec![]);
         l.no_prefetch = true;
@@ -1039,12 +1044,12 @@ mod tests {
         let img = image(vec![l.clone()]);
         let mut s = Simulator::new(&img, logged());
         let m = s.mount(0);
-        assert_eq!((m.requests, m.network_bytes), (2, 2 * B));
+        assert_eq!((m.requests, m.network_bytes), (2, Bytes(2 * B)));
         // A TOC inside the tail block is a cache hit: one GET.
         l.toc_offset = Some(960_000);
         let img = image(vec![l]);
         let m = Simulator::new(&img, logged()).mount(0);
-        assert_eq!((m.requests, m.network_bytes), (1, B));
+        assert_eq!((m.requests, m.network_bytes), (1, Bytes(B)));
     }
 
     #[test]
@@ -1054,10 +1059,10 @@ mod tests {
         let img = image(vec![l]);
         let mut s = Simulator::new(&img, logged());
         let m = s.mount(0);
-        assert_eq!((m.requests, m.network_bytes), (1, 300_000));
+        assert_eq!((m.requests, m.network_bytes), (1, Bytes(300_000)));
         let r = s.read(at(0), 0, None);
         assert_eq!(r.requests, 0);
-        assert_eq!(r.bytes_served_locally, 10);
+        assert_eq!(r.bytes_served_locally, Bytes(10));
         assert_eq!(s.mount(0), ReadOutcome::default(), "downloaded once");
     }
 
@@ -1079,7 +1084,7 @@ mod tests {
         let cost = s.background_job_cost(j);
         // a's blob read is [1_000, 60_000) (min(2 MiB, to the file's end)):
         // blocks 0 and 1, and b's read already cached block 1.
-        assert_eq!((cost.requests, cost.network_bytes), (1, B));
+        assert_eq!((cost.requests, cost.network_bytes), (1, Bytes(B)));
         assert!(!s.chunk_cached(at(0), 0), "cost does not change the caches");
         assert!(!s.block_cached(0, 0));
         assert_eq!(s.requests().len(), 1);
@@ -1109,7 +1114,7 @@ mod tests {
         let p = s.prefetch_files(&[at(0), at(2)]);
         assert_eq!(p.requests, 1);
         assert_eq!(p.ranges, 2);
-        assert_eq!(p.network_bytes, 3 * B);
+        assert_eq!(p.network_bytes, Bytes(3 * B));
         assert_eq!(p.chunks_missed, 2);
         let hit = s.read(at(2), 0, None);
         assert_eq!((hit.requests, hit.chunks_missed), (0, 0));

@@ -79,12 +79,12 @@ impl PhaseStats {
     fn add_outcome(&mut self, o: &ReadOutcome) {
         self.chunks_touched += o.chunks_touched;
         self.chunks_missed += o.chunks_missed;
-        self.decompressed_bytes.0 += o.decompressed_bytes;
-        self.compressed_fetched.0 += o.network_bytes;
+        self.decompressed_bytes += o.decompressed_bytes;
+        self.compressed_fetched += o.network_bytes;
         self.requests += o.requests;
         self.ranges += o.ranges;
-        self.bytes_read.0 += o.bytes_served;
-        self.bytes_read_locally.0 += o.bytes_served_locally;
+        self.bytes_read += o.bytes_served;
+        self.bytes_read_locally += o.bytes_served_locally;
     }
 
     fn finish(&mut self, image: &ImageSummary) {
@@ -464,8 +464,8 @@ impl<'i> Join<'i> {
         }
         let o = self.sim.read(f, offset, len);
         st.add_outcome(&o);
-        if o.bytes_served > 0 {
-            st.unique_bytes_read.0 += self.coverage.add(fi, offset, offset + o.bytes_served);
+        if o.bytes_served > Bytes::ZERO {
+            st.unique_bytes_read.0 += self.coverage.add(fi, offset, offset + o.bytes_served.0);
         }
     }
 
