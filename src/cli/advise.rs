@@ -1,5 +1,7 @@
 //! Arguments of `advisor advise`.
+use crate::units::Bytes;
 use clap::Args;
+use clap::builder::TypedValueParser;
 use std::path::PathBuf;
 
 /// Predict lazy vs eager for an image and a workload, and recommend one.
@@ -23,8 +25,8 @@ pub struct AdviseArgs {
 
     /// Compressed size of the image's gzip (eager) form in bytes, when it differs from the
     /// eStargz form's; default: estimated from the eStargz blobs.
-    #[arg(long, value_name = "BYTES")]
-    pub gzip_bytes: Option<u64>,
+    #[arg(long, value_name = "BYTES", value_parser = clap::value_parser!(u64).map(Bytes))]
+    pub gzip_bytes: Option<Bytes>,
 
     /// Prefetch size the node's lazy pulls use when a layer has no landmark
     /// (`stargz.prefetch` label or `prefetch_size`); default: the profile's.

@@ -11,7 +11,6 @@ use crate::predict::{PredictOptions, Prediction, predict};
 use crate::printer::Printer;
 use crate::profile::Profile;
 use crate::trace::format::TraceReader;
-use crate::units::Bytes;
 use anyhow::Context;
 use serde::Serialize;
 use std::path::PathBuf;
@@ -25,7 +24,7 @@ pub mod example {
     pub const TRACE_NAME: &str = "traces/llm-serving.jsonl";
     pub const TRACE: &str = include_str!("../../traces/llm-serving.jsonl");
     /// Compressed size of the image's gzip form (`image build --format json`).
-    pub const GZIP_BYTES: u64 = 1_051_840_684;
+    pub const GZIP_BYTES: crate::units::Bytes = crate::units::Bytes(1_051_840_684);
 }
 
 /// Where the image's file table comes from, including the bundled example.
@@ -73,8 +72,7 @@ fn settings(args: &AdviseArgs) -> anyhow::Result<Settings> {
     let gzip_bytes = match image {
         Image::Example => args.gzip_bytes.or(Some(example::GZIP_BYTES)),
         Image::Source(_) => args.gzip_bytes,
-    }
-    .map(Bytes);
+    };
     let mut options = PredictOptions {
         gzip_bytes,
         background: !args.no_background_fetch,

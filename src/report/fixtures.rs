@@ -26,11 +26,11 @@ pub fn example_trace() -> TraceReader<std::io::Cursor<&'static [u8]>> {
 /// The prediction `advise` makes for the bundled example with the bundled
 /// profile: `gzip_bytes` as `advise` with no arguments (`Some`) or with
 /// `--files`/`--trace` (`None`) passes it.
-pub fn example_prediction(gzip_bytes: Option<u64>) -> Prediction {
+pub fn example_prediction(gzip_bytes: Option<Bytes>) -> Prediction {
     let image = example_image();
     let profile = Profile::default_profile().expect("the bundled profile");
     let options = PredictOptions {
-        gzip_bytes: gzip_bytes.map(Bytes),
+        gzip_bytes,
         fetch: profile.fetch_config(),
         ..Default::default()
     };
