@@ -28,6 +28,7 @@ mod image_cli;
 mod image_lab;
 mod lab_lifecycle;
 mod outputs;
+mod probe;
 mod recorder;
 mod registry_lab;
 mod registry_scripted;
