@@ -177,6 +177,10 @@ pub async fn run(
 
     let (single_stream, multi_stream) = match &blob {
         None => (None, None),
+        Some(b) if b.size == 0 => {
+            notes.push("the blob is empty: throughput was not measured".into());
+            (None, None)
+        }
         Some(b) => {
             let n = b.size.min(opts.max_bytes);
             progress(&format!(

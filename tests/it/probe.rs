@@ -303,3 +303,123 @@ fn bad_flags_are_exit_1_naming_the_flag() {
         );
     }
 }
+
+/// A registry behind a token service, one request per connection: `/v2/` and
+/// the blob (`app`, HEAD and ranged GET) want `Bearer tok`; `/token` hands it
+/// out after [`TOKEN_DELAY`]. Returns its `HOST:PORT`.
+async fn token_registry(blob: Vec<u8>, digest: String) -> String {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = listener.local_addr().unwrap().to_string();
+    let blob = std::sync::Arc::new(blob);
+    let host = addr.clone();
+    tokio::spawn(async move {
+        while let Ok((mut sock, _)) = listener.accept().await {
+            let (blob, digest, host) = (blob.clone(), digest.clone(), host.clone());
+            tokio::spawn(async move {
+                let mut head = Vec::new();
+                let mut buf = [0u8; 4096];
+                while !head.windows(4).any(|w| w == b"\r\n\r\n") {
+                    match sock.read(&mut buf).await {
+                        Ok(0) | Err(_) => return,
+                        Ok(n) => head.extend_from_slice(&buf[..n]),
+                    }
+                }
+                let head = String::from_utf8_lossy(&head).to_string();
+                let mut lines = head.lines();
+                let first: Vec<&str> = lines.next().unwrap_or("").split(' ').collect();
+                let (method, path) = (first[0], first.get(1).copied().unwrap_or(""));
+                let header = |name: &str| {
+                    head.lines().find_map(|l| {
+                        let (k, v) = l.split_once(':')?;
+                        k.eq_ignore_ascii_case(name).then(|| v.trim().to_string())
+                    })
+                };
+                let (status, mut headers, body): (&str, Vec<String>, Vec<u8>) = if path
+                    .starts_with("/token")
+                {
+                    tokio::time::sleep(TOKEN_DELAY).await;
+                    ("200 OK", vec![], br#"{"token":"tok"}"#.to_vec())
+                } else if header("authorization").as_deref() != Some("Bearer tok") {
+                    (
+                        "401 Unauthorized",
+                        vec![format!(
+                            r#"WWW-Authenticate: Bearer realm="http://{host}/token",service="t""#
+                        )],
+                        br#"{"errors":[{"code":"UNAUTHORIZED"}]}"#.to_vec(),
+                    )
+                } else if path == "/v2/" {
+                    ("200 OK", vec![], b"{}".to_vec())
+                } else if path == format!("/v2/app/blobs/{digest}") {
+                    let range = header("range").and_then(|r| {
+                        let (a, b) = r.strip_prefix("bytes=")?.split_once('-')?;
+                        Some((a.parse::<usize>().ok()?, b.parse::<usize>().ok()?))
+                    });
+                    match range {
+                        Some((a, b)) => (
+                            "206 Partial Content",
+                            vec![format!("Content-Range: bytes {a}-{b}/{}", blob.len())],
+                            blob[a..=b].to_vec(),
+                        ),
+                        None => ("200 OK", vec![], blob.to_vec()),
+                    }
+                } else {
+                    ("404 Not Found", vec![], b"{}".to_vec())
+                };
+                headers.push(format!("Content-Length: {}", body.len()));
+                headers.push("Connection: close".into());
+                let mut reply =
+                    format!("HTTP/1.1 {status}\r\n{}\r\n\r\n", headers.join("\r\n")).into_bytes();
+                if method != "HEAD" {
+                    reply.extend_from_slice(&body);
+                }
+                let _ = sock.write_all(&reply).await;
+                let _ = sock.shutdown().await;
+            });
+        }
+    });
+    addr
+}
+
+/// How long the scripted token service takes to answer.
+const TOKEN_DELAY: std::time::Duration = std::time::Duration::from_millis(40);
+
+#[test]
+fn a_token_exchange_is_timed_as_auth_s() {
+    use advisor::probe::{ProbeOptions, Target};
+    let blob = noise(300_000, 3);
+    let digest = sha256_digest(&blob);
+    let p = common::rt().block_on(async {
+        let addr = token_registry(blob.clone(), digest.clone()).await;
+        let opts = ProbeOptions {
+            registry: addr,
+            target: Target::Blob {
+                repository: "app".into(),
+                digest: digest.clone(),
+            },
+            streams: 2,
+            max_bytes: 1 << 20,
+            rtt_samples: 5,
+            budget: advisor::probe::DEFAULT_BUDGET,
+            registry_options: RegistryOptions {
+                credentials: None,
+                docker_config_dir: None,
+                ..Default::default()
+            },
+        };
+        advisor::probe::run(&opts, &|_| {}).await.unwrap()
+    });
+    let auth = p.auth_s.expect("the registry asked for a token");
+    assert!(
+        auth.0 >= TOKEN_DELAY.as_secs_f64() && auth.0 < 5.0,
+        "auth_s {auth:?} includes the token service's {TOKEN_DELAY:?}"
+    );
+    assert!(
+        p.rtt_s.median.0 < TOKEN_DELAY.as_secs_f64(),
+        "round trips carry the token, not a new exchange each: {:?}",
+        p.rtt_s
+    );
+    let s = p.single_stream.unwrap();
+    assert!(s.verified && s.bytes.0 == blob.len() as u64, "{s:?}");
+    assert_eq!(p.multi_stream.unwrap().bytes.0, blob.len() as u64);
+}
