@@ -27,6 +27,7 @@ mod fuzz_smoke;
 mod image_cli;
 mod image_lab;
 mod lab_lifecycle;
+mod lab_shape;
 mod outputs;
 mod probe;
 mod recorder;
