@@ -123,31 +123,7 @@ pub async fn run(
     let connect = connect_median(addr, &shown).await?;
     let setup = setup_median(opts, &repo).await?;
 
-    let auth = match &opts.target {
-        Target::None => {
-            notes.push(
-                "no --blob or --image: the pull authorization was not measured (auth_s is null)"
-                    .into(),
-            );
-            None
-        }
-        _ => match client.authorize_pull(&repo).await? {
-            None => {
-                notes.push("the registry asks for no authorization (auth_s is null)".into());
-                None
-            }
-            Some(a) => {
-                if a.scheme == "basic" {
-                    notes.push(
-                        "Basic authorization: no token exchange; auth_s is building the header"
-                            .into(),
-                    );
-                }
-                Some(Seconds::from_duration(a.elapsed))
-            }
-        },
-    };
-
+    let auth = authorization(&client, &repo, &opts.target, &mut notes).await?;
     let blob = find_blob(&client, &repo, &opts.target, &mut notes).await?;
 
     progress(&format!(
@@ -163,40 +139,11 @@ pub async fn run(
         ));
     }
 
-    let tls = if repo.scheme == "https" {
-        notes.push(
-            "tls_s is derived (the HTTP client does not expose handshake times): a fresh \
-             connection's first GET /v2/ minus a kept-alive one (setup_s), less dns_s and connect_s"
-                .into(),
-        );
-        Some(Seconds((setup.0 - dns.0 - connect.0).max(0.0)))
-    } else {
-        notes.push("plain HTTP: no TLS handshake (tls_s is null)".into());
-        None
-    };
+    let tls = tls_of(&repo, setup, dns, connect, &mut notes);
 
     let (single_stream, multi_stream) = match &blob {
         None => (None, None),
-        Some(b) if b.size == 0 => {
-            notes.push("the blob is empty: throughput was not measured".into());
-            (None, None)
-        }
-        Some(b) => {
-            let n = b.size.min(opts.max_bytes);
-            progress(&format!(
-                "probe: reading {} of {} on one stream",
-                Bytes(n),
-                b.digest
-            ));
-            let single = single_stream(&client, b, n, phase_end(SINGLE_SHARE), &mut notes).await?;
-            progress(&format!(
-                "probe: reading {} on {} parallel streams",
-                Bytes(n),
-                opts.streams.min(n as usize)
-            ));
-            let multi = multi_stream(opts, b, n, phase_end(MULTI_SHARE), &mut notes).await?;
-            (Some(single), Some(multi))
-        }
+        Some(b) => throughput(opts, &client, b, &phase_end, &mut notes, progress).await?,
     };
     if client.stats().retries > 0 {
         notes.push(format!(
@@ -227,6 +174,84 @@ pub async fn run(
         multi_stream,
         notes,
     })
+}
+
+/// The pull authorization's time (None: none asked, or no repository to ask for).
+async fn authorization(
+    client: &RegistryClient,
+    repo: &Repository,
+    target: &Target,
+    notes: &mut Vec<String>,
+) -> anyhow::Result<Option<Seconds>> {
+    if *target == Target::None {
+        notes.push(
+            "no --blob or --image: the pull authorization was not measured (auth_s is null)".into(),
+        );
+        return Ok(None);
+    }
+    match client.authorize_pull(repo).await? {
+        None => {
+            notes.push("the registry asks for no authorization (auth_s is null)".into());
+            Ok(None)
+        }
+        Some(a) => {
+            if a.scheme == "basic" {
+                notes.push(
+                    "Basic authorization: no token exchange; auth_s is building the header".into(),
+                );
+            }
+            Ok(Some(Seconds::from_duration(a.elapsed)))
+        }
+    }
+}
+
+/// The TLS handshake, derived from the set-up (None over plain HTTP).
+fn tls_of(
+    repo: &Repository,
+    setup: Seconds,
+    dns: Seconds,
+    connect: Seconds,
+    notes: &mut Vec<String>,
+) -> Option<Seconds> {
+    if repo.scheme != "https" {
+        notes.push("plain HTTP: no TLS handshake (tls_s is null)".into());
+        return None;
+    }
+    notes.push(
+        "tls_s is derived (the HTTP client does not expose handshake times): a fresh \
+         connection's first GET /v2/ minus a kept-alive one (setup_s), less dns_s and connect_s"
+            .into(),
+    );
+    Some(Seconds((setup.0 - dns.0 - connect.0).max(0.0)))
+}
+
+/// Single- and multi-stream throughput on the first `--max-bytes` of the blob.
+async fn throughput(
+    opts: &ProbeOptions,
+    client: &RegistryClient,
+    b: &Blob,
+    phase_end: &(dyn Fn(f64) -> Instant + Sync),
+    notes: &mut Vec<String>,
+    progress: &(dyn Fn(&str) + Sync),
+) -> anyhow::Result<(Option<SingleStream>, Option<MultiStream>)> {
+    if b.size == 0 {
+        notes.push("the blob is empty: throughput was not measured".into());
+        return Ok((None, None));
+    }
+    let n = b.size.min(opts.max_bytes);
+    progress(&format!(
+        "probe: reading {} of {} on one stream",
+        Bytes(n),
+        b.digest
+    ));
+    let single = single_stream(client, b, n, phase_end(SINGLE_SHARE), notes).await?;
+    progress(&format!(
+        "probe: reading {} on {} parallel streams",
+        Bytes(n),
+        (opts.streams as u64).min(n)
+    ));
+    let multi = multi_stream(opts, b, n, phase_end(MULTI_SHARE), notes).await?;
+    Ok((Some(single), Some(multi)))
 }
 
 /// The registry host's first address, and how long resolving took.
