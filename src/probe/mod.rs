@@ -32,6 +32,8 @@ pub const DEFAULT_BUDGET: Duration = Duration::from_secs(60);
 const CONNECT_SAMPLES: usize = 5;
 /// Fresh clients whose first request is timed against their second (`setup_s`).
 const SETUP_SAMPLES: usize = 3;
+/// Pause between round trips (see [`round_trips`]).
+const RTT_GAP: Duration = Duration::from_millis(1);
 /// Longest wait for DNS or a TCP connect.
 const CONNECT_TIMEOUT: Duration = Duration::from_secs(5);
 /// Shares of the budget for the round trips and each throughput measurement
@@ -317,6 +319,7 @@ async fn setup_median(opts: &ProbeOptions, repo: &Repository) -> anyhow::Result<
     for _ in 0..SETUP_SAMPLES {
         let fresh = RegistryClient::new(opts.registry_options.clone())?;
         let first = fresh.ping(repo).await?;
+        tokio::time::sleep(RTT_GAP).await;
         let kept = fresh.ping(repo).await?;
         xs.push((first.elapsed.as_secs_f64() - kept.elapsed.as_secs_f64()).max(0.0));
     }
@@ -393,6 +396,10 @@ async fn round_trips(
     let mut xs = Vec::with_capacity(opts.rtt_samples);
     while xs.len() < opts.rtt_samples && (xs.is_empty() || Instant::now() < deadline) {
         xs.push(one().await?.as_secs_f64());
+        // Let the connection go back to the client's pool before the next
+        // request: asked for at once, the pool opens a second one and the
+        // samples alternate between the two.
+        tokio::time::sleep(RTT_GAP).await;
     }
     let spread = stats::spread(&xs).ok_or_else(|| anyhow::anyhow!("no round-trip samples"))?;
     let what = if blob.is_some() {
@@ -478,6 +485,7 @@ async fn multi_stream(
     let warm =
         futures_util::future::try_join_all(clients.iter().map(|c| c.blob_size(&b.repo, &b.digest)));
     warm.await?;
+    tokio::time::sleep(RTT_GAP).await;
     let start = Instant::now();
     let mut tasks = Vec::with_capacity(k as usize);
     for (c, part) in clients.into_iter().zip(split(n, k)) {
