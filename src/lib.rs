@@ -19,6 +19,7 @@ pub mod input;
 pub mod output;
 pub mod predict;
 pub mod printer;
+pub mod probe;
 pub mod profile;
 pub mod recorder;
 pub mod redact;
@@ -113,5 +114,6 @@ pub async fn run(cli: Cli) -> anyhow::Result<()> {
         Command::Image(args) => commands::image::run(&cli.global, args, &printer).await,
         Command::Calibrate(args) => commands::calibrate::run(&cli.global, args, &printer).await,
         Command::Bench(args) => commands::bench::run(&cli.global, args, &printer).await,
+        Command::Probe(args) => commands::probe::run(&cli.global, args, &printer).await,
     }
 }

@@ -60,6 +60,9 @@ pub struct Config {
     /// Lazy pulls the gzip form converted by Debian's `ctr-remote image
     /// optimize --no-optimize --oci` instead of advisor's eStargz form.
     pub ctr_remote_estargz: bool,
+    /// Extra `advise` flags, e.g. `--rtt 20ms --bandwidth 500mbit` to
+    /// predict for a shaped path with a profile calibrated on loopback.
+    pub advise_args: Vec<String>,
     /// containerd's own clients, measured beside every `advisor bench` run:
     /// the ground truth predictions are checked against.
     pub clients: truth::Clients,
@@ -532,6 +535,7 @@ fn predict(
             p.to_str().context("profile path is not UTF-8")?,
         ]);
     }
+    args.extend(cfg.advise_args.iter().map(String::as_str));
     cfg.json("advise", &args)
 }
 

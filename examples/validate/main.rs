@@ -62,6 +62,10 @@ struct Args {
         default_value = "/run/containerd/containerd.sock"
     )]
     address: String,
+    /// An extra flag for every `advise` (repeat it): `--advise-arg=--rtt=20ms
+    /// --advise-arg=--bandwidth=500mbit` predicts for a shaped path.
+    #[arg(long, allow_hyphen_values = true)]
+    advise_arg: Vec<String>,
     /// Restarts the stargz snapshotter empty before the clients' cold lazy runs.
     #[arg(long, env = "ADVISOR_LAZY_RESET_CMD")]
     lazy_reset_cmd: String,
@@ -101,6 +105,7 @@ fn main() -> anyhow::Result<()> {
         prefetch: a.prefetch,
         pushed: a.gzip.zip(a.estargz),
         ctr_remote_estargz: a.ctr_remote,
+        advise_args: a.advise_arg,
         clients: harness::truth::Clients {
             address: a.address,
             namespace: "advisor-validate-ctr".into(),

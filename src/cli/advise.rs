@@ -41,6 +41,16 @@ pub struct AdviseArgs {
     #[arg(long, value_name = "FILE.svg")]
     pub plot: Option<PathBuf>,
 
+    /// Predict for another network path than the calibration's: its round-trip time
+    /// (e.g. 20ms), with --bandwidth.
+    #[arg(long, value_name = "DURATION", value_parser = humantime::parse_duration, requires = "bandwidth", allow_hyphen_values = true)]
+    pub rtt: Option<std::time::Duration>,
+
+    /// The path's bandwidth, as tc writes it (500mbit, 1gbit) or in bytes per second
+    /// (125MB/s), with --rtt.
+    #[arg(long, value_name = "RATE", value_parser = crate::simulate::network::parse_bandwidth, requires = "rtt", allow_hyphen_values = true)]
+    pub bandwidth: Option<f64>,
+
     /// Write the files to prioritize for lazy+prefetch, one per line in first-touch order
     /// (for `ctr-remote image optimize` and `advisor image build --prioritize`).
     #[arg(long, value_name = "FILE")]

@@ -11,6 +11,7 @@ use std::path::PathBuf;
 
 pub mod advise;
 pub mod image;
+pub mod probe;
 pub mod trace;
 
 /// Default containerd socket, as ctr's.
@@ -87,6 +88,9 @@ pub enum Command {
     Bench(bench::BenchArgs),
     /// Measure this node and fit its cost model into a profile (with intervals).
     Calibrate(calibrate::CalibrateArgs),
+    /// Measure this node's path to a registry (round trips, set-up, throughput)
+    /// into a network profile, in under a minute.
+    Probe(probe::ProbeArgs),
 }
 
 #[derive(Debug, Clone, Args)]

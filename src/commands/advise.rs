@@ -81,6 +81,9 @@ fn settings(args: &AdviseArgs) -> anyhow::Result<Settings> {
     if let Some(p) = args.prefetch_size {
         options.fetch.prefetch_size = p;
     }
+    if let (Some(rtt), Some(bw)) = (args.rtt, args.bandwidth) {
+        options.link = Some(crate::simulate::network::Link::new(rtt.as_secs_f64(), bw));
+    }
     refuse_overwriting_inputs(args)?;
     Ok(Settings {
         image,

@@ -8,6 +8,7 @@ pub mod bench;
 pub mod calibrate;
 pub mod doctor;
 pub mod image;
+pub mod probe;
 pub mod trace;
 
 use crate::bench::ReadySpec;

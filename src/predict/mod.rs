@@ -11,6 +11,7 @@ pub mod workload;
 
 use crate::estargz::table::{FileKind, FileRef, ImageFiles};
 use crate::profile::Profile;
+use crate::simulate::network::Link;
 use crate::simulate::snapshotter::FetchConfig;
 use crate::units::{Bytes, Estimate, Seconds};
 use cost::Cost;
@@ -29,6 +30,9 @@ pub struct PredictOptions {
     pub background: bool,
     /// Points of the working-set sweep (crossover and plot).
     pub sweep_points: usize,
+    /// Predict for this network path (None: the calibration's own, where
+    /// the profile's prices already hold the network).
+    pub link: Option<Link>,
 }
 
 impl Default for PredictOptions {
@@ -38,6 +42,7 @@ impl Default for PredictOptions {
             fetch: FetchConfig::default(),
             background: true,
             sweep_points: 21,
+            link: None,
         }
     }
 }
@@ -59,6 +64,20 @@ pub struct StrategyPrediction {
     pub completion: Estimate,
     pub breakdown: Vec<PartTime>,
     pub counts: ReplayCounts,
+    /// How much of each time is the network path's (predictions for a path:
+    /// `--network`, `--rtt`/`--bandwidth`); absent otherwise.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub network: Option<NetworkShare>,
+}
+
+/// Seconds of a strategy's times spent on the network path; the rest is the node.
+#[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
+pub struct NetworkShare {
+    pub link: Link,
+    /// Of the cold start (s).
+    pub cold_start_s: Seconds,
+    /// Of the completion (s).
+    pub completion_s: Seconds,
 }
 
 /// The recommendation for one objective.
@@ -222,8 +241,10 @@ pub fn predict(
 ) -> Prediction {
     let counts = ImageCounts::of(image, opts.gzip_bytes);
     let replays = replay_all(image, &counts, w, profile, opts);
-    let strategies: Vec<StrategyPrediction> =
-        replays.iter().map(|r| summarize(r, profile)).collect();
+    let strategies: Vec<StrategyPrediction> = replays
+        .iter()
+        .map(|r| summarize(r, profile, opts.link.as_ref()))
+        .collect();
     let contention = prefetch_contention_note(&strategies, &counts, opts);
     // A strategy whose price leaves out a cost it will pay is not recommended.
     let recommendable: Vec<StrategyPrediction> = strategies
@@ -365,22 +386,39 @@ fn replay_all(
         .collect()
 }
 
-fn summarize(r: &Replay, profile: &Profile) -> StrategyPrediction {
+/// A replay's estimates; with a link, each part and total also holds the
+/// seconds the path adds (a known shift: the interval is the node's).
+fn summarize(r: &Replay, profile: &Profile, link: Option<&Link>) -> StrategyPrediction {
+    let net = |after: bool, p: Part| link.map_or(0.0, |l| r.network_s(after, p, profile, l));
     let breakdown = Part::ALL
         .iter()
         .map(|&p| PartTime {
             part: p,
-            before_ready_s: Seconds(r.before_ready[p as usize].value(profile)),
-            after_ready_s: Seconds(r.after_ready[p as usize].value(profile)),
+            before_ready_s: Seconds(r.before_ready[p as usize].value(profile) + net(false, p)),
+            after_ready_s: Seconds(r.after_ready[p as usize].value(profile) + net(true, p)),
         })
         .filter(|t| t.before_ready_s != Seconds::ZERO || t.after_ready_s != Seconds::ZERO)
         .collect();
+    let network = link.map(|l| NetworkShare {
+        link: *l,
+        cold_start_s: Seconds(r.network_total_s(false, profile, l)),
+        completion_s: Seconds(r.network_total_s(true, profile, l)),
+    });
+    let shift =
+        |e: Estimate, s: f64| Estimate::new(e.value + s, e.low + s, e.high + s, e.confidence);
     StrategyPrediction {
         strategy: r.strategy,
-        cold_start: r.cold_start().estimate(profile),
-        completion: r.completion().estimate(profile),
+        cold_start: shift(
+            r.cold_start().estimate(profile),
+            network.map_or(0.0, |n| n.cold_start_s.0),
+        ),
+        completion: shift(
+            r.completion().estimate(profile),
+            network.map_or(0.0, |n| n.completion_s.0),
+        ),
         breakdown,
         counts: r.counts,
+        network,
     }
 }
 
@@ -489,7 +527,7 @@ fn sweep(
                 profile,
                 false,
             );
-            steps.replay(st, rp, &wanted, profile)
+            steps.replay(st, rp, &wanted, profile, opts.link.as_ref())
         })
         .collect();
     let points: Vec<SweepPoint> = fractions
@@ -502,8 +540,8 @@ fn sweep(
                 completion: prefixes
                     .iter()
                     .map(|p| {
-                        let mut c = p.kept[j];
-                        c.constant_s += compute;
+                        let (mut c, net) = p.kept[j];
+                        c.constant_s += compute + Seconds(net);
                         (p.strategy, c.estimate(profile))
                     })
                     .collect(),
@@ -591,6 +629,7 @@ impl SweepSteps {
         mut rp: replay::Replayer<'_>,
         wanted: &[usize],
         profile: &Profile,
+        link: Option<&Link>,
     ) -> StrategyPrefixes {
         let mut out = StrategyPrefixes {
             strategy,
@@ -599,13 +638,15 @@ impl SweepSteps {
         };
         // Prefixes arrive in order, as `wanted` is sorted: a cursor, not a search.
         let mut next = wanted.iter().peekable();
-        let mut keep = |k: usize, c: Cost, out: &mut StrategyPrefixes| {
-            out.values.push(c.value(profile));
+        let mut keep = |k: usize, r: &Replay, out: &mut StrategyPrefixes| {
+            let c = r.completion();
+            let net = link.map_or(0.0, |l| r.network_total_s(true, profile, l));
+            out.values.push(c.value(profile) + net);
             if next.next_if_eq(&&k).is_some() {
-                out.kept.push(c);
+                out.kept.push((c, net));
             }
         };
-        keep(0, rp.replay.completion(), &mut out);
+        keep(0, &rp.replay, &mut out);
         for (i, s) in self.steps.iter().enumerate() {
             let access = |kind, offset, len| workload::Access {
                 t_ns: 0,
@@ -619,7 +660,7 @@ impl SweepSteps {
                 rp.access(&access(workload::AccessKind::Open, 0, 0), true);
             }
             rp.access(&access(workload::AccessKind::Read, s.offset, s.len), true);
-            keep(i + 1, rp.replay.completion(), &mut out);
+            keep(i + 1, &rp.replay, &mut out);
         }
         out
     }
@@ -630,8 +671,9 @@ struct StrategyPrefixes {
     strategy: Strategy,
     /// Point values (s), one per prefix.
     values: Vec<f64>,
-    /// Full costs of the prefixes the grid needs, in order.
-    kept: Vec<Cost>,
+    /// Full costs of the prefixes the grid needs, in order, with the
+    /// seconds the network path adds to each.
+    kept: Vec<(Cost, f64)>,
 }
 
 /// Lazy minus eager completion (s) after the first `k` steps.
@@ -828,6 +870,126 @@ mod tests {
         p.strategies.iter().find(|x| x.strategy == s).unwrap()
     }
 
+    fn with_link(link: Link) -> PredictOptions {
+        PredictOptions {
+            gzip_bytes: Some(Bytes(5_000_000)),
+            background: false,
+            link: Some(link),
+            ..Default::default()
+        }
+    }
+
+    #[test]
+    fn a_link_adds_a_round_trip_per_on_demand_request_and_the_bytes_at_its_bandwidth() {
+        // 10 files of 1 MB (500 kB compressed, one request each), all read after ready.
+        let img = image(10, 1_000_000, 500_000);
+        let w = read_all(0..10, 0, 1_000_000);
+        let base = predict(&img, &w, &profile(), &with_link(Link::new(0.0, 1e15)));
+        let far = predict(&img, &w, &profile(), &with_link(Link::new(0.030, 10e6)));
+        let (b, f) = (get(&base, Strategy::Lazy), get(&far, Strategy::Lazy));
+        let requests = f.counts.requests - 1; // the mount's footer+TOC read is one
+        assert_eq!(requests, 10, "{:?}", f.counts);
+        let fetched = f.counts.network_bytes.as_f64();
+        // Completion grows by every request's RTT and every byte at 10 MB/s,
+        // plus the mount's handshake and first layer (connection + 2 + 1 RTT).
+        let grew = f.completion.value - b.completion.value;
+        // The node's own receive work (1 ns/B on demand) hides under the
+        // arrival: at most that much less.
+        let want = 10.0 * 0.030 + fetched / 10e6 + 4.0 * 0.030 + 4.0 * 0.030;
+        let hidden = fetched * 1e-9;
+        assert!(
+            grew <= want + 1e-9 && grew >= want - hidden - 1e-9,
+            "grew {grew}, want {want} less up to {hidden}"
+        );
+        // The share reported is the growth; the interval moves with the value.
+        let n = f.network.unwrap();
+        assert!((n.completion_s.0 - grew).abs() < 1e-6);
+        assert!(
+            (f.completion.high - f.completion.value) - (b.completion.high - b.completion.value)
+                < 1e-9
+        );
+        // Without a link nothing is reported and nothing changes.
+        let none = predict(
+            &img,
+            &w,
+            &profile(),
+            &PredictOptions {
+                link: None,
+                ..with_link(Link::new(0.0, 1.0))
+            },
+        );
+        assert!(get(&none, Strategy::Lazy).network.is_none());
+    }
+
+    #[test]
+    fn eager_downloads_overlap_the_nodes_own_work_until_the_link_is_slower() {
+        let img = image(10, 1_000_000, 500_000);
+        let w = read_all(0..10, 10, 1_000_000);
+        // The node writes 5 MB at 1 ns/B = 5 ms: a 10 GB/s link hides under it.
+        let fast = predict(&img, &w, &profile(), &with_link(Link::new(0.0, 10e9)));
+        let pull = |p: &Prediction| {
+            get(p, Strategy::Eager)
+                .breakdown
+                .iter()
+                .find(|t| t.part == Part::Pull)
+                .unwrap()
+                .before_ready_s
+                .0
+        };
+        assert!(
+            (pull(&fast) - (0.05 + 5e6 * 1e-9)).abs() < 1e-9,
+            "{}",
+            pull(&fast)
+        );
+        // At 1 MB/s the download takes 5 s and the node's 5 ms hides under it.
+        let slow = predict(&img, &w, &profile(), &with_link(Link::new(0.0, 1e6)));
+        assert!((pull(&slow) - (0.05 + 5.0)).abs() < 1e-6, "{}", pull(&slow));
+        // Eager pays no round trip per file read: the link shows in resolve and pull only.
+        let e = get(&slow, Strategy::Eager);
+        assert!(
+            (e.network.unwrap().completion_s - e.network.unwrap().cold_start_s)
+                .0
+                .abs()
+                < 1e-12
+        );
+    }
+
+    #[test]
+    fn a_far_registry_moves_the_crossover_towards_eager() {
+        // Many small files: lazy pays a round trip each, eager one download.
+        let img = image(200, 20_000, 10_000);
+        let w = read_all(0..200, 200, 100_000);
+        let near = predict(&img, &w, &profile(), &with_link(Link::new(0.0001, 1e9)));
+        let far = predict(&img, &w, &profile(), &with_link(Link::new(0.050, 1e9)));
+        let lazy_minus_eager = |p: &Prediction| {
+            get(p, Strategy::Lazy).completion.value - get(p, Strategy::Eager).completion.value
+        };
+        // One round trip per on-demand request (neighbouring 10 kB files
+        // share 50 kB blocks: fewer requests than files).
+        let on_demand = get(&far, Strategy::Lazy).counts.requests - 1;
+        assert!(on_demand > 20, "{on_demand}");
+        let grew = lazy_minus_eager(&far) - lazy_minus_eager(&near);
+        assert!(
+            grew > on_demand as f64 * 0.0499,
+            "{grew} for {on_demand} requests"
+        );
+        // The sweep prices the link too: its last point is the whole image read.
+        let last = |p: &Prediction, s: Strategy| {
+            p.sweep
+                .last()
+                .unwrap()
+                .completion
+                .iter()
+                .find(|(x, _)| *x == s)
+                .unwrap()
+                .1
+                .value
+        };
+        assert!(
+            last(&far, Strategy::Lazy) > last(&near, Strategy::Lazy) + on_demand as f64 * 0.0499
+        );
+    }
+
     #[test]
     fn eager_equals_the_hand_computed_equation() {
         // 10 files × 1 MB, 500 kB compressed each; read 2 before ready, 3 after; 1 ms gaps.
@@ -1015,6 +1177,7 @@ mod tests {
                 network_bytes: Bytes((v * 100.0) as u64),
                 ..Default::default()
             },
+            network: None,
         };
         let r = recommend(&[
             mk(Strategy::Eager, 10.0, 1.0),

@@ -10,6 +10,7 @@ use super::cost::Cost;
 use super::workload::{Access, AccessKind, Workload};
 use crate::estargz::table::{FileKind, FileRef, ImageFiles, LayerFiles};
 use crate::profile::{Param, Profile};
+use crate::simulate::network::{Link, NetUse};
 use crate::simulate::snapshotter::{BackgroundCursor, FetchConfig, ReadOutcome, Simulator};
 use crate::units::{Bytes, Seconds};
 use serde::{Deserialize, Serialize};
@@ -120,6 +121,10 @@ pub struct Replay {
     pub strategy: Strategy,
     pub before_ready: [Cost; NPARTS],
     pub after_ready: [Cost; NPARTS],
+    /// Network work on the critical path of each part, priced by a [`Link`]
+    /// when the prediction is for a path other than the calibration's.
+    pub net_before_ready: [NetUse; NPARTS],
+    pub net_after_ready: [NetUse; NPARTS],
     pub counts: ReplayCounts,
 }
 
@@ -129,8 +134,60 @@ impl Replay {
             strategy,
             before_ready: [Cost::zero(); NPARTS],
             after_ready: [Cost::zero(); NPARTS],
+            net_before_ready: [NetUse::default(); NPARTS],
+            net_after_ready: [NetUse::default(); NPARTS],
             counts: ReplayCounts::default(),
         }
+    }
+
+    pub fn net(&mut self, after: bool, p: Part) -> &mut NetUse {
+        let i = p as usize;
+        if after {
+            &mut self.net_after_ready[i]
+        } else {
+            &mut self.net_before_ready[i]
+        }
+    }
+
+    /// Seconds `link` adds to part `p` (before or after ready): its round
+    /// trips and set-ups, and the transfer beyond the node's own per-byte
+    /// receive work. The calibration's per-byte download prices
+    /// (`eager_fetch_s_per_byte`, `range_s_per_byte`,
+    /// `prefetch_s_per_byte`, measured on loopback) are the node hashing and
+    /// writing what arrives, which overlaps the arrival: the link adds only
+    /// what it takes beyond that.
+    pub fn network_s(&self, after: bool, p: Part, profile: &Profile, link: &Link) -> f64 {
+        let (net, cost) = if after {
+            (
+                &self.net_after_ready[p as usize],
+                &self.after_ready[p as usize],
+            )
+        } else {
+            (
+                &self.net_before_ready[p as usize],
+                &self.before_ready[p as usize],
+            )
+        };
+        let receive: f64 = [
+            Param::EagerFetchSPerByte,
+            Param::RangeSPerByte,
+            Param::PrefetchSPerByte,
+        ]
+        .iter()
+        .map(|&q| cost.count(q) * profile.value(q))
+        .sum();
+        link.wait_s(net) + (link.transfer_s(net) - receive).max(0.0)
+    }
+
+    /// Seconds `link` adds before ready (`after` false) or in all (true).
+    pub fn network_total_s(&self, through_exit: bool, profile: &Profile, link: &Link) -> f64 {
+        let phase = |after| {
+            Part::ALL
+                .iter()
+                .map(|&p| self.network_s(after, p, profile, link))
+                .sum::<f64>()
+        };
+        phase(false) + if through_exit { phase(true) } else { 0.0 }
     }
 
     pub fn part(&mut self, after: bool, p: Part) -> &mut Cost {
@@ -209,7 +266,14 @@ pub fn gzip_estimate(image: &ImageFiles) -> u64 {
 }
 
 /// Eager: pull (download) and unpack the whole image, then start on overlayfs.
-fn eager_setup(r: &mut Replay, counts: &ImageCounts) {
+/// Layers download concurrently (containerd's default: all at once), each
+/// the share of the gzip form its eStargz layer has.
+fn eager_setup(r: &mut Replay, image: &ImageFiles, counts: &ImageCounts) {
+    let estimate = gzip_estimate(image).max(1) as f64;
+    let scale = counts.gzip_bytes.as_f64() / estimate;
+    *r.net(false, Part::Pull) = NetUse::concurrent(image.layers.iter().map(|l| {
+        Bytes((l.toc_offset.unwrap_or(l.blob_size).min(l.blob_size) as f64 * scale) as u64)
+    }));
     let pull = r.part(false, Part::Pull);
     pull.add(Param::EagerPullFixedS, 1.0);
     pull.add(Param::EagerFetchSPerByte, counts.gzip_bytes.as_f64());
@@ -242,27 +306,53 @@ fn lazy_setup<'a>(
 ) -> Simulator<'a> {
     let mut sim = Simulator::new(image, fetch.clone());
     r.part(false, Part::Mount).add(Param::LazyPullFixedS, 1.0);
+    // The snapshotter's own connection, `GET bytes=0-1` and `HEAD`, then the
+    // first layer's footer and TOC on the critical path; the other layers
+    // resolve in parallel (stargz-internals.md §3, §6).
+    let mut first = true;
+    let mut others = Vec::new();
+    let mut downloads = Vec::new();
     for (li, l) in image.layers.iter().enumerate() {
         let o = sim.mount(li);
         r.counts.network_bytes += o.network_bytes;
         if l.format.is_lazy() {
             r.part(false, Part::Mount).add(Param::MountPerLayerS, 1.0);
             r.counts.requests += o.requests;
+            if std::mem::take(&mut first) {
+                *r.net(false, Part::Mount) =
+                    NetUse::handshake(2) + NetUse::serial(o.requests, o.network_bytes);
+            } else {
+                others.push(o.network_bytes);
+            }
         } else {
+            downloads.push(o.network_bytes);
             unmountable_layer(r, l);
         }
     }
+    let mut rest = NetUse::concurrent(others);
+    rest.round_trips = 0.0;
+    *r.net(false, Part::Mount) += rest;
+    *r.net(false, Part::Pull) = NetUse::concurrent(downloads);
     r.part(false, Part::Mount)
         .add(Param::MountPerEntryS, counts.toc_entries as f64);
-    let pre = if r.strategy == Strategy::LazyPrefetch {
-        sim.prefetch_files(startup)
+    // Prefetch: one GET per layer, layers in parallel.
+    let (pre, streams) = if r.strategy == Strategy::LazyPrefetch {
+        let o = sim.prefetch_files(startup);
+        let streams = vec![o.network_bytes];
+        (o, streams)
     } else {
         let mut o = ReadOutcome::default();
+        let mut streams = Vec::new();
         for li in 0..image.layers.len() {
-            o += sim.prefetch(li);
+            let l = sim.prefetch(li);
+            streams.push(l.network_bytes);
+            o += l;
         }
-        o
+        (o, streams)
     };
+    if pre.requests > 0 {
+        *r.net(false, Part::Prefetch) = NetUse::concurrent(streams);
+    }
     add_fetch(r, false, Part::Prefetch, &pre);
     let start = r.part(false, Part::Start);
     start.add(Param::StartStargzS, 1.0);
@@ -316,9 +406,11 @@ impl<'a> Replayer<'a> {
     ) -> Self {
         let mut r = Replay::new(strategy);
         r.part(false, Part::Resolve).add(Param::ResolveS, 1.0);
+        // A connection, then HEAD and GET of the manifest and the config.
+        *r.net(false, Part::Resolve) = NetUse::handshake(3);
         let sim = match strategy {
             Strategy::Eager => {
-                eager_setup(&mut r, counts);
+                eager_setup(&mut r, image, counts);
                 None
             }
             Strategy::Lazy | Strategy::LazyPrefetch => {
@@ -479,6 +571,9 @@ fn add_fetch(r: &mut Replay, after: bool, part: Part, o: &ReadOutcome) {
                 .saturating_sub(o.decompressed_from)
                 .as_f64(),
         );
+    }
+    if part != Part::Prefetch {
+        *r.net(after, part) += NetUse::serial(o.requests, o.network_bytes);
     }
     r.counts.network_bytes += o.network_bytes;
     r.counts.requests += o.requests;

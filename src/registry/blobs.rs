@@ -686,17 +686,17 @@ fn check_digest_header(
     }
 }
 
-fn header_u64(h: &HeaderMap, name: &str) -> Option<u64> {
+pub(super) fn header_u64(h: &HeaderMap, name: &str) -> Option<u64> {
     h.get(name)?.to_str().ok()?.trim().parse().ok()
 }
 
 /// A header value from text advisor formatted itself (digits, `bytes=a-b`).
-fn header_value(s: &str) -> HeaderValue {
+pub(super) fn header_value(s: &str) -> HeaderValue {
     HeaderValue::from_str(s).unwrap_or_else(|_| HeaderValue::from_static(""))
 }
 
 /// `bytes a-b/total` or `bytes a-b/*` → (a, b).
-fn parse_content_range(v: &str) -> Option<(u64, u64)> {
+pub(super) fn parse_content_range(v: &str) -> Option<(u64, u64)> {
     let rest = v.trim().strip_prefix("bytes ")?;
     let (span, _total) = rest.split_once('/')?;
     let (a, b) = span.split_once('-')?;

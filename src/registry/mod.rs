@@ -20,6 +20,8 @@
 //! - [`RegistryClient::push_blob_file`] (streamed from disk, bounded memory,
 //!   skipped when the registry has it), [`RegistryClient::push_blob_bytes`],
 //!   [`RegistryClient::push_manifest`].
+//! - [`RegistryClient::ping`], [`RegistryClient::authorize_pull`],
+//!   [`RegistryClient::read_range_timed`]: timed requests for `advisor probe`.
 //! - [`RegistryClient::stats`] → [`RegistryStats`].
 //!
 //! Blob functions take any [`AsRepository`]: a [`ResolvedImage`] or a parsed
@@ -34,6 +36,7 @@ mod error;
 mod platform;
 mod reference;
 mod retry;
+mod timed;
 mod transport;
 
 pub use auth::{BasicCredentials, ENV_PASSWORD, ENV_USER, Secret, docker_config_dir};
@@ -42,6 +45,7 @@ pub use error::{Error, Result};
 pub use platform::Platform;
 pub use reference::{Repository, check_digest, check_host_port, is_localhost, sha256_digest};
 pub use retry::Backoff;
+pub use timed::{Answer, Authorization, RangeRead};
 
 use oci_spec::image::{Descriptor, ImageConfiguration, ImageIndex, ImageManifest};
 use serde::Serialize;

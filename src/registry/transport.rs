@@ -48,7 +48,7 @@ impl From<Op> for RegistryOperation {
 }
 
 impl RegistryState {
-    fn header(&self, repo: &str, op: Op) -> Option<HeaderValue> {
+    pub(super) fn header(&self, repo: &str, op: Op) -> Option<HeaderValue> {
         let map = self.headers.lock().unwrap_or_else(|p| p.into_inner());
         map.get(&(repo.to_string(), op))
             .or_else(|| {
@@ -252,7 +252,7 @@ impl RegistryClient {
     }
 
     /// Earn an `Authorization` header after a 401 with `challenge`.
-    async fn authorize(
+    pub(super) async fn authorize(
         &self,
         st: &RegistryState,
         repo: &Repository,
@@ -542,7 +542,7 @@ impl RegistryClient {
     }
 
     /// Read and count a small response body we do not need (keeps the connection reusable).
-    async fn drain(&self, mut resp: Response) {
+    pub(super) async fn drain(&self, mut resp: Response) {
         let mut n = 0usize;
         while n < ERROR_BODY_LIMIT * 4 {
             match resp.chunk().await {

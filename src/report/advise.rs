@@ -12,6 +12,10 @@ pub fn render(p: &Prediction, image_name: &str, trace_name: &str) -> String {
     out.push('\n');
     let _ = writeln!(out, "{}", strategies_table(p));
     out.push('\n');
+    if let Some(net) = network_table(p) {
+        let _ = writeln!(out, "{net}");
+        out.push('\n');
+    }
     let _ = writeln!(out, "{}", breakdown_table(p));
     let _ = writeln!(out, "(parts: before ready + after ready)\n");
     for r in &p.recommendations {
@@ -75,6 +79,37 @@ fn strategies_table(p: &Prediction) -> String {
         ]);
     }
     t.to_string()
+}
+
+/// For a prediction on a network path: the path, and how much of each
+/// strategy's times is the network's and how much the node's.
+fn network_table(p: &Prediction) -> Option<String> {
+    let link = p.strategies.iter().find_map(|s| s.network)?.link;
+    let mut t = table([
+        "strategy",
+        "cold start: network",
+        "node",
+        "completion: network",
+        "node",
+    ]);
+    for s in &p.strategies {
+        let n = s.network?;
+        t.add_row([
+            s.strategy.name().to_string(),
+            n.cold_start_s.to_string(),
+            Seconds(s.cold_start.value - n.cold_start_s.0).to_string(),
+            n.completion_s.to_string(),
+            Seconds(s.completion.value - n.completion_s.0).to_string(),
+        ]);
+    }
+    let mbit = |bytes_per_s: f64| format!("{:.0} Mbit/s", bytes_per_s * 8.0 / 1e6);
+    Some(format!(
+        "network path: RTT {}, {} per stream, {} in all, connection set-up {}\n{t}",
+        Seconds(link.rtt_s),
+        mbit(link.stream_bytes_per_s),
+        mbit(link.total_bytes_per_s),
+        Seconds(link.setup_s),
+    ))
 }
 
 /// Time to completion by part, one column per strategy; a part no strategy
@@ -202,6 +237,16 @@ mod tests {
     #[test]
     fn bundled_example() {
         let p = example_prediction(Some(example::GZIP_BYTES));
+        insta::assert_snapshot!(render(&p, example::FILES_NAME, example::TRACE_NAME));
+    }
+
+    /// `advise --rtt 20ms --bandwidth 500mbit` on the example: the path's
+    /// share of every time.
+    #[test]
+    fn example_on_a_network_path() {
+        let link = crate::simulate::network::Link::new(0.020, 62.5e6);
+        let p =
+            crate::report::fixtures::example_prediction_on(Some(example::GZIP_BYTES), Some(link));
         insta::assert_snapshot!(render(&p, example::FILES_NAME, example::TRACE_NAME));
     }
 

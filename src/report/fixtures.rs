@@ -27,11 +27,20 @@ pub fn example_trace() -> TraceReader<std::io::Cursor<&'static [u8]>> {
 /// profile: `gzip_bytes` as `advise` with no arguments (`Some`) or with
 /// `--files`/`--trace` (`None`) passes it.
 pub fn example_prediction(gzip_bytes: Option<Bytes>) -> Prediction {
+    example_prediction_on(gzip_bytes, None)
+}
+
+/// The example predicted for a network path (`advise --rtt … --bandwidth …`).
+pub fn example_prediction_on(
+    gzip_bytes: Option<Bytes>,
+    link: Option<crate::simulate::network::Link>,
+) -> Prediction {
     let image = example_image();
     let profile = Profile::default_profile().expect("the bundled profile");
     let options = PredictOptions {
         gzip_bytes,
         fetch: profile.fetch_config(),
+        link,
         ..Default::default()
     };
     let w = Workload::from_trace(&image, &mut example_trace()).expect("the bundled workload");

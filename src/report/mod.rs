@@ -30,6 +30,7 @@ pub mod doctor;
 mod fixtures;
 pub mod image;
 pub mod plot;
+pub mod probe;
 pub mod trace;
 
 /// `value [low, high]` with a unit-aware time format.

@@ -470,3 +470,20 @@ fn image_spec_sizes_that_wrap_the_total_are_refused_not_a_panic() {
         ],
     );
 }
+
+/// `advise --rtt/--bandwidth` (issue 15 §4): nonsense paths are refused by
+/// flag, with the units that work.
+#[test]
+fn nonsense_network_paths_are_refused_naming_the_flag() {
+    for (rtt, bw, want) in [
+        ("-5ms", "1gbit", "--rtt"),
+        ("20ms", "0mbit", "--bandwidth"),
+        ("20ms", "100mb", "unknown unit"),
+        ("20ms", "fast", "500mbit"),
+        ("soon", "1gbit", "--rtt"),
+    ] {
+        fails_clearly(&["advise", "--rtt", rtt, "--bandwidth", bw], &[want]);
+    }
+    fails_clearly(&["advise", "--rtt", "20ms"], &["--bandwidth"]);
+    fails_clearly(&["advise", "--bandwidth", "1gbit"], &["--rtt"]);
+}

@@ -113,6 +113,62 @@ fn advise_without_arguments_runs_the_bundled_example_offline() {
     );
 }
 
+/// `advise --rtt … --bandwidth …` (issue 15 §4): the same example priced on
+/// paths further away; every strategy slows, lazy (a round trip per miss)
+/// most, the network share is reported, and the crossover moves towards
+/// eager.
+#[test]
+fn advise_what_if_prices_a_farther_registry() {
+    let on = |rtt: &str| -> Advice {
+        common::run_json(common::advisor().args([
+            "--format",
+            "json",
+            "advise",
+            "--rtt",
+            rtt,
+            "--bandwidth",
+            "1gbit",
+        ]))
+    };
+    let near = on("1ms");
+    let far = on("50ms");
+    for (n, f) in near
+        .prediction
+        .strategies
+        .iter()
+        .zip(&far.prediction.strategies)
+    {
+        let share = f.network.expect("a network share on a path");
+        assert!(share.completion_s >= share.cold_start_s, "{share:?}");
+        assert!(f.completion.value > n.completion.value, "{:?}", f.strategy);
+    }
+    let grew = |i: usize| {
+        far.prediction.strategies[i].completion.value
+            - near.prediction.strategies[i].completion.value
+    };
+    assert!(
+        grew(1) > 10.0 * grew(0),
+        "lazy +{} s, eager +{} s",
+        grew(1),
+        grew(0)
+    );
+    let cross = |a: &Advice| a.prediction.crossover_fraction.expect("a crossover");
+    assert!(
+        cross(&far) < cross(&near),
+        "{} vs {}",
+        cross(&far),
+        cross(&near)
+    );
+    // Without a path nothing changes in the JSON: no network share.
+    let plain: serde_json::Value =
+        common::run_json(common::advisor().args(["--format", "json", "advise"]));
+    assert!(
+        plain["prediction"]["strategies"][0]
+            .get("network")
+            .is_none()
+    );
+}
+
 #[test]
 fn advise_with_a_trace_but_no_image_names_the_missing_flag() {
     let out = common::advisor()

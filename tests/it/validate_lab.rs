@@ -93,6 +93,7 @@ fn attempt_validation(lab: &common::Lab, attempt: usize) -> (harness::Report, St
         prefetch: false,
         pushed: None,
         ctr_remote_estargz: false,
+        advise_args: Vec::new(),
         // The ground truth: containerd's own clients, a run beside every
         // advisor bench run (issue 14).
         clients: harness::truth::Clients {

@@ -1,0 +1,204 @@
+//! The shaped lab (issue 15): `lab/lab shape` puts a relay and a rate-limited
+//! network namespace in front of a second registry on the same storage. These
+//! change the lab, so they are `#[ignore]`d in the parallel run and run
+//! serially by `lab/test` (`cargo test -- --ignored --test-threads=1`). Each
+//! test clears the shape when it ends, pass or fail (a drop guard), so no later
+//! test runs against a shaped lab.
+use crate::common;
+
+use serde_json::Value;
+use std::path::Path;
+use std::process::{Command, Output};
+use std::time::{Duration, Instant};
+
+const RTT_MS: f64 = 10.0;
+const MBIT: f64 = 200.0;
+
+/// Clears the shape on drop, so a failing assertion cannot leave it on.
+struct ClearShape;
+
+impl Drop for ClearShape {
+    fn drop(&mut self) {
+        let out = lab_run(&["shape", "--clear"]);
+        if !out.status.success() {
+            eprintln!(
+                "lab/lab shape --clear failed:\n{}",
+                String::from_utf8_lossy(&out.stderr)
+            );
+        }
+    }
+}
+
+fn lab_run(args: &[&str]) -> Output {
+    Command::new(common::lab_script())
+        .args(args)
+        .output()
+        .expect("run lab/lab")
+}
+
+fn num(v: &Value, path: &str) -> f64 {
+    v.pointer(path)
+        .and_then(Value::as_f64)
+        .unwrap_or_else(|| panic!("shape.json has no number at {path}: {v}"))
+}
+
+fn within(what: &str, measured: f64, lo: f64, hi: f64) {
+    assert!(
+        (lo..=hi).contains(&measured),
+        "{what}: measured {measured}, expected between {lo} and {hi}"
+    );
+}
+
+/// Bytes the qdiscs of a network namespace sent (its veth end's egress: downloads).
+fn ns_bytes_sent(netns: &str) -> u64 {
+    let out = Command::new("ip")
+        .args(["netns", "exec", netns, "tc", "-s", "qdisc", "show"])
+        .output()
+        .expect("ip netns exec tc");
+    assert!(out.status.success(), "tc -s qdisc show in {netns} failed");
+    String::from_utf8_lossy(&out.stdout)
+        .lines()
+        .filter_map(|l| l.trim().strip_prefix("Sent "))
+        .filter_map(|l| l.split(' ').next()?.parse::<u64>().ok())
+        .sum()
+}
+
+fn answers(addr: &str) -> bool {
+    Command::new("curl")
+        .args(["-fsS", "-m", "5", "-o", "/dev/null"])
+        .arg(format!("http://{addr}/v2/"))
+        .stderr(std::process::Stdio::null())
+        .status()
+        .is_ok_and(|s| s.success())
+}
+
+#[test]
+#[ignore = "disruptive: run serially by lab/test"]
+fn shaped_registry_has_the_asked_rtt_and_bandwidth_and_clears() {
+    let Some(lab) = common::lab() else { return };
+    let _clear = ClearShape;
+    // `shape` checks itself at the end; the explicit check must agree.
+    common::lab_cmd(&["shape", "--rtt", "10ms", "--bandwidth", "200mbit"]);
+    let again = common::lab_cmd(&["shape", "--rtt", "10ms", "--bandwidth", "200mbit"]);
+    assert!(
+        again.contains("shape unchanged") && !again.contains("starting"),
+        "a second shape with the same values changed something:\n{again}"
+    );
+    common::lab_cmd(&["shape", "--check"]);
+    let json = std::fs::read_to_string(lab.dir.join("shape.json")).expect("STATE/shape.json");
+    let v: Value = serde_json::from_str(&json).expect("shape.json is JSON");
+    assert_eq!(num(&v, "/asked/rtt_ms"), RTT_MS, "{v}");
+    assert_eq!(num(&v, "/asked/mbit"), MBIT, "{v}");
+    let rtt_tol = (RTT_MS * 0.15).max(2.0);
+    within(
+        "rtt (ms)",
+        num(&v, "/measured/rtt_ms"),
+        RTT_MS - rtt_tol,
+        RTT_MS + rtt_tol,
+    );
+    within(
+        "1 stream (mbit/s)",
+        num(&v, "/measured/single_mbit"),
+        0.8 * MBIT,
+        1.1 * MBIT,
+    );
+    within(
+        "4 streams (mbit/s)",
+        num(&v, "/measured/four_mbit"),
+        0.8 * MBIT,
+        1.1 * MBIT,
+    );
+    let shaped = v["registry"].as_str().expect("registry in shape.json");
+    let netns = v["netns"]
+        .as_str()
+        .expect("netns in shape.json")
+        .to_string();
+    assert!(Path::new("/run/netns").join(&netns).exists(), "{netns}");
+
+    // A fresh image (random data: its layer is in no content store yet),
+    // pushed to the unshaped registry and pulled eagerly through the shaped
+    // address: the same storage serves it. A pull makes at least three
+    // round trips one after another (resolve, manifest, config and layer)
+    // and moves the layer at the asked rate.
+    let repo = format!("shape-{}", std::process::id());
+    let data_bytes = 3_000_000u64;
+    let st = Command::new(common::repo().join("tests/fixtures/smoke-image.sh"))
+        .args([&lab.containerd.display().to_string(), &lab.registry, &repo])
+        .env("SMOKE_DATA_BYTES", data_bytes.to_string())
+        .status()
+        .unwrap();
+    assert!(st.success(), "fixture image failed");
+    let ns = "advisor-shape";
+    let image = format!("{shaped}/{repo}:gzip");
+    let sent_before = ns_bytes_sent(&netns);
+    let t = Instant::now();
+    common::ctr(&lab, ns, "ctr", &["image", "pull", "--plain-http", &image]);
+    let took = t.elapsed();
+    let sent = ns_bytes_sent(&netns) - sent_before;
+    eprintln!("eager pull through {shaped}: {took:?}, {sent} bytes out of {netns}");
+    assert!(
+        sent >= data_bytes,
+        "the eager pull through {shaped} moved {sent} bytes through the shaped namespace {netns}, less than its {data_bytes}-byte layer: it bypassed the shape"
+    );
+    let _ = common::ctr(&lab, ns, "ctr", &["image", "rm", &image]);
+    let min =
+        Duration::from_secs_f64(3.0 * RTT_MS / 1000.0 + data_bytes as f64 * 8.0 / (MBIT * 1e6));
+    assert!(
+        took >= min,
+        "an eager pull through {shaped} took {took:?}, less than the {min:?} that 3 round trips of {RTT_MS} ms and {data_bytes} bytes at {MBIT} mbit/s take: is it shaped?"
+    );
+
+    common::lab_cmd(&["shape", "--clear"]);
+    assert!(
+        !Path::new("/run/netns").join(&netns).exists(),
+        "network namespace {netns} left after shape --clear"
+    );
+    assert!(!lab.dir.join("shape.json").exists());
+    assert!(!answers(shaped), "{shaped} still answers after --clear");
+    assert!(answers(&lab.registry), "the unshaped registry stopped");
+}
+
+#[test]
+#[ignore = "disruptive: run serially by lab/test"]
+fn bad_shapes_are_refused_and_make_nothing() {
+    let Some(lab) = common::lab() else { return };
+    let _clear = ClearShape;
+    common::lab_cmd(&["shape", "--clear"]);
+    for (args, names) in [
+        (&["--rtt", "-5ms"][..], "--rtt -5ms"),
+        (&["--bandwidth", "0"][..], "--bandwidth 0"),
+        (&["--rtt", "20parsecs"][..], "--rtt 20parsecs"),
+        (&["--bandwidth", "500mbps"][..], "--bandwidth 500mbps"),
+    ] {
+        let out = lab_run(&[&["shape"][..], args].concat());
+        let err = String::from_utf8_lossy(&out.stderr);
+        assert_eq!(out.status.code(), Some(1), "{args:?}: {err}");
+        assert!(
+            err.contains("lab: error:") && err.contains(names),
+            "{args:?}: the error must name the input: {err}"
+        );
+        assert!(
+            !lab.dir.join("shape/shape.env").exists(),
+            "{args:?} recorded a shape"
+        );
+    }
+    assert!(
+        !String::from_utf8_lossy(
+            &Command::new("ip")
+                .args(["netns", "list"])
+                .output()
+                .unwrap()
+                .stdout
+        )
+        .contains(&format!(
+            "advisor-lab-{}",
+            &sha256_hex(lab.dir.display().to_string().as_bytes())[..8]
+        )),
+        "a refused shape left a network namespace"
+    );
+}
+
+fn sha256_hex(b: &[u8]) -> String {
+    use sha2::{Digest, Sha256};
+    hex::encode(Sha256::digest(b))
+}
