@@ -112,8 +112,12 @@ pub async fn run(
     }
     let client = RegistryClient::new(opts.registry_options.clone())?;
     let repo = match &opts.target {
-        // Only the registry's URL is used: GET /v2/.
-        Target::None => client.repository(&format!("{host}/advisor-probe"))?,
+        // Only the registry's URL is used (GET /v2/); messages name the flag.
+        Target::None => {
+            let mut r = client.repository(&format!("{host}/advisor-probe"))?;
+            r.reference = format!("--registry {shown}");
+            r
+        }
         Target::Blob { repository, digest } => {
             client.repository(&format!("{host}/{repository}@{digest}"))?
         }
