@@ -495,19 +495,24 @@ async fn multi_stream(
     for (c, part) in clients.into_iter().zip(split(n, k)) {
         let (repo, digest, size) = (b.repo.clone(), b.digest.clone(), b.size);
         tasks.push(tokio::spawn(async move {
+            let sent = Instant::now();
             let r = c
                 .read_range_timed(&repo, &digest, part, size, deadline)
                 .await;
-            (r, Instant::now())
+            (r, sent, Instant::now())
         }));
     }
     let (mut bytes, mut last, mut cut) = (0u64, start, 0usize);
+    let mut first_byte: Option<Instant> = None;
     for t in tasks {
-        let (r, done) = t.await?;
+        let (r, sent, done) = t.await?;
         let r = r?;
         bytes += r.bytes;
         last = last.max(done);
         cut += usize::from(r.cut);
+        if let Some(f) = r.ttfb.map(|d| sent + d) {
+            first_byte = Some(first_byte.map_or(f, |e| e.min(f)));
+        }
     }
     if cut > 0 {
         notes.push(format!(
@@ -517,11 +522,15 @@ async fn multi_stream(
         ));
     }
     let seconds = (last - start).as_secs_f64();
+    let first = first_byte.unwrap_or(last);
+    let flowing = (last - first).as_secs_f64();
     Ok(MultiStream {
         streams: k as usize,
         bytes: Bytes(bytes),
         seconds: Seconds(seconds),
-        bytes_per_s: bytes as f64 / seconds.max(f64::MIN_POSITIVE),
+        // From the first byte of any stream, as the single stream's rate is.
+        bytes_per_s: bytes as f64 / flowing.max(f64::MIN_POSITIVE),
+        ttfb_s: Seconds((first - start).as_secs_f64()),
         samples: k as usize,
     })
 }
