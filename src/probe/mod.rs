@@ -112,8 +112,12 @@ pub async fn run(
     }
     let client = RegistryClient::new(opts.registry_options.clone())?;
     let repo = match &opts.target {
-        // Only the registry's URL is used: GET /v2/.
-        Target::None => client.repository(&format!("{host}/advisor-probe"))?,
+        // Only the registry's URL is used (GET /v2/); messages name the flag.
+        Target::None => {
+            let mut r = client.repository(&format!("{host}/advisor-probe"))?;
+            r.reference = format!("--registry {shown}");
+            r
+        }
         Target::Blob { repository, digest } => {
             client.repository(&format!("{host}/{repository}@{digest}"))?
         }
@@ -491,19 +495,24 @@ async fn multi_stream(
     for (c, part) in clients.into_iter().zip(split(n, k)) {
         let (repo, digest, size) = (b.repo.clone(), b.digest.clone(), b.size);
         tasks.push(tokio::spawn(async move {
+            let sent = Instant::now();
             let r = c
                 .read_range_timed(&repo, &digest, part, size, deadline)
                 .await;
-            (r, Instant::now())
+            (r, sent, Instant::now())
         }));
     }
     let (mut bytes, mut last, mut cut) = (0u64, start, 0usize);
+    let mut first_byte: Option<Instant> = None;
     for t in tasks {
-        let (r, done) = t.await?;
+        let (r, sent, done) = t.await?;
         let r = r?;
         bytes += r.bytes;
         last = last.max(done);
         cut += usize::from(r.cut);
+        if let Some(f) = r.ttfb.map(|d| sent + d) {
+            first_byte = Some(first_byte.map_or(f, |e| e.min(f)));
+        }
     }
     if cut > 0 {
         notes.push(format!(
@@ -513,11 +522,15 @@ async fn multi_stream(
         ));
     }
     let seconds = (last - start).as_secs_f64();
+    let first = first_byte.unwrap_or(last);
+    let flowing = (last - first).as_secs_f64();
     Ok(MultiStream {
         streams: k as usize,
         bytes: Bytes(bytes),
         seconds: Seconds(seconds),
-        bytes_per_s: bytes as f64 / seconds.max(f64::MIN_POSITIVE),
+        // From the first byte of any stream, as the single stream's rate is.
+        bytes_per_s: bytes as f64 / flowing.max(f64::MIN_POSITIVE),
+        ttfb_s: Seconds((first - start).as_secs_f64()),
         samples: k as usize,
     })
 }

@@ -82,8 +82,10 @@ pub struct MultiStream {
     pub bytes: Bytes,
     /// From the common start to the last stream's last byte.
     pub seconds: Seconds,
-    /// `bytes / seconds`.
+    /// `bytes / (seconds − ttfb_s)`: from the first byte of any stream to the last of all.
     pub bytes_per_s: f64,
+    /// From the common start to the first body byte of any stream.
+    pub ttfb_s: Seconds,
     /// Streams measured (= `streams`).
     pub samples: usize,
 }
@@ -145,7 +147,8 @@ pub(crate) mod tests {
                 streams: 4,
                 bytes: Bytes(8 << 20),
                 seconds: Seconds(0.012),
-                bytes_per_s: 6.9e8,
+                bytes_per_s: 7.6e8,
+                ttfb_s: Seconds(0.001),
                 samples: 4,
             }),
             notes: vec!["plain HTTP: no TLS handshake (tls_s is null)".into()],

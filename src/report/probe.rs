@@ -62,7 +62,10 @@ pub fn render(p: &NetworkProfile) -> String {
         Some(m) => t.add_row([
             format!("{} streams", m.streams),
             rate(m.bytes_per_s),
-            format!("{} in {}, one connection each", m.bytes, m.seconds),
+            format!(
+                "{} in {}; first byte after {}; one connection each",
+                m.bytes, m.seconds, m.ttfb_s
+            ),
         ]),
         None => t.add_row(["N streams", "—", "not measured (no blob)"].map(String::from)),
     };

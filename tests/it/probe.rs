@@ -96,7 +96,7 @@ fn probe_measures_the_lab_registry() {
     assert!(s.bytes_per_s > 0.0 && s.ttfb_s.0 > 0.0 && s.ttfb_s.0 <= s.seconds.0);
     let m = p.multi_stream.expect("multi stream");
     assert_eq!((m.streams, m.samples, m.bytes.0), (4, 4, len as u64));
-    assert!(m.bytes_per_s > 0.0 && m.seconds.0 > 0.0);
+    assert!(m.bytes_per_s > 0.0 && m.ttfb_s.0 > 0.0 && m.ttfb_s.0 < m.seconds.0);
     // The file is the same profile, with every documented field present.
     let text = std::fs::read_to_string(&file).unwrap();
     assert_eq!(NetworkProfile::from_json(&text).unwrap(), p);
@@ -122,7 +122,7 @@ fn probe_measures_the_lab_registry() {
     for k in ["bytes", "seconds", "bytes_per_s", "ttfb_s"] {
         assert!(v["single_stream"][k].is_number(), "single_stream.{k}: {v}");
     }
-    for k in ["streams", "bytes", "seconds", "bytes_per_s"] {
+    for k in ["streams", "bytes", "seconds", "bytes_per_s", "ttfb_s"] {
         assert!(v["multi_stream"][k].is_number(), "multi_stream.{k}: {v}");
     }
 }
