@@ -31,7 +31,7 @@ pub const DEFAULT_BUDGET: Duration = Duration::from_secs(60);
 /// Bare TCP connects timed; their median is `connect_s`.
 const CONNECT_SAMPLES: usize = 5;
 /// Fresh clients whose first request is timed against their second (`setup_s`).
-const SETUP_SAMPLES: usize = 3;
+const SETUP_SAMPLES: usize = 5;
 /// Pause between round trips (see [`round_trips`]).
 const RTT_GAP: Duration = Duration::from_millis(1);
 /// Longest wait for DNS or a TCP connect.
