@@ -41,6 +41,11 @@ pub struct AdviseArgs {
     #[arg(long, value_name = "FILE.svg")]
     pub plot: Option<PathBuf>,
 
+    /// Predict for the network path `advisor probe -o FILE` measured (its RTT,
+    /// throughput and set-up) instead of the calibration's.
+    #[arg(long, value_name = "FILE", conflicts_with_all = ["rtt", "bandwidth"])]
+    pub network: Option<PathBuf>,
+
     /// Predict for another network path than the calibration's: its round-trip time
     /// (e.g. 20ms), with --bandwidth.
     #[arg(long, value_name = "DURATION", value_parser = humantime::parse_duration, requires = "bandwidth", allow_hyphen_values = true)]

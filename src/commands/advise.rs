@@ -84,6 +84,9 @@ fn settings(args: &AdviseArgs) -> anyhow::Result<Settings> {
     if let (Some(rtt), Some(bw)) = (args.rtt, args.bandwidth) {
         options.link = Some(crate::simulate::network::Link::new(rtt.as_secs_f64(), bw));
     }
+    if let Some(path) = &args.network {
+        options.link = Some(network_link(path)?);
+    }
     refuse_overwriting_inputs(args)?;
     Ok(Settings {
         image,
@@ -93,6 +96,19 @@ fn settings(args: &AdviseArgs) -> anyhow::Result<Settings> {
         plot: args.plot.clone(),
         prefetch_list: args.prefetch_list.clone(),
     })
+}
+
+/// The path a network profile (`advisor probe -o FILE`) describes.
+fn network_link(path: &std::path::Path) -> anyhow::Result<crate::simulate::network::Link> {
+    let fail = |why: String| crate::error::user(format!("--network {}: {why}", path.display()));
+    let text = crate::input::read_text(path, crate::input::MAX_INPUT_TEXT)
+        .map_err(|e| fail(format!("cannot read it: {e}")))?;
+    let profile = crate::probe::NetworkProfile::from_json(&text).map_err(|e| {
+        fail(format!(
+            "not a network profile ({e}); make one with `advisor probe --registry HOST --image REF -o FILE`"
+        ))
+    })?;
+    profile.link().map_err(fail)
 }
 
 /// Neither output may be an input (the file table, the trace, the profile) or the other output.
@@ -108,6 +124,7 @@ fn refuse_overwriting_inputs(args: &AdviseArgs) -> anyhow::Result<()> {
         ("--files", &args.files),
         ("--trace", &args.trace),
         ("--profile", &args.profile),
+        ("--network", &args.network),
     ]
     .into_iter()
     .filter_map(|(flag, p)| Some((flag, p.as_deref()?)))

@@ -3,6 +3,7 @@
 //! [`Bytes`], rates bytes per second: all plain JSON numbers. A number that
 //! was not measured is `null`, with a note saying why.
 use super::stats::Spread;
+use crate::simulate::network::Link;
 use crate::units::{Bytes, Seconds};
 use serde::{Deserialize, Serialize};
 
@@ -103,6 +104,29 @@ impl NetworkProfile {
         }
         Ok(p)
     }
+
+    /// The path as the model prices it (`advise --network`): the median
+    /// round trip, one stream's and all streams' rates, and a connection's
+    /// set-up with the token exchange. Refused when the probe read no blob
+    /// (no throughput) or a number is nonsense.
+    pub fn link(&self) -> Result<Link, String> {
+        let Some(single) = self.single_stream else {
+            return Err(
+                "it has no throughput (probed without --blob or --image): probe again with --image REF"
+                    .into(),
+            );
+        };
+        let link = Link {
+            rtt_s: self.rtt_s.median.0,
+            stream_bytes_per_s: single.bytes_per_s,
+            total_bytes_per_s: self
+                .multi_stream
+                .map_or(single.bytes_per_s, |m| m.bytes_per_s),
+            setup_s: self.setup_s.0 + self.auth_s.map_or(0.0, |a| a.0),
+        };
+        link.validate()?;
+        Ok(link)
+    }
 }
 
 #[cfg(test)]
@@ -153,6 +177,27 @@ pub(crate) mod tests {
             }),
             notes: vec!["plain HTTP: no TLS handshake (tls_s is null)".into()],
         }
+    }
+
+    #[test]
+    fn a_probed_path_becomes_the_models_link() {
+        let mut p = sample();
+        p.auth_s = Some(Seconds(0.002));
+        let l = p.link().unwrap();
+        assert_eq!(l.rtt_s, 0.00031);
+        assert_eq!(l.stream_bytes_per_s, 4.1e8);
+        assert_eq!(l.total_bytes_per_s, 7.6e8);
+        assert!((l.setup_s - 0.00241).abs() < 1e-12);
+        // One stream only: it is the total too.
+        p.multi_stream = None;
+        assert_eq!(p.link().unwrap().total_bytes_per_s, 4.1e8);
+        // No blob read: no throughput to price bytes with.
+        p.single_stream = None;
+        assert!(p.link().unwrap_err().contains("--image"));
+        // A hand-edited nonsense rate is refused by name.
+        let mut p = sample();
+        p.single_stream.as_mut().unwrap().bytes_per_s = 0.0;
+        assert!(p.link().unwrap_err().contains("stream_bytes_per_s"));
     }
 
     #[test]

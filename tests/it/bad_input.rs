@@ -485,5 +485,29 @@ fn nonsense_network_paths_are_refused_naming_the_flag() {
         fails_clearly(&["advise", "--rtt", rtt, "--bandwidth", bw], &[want]);
     }
     fails_clearly(&["advise", "--rtt", "20ms"], &["--bandwidth"]);
+    let dir = tempfile::tempdir().unwrap();
+    let not_a_profile = dir.path().join("not-a-profile.json");
+    std::fs::write(&not_a_profile, r#"{"kind": "advisor-profile"}"#).unwrap();
+    let p = not_a_profile.to_str().unwrap();
+    fails_clearly(
+        &["advise", "--network", p],
+        &["--network", p, "advisor probe"],
+    );
+    fails_clearly(
+        &["advise", "--network", "/nonexistent/net.json"],
+        &["--network /nonexistent/net.json", "cannot read"],
+    );
+    fails_clearly(
+        &[
+            "advise",
+            "--network",
+            p,
+            "--rtt",
+            "1ms",
+            "--bandwidth",
+            "1gbit",
+        ],
+        &["--network", "--rtt"],
+    );
     fails_clearly(&["advise", "--bandwidth", "1gbit"], &["--rtt"]);
 }

@@ -125,6 +125,24 @@ fn probe_measures_the_lab_registry() {
     for k in ["streams", "bytes", "seconds", "bytes_per_s", "ttfb_s"] {
         assert!(v["multi_stream"][k].is_number(), "multi_stream.{k}: {v}");
     }
+
+    // advise prices the bundled example on the probed path: the path's
+    // numbers reach the prediction as they were measured.
+    let out = advisor()
+        .args(["--format", "json", "advise", "--network"])
+        .arg(&file)
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let a: serde_json::Value = parse_json(&out.stdout);
+    let link = &a["prediction"]["strategies"][1]["network"]["link"];
+    assert_eq!(link["rtt_s"].as_f64(), Some(p.rtt_s.median.0), "{a}");
+    assert_eq!(link["stream_bytes_per_s"].as_f64(), Some(s.bytes_per_s));
+    assert_eq!(link["total_bytes_per_s"].as_f64(), Some(m.bytes_per_s));
 }
 
 #[test]
