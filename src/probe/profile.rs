@@ -69,7 +69,7 @@ pub struct SingleStream {
     pub bytes_per_s: f64,
     /// Request sent to first body byte.
     pub ttfb_s: Seconds,
-    /// GETs measured (1).
+    /// GETs made (up to 3; the median-rate one is reported).
     pub samples: usize,
     /// The whole blob was read and its digest checked.
     pub verified: bool,

@@ -93,6 +93,12 @@ fn probe_measures_the_lab_registry() {
     let s = p.single_stream.expect("single stream");
     assert_eq!(s.bytes.0, len as u64);
     assert!(s.verified, "the whole blob was read: digest-verified");
+    assert_eq!(s.samples, 3, "the median of three reads");
+    assert!(
+        p.notes.iter().any(|n| n.contains("median of 3 reads")),
+        "{:?}",
+        p.notes
+    );
     assert!(s.bytes_per_s > 0.0 && s.ttfb_s.0 > 0.0 && s.ttfb_s.0 <= s.seconds.0);
     let m = p.multi_stream.expect("multi stream");
     assert_eq!((m.streams, m.samples, m.bytes.0), (4, 4, len as u64));
