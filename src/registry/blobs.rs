@@ -92,6 +92,70 @@ impl RegistryClient {
         }
     }
 
+    /// The answer to a ranged GET of `range` (`spec` its header): 206 with
+    /// exactly that `Content-Range`, or 200 when the range is the whole body;
+    /// anything else is an error (a server ignoring `Range` is refused without
+    /// reading its body). Shared by [`Self::fetch_range`] and the probe's
+    /// timed read.
+    pub(super) async fn range_answer(
+        &self,
+        repo: &Repository,
+        url: &str,
+        what: &str,
+        spec: &str,
+        range: &Range<u64>,
+        resp: Response,
+    ) -> Result<Response> {
+        let len = range.end - range.start;
+        match resp.status() {
+            StatusCode::PARTIAL_CONTENT => {
+                let got = resp
+                    .headers()
+                    .get(CONTENT_RANGE)
+                    .and_then(|v| v.to_str().ok())
+                    .and_then(parse_content_range);
+                if got != Some((range.start, range.end - 1)) {
+                    return Err(Error::Protocol {
+                        url: url.to_string(),
+                        reference: repo.reference.clone(),
+                        detail: format!(
+                            "asked for {spec}, the registry answered 206 with Content-Range {:?}",
+                            resp.headers().get(CONTENT_RANGE)
+                        ),
+                    });
+                }
+                Ok(resp)
+            }
+            StatusCode::OK
+                if range.start == 0
+                    && header_u64(resp.headers(), CONTENT_LENGTH.as_str()) == Some(len) =>
+            {
+                Ok(resp)
+            }
+            StatusCode::OK => {
+                let whole = header_u64(resp.headers(), CONTENT_LENGTH.as_str())
+                    .map(|n| format!(", {n} bytes"))
+                    .unwrap_or_default();
+                // Dropping the response closes the connection: nothing more is read.
+                drop(resp);
+                Err(Error::RangeIgnored {
+                    url: url.to_string(),
+                    reference: repo.reference.clone(),
+                    start: range.start,
+                    end: range.end,
+                    whole,
+                })
+            }
+            StatusCode::RANGE_NOT_SATISFIABLE => Err(Error::RangeNotSatisfiable {
+                url: url.to_string(),
+                reference: repo.reference.clone(),
+                start: range.start,
+                end: range.end,
+            }),
+            _ => Err(self.failure(repo, what, resp).await),
+        }
+    }
+
     /// Exactly bytes `[range.start, range.end)` of a blob, with one ranged GET
     /// (repeated only after a failure). A server that ignores `Range` (200 with
     /// the whole blob) is refused without reading its body, unless the range is
@@ -139,52 +203,9 @@ impl RegistryClient {
                     max_retries,
                 )
                 .await?;
-            let status = resp.status();
-            match status {
-                StatusCode::PARTIAL_CONTENT => {
-                    let got = resp
-                        .headers()
-                        .get(CONTENT_RANGE)
-                        .and_then(|v| v.to_str().ok())
-                        .and_then(parse_content_range);
-                    if got != Some((range.start, range.end - 1)) {
-                        return Err(Error::Protocol {
-                            url,
-                            reference: repo.reference.clone(),
-                            detail: format!(
-                                "asked for {spec}, the registry answered 206 with Content-Range {:?}",
-                                resp.headers().get(CONTENT_RANGE)
-                            ),
-                        });
-                    }
-                }
-                StatusCode::OK
-                    if range.start == 0
-                        && header_u64(resp.headers(), CONTENT_LENGTH.as_str()) == Some(len) => {}
-                StatusCode::OK => {
-                    let whole = header_u64(resp.headers(), CONTENT_LENGTH.as_str())
-                        .map(|n| format!(", {n} bytes"))
-                        .unwrap_or_default();
-                    // Dropping the response closes the connection: nothing more is read.
-                    drop(resp);
-                    return Err(Error::RangeIgnored {
-                        url,
-                        reference: repo.reference.clone(),
-                        start: range.start,
-                        end: range.end,
-                        whole,
-                    });
-                }
-                StatusCode::RANGE_NOT_SATISFIABLE => {
-                    return Err(Error::RangeNotSatisfiable {
-                        url,
-                        reference: repo.reference.clone(),
-                        start: range.start,
-                        end: range.end,
-                    });
-                }
-                _ => return Err(self.failure(repo, &what, resp).await),
-            }
+            let resp = self
+                .range_answer(repo, &url, &what, &spec, &range, resp)
+                .await?;
             match self.read_exact(resp, len).await {
                 Ok(data) => return Ok(data),
                 Err(ReadError::Fatal(detail)) => {
@@ -686,7 +707,7 @@ fn check_digest_header(
     }
 }
 
-pub(super) fn header_u64(h: &HeaderMap, name: &str) -> Option<u64> {
+fn header_u64(h: &HeaderMap, name: &str) -> Option<u64> {
     h.get(name)?.to_str().ok()?.trim().parse().ok()
 }
 
@@ -696,7 +717,7 @@ pub(super) fn header_value(s: &str) -> HeaderValue {
 }
 
 /// `bytes a-b/total` or `bytes a-b/*` → (a, b).
-pub(super) fn parse_content_range(v: &str) -> Option<(u64, u64)> {
+fn parse_content_range(v: &str) -> Option<(u64, u64)> {
     let rest = v.trim().strip_prefix("bytes ")?;
     let (span, _total) = rest.split_once('/')?;
     let (a, b) = span.split_once('-')?;

@@ -12,7 +12,7 @@ use super::error::{Error, Result};
 use super::reference::{Digester, Repository};
 use super::transport::{Body, Op, Req};
 use super::{Kind, RegistryClient};
-use reqwest::header::{AUTHORIZATION, CONTENT_LENGTH, CONTENT_RANGE, HeaderMap, RANGE};
+use reqwest::header::{AUTHORIZATION, HeaderMap, RANGE};
 use reqwest::{Method, StatusCode};
 use std::ops::Range;
 use std::sync::atomic::Ordering;
@@ -150,7 +150,7 @@ impl RegistryClient {
         size: u64,
         deadline: Instant,
     ) -> Result<RangeRead> {
-        use super::blobs::{header_u64, header_value, parse_content_range};
+        use super::blobs::header_value;
         repo.validate_digest(digest)?;
         let url = repo.blob_url(digest);
         let what = format!("bytes {}..{} of blob {digest}", range.start, range.end);
@@ -169,7 +169,7 @@ impl RegistryClient {
         let mut headers = HeaderMap::new();
         headers.insert(RANGE, header_value(&spec));
         let t0 = Instant::now();
-        let mut resp = self
+        let resp = self
             .send(
                 Req {
                     repo,
@@ -184,42 +184,9 @@ impl RegistryClient {
                 self.inner.backoff.max_retries,
             )
             .await?;
-        match resp.status() {
-            StatusCode::PARTIAL_CONTENT => {
-                let got = resp
-                    .headers()
-                    .get(CONTENT_RANGE)
-                    .and_then(|v| v.to_str().ok())
-                    .and_then(parse_content_range);
-                if got != Some((range.start, range.end - 1)) {
-                    return Err(protocol(format!(
-                        "asked for {spec}, the registry answered 206 with Content-Range {:?}",
-                        resp.headers().get(CONTENT_RANGE)
-                    )));
-                }
-            }
-            StatusCode::OK
-                if range.start == 0
-                    && header_u64(resp.headers(), CONTENT_LENGTH.as_str()) == Some(len) => {}
-            StatusCode::OK => {
-                return Err(Error::RangeIgnored {
-                    url,
-                    reference: repo.reference.clone(),
-                    start: range.start,
-                    end: range.end,
-                    whole: String::new(),
-                });
-            }
-            StatusCode::RANGE_NOT_SATISFIABLE => {
-                return Err(Error::RangeNotSatisfiable {
-                    url,
-                    reference: repo.reference.clone(),
-                    start: range.start,
-                    end: range.end,
-                });
-            }
-            _ => return Err(self.failure(repo, &what, resp).await),
-        }
+        let mut resp = self
+            .range_answer(repo, &url, &what, &spec, &range, resp)
+            .await?;
         let whole = range.start == 0 && len == size;
         let mut digester = whole.then(|| Digester::for_digest(digest));
         let mut read = RangeRead {
