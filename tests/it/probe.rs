@@ -1,7 +1,7 @@
 //! `advisor probe`: the real binary against the lab's registry (read-only but
 //! for the blobs and image it pushes to a repository of its own), and the bad
 //! inputs that need no lab.
-use crate::common::{self, advisor, parse_json};
+use crate::common::{self, advisor, run_json};
 use advisor::probe::NetworkProfile;
 use advisor::registry::sha256_digest;
 use advisor::registry::{MEDIA_TYPE_OCI_MANIFEST, Platform, RegistryClient, RegistryOptions};
@@ -69,19 +69,13 @@ fn probe_measures_the_lab_registry() {
     let digest = push_blob(&lab.registry, &repo, len, 7);
     let dir = tempfile::tempdir().unwrap();
     let file = dir.path().join("network.json");
-    let out = advisor()
-        .args(["--format", "json", "probe", "--registry", &lab.registry])
-        .args(["--blob", &format!("{repo}@{digest}")])
-        .args(["--rtt-samples", "50", "--streams", "4", "-o"])
-        .arg(&file)
-        .output()
-        .unwrap();
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
+    let p: NetworkProfile = run_json(
+        &mut advisor()
+            .args(["--format", "json", "probe", "--registry", &lab.registry])
+            .args(["--blob", &format!("{repo}@{digest}")])
+            .args(["--rtt-samples", "50", "--streams", "4", "-o"])
+            .arg(&file),
     );
-    let p: NetworkProfile = parse_json(&out.stdout);
     sane(&p);
     assert_eq!(p.rtt_s.samples, 50);
     assert_eq!(p.rtt_request, "HEAD blob");
@@ -134,17 +128,11 @@ fn probe_measures_the_lab_registry() {
 
     // advise prices the bundled example on the probed path: the path's
     // numbers reach the prediction as they were measured.
-    let out = advisor()
-        .args(["--format", "json", "advise", "--network"])
-        .arg(&file)
-        .output()
-        .unwrap();
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
+    let a: serde_json::Value = run_json(
+        &mut advisor()
+            .args(["--format", "json", "advise", "--network"])
+            .arg(&file),
     );
-    let a: serde_json::Value = parse_json(&out.stdout);
     let link = &a["prediction"]["strategies"][1]["network"]["link"];
     assert_eq!(link["rtt_s"].as_f64(), Some(p.rtt_s.median.0), "{a}");
     assert_eq!(link["stream_bytes_per_s"].as_f64(), Some(s.bytes_per_s));
