@@ -70,7 +70,7 @@ fn probe_measures_the_lab_registry() {
     let dir = tempfile::tempdir().unwrap();
     let file = dir.path().join("network.json");
     let p: NetworkProfile = run_json(
-        &mut advisor()
+        advisor()
             .args(["--format", "json", "probe", "--registry", &lab.registry])
             .args(["--blob", &format!("{repo}@{digest}")])
             .args(["--rtt-samples", "50", "--streams", "4", "-o"])
@@ -129,7 +129,7 @@ fn probe_measures_the_lab_registry() {
     // advise prices the bundled example on the probed path: the path's
     // numbers reach the prediction as they were measured.
     let a: serde_json::Value = run_json(
-        &mut advisor()
+        advisor()
             .args(["--format", "json", "advise", "--network"])
             .arg(&file),
     );
