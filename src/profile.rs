@@ -4,6 +4,7 @@
 //!
 //! Owns the schema (versioned: `advisor.profile/v1`, documented in
 //! docs/profile.md) and its validation on load. Does not fit anything.
+use crate::simulate::network::Link;
 use crate::units::{Bytes, Estimate, Seconds};
 use serde::{Deserialize, Serialize};
 use std::collections::BTreeMap;
@@ -254,6 +255,13 @@ pub struct NodeFacts {
     pub registry: String,
     /// Registry round trip measured with small GETs (s).
     pub registry_rtt_s: Option<Estimate>,
+    /// The path to the registry the calibration ran over, as `advisor probe`
+    /// measures one (round trip, one and several streams, set-up): its costs
+    /// are in the fitted prices, and `advise --network` replaces them by the
+    /// asked path's. None in profiles from before it was recorded (see
+    /// [`Profile::calibration_link`]).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub link: Option<Link>,
 }
 
 /// A calibrated node profile.
@@ -319,6 +327,18 @@ impl Error {
 }
 
 impl Profile {
+    /// The path the calibration ran over, whose round trips, set-ups and
+    /// transfer its prices hold: the recorded `node.link`; for a profile
+    /// without one (calibrated before it was recorded, always on loopback), a
+    /// loopback path of the measured `registry_rtt_s` (round trip and set-up)
+    /// and no bandwidth limit; without that either, a free one.
+    pub fn calibration_link(&self) -> Link {
+        self.node.link.unwrap_or_else(|| {
+            let rtt = self.node.registry_rtt_s.map_or(0.0, |e| e.value.max(0.0));
+            Link::new(rtt, f64::INFINITY)
+        })
+    }
+
     /// The fetch rules of the node the profile was measured on (its
     /// snapshotter's `prefetch_size` and `noprefetch`), for the simulator.
     pub fn fetch_config(&self) -> crate::simulate::snapshotter::FetchConfig {
@@ -446,6 +466,12 @@ impl Profile {
                     "workload term `{term}` is {v:?}, not a time in [0, {MAX_FIXED_S}] s"
                 ));
             }
+        }
+        if let Some(l) = &self.node.link {
+            l.validate().map_err(|e| format!("node.link.{e}"))?;
+        }
+        if let Some(l) = &self.node.link {
+            l.validate().map_err(|e| format!("node.link.{e}"))?;
         }
         let cfg = &self.node.snapshotter_config;
         if let Some(v) = cfg.get("prefetch_size")
@@ -641,6 +667,79 @@ mod tests {
         assert!(e.contains("workload term `lazy_segment_s` is 1e300"), "{e}");
         let e = edited(|p| p["parameters"]["resolve_s"]["std_error"] = (-1.0).into());
         assert!(e.contains("`resolve_s` is -1"), "{e}");
+    }
+
+    #[test]
+    fn a_profile_without_a_link_loads_and_takes_loopback_at_its_round_trip() {
+        let p = Profile::default_profile().unwrap();
+        assert_eq!(p.node.link, None);
+        let rtt = p.node.registry_rtt_s.unwrap().value;
+        let l = p.calibration_link();
+        assert_eq!((l.rtt_s, l.setup_s), (rtt, rtt));
+        assert!(l.stream_bytes_per_s.is_infinite() && l.total_bytes_per_s.is_infinite());
+        // Without a round trip either: a free path (what `advise` took before).
+        let mut q = p.clone();
+        q.node.registry_rtt_s = None;
+        assert_eq!(q.calibration_link().rtt_s, 0.0);
+        assert_eq!(q.calibration_link().setup_s, 0.0);
+        // Not written when absent, so old profiles and runs files stay as they are.
+        assert!(!serde_json::to_string(&p.node).unwrap().contains("link"));
+    }
+
+    #[test]
+    fn a_recorded_link_round_trips_and_is_the_calibration_link() {
+        let mut p = Profile::default_profile().unwrap();
+        let link = Link {
+            rtt_s: 0.005,
+            stream_bytes_per_s: 100e6,
+            total_bytes_per_s: 250e6,
+            setup_s: 0.008,
+        };
+        p.node.link = Some(link);
+        let text = serde_json::to_string(&p).unwrap();
+        let back = Profile::from_json(&text, "p.json").unwrap();
+        assert_eq!(back.node.link, Some(link));
+        assert_eq!(back.calibration_link(), link);
+    }
+
+    #[test]
+    fn a_link_with_nonsense_numbers_is_refused_naming_file_and_field() {
+        let link = serde_json::json!({"rtt_s": 0.005, "stream_bytes_per_s": 1e8,
+            "total_bytes_per_s": 2.5e8, "setup_s": 0.008});
+        for (field, v, want) in [
+            (
+                "rtt_s",
+                -0.001,
+                "node.link.rtt_s must be a time ≥ 0 s, not -0.001",
+            ),
+            (
+                "setup_s",
+                -1.0,
+                "node.link.setup_s must be a time ≥ 0 s, not -1",
+            ),
+            (
+                "stream_bytes_per_s",
+                0.0,
+                "node.link.stream_bytes_per_s must be a bandwidth > 0 bytes/s, not 0",
+            ),
+            (
+                "total_bytes_per_s",
+                -5.0,
+                "node.link.total_bytes_per_s must be a bandwidth > 0 bytes/s, not -5",
+            ),
+        ] {
+            let e = edited(|p| {
+                p["node"]["link"] = link.clone();
+                p["node"]["link"][field] = v.into();
+            });
+            assert!(e.starts_with("profile bad.json: "), "{e}");
+            assert!(e.contains(want), "{e}");
+        }
+        let e = edited(|p| p["node"]["link"] = serde_json::json!({"rtt_s": 0.005}));
+        assert!(
+            e.contains("not valid JSON") && e.contains("stream_bytes_per_s"),
+            "{e}"
+        );
     }
 
     #[test]

@@ -12,6 +12,7 @@ use crate::containerd::Connection;
 use crate::containerd::pull::DEFAULT_PREFETCH_SIZE;
 use crate::predict::replay::{self, ImageCounts, Strategy};
 use crate::profile::{NodeFacts, PROFILE_SCHEMA, Profile};
+use crate::simulate::network::Link;
 use crate::simulate::snapshotter::FetchConfig;
 use crate::units::{Bytes, Estimate, Seconds};
 use model::{RunCheck, fit_all};
@@ -101,6 +102,7 @@ pub async fn node_facts(conn: &Connection, registry: &str, plain_http: bool) -> 
         snapshotter_config,
         registry: registry.to_string(),
         registry_rtt_s: registry_rtt(registry, plain_http).await,
+        link: None,
     }
 }
 
@@ -127,6 +129,42 @@ async fn registry_rtt(registry: &str, plain_http: bool) -> Option<Estimate> {
     let xs = if xs.len() > 2 { &xs[1..] } else { &xs[..] };
     let c = fit::mean_interval("rtt", xs, fit::CONFIDENCE);
     (!xs.is_empty()).then(|| Estimate::new(c.value, c.low.max(0.0), c.high, fit::CONFIDENCE))
+}
+
+/// Bounds of the probe of the calibration's link: it reads at most
+/// [`LINK_MAX_BYTES`] per throughput measurement and stops at
+/// [`LINK_BUDGET`] (on loopback it takes well under a second).
+pub const LINK_BUDGET: Duration = Duration::from_secs(10);
+pub const LINK_MAX_BYTES: u64 = 64 << 20;
+/// Round trips and parallel streams of that probe.
+const LINK_RTT_SAMPLES: usize = 50;
+const LINK_STREAMS: usize = 4;
+
+/// The path to the registry the calibration ran over, measured as `advisor
+/// probe` measures one (`advise --network` prices a probed path the same
+/// way), on the largest layer of the calibration images (the registry has
+/// them once the matrix has built them).
+pub async fn measure_link(
+    registry: &str,
+    registry_options: &crate::registry::RegistryOptions,
+    images: &[model::CalImage],
+    progress: &(dyn Fn(&str) + Sync),
+) -> anyhow::Result<Link> {
+    let Some(img) = images.iter().max_by_key(|i| i.gzip_bytes) else {
+        anyhow::bail!("no calibration image to read");
+    };
+    let opts = crate::probe::ProbeOptions {
+        registry: registry.to_string(),
+        target: crate::probe::Target::Image(img.gzip_reference.clone()),
+        streams: LINK_STREAMS,
+        max_bytes: LINK_MAX_BYTES,
+        rtt_samples: LINK_RTT_SAMPLES,
+        budget: LINK_BUDGET,
+        registry_options: registry_options.clone(),
+    };
+    let net = crate::probe::run(&opts, progress).await?;
+    net.link()
+        .map_err(|e| anyhow::anyhow!("the probe of {registry}: {e}"))
 }
 
 /// Fit the profile from what the runs file holds, cross-validate it, and

@@ -2,12 +2,12 @@
 //! profile, write it; or `--check` a profile against fresh runs.
 use crate::calibrate::model::{self, Nuisance};
 use crate::calibrate::runner::{self, Progress, Record, RunnerSettings};
-use crate::calibrate::{Drift, build_profile, fetch_config, node_facts};
+use crate::calibrate::{Drift, build_profile, fetch_config, measure_link, node_facts};
 use crate::cli::GlobalArgs;
 use crate::cli::calibrate::CalibrateArgs;
 use crate::containerd::{Connection, OVERLAYFS, STARGZ};
 use crate::printer::Printer;
-use crate::profile::Profile;
+use crate::profile::{NodeFacts, Profile};
 use crate::units::Seconds;
 use anyhow::Context;
 use indicatif::{ProgressBar, ProgressStyle};
@@ -131,7 +131,7 @@ pub async fn run(
     if !args.refit {
         let conn = preflight(global, args).await?;
         let node = node_facts(&conn, &s.registry, global.plain_http).await;
-        runner::append(&runs_file, &Record::Node(Box::new(node)))?;
+        runner::append(&runs_file, &Record::Node(Box::new(node.clone())))?;
         let progress = bar(printer);
         let (interrupt, signals) = super::interrupt_switch();
         let interrupted = interrupt.clone();
@@ -147,6 +147,22 @@ pub async fn run(
             );
         }
         notes.extend(n);
+        // The path the runs went over, recorded with the node for `--refit`.
+        let stage = |m: &str| progress.stage(m);
+        match measure_link(&s.registry, &s.registry_options, &stored.images, &stage).await {
+            Ok(link) => {
+                let node = NodeFacts {
+                    link: Some(link),
+                    ..node
+                };
+                runner::append(&runs_file, &Record::Node(Box::new(node)))?;
+            }
+            Err(e) => notes.push(format!(
+                "the link to {} was not measured ({e:#}): `advise --network` takes the \
+                 calibration's path as loopback at the registry round trip",
+                s.registry
+            )),
+        }
     }
     let (stored, n) = runner::load_runs(&runs_file)?;
     notes.extend(n);

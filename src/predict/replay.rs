@@ -149,13 +149,14 @@ impl Replay {
         }
     }
 
-    /// Seconds `link` adds to part `p` (before or after ready): its round
-    /// trips and set-ups, and the transfer beyond the node's own per-byte
-    /// receive work. The calibration's per-byte download prices
-    /// (`eager_fetch_s_per_byte`, `range_s_per_byte`,
-    /// `prefetch_s_per_byte`, measured on loopback) are the node hashing and
-    /// writing what arrives, which overlaps the arrival: the link adds only
-    /// what it takes beyond that.
+    /// Seconds `link` adds to part `p` (before or after ready) beyond what
+    /// the calibration's own link ([`Profile::calibration_link`]) already put
+    /// in the prices: a path's cost is its round trips and set-ups, and the
+    /// transfer beyond the node's own per-byte receive work (the per-byte
+    /// download prices `eager_fetch_s_per_byte`, `range_s_per_byte`,
+    /// `prefetch_s_per_byte` are the node hashing and writing what arrives,
+    /// which overlaps the arrival). The calibration's own path adds 0; a
+    /// faster one can take time away, never more than the part costs.
     pub fn network_s(&self, after: bool, p: Part, profile: &Profile, link: &Link) -> f64 {
         let (net, cost) = if after {
             (
@@ -176,7 +177,8 @@ impl Replay {
         .iter()
         .map(|&q| cost.count(q) * profile.value(q))
         .sum();
-        link.wait_s(net) + (link.transfer_s(net) - receive).max(0.0)
+        let path_s = |l: &Link| l.wait_s(net) + (l.transfer_s(net) - receive).max(0.0);
+        (path_s(link) - path_s(&profile.calibration_link())).max(-cost.value(profile))
     }
 
     /// Seconds `link` adds before ready (`after` false) or in all (true).
@@ -638,4 +640,145 @@ fn decompressed_total(sim: &Simulator, image: &ImageFiles) -> u64 {
         }
     }
     total
+}
+
+#[cfg(test)]
+mod calibration_link_tests {
+    //! `network_s` against the calibration's own link (issue 15 §3: the
+    //! node's parameters do not depend on the link they were measured over).
+    use super::*;
+    use crate::commands::advise::example;
+    use crate::predict::{PredictOptions, predict};
+    use crate::trace::format::TraceReader;
+
+    /// The bundled example's image and workload.
+    fn example_inputs() -> (ImageFiles, Workload) {
+        let image: ImageFiles = serde_json::from_str(example::FILES).unwrap();
+        let mut trace = TraceReader::new(
+            std::io::Cursor::new(example::TRACE.as_bytes()),
+            example::TRACE_NAME,
+        )
+        .unwrap();
+        let w = Workload::from_trace(&image, &mut trace).unwrap();
+        (image, w)
+    }
+
+    /// A path 5 ms from its registry.
+    fn five_ms() -> Link {
+        Link {
+            rtt_s: 0.005,
+            stream_bytes_per_s: 100e6,
+            total_bytes_per_s: 250e6,
+            setup_s: 0.008,
+        }
+    }
+
+    /// The bundled profile's prices, as if calibrated over `link`.
+    fn calibrated_over(link: Option<Link>) -> Profile {
+        let mut p = Profile::default_profile().unwrap();
+        p.node.link = link;
+        p
+    }
+
+    fn predict_on(profile: &Profile, link: Option<Link>) -> crate::predict::Prediction {
+        let (image, w) = example_inputs();
+        let opts = PredictOptions {
+            gzip_bytes: Some(example::GZIP_BYTES),
+            fetch: profile.fetch_config(),
+            link,
+            ..Default::default()
+        };
+        predict(&image, &w, profile, &opts)
+    }
+
+    /// Every strategy's cold start and completion (point values).
+    fn times(p: &crate::predict::Prediction) -> Vec<(f64, f64)> {
+        p.strategies
+            .iter()
+            .map(|s| (s.cold_start.value, s.completion.value))
+            .collect()
+    }
+
+    fn assert_same(a: &[(f64, f64)], b: &[(f64, f64)]) {
+        for (x, y) in a.iter().zip(b) {
+            assert!(
+                (x.0 - y.0).abs() < 1e-9 && (x.1 - y.1).abs() < 1e-9,
+                "{a:?} vs {b:?}"
+            );
+        }
+    }
+
+    #[test]
+    fn advising_for_the_calibrations_own_path_predicts_what_the_plain_profile_does() {
+        for profile in [
+            calibrated_over(Some(five_ms())),
+            // An old profile: loopback at its registry round trip.
+            calibrated_over(None),
+        ] {
+            let own = profile.calibration_link();
+            let plain = predict_on(&profile, None);
+            let same = predict_on(&profile, Some(own));
+            assert_same(&times(&plain), &times(&same));
+            for s in &same.strategies {
+                let n = s.network.unwrap();
+                assert!(n.completion_s.0.abs() < 1e-9, "{n:?}");
+            }
+        }
+    }
+
+    #[test]
+    fn a_farther_path_adds_the_difference_of_round_trips_only() {
+        let profile = calibrated_over(Some(five_ms()));
+        let far = Link {
+            rtt_s: 0.020,
+            ..five_ms()
+        };
+        let (image, w) = example_inputs();
+        let counts = ImageCounts::of(&image, Some(example::GZIP_BYTES));
+        for s in Strategy::ALL {
+            let r = run(
+                &image,
+                &counts,
+                &w,
+                s,
+                &profile.fetch_config(),
+                &profile,
+                true,
+            );
+            let trips: f64 = r
+                .net_before_ready
+                .iter()
+                .chain(&r.net_after_ready)
+                .map(|u| u.round_trips)
+                .sum();
+            assert!(trips >= 4.0, "{s:?}: {trips}");
+            // 15 ms more per round trip; the same set-ups and bandwidth add nothing.
+            let grew = r.network_total_s(true, &profile, &far);
+            assert!(
+                (grew - 0.015 * trips).abs() < 1e-9,
+                "{s:?}: {grew} for {trips}"
+            );
+        }
+    }
+
+    #[test]
+    fn a_nearer_path_takes_the_calibrations_round_trips_away_but_never_below_zero() {
+        let profile = calibrated_over(Some(five_ms()));
+        let near = Link {
+            rtt_s: 0.0001,
+            setup_s: 0.0001,
+            ..five_ms()
+        };
+        let plain = predict_on(&profile, None);
+        let nearer = predict_on(&profile, Some(near));
+        for (p, n) in plain.strategies.iter().zip(&nearer.strategies) {
+            assert!(n.completion.value < p.completion.value, "{:?}", p.strategy);
+            assert!(n.network.unwrap().completion_s.0 < 0.0);
+            assert!(
+                n.breakdown
+                    .iter()
+                    .all(|t| t.before_ready_s.0 >= 0.0 && t.after_ready_s.0 >= 0.0)
+            );
+        }
+    }
 }

@@ -6,7 +6,7 @@ use super::table;
 use crate::calibrate::fit::error_quantiles;
 use crate::calibrate::{CalibrationReport, Drift, SimCheck};
 use crate::profile::{Param, Profile};
-use crate::units::Seconds;
+use crate::units::{Bytes, Seconds};
 
 /// The report: parameters, fits, cross-validation, simulator check.
 pub fn render(r: &CalibrationReport) -> String {
@@ -33,10 +33,30 @@ pub fn render(r: &CalibrationReport) -> String {
             Seconds(rtt.high)
         ));
     }
+    out.push_str(&link_line(p));
     for n in &r.notes {
         out.push_str(&format!("note: {n}\n"));
     }
     out
+}
+
+/// The path the calibration ran over, or what `advise --network` takes for it.
+fn link_line(p: &Profile) -> String {
+    let Some(l) = &p.node.link else {
+        return "calibration link: not recorded; `advise --network` takes it as loopback at the \
+                registry round trip\n"
+            .into();
+    };
+    let rate = |b: f64| format!("{}/s", Bytes(b.max(0.0).round() as u64));
+    format!(
+        "calibration link to {}: round trip {}, 1 stream {}, all streams {}, connection set-up {} \
+         (in the prices; `advise --network` replaces it)\n",
+        p.node.registry,
+        Seconds(l.rtt_s),
+        rate(l.stream_bytes_per_s),
+        rate(l.total_bytes_per_s),
+        Seconds(l.setup_s)
+    )
 }
 
 fn parameter_table(p: &Profile) -> String {

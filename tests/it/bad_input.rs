@@ -319,6 +319,21 @@ fn malformed_and_nonsense_profiles_exit_1_naming_the_file() {
             edit("old.json", &|p| p["schema"] = "advisor.profile/v0".into()),
             "old.json has schema `advisor.profile/v0`",
         ),
+        // The calibration's recorded link (issue 15 §3).
+        (
+            edit("rtt.json", &|p| {
+                p["node"]["link"] = serde_json::json!({"rtt_s": -0.005,
+                    "stream_bytes_per_s": 1e8, "total_bytes_per_s": 1e8, "setup_s": 0.005})
+            }),
+            "rtt.json: node.link.rtt_s must be a time ≥ 0 s, not -0.005",
+        ),
+        (
+            edit("bw.json", &|p| {
+                p["node"]["link"] = serde_json::json!({"rtt_s": 0.005,
+                    "stream_bytes_per_s": 0.0, "total_bytes_per_s": 1e8, "setup_s": 0.005})
+            }),
+            "bw.json: node.link.stream_bytes_per_s must be a bandwidth > 0 bytes/s, not 0",
+        ),
     ];
     for (path, want) in &cases {
         fails_clearly(&["advise", "--profile", path], &[want]);
