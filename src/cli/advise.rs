@@ -1,5 +1,6 @@
 //! Arguments of `advisor advise`.
-use crate::units::Bytes;
+use crate::predict::rtt_sweep::LIMIT_MAX_RTT;
+use crate::units::{Bytes, Seconds};
 use clap::Args;
 use clap::builder::TypedValueParser;
 use std::path::PathBuf;
@@ -41,6 +42,16 @@ pub struct AdviseArgs {
     #[arg(long, value_name = "FILE.svg")]
     pub plot: Option<PathBuf>,
 
+    /// Draw predicted cold start and completion vs the registry's round-trip time,
+    /// from 0 to --rtt-max, with the RTTs where the fastest strategy changes (SVG).
+    #[arg(long, value_name = "FILE.svg")]
+    pub plot_rtt: Option<PathBuf>,
+
+    /// The RTT sweep's upper end (the crossover RTT line and --plot-rtt), e.g. 200ms;
+    /// more than 0, at most 10s.
+    #[arg(long, value_name = "DURATION", default_value = "100ms", value_parser = parse_rtt_max, allow_hyphen_values = true)]
+    pub rtt_max: Seconds,
+
     /// Predict for the network path `advisor probe -o FILE` measured (its RTT,
     /// throughput and set-up) instead of the calibration's.
     #[arg(long, value_name = "FILE", conflicts_with_all = ["rtt", "bandwidth"])]
@@ -60,4 +71,17 @@ pub struct AdviseArgs {
     /// (for `ctr-remote image optimize` and `advisor image build --prioritize`).
     #[arg(long, value_name = "FILE")]
     pub prefetch_list: Option<PathBuf>,
+}
+
+/// `--rtt-max`: a duration more than 0 and at most [`LIMIT_MAX_RTT`].
+fn parse_rtt_max(s: &str) -> Result<Seconds, String> {
+    let d = humantime::parse_duration(s.trim())
+        .map_err(|e| format!("{e}; give a duration like 200ms or 1s"))?;
+    let v = Seconds::from_duration(d);
+    if v <= Seconds::ZERO || v > LIMIT_MAX_RTT {
+        return Err(format!(
+            "{v}: the sweep's highest RTT must be more than 0 and at most {LIMIT_MAX_RTT}"
+        ));
+    }
+    Ok(v)
 }

@@ -46,6 +46,7 @@ struct Settings {
     profile: Option<PathBuf>,
     options: PredictOptions,
     plot: Option<PathBuf>,
+    plot_rtt: Option<PathBuf>,
     prefetch_list: Option<PathBuf>,
 }
 
@@ -76,6 +77,7 @@ fn settings(args: &AdviseArgs) -> anyhow::Result<Settings> {
     let mut options = PredictOptions {
         gzip_bytes,
         background: !args.no_background_fetch,
+        max_rtt: args.rtt_max,
         ..Default::default()
     };
     if let Some(p) = args.prefetch_size {
@@ -94,6 +96,7 @@ fn settings(args: &AdviseArgs) -> anyhow::Result<Settings> {
         profile: args.profile.clone(),
         options,
         plot: args.plot.clone(),
+        plot_rtt: args.plot_rtt.clone(),
         prefetch_list: args.prefetch_list.clone(),
     })
 }
@@ -116,6 +119,7 @@ fn refuse_overwriting_inputs(args: &AdviseArgs) -> anyhow::Result<()> {
     let outputs: Vec<Named> = [
         ("--prefetch-list", &args.prefetch_list),
         ("--plot", &args.plot),
+        ("--plot-rtt", &args.plot_rtt),
     ]
     .into_iter()
     .filter_map(|(flag, p)| Some((flag, p.as_deref()?)))
@@ -203,52 +207,50 @@ pub async fn run(global: &GlobalArgs, args: &AdviseArgs, printer: &Printer) -> a
     Ok(())
 }
 
-/// `--prefetch-list` and `--plot`: both rendered first, then put in place
-/// together, so a failure in one (a directory that does not exist) writes none.
+/// `--prefetch-list`, `--plot` and `--plot-rtt`: all rendered first, then
+/// put in place together, so a failure in one (a directory that does not
+/// exist) writes none.
 fn write_outputs(
     s: &Settings,
     prediction: &Prediction,
     title: &str,
     printer: &Printer,
 ) -> anyhow::Result<()> {
-    let list = s.prefetch_list.as_ref().map(|path| {
+    let draw = |what: &str, svg: Result<String, String>| {
+        svg.map_err(|e| anyhow::anyhow!("drawing the {what}: {e}"))
+    };
+    let mut rendered: Vec<(&'static str, &PathBuf, String, String)> = Vec::new();
+    if let Some(path) = &s.prefetch_list {
         let mut text = prediction.prioritized_files.join("\n");
         text.push('\n');
-        (path, text)
-    });
-    let plot = match &s.plot {
-        Some(path) => Some((
-            path,
-            crate::report::plot::sweep_svg(prediction, title)
-                .map_err(|e| anyhow::anyhow!("drawing the plot: {e}"))?,
-        )),
-        None => None,
-    };
-    let mut files = Vec::new();
-    if let Some((path, text)) = &list {
-        files.push(Rendered {
-            what: "prefetch list",
-            path,
-            bytes: text.as_bytes(),
-        });
-    }
-    if let Some((path, svg)) = &plot {
-        files.push(Rendered {
-            what: "plot",
-            path,
-            bytes: svg.as_bytes(),
-        });
-    }
-    crate::output::write_all_or_none(&files)?;
-    if let Some((path, _)) = &list {
-        printer.note(&format!(
+        let done = format!(
             "wrote {} prioritized file(s) to {}",
             prediction.prioritized_files.len(),
             path.display()
-        ));
+        );
+        rendered.push(("prefetch list", path, text, done));
     }
-    if let Some((path, _)) = &plot {
-        printer.note(&format!("wrote the plot to {}", path.display()));
+    if let Some(path) = &s.plot {
+        let svg = draw("plot", crate::report::plot::sweep_svg(prediction, title))?;
+        let done = format!("wrote the plot to {}", path.display());
+        rendered.push(("plot", path, svg, done));
+    }
+    if let Some(path) = &s.plot_rtt {
+        let svg = draw("RTT plot", crate::report::plot::rtt_svg(prediction, title))?;
+        let done = format!("wrote the RTT plot to {}", path.display());
+        rendered.push(("RTT plot", path, svg, done));
+    }
+    let files: Vec<Rendered> = rendered
+        .iter()
+        .map(|(what, path, text, _)| Rendered {
+            what,
+            path,
+            bytes: text.as_bytes(),
+        })
+        .collect();
+    crate::output::write_all_or_none(&files)?;
+    for (_, _, _, done) in &rendered {
+        printer.note(done);
     }
     Ok(())
 }

@@ -7,6 +7,7 @@
 //! measure, fetch or render.
 pub mod cost;
 pub mod replay;
+pub mod rtt_sweep;
 pub mod workload;
 
 use crate::estargz::table::{FileKind, FileRef, ImageFiles};
@@ -33,6 +34,8 @@ pub struct PredictOptions {
     /// Predict for this network path (None: the calibration's own, where
     /// the profile's prices already hold the network).
     pub link: Option<Link>,
+    /// The RTT sweep's upper end (from 0; at the link's bandwidth).
+    pub max_rtt: Seconds,
 }
 
 impl Default for PredictOptions {
@@ -43,6 +46,7 @@ impl Default for PredictOptions {
             background: true,
             sweep_points: 21,
             link: None,
+            max_rtt: rtt_sweep::DEFAULT_MAX_RTT,
         }
     }
 }
@@ -148,6 +152,9 @@ pub struct Prediction {
     /// Which wins on completion below the crossover (or everywhere without one).
     pub lazy_wins_below: bool,
     pub sweep: Vec<SweepPoint>,
+    /// Cold start and completion against the registry's RTT, and the RTTs
+    /// where the fastest strategy changes.
+    pub rtt_sweep: rtt_sweep::RttSweep,
     /// The files to prioritize for lazy+prefetch, in first-touch order.
     pub prioritized_files: Vec<String>,
     /// What the usual rule of thumb would say, for comparison.
@@ -257,6 +264,14 @@ pub fn predict(
     let workload = summarize_workload(image, &counts, w, eager);
     let total_compute = workload.compute_before_ready_s + workload.compute_after_ready_s;
     let sweep = sweep(image, &counts, w, total_compute, profile, opts);
+    let candidates: Vec<Strategy> = recommendable.iter().map(|s| s.strategy).collect();
+    let rtt_sweep = rtt_sweep::sweep(
+        &replays,
+        profile,
+        opts.link.as_ref(),
+        opts.max_rtt,
+        &candidates,
+    );
     let notes = prediction_notes(image, w, opts, contention);
     let prioritized_files = w
         .startup_files
@@ -277,6 +292,7 @@ pub fn predict(
         crossover_fraction: sweep.crossover_fraction,
         lazy_wins_below: sweep.lazy_wins_below,
         sweep: sweep.points,
+        rtt_sweep,
         prioritized_files,
         notes,
     }
@@ -404,8 +420,7 @@ fn summarize(r: &Replay, profile: &Profile, link: Option<&Link>) -> StrategyPred
         cold_start_s: Seconds(r.network_total_s(false, profile, l)),
         completion_s: Seconds(r.network_total_s(true, profile, l)),
     });
-    let shift =
-        |e: Estimate, s: f64| Estimate::new(e.value + s, e.low + s, e.high + s, e.confidence);
+    let shift = rtt_sweep::shifted;
     StrategyPrediction {
         strategy: r.strategy,
         cold_start: shift(
@@ -751,7 +766,7 @@ mod tests {
 
     /// One eStargz layer: `n` files of `size` bytes, each its own gzip member
     /// of `csize` compressed bytes, laid out back to back from offset 100.
-    fn image(n: usize, size: u64, csize: u64) -> ImageFiles {
+    pub(super) fn image(n: usize, size: u64, csize: u64) -> ImageFiles {
         let mut files = vec![FileEntry {
             path: "data".into(),
             kind: FileKind::Dir,
@@ -795,7 +810,11 @@ mod tests {
         }
     }
 
-    fn read_all(files: std::ops::Range<usize>, ready_after: usize, gap_ns: u64) -> Workload {
+    pub(super) fn read_all(
+        files: std::ops::Range<usize>,
+        ready_after: usize,
+        gap_ns: u64,
+    ) -> Workload {
         let mut w = Workload::default();
         let mut t = 0;
         for i in files.clone() {
@@ -832,7 +851,7 @@ mod tests {
         w
     }
 
-    fn profile() -> Profile {
+    pub(super) fn profile() -> Profile {
         profile_with_fuse_open(5e-5)
     }
 
@@ -866,7 +885,7 @@ mod tests {
         )
     }
 
-    fn get(p: &Prediction, s: Strategy) -> &StrategyPrediction {
+    pub(super) fn get(p: &Prediction, s: Strategy) -> &StrategyPrediction {
         p.strategies.iter().find(|x| x.strategy == s).unwrap()
     }
 

@@ -2,6 +2,7 @@
 //! and the recommendation. Values arrive computed.
 use super::{interval_s, table};
 use crate::predict::replay::{Part, Strategy};
+use crate::predict::rtt_sweep::{BandwidthFrom, RttSweep, SweptPath};
 use crate::predict::{Objective, Prediction, Recommendation};
 use crate::units::{Bytes, Seconds};
 use std::fmt::Write;
@@ -23,6 +24,11 @@ pub fn render(p: &Prediction, image_name: &str, trace_name: &str) -> String {
     }
     out.push('\n');
     let _ = writeln!(out, "{}", crossover(p));
+    for o in [Objective::FastestStart, Objective::FastestCompletion] {
+        if let Some(line) = rtt_crossover(&p.rtt_sweep, o) {
+            let _ = writeln!(out, "{line}");
+        }
+    }
     let _ = writeln!(out, "{}", rule_of_thumb(p));
     for n in &p.notes {
         let _ = writeln!(out, "note: {n}");
@@ -102,14 +108,23 @@ fn network_table(p: &Prediction) -> Option<String> {
             Seconds(s.completion.value - n.completion_s.0).to_string(),
         ]);
     }
-    let mbit = |bytes_per_s: f64| format!("{:.0} Mbit/s", bytes_per_s * 8.0 / 1e6);
     Some(format!(
         "network path: RTT {}, {} per stream, {} in all, connection set-up {}\n{t}",
         Seconds(link.rtt_s),
-        mbit(link.stream_bytes_per_s),
-        mbit(link.total_bytes_per_s),
+        rate(link.stream_bytes_per_s),
+        rate(link.total_bytes_per_s),
         Seconds(link.setup_s),
     ))
+}
+
+/// A bandwidth in bit/s as `tc` writes it: `500 Mbit/s`, `10 Gbit/s`, `2.5 Gbit/s`.
+pub(super) fn rate(bytes_per_s: f64) -> String {
+    let m = bytes_per_s * 8.0 / 1e6;
+    if m < 1000.0 {
+        return format!("{m:.0} Mbit/s");
+    }
+    let g = format!("{:.2}", m / 1000.0);
+    format!("{} Gbit/s", g.trim_end_matches('0').trim_end_matches('.'))
 }
 
 /// Time to completion by part, one column per strategy; a part no strategy
@@ -195,6 +210,59 @@ fn crossover(p: &Prediction) -> String {
                 "crossover: none — {who} finishes first at every working-set fraction for this image on this node"
             )
         }
+    }
+}
+
+/// One objective of the RTT sweep: the fastest strategy from 0 to the
+/// sweep's maximum RTT and where it changes, at the sweep's bandwidth.
+fn rtt_crossover(sweep: &RttSweep, o: Objective) -> Option<String> {
+    let w = sweep.winners(o)?;
+    let (what, verb) = match o {
+        Objective::FastestStart => ("start", "starts"),
+        _ => ("completion", "finishes"),
+    };
+    let ranges = if w.crossovers.is_empty() {
+        format!("none — {} {verb} first at every RTT", w.best_at_zero.name())
+    } else {
+        let steps: Vec<String> = w
+            .crossovers
+            .iter()
+            .map(|c| format!("{} up to {}", c.from.name(), c.rtt_s))
+            .collect();
+        let last = w.crossovers.last().map_or(w.best_at_zero, |c| c.to);
+        format!("{}, then {}", steps.join(", then "), last.name())
+    };
+    let left_out: Vec<&str> = Strategy::ALL
+        .iter()
+        .filter(|s| !sweep.candidates.contains(s))
+        .map(|s| s.name())
+        .collect();
+    let left_out = if left_out.is_empty() {
+        String::new()
+    } else {
+        format!(" ({} not recommended: see the notes)", left_out.join(", "))
+    };
+    Some(format!(
+        "RTT crossover ({what}; RTT 0–{} at {}): {ranges}{left_out}",
+        sweep.max_rtt_s,
+        path_bandwidth(&sweep.path)
+    ))
+}
+
+/// The swept path's bandwidth, and whether it is the given path's or the default.
+fn path_bandwidth(p: &SweptPath) -> String {
+    let bw = if p.stream_bytes_per_s == p.total_bytes_per_s {
+        rate(p.total_bytes_per_s)
+    } else {
+        format!(
+            "{} per stream, {} in all",
+            rate(p.stream_bytes_per_s),
+            rate(p.total_bytes_per_s)
+        )
+    };
+    match p.bandwidth_from {
+        BandwidthFrom::Path => format!("the path's {bw}"),
+        BandwidthFrom::Default => format!("{bw}, the default bandwidth"),
     }
 }
 

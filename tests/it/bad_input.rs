@@ -526,3 +526,29 @@ fn nonsense_network_paths_are_refused_naming_the_flag() {
     );
     fails_clearly(&["advise", "--bandwidth", "1gbit"], &["--rtt"]);
 }
+
+/// `advise --rtt-max` (issue 15 §4): the RTT sweep's top must be a duration
+/// more than 0 and at most 10 s; `--plot-rtt` may not replace an input.
+#[test]
+fn nonsense_rtt_sweep_flags_are_refused_naming_the_flag() {
+    for (max, want) in [
+        ("0", "more than 0"),
+        ("0ms", "more than 0"),
+        ("11s", "at most 10.00 s"),
+        ("-5ms", "200ms"),
+        ("soon", "200ms"),
+        ("", "200ms"),
+    ] {
+        fails_clearly(&["advise", "--rtt-max", max], &["--rtt-max", want]);
+    }
+    let dir = tempfile::tempdir().unwrap();
+    let t = trace(dir.path());
+    let table = fixture("trace-fixture.files.json");
+    let table = table.to_str().unwrap();
+    let before = std::fs::read(&t).unwrap();
+    fails_clearly(
+        &["advise", "--files", table, "--trace", &t, "--plot-rtt", &t],
+        &["--plot-rtt", "is the input --trace"],
+    );
+    assert_eq!(std::fs::read(&t).unwrap(), before, "the trace was changed");
+}

@@ -1,8 +1,10 @@
 //! The binary's contract without the lab: exit codes, --version, clear errors.
 use crate::common;
 use advisor::commands::doctor::DoctorReport;
-use advisor::predict::Prediction;
 use advisor::predict::replay::Strategy;
+use advisor::predict::rtt_sweep::BandwidthFrom;
+use advisor::predict::{Objective, Prediction};
+use advisor::units::Seconds;
 use serde::Deserialize;
 
 /// What `advisor --format json advise` prints.
@@ -166,6 +168,123 @@ fn advise_what_if_prices_a_farther_registry() {
         plain["prediction"]["strategies"][0]
             .get("network")
             .is_none()
+    );
+}
+
+/// `advise --plot-rtt F --rtt-max D` on a path (issue 15 §4): the JSON's
+/// RTT sweep at the path's bandwidth up to D, the SVG beside it, both from
+/// one run.
+#[test]
+fn advise_plot_rtt_writes_the_rtt_sweep_and_its_plot() {
+    let dir = tempfile::tempdir().unwrap();
+    let svg = dir.path().join("rtt.svg");
+    let advice: Advice = common::run_json(
+        common::advisor()
+            .args(["--format", "json", "advise", "--rtt", "20ms", "--bandwidth"])
+            .args(["500mbit", "--rtt-max", "200ms", "--plot-rtt"])
+            .arg(&svg),
+    );
+    let sweep = &advice.prediction.rtt_sweep;
+    assert_eq!(sweep.path.bandwidth_from, BandwidthFrom::Path);
+    assert_eq!(sweep.path.total_bytes_per_s, 62.5e6);
+    assert_eq!(sweep.max_rtt_s, Seconds(0.2));
+    assert_eq!(sweep.points.len(), 41);
+    assert_eq!(sweep.points[0].rtt_s, Seconds::ZERO);
+    assert!((sweep.points[40].rtt_s.0 - 0.2).abs() < 1e-12);
+    for pt in &sweep.points {
+        assert_eq!(pt.strategies.len(), 3);
+        for s in &pt.strategies {
+            let c = &s.completion;
+            assert!(c.low <= c.value && c.value <= c.high, "{s:?}");
+        }
+    }
+    let objectives: Vec<Objective> = sweep.winners.iter().map(|w| w.objective).collect();
+    assert_eq!(
+        objectives,
+        [Objective::FastestStart, Objective::FastestCompletion]
+    );
+    let text = std::fs::read_to_string(&svg).unwrap();
+    assert!(
+        text.starts_with("<svg") && text.trim_end().ends_with("</svg>"),
+        "{text}"
+    );
+    assert!(text.contains("round-trip time to the registry (ms)"));
+    assert!(text.contains("total completion at 500 Mbit/s"));
+}
+
+/// A workload of random reads of a fifth of the example image: lazy
+/// finishes first near the registry, eager far from it; the text names the
+/// crossover RTT, and the JSON's grid changes order around it.
+#[test]
+fn advise_names_the_rtt_where_eager_overtakes_lazy() {
+    let dir = tempfile::tempdir().unwrap();
+    let files = common::repo().join("models/examples/llm-serving.files.json");
+    let trace = dir.path().join("random.jsonl");
+    let out = common::advisor()
+        .args([
+            "trace",
+            "synth",
+            "--working-set",
+            "20%",
+            "--pattern",
+            "random",
+        ])
+        .arg("--files")
+        .arg(&files)
+        .arg("-o")
+        .arg(&trace)
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let advise = |json: bool| {
+        let mut c = common::advisor();
+        if json {
+            c.args(["--format", "json"]);
+        }
+        c.arg("advise")
+            .arg("--files")
+            .arg(&files)
+            .arg("--trace")
+            .arg(&trace);
+        c
+    };
+    let advice: Advice = common::run_json(&mut advise(true));
+    let sweep = &advice.prediction.rtt_sweep;
+    let done = sweep
+        .winners
+        .iter()
+        .find(|w| w.objective == Objective::FastestCompletion)
+        .unwrap();
+    assert_eq!(done.best_at_zero, Strategy::Lazy, "{done:?}");
+    assert_eq!(done.crossovers.len(), 1, "{done:?}");
+    let x = done.crossovers[0];
+    assert_eq!((x.from, x.to), (Strategy::Lazy, Strategy::Eager));
+    assert!(x.rtt_s > Seconds(0.001) && x.rtt_s < Seconds(0.1), "{x:?}");
+    let lazy_minus_eager = |i: usize| {
+        let c = |s| {
+            sweep.points[i]
+                .strategies
+                .iter()
+                .find(|p| p.strategy == s)
+                .unwrap()
+                .completion
+                .value
+        };
+        c(Strategy::Lazy) - c(Strategy::Eager)
+    };
+    let i = sweep.points.iter().position(|p| p.rtt_s > x.rtt_s).unwrap();
+    assert!(lazy_minus_eager(i - 1) < 0.0 && lazy_minus_eager(i) > 0.0);
+    let out = advise(false).output().unwrap();
+    let text = String::from_utf8_lossy(&out.stdout);
+    let want = format!("lazy up to {}, then eager", x.rtt_s);
+    assert!(
+        text.lines()
+            .any(|l| l.starts_with("RTT crossover (completion;") && l.contains(&want)),
+        "{want}: {text}"
     );
 }
 
