@@ -8,12 +8,13 @@
 //! ([`Replay::network_total_s`]): no new replay, so a sweep costs a few
 //! hundred pricings. Does not replay, recommend or render.
 //!
-//! Under the model of `simulate::network` every time is affine in the RTT
-//! (round trips and set-ups each pay one RTT; bandwidth does not move), so
-//! each strategy is fastest on at most one interval of RTTs. The search does
-//! not rely on that: it brackets every change of the fastest strategy
-//! between neighbouring grid points and bisects each bracket, several
-//! changes in one bracket included.
+//! Under the model of `simulate::network` a time is affine in the RTT
+//! (round trips and set-ups each pay one RTT; bandwidth does not move)
+//! except where a path nearer than the calibration's would take a part
+//! below nothing (it is clamped there), so a strategy is mostly fastest on
+//! one interval of RTTs. The search does not rely on that: it brackets
+//! every change of the fastest strategy between neighbouring grid points
+//! and bisects each bracket, several changes in one bracket included.
 use super::Objective;
 use super::replay::{Replay, Strategy};
 use crate::profile::Profile;

@@ -220,26 +220,14 @@ fn advise_names_the_rtt_where_eager_overtakes_lazy() {
     let dir = tempfile::tempdir().unwrap();
     let files = common::repo().join("models/examples/llm-serving.files.json");
     let trace = dir.path().join("random.jsonl");
-    let out = common::advisor()
-        .args([
-            "trace",
-            "synth",
-            "--working-set",
-            "20%",
-            "--pattern",
-            "random",
-        ])
-        .arg("--files")
+    common::advisor()
+        .args(["trace", "synth", "--working-set", "20%", "--pattern"])
+        .args(["random", "--files"])
         .arg(&files)
         .arg("-o")
         .arg(&trace)
-        .output()
-        .unwrap();
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
+        .assert()
+        .success();
     let advise = |json: bool| {
         let mut c = common::advisor();
         if json {
