@@ -250,7 +250,7 @@ fn rtt_crossover(sweep: &RttSweep, o: Objective) -> Option<String> {
 }
 
 /// The swept path's bandwidth, and whether it is the given path's or the default.
-fn path_bandwidth(p: &SweptPath) -> String {
+pub(super) fn path_bandwidth(p: &SweptPath) -> String {
     let bw = if p.stream_bytes_per_s == p.total_bytes_per_s {
         rate(p.total_bytes_per_s)
     } else {

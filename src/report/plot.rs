@@ -1,6 +1,6 @@
 //! SVG plots (plotters, SVG backend only: no fonts or native libraries).
 use crate::predict::replay::Strategy;
-use crate::predict::rtt_sweep::{BandwidthFrom, RttStrategyPoint};
+use crate::predict::rtt_sweep::RttStrategyPoint;
 use crate::predict::{Objective, Prediction};
 use crate::units::Estimate;
 use plotters::prelude::*;
@@ -170,13 +170,7 @@ pub fn rtt_svg(p: &Prediction, title: &str) -> Result<String, String> {
             .titled(title, ("sans-serif", 20))
             .map_err(|e| e.to_string())?;
         let (left, right) = root.split_horizontally(700);
-        let bw = match sweep.path.bandwidth_from {
-            BandwidthFrom::Path => super::advise::rate(sweep.path.total_bytes_per_s),
-            BandwidthFrom::Default => format!(
-                "{} (default)",
-                super::advise::rate(sweep.path.total_bytes_per_s)
-            ),
-        };
+        let bw = super::advise::path_bandwidth(&sweep.path);
         let xmax = sweep.max_rtt_s.0 * 1e3;
         for (area, o) in [
             (&left, Objective::FastestStart),
@@ -267,8 +261,8 @@ mod tests {
         }
         // The panels' own texts once, the shared axis and legend in each.
         for (text, n) in [
-            ("cold start (to ready) at 500 Mbit/s", 1),
-            ("total completion at 500 Mbit/s", 1),
+            ("cold start (to ready) at the path&apos;s 500 Mbit/s", 1),
+            ("total completion at the path&apos;s 500 Mbit/s", 1),
             ("predicted cold start (to ready) (s)", 1),
             ("predicted total completion (s)", 1),
             ("round-trip time to the registry (ms)", 2),
@@ -307,6 +301,9 @@ mod tests {
                 .count(),
             2
         );
-        assert_eq!(svg.matches("at 10 Gbit/s (default)").count(), 2);
+        assert_eq!(
+            svg.matches("at 10 Gbit/s, the default bandwidth").count(),
+            2
+        );
     }
 }

@@ -209,7 +209,10 @@ fn advise_plot_rtt_writes_the_rtt_sweep_and_its_plot() {
         "{text}"
     );
     assert!(text.contains("round-trip time to the registry (ms)"));
-    assert!(text.contains("total completion at 500 Mbit/s"));
+    assert!(
+        text.contains("total completion at the path&apos;s 500 Mbit/s"),
+        "{text}"
+    );
 }
 
 /// A workload of random reads of a fifth of the example image: lazy
