@@ -215,6 +215,32 @@ fn advise_plot_rtt_writes_the_rtt_sweep_and_its_plot() {
     );
 }
 
+/// `--plot-rtt` is one of advise's outputs: when it cannot be written, the
+/// others are not either (all or none).
+#[test]
+fn advise_plot_rtt_into_a_missing_directory_writes_no_other_output() {
+    let dir = tempfile::tempdir().unwrap();
+    let plot = dir.path().join("sweep.svg");
+    let out = common::advisor()
+        .arg("advise")
+        .arg("--plot")
+        .arg(&plot)
+        .arg("--plot-rtt")
+        .arg(dir.path().join("no-such-dir/rtt.svg"))
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(1));
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        err.contains("RTT plot") && err.contains("no-such-dir"),
+        "{err}"
+    );
+    assert!(
+        !plot.exists(),
+        "the working-set plot was written without the RTT plot"
+    );
+}
+
 /// A workload of random reads of a fifth of the example image: lazy
 /// finishes first near the registry, eager far from it; the text names the
 /// crossover RTT, and the JSON's grid changes order around it.
