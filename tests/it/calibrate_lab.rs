@@ -128,6 +128,18 @@ fn quick_calibration_resumes_fits_every_parameter_and_checks_drift() {
         params["request_s"],
         v["node"]["registry_rtt_s"]
     );
+    // The path the runs went over is recorded (issue 15 §3): on the lab,
+    // loopback, as `advisor probe` measures it.
+    let link = &v["node"]["link"];
+    let num = |k: &str| {
+        link[k]
+            .as_f64()
+            .unwrap_or_else(|| panic!("node.link.{k}: {link}"))
+    };
+    assert!(num("rtt_s") > 0.0 && num("rtt_s") < 0.005, "{link}");
+    assert!(num("stream_bytes_per_s") > 50e6, "{link}");
+    assert!(num("total_bytes_per_s") > 50e6, "{link}");
+    assert!(num("setup_s") >= 0.0 && num("setup_s") < 0.5, "{link}");
     let cv = v["validation"]["median_abs_pct_error"].as_f64().unwrap();
     assert!(cv < 0.25, "cross-validated median error {cv}");
     assert_eq!(
@@ -162,6 +174,10 @@ fn quick_calibration_resumes_fits_every_parameter_and_checks_drift() {
     assert_eq!(
         r["parameters"]["request_s"]["value"],
         v["parameters"]["request_s"]["value"]
+    );
+    assert_eq!(
+        r["node"]["link"], v["node"]["link"],
+        "--refit keeps the link"
     );
 
     // Drift check against the profile: a few fresh runs, each compared.
