@@ -147,11 +147,21 @@ pub struct RttSweep {
     pub points: Vec<RttPoint>,
     /// Fastest start, then fastest completion.
     pub winners: Vec<RttWinners>,
+    /// The same between eager and lazy alone, when lazy+prefetch is a
+    /// candidate (prefetch needs the image rebuilt with a landmark: this is
+    /// the answer for the image as it is); empty otherwise.
+    #[serde(default)]
+    pub without_prefetch: Vec<RttWinners>,
 }
 
 impl RttSweep {
     pub fn winners(&self, o: Objective) -> Option<&RttWinners> {
         self.winners.iter().find(|w| w.objective == o)
+    }
+
+    /// [`RttSweep::without_prefetch`] for `o`.
+    pub fn winners_without_prefetch(&self, o: Objective) -> Option<&RttWinners> {
+        self.without_prefetch.iter().find(|w| w.objective == o)
     }
 }
 
@@ -221,20 +231,16 @@ pub fn sweep(
         .iter()
         .filter(|p| candidates.contains(&p.replay.strategy))
         .collect();
-    let winners = if contenders.is_empty() {
-        Vec::new()
+    let winners = winners_among(&contenders, profile, &path, &grid);
+    let plain: Vec<&Priced> = contenders
+        .iter()
+        .copied()
+        .filter(|p| p.replay.strategy != Strategy::LazyPrefetch)
+        .collect();
+    let without_prefetch = if plain.len() < contenders.len() {
+        winners_among(&plain, profile, &path, &grid)
     } else {
-        [Objective::FastestStart, Objective::FastestCompletion]
-            .into_iter()
-            .map(|o| {
-                let best = |rtt: f64| fastest(&contenders, |p| p.value(o, profile, &path.at(rtt)));
-                RttWinners {
-                    objective: o,
-                    best_at_zero: best(0.0),
-                    crossovers: changes(&grid, best),
-                }
-            })
-            .collect()
+        Vec::new()
     };
     RttSweep {
         path,
@@ -242,7 +248,32 @@ pub fn sweep(
         candidates: contenders.iter().map(|p| p.replay.strategy).collect(),
         points,
         winners,
+        without_prefetch,
     }
+}
+
+/// The fastest of `contenders` at RTT 0 and where it changes, per objective
+/// (none when there is no contender).
+fn winners_among(
+    contenders: &[&Priced],
+    profile: &Profile,
+    path: &SweptPath,
+    grid: &[f64],
+) -> Vec<RttWinners> {
+    if contenders.is_empty() {
+        return Vec::new();
+    }
+    [Objective::FastestStart, Objective::FastestCompletion]
+        .into_iter()
+        .map(|o| {
+            let best = |rtt: f64| fastest(contenders, |p| p.value(o, profile, &path.at(rtt)));
+            RttWinners {
+                objective: o,
+                best_at_zero: best(0.0),
+                crossovers: changes(grid, best),
+            }
+        })
+        .collect()
 }
 
 /// `n` evenly spaced RTTs from 0 to `max` (s), both included.
@@ -378,6 +409,16 @@ mod tests {
         assert!(l < e);
         let (l, e) = completions_at(&p, &img, &w, x.rtt_s.0 + 1e-4);
         assert!(l > e);
+        // Between eager and lazy alone (the image as it is, no prefetch
+        // landmark): the same change, and lazy+prefetch never named.
+        let plain = sweep
+            .winners_without_prefetch(Objective::FastestCompletion)
+            .unwrap();
+        assert_eq!(plain.crossovers, done.crossovers);
+        for w in &sweep.without_prefetch {
+            assert_ne!(w.best_at_zero, Strategy::LazyPrefetch, "{w:?}");
+            assert!(w.crossovers.iter().all(|c| c.to != Strategy::LazyPrefetch));
+        }
     }
 
     #[test]

@@ -2,7 +2,7 @@
 //! and the recommendation. Values arrive computed.
 use super::{interval_s, table};
 use crate::predict::replay::{Part, Strategy};
-use crate::predict::rtt_sweep::{BandwidthFrom, RttSweep, SweptPath};
+use crate::predict::rtt_sweep::{BandwidthFrom, RttSweep, RttWinners, SweptPath};
 use crate::predict::{Objective, Prediction, Recommendation};
 use crate::units::{Bytes, Seconds};
 use std::fmt::Write;
@@ -217,20 +217,9 @@ fn crossover(p: &Prediction) -> String {
 /// sweep's maximum RTT and where it changes, at the sweep's bandwidth.
 fn rtt_crossover(sweep: &RttSweep, o: Objective) -> Option<String> {
     let w = sweep.winners(o)?;
-    let (what, verb) = match o {
-        Objective::FastestStart => ("start", "starts"),
-        _ => ("completion", "finishes"),
-    };
-    let ranges = if w.crossovers.is_empty() {
-        format!("none — {} {verb} first at every RTT", w.best_at_zero.name())
-    } else {
-        let steps: Vec<String> = w
-            .crossovers
-            .iter()
-            .map(|c| format!("{} up to {}", c.from.name(), c.rtt_s))
-            .collect();
-        let last = w.crossovers.last().map_or(w.best_at_zero, |c| c.to);
-        format!("{}, then {}", steps.join(", then "), last.name())
+    let what = match o {
+        Objective::FastestStart => "start",
+        _ => "completion",
     };
     let left_out: Vec<&str> = Strategy::ALL
         .iter()
@@ -242,11 +231,41 @@ fn rtt_crossover(sweep: &RttSweep, o: Objective) -> Option<String> {
     } else {
         format!(" ({} not recommended: see the notes)", left_out.join(", "))
     };
-    Some(format!(
-        "RTT crossover ({what}; RTT 0–{} at {}): {ranges}{left_out}",
+    let mut line = format!(
+        "RTT crossover ({what}; RTT 0–{} at {}): {}{left_out}",
         sweep.max_rtt_s,
-        path_bandwidth(&sweep.path)
-    ))
+        path_bandwidth(&sweep.path),
+        rtt_ranges(w, o)
+    );
+    // Prefetch needs the image rebuilt: say where eager and lazy alone
+    // change when they change elsewhere.
+    if let Some(plain) = sweep.winners_without_prefetch(o)
+        && plain.crossovers != w.crossovers
+    {
+        line.push_str(&format!(
+            "\n  without prefetch (the image as it is): {}",
+            rtt_ranges(plain, o)
+        ));
+    }
+    Some(line)
+}
+
+/// The fastest strategy from RTT 0 up and each change.
+fn rtt_ranges(w: &RttWinners, o: Objective) -> String {
+    let verb = match o {
+        Objective::FastestStart => "starts",
+        _ => "finishes",
+    };
+    if w.crossovers.is_empty() {
+        return format!("none — {} {verb} first at every RTT", w.best_at_zero.name());
+    }
+    let steps: Vec<String> = w
+        .crossovers
+        .iter()
+        .map(|c| format!("{} up to {}", c.from.name(), c.rtt_s))
+        .collect();
+    let last = w.crossovers.last().map_or(w.best_at_zero, |c| c.to);
+    format!("{}, then {}", steps.join(", then "), last.name())
 }
 
 /// The swept path's bandwidth, and whether it is the given path's or the default.
@@ -324,5 +343,38 @@ mod tests {
     fn example_files_and_trace() {
         let p = example_prediction(None);
         insta::assert_snapshot!(render(&p, example::FILES_NAME, example::TRACE_NAME));
+    }
+
+    /// Lazy+prefetch fastest at every RTT, eager and lazy alone changing
+    /// places: the image as it is gets its own crossover line.
+    #[test]
+    fn a_crossover_without_prefetch_is_named_under_the_sweeps() {
+        use crate::predict::Objective;
+        use crate::predict::replay::Strategy;
+        use crate::predict::rtt_sweep::{RttCrossover, RttWinners};
+        use crate::units::Seconds;
+        let mut p = example_prediction(Some(example::GZIP_BYTES));
+        let text = render(&p, example::FILES_NAME, example::TRACE_NAME);
+        assert!(!text.contains("without prefetch"), "{text}");
+        p.rtt_sweep.without_prefetch = vec![RttWinners {
+            objective: Objective::FastestCompletion,
+            best_at_zero: Strategy::Lazy,
+            crossovers: vec![RttCrossover {
+                rtt_s: Seconds(0.0149),
+                from: Strategy::Lazy,
+                to: Strategy::Eager,
+            }],
+        }];
+        let text = render(&p, example::FILES_NAME, example::TRACE_NAME);
+        let line = text
+            .lines()
+            .skip_while(|l| !l.starts_with("RTT crossover (completion"))
+            .nth(1)
+            .unwrap_or_default();
+        assert_eq!(
+            line,
+            "  without prefetch (the image as it is): lazy up to 14.9 ms, then eager",
+            "{text}"
+        );
     }
 }
