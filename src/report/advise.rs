@@ -372,8 +372,7 @@ mod tests {
             .nth(1)
             .unwrap_or_default();
         assert_eq!(
-            line,
-            "  without prefetch (the image as it is): lazy up to 14.9 ms, then eager",
+            line, "  without prefetch (the image as it is): lazy up to 14.9 ms, then eager",
             "{text}"
         );
     }

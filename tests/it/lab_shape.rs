@@ -15,7 +15,7 @@ const RTT_MS: f64 = 10.0;
 const MBIT: f64 = 200.0;
 
 /// Clears the shape on drop, so a failing assertion cannot leave it on.
-struct ClearShape;
+pub(crate) struct ClearShape;
 
 impl Drop for ClearShape {
     fn drop(&mut self) {
@@ -29,7 +29,7 @@ impl Drop for ClearShape {
     }
 }
 
-fn lab_run(args: &[&str]) -> Output {
+pub(crate) fn lab_run(args: &[&str]) -> Output {
     Command::new(common::lab_script())
         .args(args)
         .output()

@@ -28,6 +28,7 @@ mod image_cli;
 mod image_lab;
 mod lab_lifecycle;
 mod lab_shape;
+mod network_flip;
 mod outputs;
 mod probe;
 mod recorder;

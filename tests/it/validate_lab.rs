@@ -20,7 +20,7 @@
 //! docs/results.md.
 use crate::common;
 #[path = "../../examples/validate/harness.rs"]
-mod harness;
+pub(crate) mod harness;
 
 const TOLERANCE: f64 = 0.30;
 
