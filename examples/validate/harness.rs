@@ -465,6 +465,11 @@ struct Run<'a> {
 
 /// One cold `advisor bench` run; its raw JSON is kept in the out dir.
 fn bench_run(cfg: &Config, r: &Run) -> anyhow::Result<Vec<Value>> {
+    if r.snapshotter != "stargz" {
+        // No background fetch of an earlier lazy run on the link (bench
+        // resets the snapshotter for its lazy runs only).
+        cfg.clients.reset_lazy()?;
+    }
     let b = cfg.json(
         "bench",
         &[
