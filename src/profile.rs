@@ -470,9 +470,6 @@ impl Profile {
         if let Some(l) = &self.node.link {
             l.validate().map_err(|e| format!("node.link.{e}"))?;
         }
-        if let Some(l) = &self.node.link {
-            l.validate().map_err(|e| format!("node.link.{e}"))?;
-        }
         let cfg = &self.node.snapshotter_config;
         if let Some(v) = cfg.get("prefetch_size")
             && v.parse::<u64>().is_err()

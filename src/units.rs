@@ -214,6 +214,11 @@ impl Estimate {
         }
     }
 
+    /// Moved by `s` (a known shift: the interval keeps its width).
+    pub fn shifted(self, s: f64) -> Self {
+        Estimate::new(self.value + s, self.low + s, self.high + s, self.confidence)
+    }
+
     /// Half-width of the interval relative to the value (0 when the value is 0).
     pub fn relative_half_width(&self) -> f64 {
         if self.value == 0.0 {

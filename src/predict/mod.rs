@@ -420,17 +420,16 @@ fn summarize(r: &Replay, profile: &Profile, link: Option<&Link>) -> StrategyPred
         cold_start_s: Seconds(r.network_total_s(false, profile, l)),
         completion_s: Seconds(r.network_total_s(true, profile, l)),
     });
-    let shift = rtt_sweep::shifted;
     StrategyPrediction {
         strategy: r.strategy,
-        cold_start: shift(
-            r.cold_start().estimate(profile),
-            network.map_or(0.0, |n| n.cold_start_s.0),
-        ),
-        completion: shift(
-            r.completion().estimate(profile),
-            network.map_or(0.0, |n| n.completion_s.0),
-        ),
+        cold_start: r
+            .cold_start()
+            .estimate(profile)
+            .shifted(network.map_or(0.0, |n| n.cold_start_s.0)),
+        completion: r
+            .completion()
+            .estimate(profile)
+            .shifted(network.map_or(0.0, |n| n.completion_s.0)),
         breakdown,
         counts: r.counts,
         network,

@@ -165,11 +165,6 @@ impl RttSweep {
     }
 }
 
-/// An estimate moved by `s` seconds (a known shift: the interval keeps its width).
-pub(super) fn shifted(e: Estimate, s: f64) -> Estimate {
-    Estimate::new(e.value + s, e.low + s, e.high + s, e.confidence)
-}
-
 /// One strategy's replay with its node-only estimates, priced on any RTT.
 struct Priced<'a> {
     replay: &'a Replay,
@@ -182,8 +177,8 @@ impl Priced<'_> {
         let net = |through_exit| self.replay.network_total_s(through_exit, profile, link);
         RttStrategyPoint {
             strategy: self.replay.strategy,
-            cold_start: shifted(self.cold_start, net(false)),
-            completion: shifted(self.completion, net(true)),
+            cold_start: self.cold_start.shifted(net(false)),
+            completion: self.completion.shifted(net(true)),
         }
     }
 

@@ -6,7 +6,7 @@ use super::table;
 use crate::calibrate::fit::error_quantiles;
 use crate::calibrate::{CalibrationReport, Drift, SimCheck};
 use crate::profile::{Param, Profile};
-use crate::units::{Bytes, Seconds};
+use crate::units::Seconds;
 
 /// The report: parameters, fits, cross-validation, simulator check.
 pub fn render(r: &CalibrationReport) -> String {
@@ -47,7 +47,7 @@ fn link_line(p: &Profile) -> String {
                 registry round trip\n"
             .into();
     };
-    let rate = |b: f64| format!("{}/s", Bytes(b.max(0.0).round() as u64));
+    let rate = super::probe::rate;
     format!(
         "calibration link to {}: round trip {}, 1 stream {}, all streams {}, connection set-up {} \
          (in the prices; `advise --network` replaces it)\n",

@@ -6,7 +6,7 @@ use crate::probe::NetworkProfile;
 use crate::units::{Bytes, Seconds};
 
 /// A rate in binary units per second (`112 MiB/s`).
-fn rate(bytes_per_s: f64) -> String {
+pub(super) fn rate(bytes_per_s: f64) -> String {
     format!("{}/s", Bytes(bytes_per_s.max(0.0).round() as u64))
 }
 
