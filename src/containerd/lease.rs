@@ -48,8 +48,11 @@ impl Connection {
             }))
             .await;
         if let Err(s) = r {
-            self.tracker().remove(&tracked);
-            return Err(self.rpc_error(format!("Leases.Create {id}"), s));
+            let e = self.rpc_error(format!("Leases.Create {id}"), s);
+            if !e.is_connection_lost() {
+                self.tracker().remove(&tracked);
+            }
+            return Err(e);
         }
         Ok(id)
     }

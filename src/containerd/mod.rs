@@ -180,6 +180,20 @@ pub enum Error {
 }
 
 impl Error {
+    /// Whether the call may have taken effect without an answer reaching
+    /// advisor (containerd went away or did not answer in time): what it
+    /// was creating may exist and has to be looked for.
+    pub fn is_connection_lost(&self) -> bool {
+        match self {
+            Error::ConnectionLost { .. } => true,
+            Error::Rpc { status, .. } => matches!(
+                status.code(),
+                tonic::Code::Unavailable | tonic::Code::DeadlineExceeded | tonic::Code::Cancelled
+            ),
+            _ => false,
+        }
+    }
+
     /// Whether the user (or their environment) can fix this.
     pub fn is_user_facing(&self) -> bool {
         match self {

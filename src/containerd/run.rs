@@ -262,8 +262,12 @@ impl Container {
             }))
             .await;
         if let Err(s) = r {
-            conn.tracker().remove(&tracked);
             let e = conn.rpc_error(format!("Containers.Create {}", spec.id), s);
+            // A lost connection leaves it unknown whether containerd made the
+            // record: keep it tracked so the clean-up looks (NotFound is fine).
+            if !e.is_connection_lost() {
+                conn.tracker().remove(&tracked);
+            }
             let _ = container.remove_snapshot().await;
             return Err(e);
         }
@@ -355,8 +359,14 @@ impl Container {
         let pid = match created {
             Ok(r) => r.into_inner().pid,
             Err(s) => {
-                self.conn.tracker().remove(&tracked);
-                return Err(self.conn.rpc_error(format!("Tasks.Create {}", self.id), s));
+                let e = self.conn.rpc_error(format!("Tasks.Create {}", self.id), s);
+                // Cut by containerd going away, the task may exist all the same
+                // (its shim outlives containerd, which restores it on restart):
+                // keep it tracked so the clean-up kills and deletes it.
+                if !e.is_connection_lost() {
+                    self.conn.tracker().remove(&tracked);
+                }
+                return Err(e);
             }
         };
         let (line_tx, line_rx) = mpsc::unbounded_channel();
@@ -801,15 +811,26 @@ pub async fn delete_container(conn: &Connection, id: &str) -> Result<bool> {
     let r = ContainersClient::new(conn.channel())
         .delete(conn.request(DeleteContainerRequest { id: id.to_string() }))
         .await;
+    let existed = match r {
+        Ok(_) => true,
+        Err(s) if s.code() == tonic::Code::NotFound => false,
+        Err(s) => {
+            let e = conn.rpc_error(format!("Containers.Delete {id}"), s);
+            // Unanswered, the record may still be there: the clean-up looks again.
+            if !e.is_connection_lost() {
+                conn.tracker().remove(&Tracked::Container {
+                    namespace: conn.namespace.clone(),
+                    id: id.to_string(),
+                });
+            }
+            return Err(e);
+        }
+    };
     conn.tracker().remove(&Tracked::Container {
         namespace: conn.namespace.clone(),
         id: id.to_string(),
     });
-    match r {
-        Ok(_) => Ok(true),
-        Err(s) if s.code() == tonic::Code::NotFound => Ok(false),
-        Err(s) => Err(conn.rpc_error(format!("Containers.Delete {id}"), s)),
-    }
+    Ok(existed)
 }
 
 /// IDs of the containers in this namespace.

@@ -213,8 +213,12 @@ impl Connection {
                 Ok(Prepared::AlreadyExists(s.message().to_string()))
             }
             Err(s) => {
-                self.tracker().remove(&tracked);
-                Err(self.rpc_error(format!("Snapshots.Prepare {snapshotter} {key} ({what})"), s))
+                let e =
+                    self.rpc_error(format!("Snapshots.Prepare {snapshotter} {key} ({what})"), s);
+                if !e.is_connection_lost() {
+                    self.tracker().remove(&tracked);
+                }
+                Err(e)
             }
         }
     }
