@@ -145,6 +145,7 @@ impl CalWorkload {
                             kind: AccessKind::Open,
                             offset: 0,
                             len: 0,
+                            lane: 0,
                         });
                     }
                 }
@@ -209,6 +210,7 @@ fn push_read(v: &mut Vec<Access>, f: FileRef, offset: u64, len: Option<u64>) {
         kind: AccessKind::Open,
         offset: 0,
         len: 0,
+        lane: 0,
     });
     v.push(Access {
         t_ns: 0,
@@ -217,6 +219,7 @@ fn push_read(v: &mut Vec<Access>, f: FileRef, offset: u64, len: Option<u64>) {
         kind: AccessKind::Read,
         offset,
         len: len.unwrap_or(u64::MAX),
+        lane: 0,
     });
 }
 

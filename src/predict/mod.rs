@@ -669,6 +669,7 @@ impl SweepSteps {
                 kind,
                 offset,
                 len,
+                lane: 0,
             };
             if s.opens {
                 rp.access(&access(workload::AccessKind::Open, 0, 0), true);
@@ -833,6 +834,7 @@ mod tests {
                     kind,
                     offset: 0,
                     len: u64::MAX,
+                    lane: 0,
                 });
                 t += gap_ns;
             }

@@ -362,7 +362,7 @@ fn lazy_setup<'a>(
     if pre.requests > 0 {
         *r.net(false, Part::Prefetch) = NetUse::concurrent(streams);
     }
-    add_fetch(r, false, Part::Prefetch, &pre);
+    add_fetch(r, false, Part::Prefetch, &pre, 1.0);
     let start = r.part(false, Part::Start);
     start.add(Param::StartStargzS, 1.0);
     start.add(Param::ProcessStartS, 1.0);
@@ -397,6 +397,11 @@ pub struct Replayer<'a> {
     background: bool,
     cursor: BackgroundCursor,
     background_done: bool,
+    /// While readers run at once: each one's on-demand network work.
+    lanes: Option<rustc_hash::FxHashMap<u32, NetUse>>,
+    /// The share of a per-operation price on the critical path: 1, or
+    /// 1 / min(readers, cores) while readers run at once.
+    op_share: f64,
     pub replay: Replay,
 }
 
@@ -443,8 +448,28 @@ impl<'a> Replayer<'a> {
             background,
             cursor: BackgroundCursor::default(),
             background_done: false,
+            lanes: None,
+            op_share: 1.0,
             replay: r,
         }
+    }
+
+    /// `readers` start running at once: their on-demand requests overlap
+    /// until [`Replayer::end_concurrent`], and so does the node's work per
+    /// operation (a request, a chunk, a FUSE open) up to the node's cores.
+    /// Work per byte stays serial (docs/model.md § "Readers at once").
+    pub fn begin_concurrent(&mut self, readers: usize) {
+        self.lanes.get_or_insert_with(Default::default).clear();
+        self.op_share = 1.0 / readers.min(self.profile.node.cpus).max(1) as f64;
+    }
+
+    /// The concurrent readers are done: their network work joins the part's
+    /// critical path as overlapped lanes ([`NetUse::overlapped`]).
+    pub fn end_concurrent(&mut self, after: bool) {
+        if let Some(lanes) = self.lanes.take() {
+            *self.replay.net(after, Part::OnDemandFetch) += NetUse::overlapped(lanes.into_values());
+        }
+        self.op_share = 1.0;
     }
 
     /// Compute time (s) before the next access; long enough idle lets
@@ -477,7 +502,7 @@ impl<'a> Replayer<'a> {
                 } else {
                     Param::LocalOpenS
                 };
-                r.part(after, Part::Io).add(p, 1.0);
+                r.part(after, Part::Io).add(p, self.op_share);
             }
             (AccessKind::Read, None) => {
                 let n = served(self.sizes[a.file.layer][a.file.file], a.offset, a.len_opt());
@@ -488,7 +513,12 @@ impl<'a> Replayer<'a> {
             (AccessKind::Read, Some(sim)) => {
                 let o = sim.read(a.file, a.offset, a.len_opt());
                 r.counts.bytes_read += o.bytes_served.0;
-                add_fetch(r, after, Part::OnDemandFetch, &o);
+                add_fetch(r, after, Part::OnDemandFetch, &o, self.op_share);
+                let net = NetUse::serial(o.requests, o.network_bytes);
+                match self.lanes.as_mut() {
+                    Some(lanes) => *lanes.entry(a.lane).or_default() += net,
+                    None => *r.net(after, Part::OnDemandFetch) += net,
+                }
                 let io = r.part(after, Part::Io);
                 io.add(
                     Param::FuseSPerByte,
@@ -529,8 +559,16 @@ pub fn run(
         profile,
         background,
     );
+    let mut spans = w.concurrent.iter().peekable();
     for (i, a) in w.accesses.iter().enumerate() {
         let after = i >= w.ready_index;
+        if spans.peek().is_some_and(|s| s.accesses.end == i) {
+            rp.end_concurrent(i > w.ready_index);
+            spans.next();
+        }
+        if let Some(s) = spans.peek().filter(|s| s.accesses.start == i) {
+            rp.begin_concurrent(s.readers);
+        }
         let mut gap = w.gap_before(i);
         if i == w.ready_index && i > 0 {
             // Split the gap at the ready marker: up to it counts before ready.
@@ -541,6 +579,7 @@ pub fn run(
         rp.idle(after, gap);
         rp.access(a, after);
     }
+    rp.end_concurrent(w.ready_index < w.accesses.len());
     if w.ready_index == w.accesses.len() {
         // No access after ready: compute up to ready, then to exit.
         rp.replay.part(false, Part::Compute).constant_s += Seconds(w.gap_to_ready());
@@ -562,17 +601,18 @@ fn served(size: u64, offset: u64, len: Option<u64>) -> u64 {
 
 /// Price fetched chunks: on demand (one read at a time, through FUSE) or by
 /// a layer's prefetch (one GET, files decompressed in parallel), which the
-/// calibration measures separately.
-fn add_fetch(r: &mut Replay, after: bool, part: Part, o: &ReadOutcome) {
+/// calibration measures separately. `op_share` weighs the per-request and
+/// per-chunk prices (readers at once overlap them).
+fn add_fetch(r: &mut Replay, after: bool, part: Part, o: &ReadOutcome, op_share: f64) {
     let c = r.part(after, part);
-    c.add(Param::RequestS, o.requests as f64);
+    c.add(Param::RequestS, o.requests as f64 * op_share);
     if part == Part::Prefetch {
         c.add(Param::PrefetchSPerByte, o.network_bytes.as_f64());
         c.add(Param::PrefetchChunkS, o.chunks_missed as f64);
         c.add(Param::PrefetchVerifySPerByte, o.decompressed_bytes.as_f64());
     } else {
         c.add(Param::RangeSPerByte, o.network_bytes.as_f64());
-        c.add(Param::ChunkS, o.chunks_missed as f64);
+        c.add(Param::ChunkS, o.chunks_missed as f64 * op_share);
         c.add(Param::VerifySPerByte, o.decompressed_bytes.as_f64());
         c.add(
             Param::InflateSPerByte,
@@ -580,9 +620,6 @@ fn add_fetch(r: &mut Replay, after: bool, part: Part, o: &ReadOutcome) {
                 .saturating_sub(o.decompressed_from)
                 .as_f64(),
         );
-    }
-    if part != Part::Prefetch {
-        *r.net(after, part) += NetUse::serial(o.requests, o.network_bytes);
     }
     r.counts.network_bytes += o.network_bytes;
     r.counts.requests += o.requests;
@@ -787,5 +824,71 @@ mod calibration_link_tests {
                     .all(|t| t.before_ready_s.0 >= 0.0 && t.after_ready_s.0 >= 0.0)
             );
         }
+    }
+}
+
+#[cfg(test)]
+mod concurrent_tests {
+    //! Readers at once (issue 15 §3): their requests' round trips overlap,
+    //! their bytes share the link, per-operation node work overlaps up to
+    //! the node's cores.
+    use super::*;
+    use crate::predict::tests::{image, profile, read_all};
+    use crate::predict::workload::concurrent_spans;
+
+    /// 20 files of one request each, read by two readers taking turns
+    /// (`lanes` 2) or by one reader (`lanes` 1), on a node of `cpus` cores.
+    fn replay(lanes: u32, cpus: usize) -> Replay {
+        let image = image(20, 1000, 200_000);
+        let mut w = read_all(0..20, 20, 1000);
+        for (i, a) in w.accesses.iter_mut().enumerate() {
+            a.lane = 1 + (i as u32 / 2) % lanes;
+        }
+        w.concurrent = concurrent_spans(&w.accesses, w.ready_index);
+        let mut p = profile();
+        p.node.cpus = cpus;
+        let counts = ImageCounts::of(&image, None);
+        run(
+            &image,
+            &counts,
+            &w,
+            Strategy::Lazy,
+            &p.fetch_config(),
+            &p,
+            false,
+        )
+    }
+
+    fn on_demand(r: &Replay) -> (NetUse, f64, f64) {
+        let i = Part::OnDemandFetch as usize;
+        (
+            r.net_before_ready[i],
+            r.before_ready[i].count(Param::RequestS),
+            r.before_ready[Part::Io as usize].count(Param::FuseOpenS),
+        )
+    }
+
+    #[test]
+    fn two_readers_at_once_wait_half_the_round_trips_and_share_the_bytes() {
+        let (one, one_req, one_open) = on_demand(&replay(1, 2));
+        let (two, two_req, two_open) = on_demand(&replay(2, 2));
+        assert_eq!(one.round_trips, 20.0, "{one:?}");
+        assert_eq!(two.round_trips, 10.0, "{two:?}");
+        // The same bytes, now on two streams sharing the link.
+        assert_eq!(one.serial_bytes, two.parallel_bytes, "{one:?} {two:?}");
+        assert_eq!(two.serial_bytes, 0.0);
+        // Each reader's own stream: about half (50,000-byte blocks split unevenly).
+        let share = two.largest_stream_bytes / two.parallel_bytes;
+        assert!((0.5..0.55).contains(&share), "{two:?}");
+        // Per-request and per-open work overlaps on two cores.
+        assert_eq!((one_req, one_open), (20.0, 20.0));
+        assert_eq!((two_req, two_open), (10.0, 10.0));
+    }
+
+    #[test]
+    fn one_core_overlaps_the_round_trips_but_not_the_node_work() {
+        let (two, req, open) = on_demand(&replay(2, 1));
+        assert_eq!(two.round_trips, 10.0);
+        assert_eq!((req, open), (20.0, 20.0));
     }
 }

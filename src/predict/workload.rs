@@ -39,6 +39,9 @@ pub struct Access {
     pub offset: u64,
     /// Bytes; [`u64::MAX`] = to the end of the file.
     pub len: u64,
+    /// The reader: the trace's pid (or tid); 0 when unknown. Kernel
+    /// read-ahead without a task (pid 0) counts as the reader before it.
+    pub lane: u32,
 }
 
 impl Access {
@@ -72,6 +75,17 @@ pub struct Workload {
     pub startup_files: Vec<FileRef>,
     /// Every file touched, in first-touch order.
     pub touched_files: Vec<FileRef>,
+    /// Runs of accesses during which two or more readers were active at
+    /// once ([`concurrent_spans`]); none crosses `ready_index`.
+    pub concurrent: Vec<Concurrent>,
+}
+
+/// Accesses (an index range, trace order) of readers that ran at once.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Concurrent {
+    pub accesses: std::ops::Range<usize>,
+    /// Distinct readers (lanes) among them.
+    pub readers: usize,
 }
 
 /// How many missing paths to keep by name.
@@ -147,6 +161,7 @@ impl Workload {
                     kind,
                     offset: 0,
                     len: if kind == AccessKind::Open { 0 } else { TO_EOF },
+                    lane: 0,
                 });
             }
         }
@@ -239,6 +254,8 @@ struct Building<'i> {
     seen: Vec<fixedbitset::FixedBitSet>,
     seen_missing: rustc_hash::FxHashSet<Box<str>>,
     ready_seen: bool,
+    /// The last nonzero pid seen on an access.
+    last_lane: u32,
 }
 
 impl<'i> Building<'i> {
@@ -256,6 +273,7 @@ impl<'i> Building<'i> {
                 .collect(),
             seen_missing: Default::default(),
             ready_seen: false,
+            last_lane: 0,
         }
     }
 
@@ -306,6 +324,10 @@ impl<'i> Building<'i> {
     /// An open or read of an image file; its first touches make the
     /// touched (and, before `ready`, the startup) files.
     fn access(&mut self, ev: &Event<'_>, f: FileRef) {
+        if ev.pid != 0 {
+            self.last_lane = ev.pid;
+        }
+        let lane = self.last_lane;
         let w = &mut self.w;
         let kind = if ev.op == Op::Open {
             AccessKind::Open
@@ -329,6 +351,7 @@ impl<'i> Building<'i> {
             } else {
                 ev.len.unwrap_or(TO_EOF)
             },
+            lane,
         });
     }
 
@@ -337,6 +360,178 @@ impl<'i> Building<'i> {
         if !self.ready_seen {
             self.w.ready_index = self.w.accesses.len();
         }
+        self.w.concurrent = concurrent_spans(&self.w.accesses, self.w.ready_index);
         self.w
+    }
+}
+
+/// Index ranges of `accesses` during which two or more readers (lanes) were
+/// active at once. A reader is active from the start of its first access to
+/// the end of its last; readers whose active times overlap, directly or
+/// through others, form one span, and a span of one reader is left out. A
+/// span is cut at `ready` (the two phases are priced apart). Accesses are
+/// taken in trace order; one out of time order joins the span its time falls
+/// in.
+pub fn concurrent_spans(accesses: &[Access], ready_index: usize) -> Vec<Concurrent> {
+    let mut active: rustc_hash::FxHashMap<u32, (u64, u64)> = Default::default();
+    for a in accesses {
+        let end = a.t_ns.saturating_add(a.dur_ns);
+        let e = active.entry(a.lane).or_insert((a.t_ns, end));
+        e.0 = e.0.min(a.t_ns);
+        e.1 = e.1.max(end);
+    }
+    if active.len() < 2 {
+        return Vec::new();
+    }
+    let mut lanes: Vec<(u64, u64)> = active.into_values().collect();
+    lanes.sort_unstable();
+    // Merge overlapping active times; keep the merged times of two readers or more.
+    let mut times: Vec<(u64, u64)> = Vec::new();
+    let mut cur = (lanes[0], 1usize);
+    for &l in &lanes[1..] {
+        if l.0 < cur.0.1 {
+            cur.0.1 = cur.0.1.max(l.1);
+            cur.1 += 1;
+        } else {
+            if cur.1 >= 2 {
+                times.push(cur.0);
+            }
+            cur = (l, 1);
+        }
+    }
+    if cur.1 >= 2 {
+        times.push(cur.0);
+    }
+    if times.is_empty() {
+        return Vec::new();
+    }
+    let span_of = |t: u64| {
+        let i = times.partition_point(|s| s.0 <= t);
+        (i > 0 && t <= times[i - 1].1).then(|| i - 1)
+    };
+    let mut runs: Vec<std::ops::Range<usize>> = Vec::new();
+    let mut open: Option<(usize, usize)> = None; // (span, first index)
+    for (i, a) in accesses.iter().enumerate() {
+        let s = span_of(a.t_ns);
+        if let Some((span, first)) = open
+            && (s != Some(span) || i == ready_index)
+        {
+            runs.push(first..i);
+            open = None;
+        }
+        if open.is_none()
+            && let Some(span) = s
+        {
+            open = Some((span, i));
+        }
+    }
+    if let Some((_, first)) = open {
+        runs.push(first..accesses.len());
+    }
+    runs.into_iter()
+        .filter_map(|r| {
+            let mut lanes: Vec<u32> = accesses[r.clone()].iter().map(|a| a.lane).collect();
+            lanes.sort_unstable();
+            lanes.dedup();
+            (lanes.len() >= 2).then_some(Concurrent {
+                accesses: r,
+                readers: lanes.len(),
+            })
+        })
+        .collect()
+}
+
+#[cfg(test)]
+mod concurrent_tests {
+    use super::*;
+
+    /// An access by `lane` at `t` ms lasting `dur` ms.
+    fn at(lane: u32, t: u64, dur: u64) -> Access {
+        Access {
+            t_ns: t * 1_000_000,
+            dur_ns: dur * 1_000_000,
+            file: FileRef { layer: 0, file: 0 },
+            kind: AccessKind::Read,
+            offset: 0,
+            len: 1,
+            lane,
+        }
+    }
+
+    #[test]
+    fn one_reader_is_never_concurrent() {
+        let a: Vec<_> = (0..10).map(|i| at(7, i, 1)).collect();
+        assert!(concurrent_spans(&a, a.len()).is_empty());
+    }
+
+    #[test]
+    fn readers_one_after_the_other_are_not_concurrent() {
+        let a = vec![at(1, 0, 1), at(1, 2, 1), at(2, 5, 1), at(2, 7, 1)];
+        assert!(concurrent_spans(&a, a.len()).is_empty());
+    }
+
+    #[test]
+    fn overlapping_readers_make_one_span_with_their_count() {
+        // A shell (lane 1) alone, then three readers interleaved, then the shell again later.
+        let mut a = vec![at(1, 0, 1), at(1, 1, 1)];
+        for i in 0..9 {
+            a.push(at(2 + (i % 3) as u32, 10 + i, 1));
+        }
+        a.push(at(9, 40, 1));
+        let s = concurrent_spans(&a, a.len());
+        assert_eq!(
+            s,
+            vec![Concurrent {
+                accesses: 2..11,
+                readers: 3
+            }]
+        );
+    }
+
+    #[test]
+    fn a_span_is_cut_at_ready() {
+        let a: Vec<_> = (0..8).map(|i| at(1 + (i % 2) as u32, i, 1)).collect();
+        let s = concurrent_spans(&a, 4);
+        assert_eq!(
+            s,
+            vec![
+                Concurrent {
+                    accesses: 0..4,
+                    readers: 2
+                },
+                Concurrent {
+                    accesses: 4..8,
+                    readers: 2
+                }
+            ]
+        );
+    }
+
+    #[test]
+    fn kernel_read_ahead_without_a_task_counts_as_the_reader_before_it() {
+        let image: ImageFiles =
+            serde_json::from_str(crate::commands::advise::example::FILES).unwrap();
+        let path = image.layers[0]
+            .files
+            .iter()
+            .find(|f| f.kind == crate::estargz::table::FileKind::Reg)
+            .unwrap()
+            .path
+            .clone();
+        let mut trace = String::from(
+            r#"{"format":"advisor-trace","version":1,"recorder":"test","clock":"monotonic"}"#,
+        );
+        trace.push('\n');
+        for (t, pid) in [(1, 5), (2, 0), (3, 5), (4, 0)] {
+            trace.push_str(&format!(
+                r#"{{"t":{t},"pid":{pid},"op":"read","path":"/{path}","offset":0,"len":1}}"#
+            ));
+            trace.push('\n');
+        }
+        let mut r = TraceReader::new(std::io::Cursor::new(trace.into_bytes()), "t").unwrap();
+        let w = Workload::from_trace(&image, &mut r).unwrap();
+        assert_eq!(w.accesses.len(), 4);
+        assert!(w.accesses.iter().all(|a| a.lane == 5), "{:?}", w.accesses);
+        assert!(w.concurrent.is_empty());
     }
 }

@@ -118,6 +118,21 @@ impl NetUse {
         u
     }
 
+    /// The work of readers that ran at once, each lane's requests one after
+    /// another: their round trips overlap (the longest lane's count), their
+    /// bytes share the link (each lane one stream).
+    pub fn overlapped(lanes: impl IntoIterator<Item = NetUse>) -> Self {
+        let mut u = NetUse::default();
+        for l in lanes {
+            u.round_trips = u.round_trips.max(l.round_trips);
+            u.connections = u.connections.max(l.connections);
+            let bytes = l.serial_bytes + l.parallel_bytes;
+            u.parallel_bytes += bytes;
+            u.largest_stream_bytes = u.largest_stream_bytes.max(bytes);
+        }
+        u
+    }
+
     /// Opening a connection and `round_trips` requests before any payload
     /// (resolving a manifest, probing a blob).
     pub fn handshake(round_trips: u64) -> Self {
