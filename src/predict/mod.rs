@@ -357,6 +357,15 @@ fn prediction_notes(
     if let Some(n) = contention {
         notes.push(n);
     }
+    if !w.concurrent.is_empty() {
+        let accesses: usize = w.concurrent.iter().map(|c| c.accesses.len()).sum();
+        let most = w.concurrent.iter().map(|c| c.readers).max().unwrap_or(0);
+        notes.push(format!(
+            "readers at once (trace pids): {accesses} of {} accesses in {} span(s) of up to {most} readers; their on-demand requests are priced overlapped, the node's work serially",
+            w.accesses.len(),
+            w.concurrent.len()
+        ));
+    }
     notes
 }
 

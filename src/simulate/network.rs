@@ -65,18 +65,24 @@ impl Link {
         self.wait_s(u) + self.transfer_s(u)
     }
 
-    /// Round trips and connection set-ups: time no payload moves.
+    /// Round trips and connection set-ups: time no payload moves (for
+    /// readers at once, the busiest reader's round trips).
     pub fn wait_s(&self, u: &NetUse) -> f64 {
-        u.round_trips * self.rtt_s + u.connections * self.setup_s
+        (u.round_trips + u.lane_round_trips) * self.rtt_s + u.connections * self.setup_s
     }
 
     /// Moving the payload: serial bytes on one stream, then the concurrent
-    /// round bound by the link's total or its largest stream.
+    /// round bound by the link's total or its largest stream. Readers at
+    /// once: the busiest reader's bytes on its stream, or — when the link is
+    /// the bound — all readers' bytes at the link's total less what moved
+    /// while that reader waited its round trips.
     pub fn transfer_s(&self, u: &NetUse) -> f64 {
         let stream = self.stream_bytes_per_s.min(self.total_bytes_per_s);
         let parallel =
             (u.parallel_bytes / self.total_bytes_per_s).max(u.largest_stream_bytes / stream);
-        u.serial_bytes / stream + parallel
+        let lanes = (u.lane_largest_bytes / stream)
+            .max(u.lane_bytes / self.total_bytes_per_s - u.lane_round_trips * self.rtt_s);
+        u.serial_bytes / stream + parallel + lanes
     }
 }
 
@@ -93,6 +99,11 @@ pub struct NetUse {
     pub parallel_bytes: f64,
     /// The largest of those streams.
     pub largest_stream_bytes: f64,
+    /// Readers at once ([`NetUse::overlapped`]), summed over the spans: the
+    /// busiest reader's round trips, its bytes, and all readers' bytes.
+    pub lane_round_trips: f64,
+    pub lane_largest_bytes: f64,
+    pub lane_bytes: f64,
 }
 
 impl NetUse {
@@ -118,17 +129,23 @@ impl NetUse {
         u
     }
 
-    /// The work of readers that ran at once, each lane's requests one after
-    /// another: their round trips overlap (the longest lane's count), their
-    /// bytes share the link (each lane one stream).
+    /// The work of readers that ran at once, each one's requests one after
+    /// another on its own stream: a reader's bytes move while the others
+    /// wait their round trips, so the span takes the busiest reader's time
+    /// (its round trips and its bytes) or, when the link is the bound, all
+    /// bytes at the link's total ([`Link::transfer_s`]). The busiest reader
+    /// is the one with the most round trips (ties: the most bytes).
     pub fn overlapped(lanes: impl IntoIterator<Item = NetUse>) -> Self {
         let mut u = NetUse::default();
         for l in lanes {
-            u.round_trips = u.round_trips.max(l.round_trips);
+            let trips = l.round_trips + l.lane_round_trips;
+            let bytes = l.serial_bytes + l.parallel_bytes + l.lane_bytes;
             u.connections = u.connections.max(l.connections);
-            let bytes = l.serial_bytes + l.parallel_bytes;
-            u.parallel_bytes += bytes;
-            u.largest_stream_bytes = u.largest_stream_bytes.max(bytes);
+            if (trips, bytes) > (u.lane_round_trips, u.lane_largest_bytes) {
+                u.lane_round_trips = trips;
+                u.lane_largest_bytes = bytes;
+            }
+            u.lane_bytes += bytes;
         }
         u
     }
@@ -153,6 +170,10 @@ impl std::ops::AddAssign for NetUse {
         self.serial_bytes += o.serial_bytes;
         self.parallel_bytes += o.parallel_bytes;
         self.largest_stream_bytes = self.largest_stream_bytes.max(o.largest_stream_bytes);
+        // Spans of readers at once follow one another.
+        self.lane_round_trips += o.lane_round_trips;
+        self.lane_largest_bytes += o.lane_largest_bytes;
+        self.lane_bytes += o.lane_bytes;
     }
 }
 
@@ -238,6 +259,26 @@ mod tests {
         assert!((skew - (0.020 + 3.0)).abs() < 1e-9, "{skew}");
         // Nothing to download: nothing to wait for.
         assert_eq!(l.seconds(&NetUse::concurrent(Vec::<Bytes>::new())), 0.0);
+    }
+
+    #[test]
+    fn readers_at_once_take_the_busiest_readers_time_or_the_links() {
+        let l = link();
+        // Four readers of 20 requests and 10 MB each: 20 × 20 ms + 10 MB at
+        // 50 MB/s = 0.6 s; the link's 40 MB at 100 MB/s (0.4 s) is no bound.
+        let four = NetUse::overlapped([NetUse::serial(20, Bytes(10_000_000)); 4]);
+        assert!((l.seconds(&four) - 0.6).abs() < 1e-9, "{four:?}");
+        // Twenty of them: 200 MB at 100 MB/s = 2 s, 0.4 s of it while waiting.
+        let twenty = NetUse::overlapped([NetUse::serial(20, Bytes(10_000_000)); 20]);
+        assert!((l.seconds(&twenty) - 2.0).abs() < 1e-9, "{twenty:?}");
+        // One reader alone is priced as serial requests.
+        let one = NetUse::overlapped([NetUse::serial(20, Bytes(10_000_000))]);
+        let serial = l.seconds(&NetUse::serial(20, Bytes(10_000_000)));
+        assert!((l.seconds(&one) - serial).abs() < 1e-9);
+        // Two spans one after the other add up.
+        let mut both = four;
+        both += four;
+        assert!((l.seconds(&both) - 1.2).abs() < 1e-9, "{both:?}");
     }
 
     #[test]
