@@ -124,6 +124,7 @@ pub async fn run(
         Target::Image(r) => client.repository(&image_reference(host, r))?,
     };
 
+    let load_before = load_average();
     progress(&format!("probe: connecting to {shown}"));
     let (addr, dns) = resolve(&repo, &shown).await?;
     let connect = connect_median(addr, &shown).await?;
@@ -156,6 +157,15 @@ pub async fn run(
             "{} request(s) were retried: their samples include the retry",
             client.stats().retries
         ));
+    }
+    let cpus = std::thread::available_parallelism().map_or(1, |n| n.get());
+    if let Some(n) = [load_before, load_average()]
+        .into_iter()
+        .flatten()
+        .reduce(f64::max)
+        .and_then(|load| busy_note(load, cpus))
+    {
+        notes.push(n);
     }
     Ok(NetworkProfile {
         kind: profile::KIND.into(),
@@ -472,6 +482,8 @@ async fn single_stream(
             reads.len(),
             rates.join(", ")
         ));
+        let rates: Vec<f64> = reads.iter().map(|r| rate(r).0).collect();
+        notes.extend(disagreement_note(&rates));
     }
     if r.cut {
         notes.push(format!(
@@ -494,6 +506,49 @@ async fn single_stream(
         ttfb_s: Seconds::from_duration(ttfb),
         samples: reads.len(),
         verified: r.verified,
+    })
+}
+
+/// Reads of one stream that differ by more than this share of the fastest
+/// say the path or the node changed while probing.
+const READS_DISAGREE: f64 = 0.25;
+
+/// A note when the single stream's reads disagree (a busy node once read
+/// 74.5 MB/s where the lab's shape gives 116 MB/s).
+fn disagreement_note(rates: &[f64]) -> Option<String> {
+    let max = rates.iter().copied().reduce(f64::max)?;
+    let min = rates.iter().copied().reduce(f64::min)?;
+    let off = 1.0 - min / max;
+    (max > 0.0 && off > READS_DISAGREE).then(|| {
+        format!(
+            "single stream: the reads differ by {:.0} % (slowest {:.0}, fastest {:.0} Mbit/s): the path or \
+             this node was busy while probing (on loopback, the CPU sets the rate); bandwidth-bound \
+             predictions from this probe are as uncertain (probe again when both are quiet)",
+            off * 100.0,
+            min * 8.0 / 1e6,
+            max * 8.0 / 1e6
+        )
+    })
+}
+
+/// The node's 1-minute load average (`/proc/loadavg`), when readable.
+fn load_average() -> Option<f64> {
+    std::fs::read_to_string("/proc/loadavg")
+        .ok()?
+        .split_whitespace()
+        .next()?
+        .parse()
+        .ok()
+}
+
+/// A note when the node was busy: a load at or above its cores takes CPU from
+/// the probe's reads, which then measure the node rather than the path.
+fn busy_note(load: f64, cpus: usize) -> Option<String> {
+    (load >= cpus as f64).then(|| {
+        format!(
+            "this node was busy while probing (load average {load:.1} on {cpus} cores): throughput may be \
+             the node's, not the path's; probe again when it is quiet"
+        )
     })
 }
 
@@ -575,6 +630,27 @@ async fn multi_stream(
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn reads_that_disagree_are_noted_with_their_rates() {
+        assert_eq!(disagreement_note(&[120e6, 118e6, 121e6]), None);
+        assert_eq!(disagreement_note(&[120e6]), None);
+        assert_eq!(disagreement_note(&[]), None);
+        let n = disagreement_note(&[74.5e6, 116e6, 115e6]).unwrap();
+        assert!(
+            n.contains("36 %") && n.contains("596") && n.contains("928"),
+            "{n}"
+        );
+        assert!(!n.contains("  "), "{n}");
+    }
+
+    #[test]
+    fn a_node_as_loaded_as_its_cores_is_noted() {
+        assert_eq!(busy_note(0.3, 2), None);
+        assert_eq!(busy_note(1.9, 2), None);
+        let n = busy_note(2.4, 2).unwrap();
+        assert!(n.contains("2.4 on 2 cores"), "{n}");
+    }
 
     #[test]
     fn parts_are_distinct_and_cover_the_range() {
