@@ -49,10 +49,7 @@ impl Connection {
             .await;
         if let Err(s) = r {
             let e = self.rpc_error(format!("Leases.Create {id}"), s);
-            if !e.is_connection_lost() {
-                self.tracker().remove(&tracked);
-            }
-            return Err(e);
+            return Err(self.untrack_unless_lost(&tracked, e));
         }
         Ok(id)
     }

@@ -326,6 +326,17 @@ impl Connection {
         &self.tracker
     }
 
+    /// After a call on `t` failed with `e`: forget `t` unless the call may
+    /// have taken effect unanswered ([`Error::is_connection_lost`]; a task's
+    /// shim outlives containerd, which restores it on restart). Kept, the
+    /// clean-up looks for it (NotFound is fine). Returns `e`.
+    pub fn untrack_unless_lost(&self, t: &tracker::Tracked, e: Error) -> Error {
+        if !e.is_connection_lost() {
+            self.tracker.remove(t);
+        }
+        e
+    }
+
     /// A request carrying this connection's namespace header (and lease header, if any).
     pub fn request<T>(&self, msg: T) -> Request<T> {
         let mut req = Request::new(msg);

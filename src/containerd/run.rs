@@ -263,11 +263,7 @@ impl Container {
             .await;
         if let Err(s) = r {
             let e = conn.rpc_error(format!("Containers.Create {}", spec.id), s);
-            // A lost connection leaves it unknown whether containerd made the
-            // record: keep it tracked so the clean-up looks (NotFound is fine).
-            if !e.is_connection_lost() {
-                conn.tracker().remove(&tracked);
-            }
+            let e = conn.untrack_unless_lost(&tracked, e);
             let _ = container.remove_snapshot().await;
             return Err(e);
         }
@@ -360,13 +356,7 @@ impl Container {
             Ok(r) => r.into_inner().pid,
             Err(s) => {
                 let e = self.conn.rpc_error(format!("Tasks.Create {}", self.id), s);
-                // Cut by containerd going away, the task may exist all the same
-                // (its shim outlives containerd, which restores it on restart):
-                // keep it tracked so the clean-up kills and deletes it.
-                if !e.is_connection_lost() {
-                    self.conn.tracker().remove(&tracked);
-                }
-                return Err(e);
+                return Err(self.conn.untrack_unless_lost(&tracked, e));
             }
         };
         let (line_tx, line_rx) = mpsc::unbounded_channel();
@@ -811,25 +801,19 @@ pub async fn delete_container(conn: &Connection, id: &str) -> Result<bool> {
     let r = ContainersClient::new(conn.channel())
         .delete(conn.request(DeleteContainerRequest { id: id.to_string() }))
         .await;
+    let tracked = Tracked::Container {
+        namespace: conn.namespace.clone(),
+        id: id.to_string(),
+    };
     let existed = match r {
         Ok(_) => true,
         Err(s) if s.code() == tonic::Code::NotFound => false,
         Err(s) => {
             let e = conn.rpc_error(format!("Containers.Delete {id}"), s);
-            // Unanswered, the record may still be there: the clean-up looks again.
-            if !e.is_connection_lost() {
-                conn.tracker().remove(&Tracked::Container {
-                    namespace: conn.namespace.clone(),
-                    id: id.to_string(),
-                });
-            }
-            return Err(e);
+            return Err(conn.untrack_unless_lost(&tracked, e));
         }
     };
-    conn.tracker().remove(&Tracked::Container {
-        namespace: conn.namespace.clone(),
-        id: id.to_string(),
-    });
+    conn.tracker().remove(&tracked);
     Ok(existed)
 }
 

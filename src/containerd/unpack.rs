@@ -215,10 +215,7 @@ impl Connection {
             Err(s) => {
                 let e =
                     self.rpc_error(format!("Snapshots.Prepare {snapshotter} {key} ({what})"), s);
-                if !e.is_connection_lost() {
-                    self.tracker().remove(&tracked);
-                }
-                Err(e)
+                Err(self.untrack_unless_lost(&tracked, e))
             }
         }
     }

@@ -373,35 +373,7 @@ impl<'i> Building<'i> {
 /// taken in trace order; one out of time order joins the span its time falls
 /// in.
 pub fn concurrent_spans(accesses: &[Access], ready_index: usize) -> Vec<Concurrent> {
-    let mut active: rustc_hash::FxHashMap<u32, (u64, u64)> = Default::default();
-    for a in accesses {
-        let end = a.t_ns.saturating_add(a.dur_ns);
-        let e = active.entry(a.lane).or_insert((a.t_ns, end));
-        e.0 = e.0.min(a.t_ns);
-        e.1 = e.1.max(end);
-    }
-    if active.len() < 2 {
-        return Vec::new();
-    }
-    let mut lanes: Vec<(u64, u64)> = active.into_values().collect();
-    lanes.sort_unstable();
-    // Merge overlapping active times; keep the merged times of two readers or more.
-    let mut times: Vec<(u64, u64)> = Vec::new();
-    let mut cur = (lanes[0], 1usize);
-    for &l in &lanes[1..] {
-        if l.0 < cur.0.1 {
-            cur.0.1 = cur.0.1.max(l.1);
-            cur.1 += 1;
-        } else {
-            if cur.1 >= 2 {
-                times.push(cur.0);
-            }
-            cur = (l, 1);
-        }
-    }
-    if cur.1 >= 2 {
-        times.push(cur.0);
-    }
+    let times = shared_times(accesses);
     if times.is_empty() {
         return Vec::new();
     }
@@ -439,6 +411,41 @@ pub fn concurrent_spans(accesses: &[Access], ready_index: usize) -> Vec<Concurre
             })
         })
         .collect()
+}
+
+/// The times (ns, start and end, sorted) when two or more readers were
+/// active: each reader's active time, merged where they overlap, kept where
+/// two or more merged.
+fn shared_times(accesses: &[Access]) -> Vec<(u64, u64)> {
+    let mut active: rustc_hash::FxHashMap<u32, (u64, u64)> = Default::default();
+    for a in accesses {
+        let end = a.t_ns.saturating_add(a.dur_ns);
+        let e = active.entry(a.lane).or_insert((a.t_ns, end));
+        e.0 = e.0.min(a.t_ns);
+        e.1 = e.1.max(end);
+    }
+    let mut lanes: Vec<(u64, u64)> = active.into_values().collect();
+    lanes.sort_unstable();
+    let mut times = Vec::new();
+    let Some((&first, rest)) = lanes.split_first() else {
+        return times;
+    };
+    let (mut cur, mut n) = (first, 1usize);
+    for &l in rest {
+        if l.0 < cur.1 {
+            cur.1 = cur.1.max(l.1);
+            n += 1;
+        } else {
+            if n >= 2 {
+                times.push(cur);
+            }
+            (cur, n) = (l, 1);
+        }
+    }
+    if n >= 2 {
+        times.push(cur);
+    }
+    times
 }
 
 #[cfg(test)]

@@ -94,22 +94,19 @@ fn lazy_finishes_first_near_the_registry_and_eager_far_from_it_measured_and_pred
         "{RTT} from the registry eager should finish first, measured and predicted:\n{table}"
     );
     // Lazy's time there is its round trips: predicted within 30 %.
-    for n in far_case.numbers.iter().filter(|n| n.strategy == "lazy") {
-        assert!(
-            n.error.abs() < 0.30,
-            "lazy to {} at {RTT}: predicted {}, measured {:.2} s:\n{table}",
-            n.point,
-            n.predicted_text(),
-            n.measured_median
-        );
-    }
+    assert_lazy_within(far_case, 0.30, &table);
     // Ten readers at once wait their round trips together: priced one after
     // another they came out +112 % here (docs/results.md, "Readers at once").
-    let parallel = case(&far, "parallel-small");
-    for n in parallel.numbers.iter().filter(|n| n.strategy == "lazy") {
+    assert_lazy_within(case(&far, "parallel-small"), 0.40, &table);
+}
+
+/// Every lazy number of `c` (ready, complete) predicted within `bound`.
+fn assert_lazy_within(c: &harness::Case, bound: f64, table: &str) {
+    for n in c.numbers.iter().filter(|n| n.strategy == "lazy") {
         assert!(
-            n.error.abs() < 0.40,
-            "parallel-small lazy to {} at {RTT}: predicted {}, measured {:.2} s:\n{table}",
+            n.error.abs() < bound,
+            "{} lazy to {} at {RTT}: predicted {}, measured {:.2} s:\n{table}",
+            c.workload.name,
             n.point,
             n.predicted_text(),
             n.measured_median
