@@ -360,8 +360,13 @@ fn prediction_notes(
     if !w.concurrent.is_empty() {
         let accesses: usize = w.concurrent.iter().map(|c| c.accesses.len()).sum();
         let most = w.concurrent.iter().map(|c| c.readers).max().unwrap_or(0);
+        let priced = if opts.link.is_some() {
+            "their on-demand requests are priced overlapped on the path, the node's work serially"
+        } else {
+            "on another path (--network, --rtt) their on-demand requests are priced overlapped; on the calibration's own, its prices hold them"
+        };
         notes.push(format!(
-            "readers at once (trace pids): {accesses} of {} accesses in {} span(s) of up to {most} readers; their on-demand requests are priced overlapped, the node's work serially",
+            "readers at once (trace pids): {accesses} of {} accesses in {} span(s) of up to {most} readers; {priced}",
             w.accesses.len(),
             w.concurrent.len()
         ));
