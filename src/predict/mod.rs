@@ -72,6 +72,29 @@ pub struct StrategyPrediction {
     /// `--network`, `--rtt`/`--bandwidth`); absent otherwise.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub network: Option<NetworkShare>,
+    /// Lazy strategies: the snapshotter's background fetch of the rest of
+    /// the image once the workload's reads are 5 s behind; absent for eager
+    /// or with `--no-background`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub background: Option<BackgroundFetch>,
+}
+
+/// What the stargz snapshotter downloads after the workload's reads, until
+/// its layers are whole: it goes on after the container is gone and shares
+/// the node's link (and the registry) with whatever pulls next.
+#[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
+pub struct BackgroundFetch {
+    /// Compressed bytes left to download.
+    pub bytes: Bytes,
+    /// Range requests (blob reads of ≤ 2 MiB, two in flight).
+    pub requests: u64,
+    /// When it starts, on the completion's clock (s): 5 s after the last
+    /// access; before completion when the workload computes longer than that.
+    pub starts_s: Seconds,
+    /// How long it takes (s).
+    pub duration: Estimate,
+    /// When the image is whole on the node (s, completion's clock).
+    pub whole: Estimate,
 }
 
 /// Seconds of a strategy's times spent on the network path; the rest is the node.
@@ -434,19 +457,54 @@ fn summarize(r: &Replay, profile: &Profile, link: Option<&Link>) -> StrategyPred
         cold_start_s: Seconds(r.network_total_s(false, profile, l)),
         completion_s: Seconds(r.network_total_s(true, profile, l)),
     });
+    let completion = r
+        .completion()
+        .estimate(profile)
+        .shifted(network.map_or(0.0, |n| n.completion_s.0));
     StrategyPrediction {
         strategy: r.strategy,
+        background: r
+            .rest
+            .as_ref()
+            .map(|rest| background_fetch(rest, completion, profile, link)),
         cold_start: r
             .cold_start()
             .estimate(profile)
             .shifted(network.map_or(0.0, |n| n.cold_start_s.0)),
-        completion: r
-            .completion()
-            .estimate(profile)
-            .shifted(network.map_or(0.0, |n| n.completion_s.0)),
+        completion,
         breakdown,
         counts: r.counts,
         network,
+    }
+}
+
+/// Price the rest background fetch downloads: the node's work with its
+/// interval, shifted by what the path adds; it starts 5 s after the last
+/// access, so the image is whole at that plus its duration.
+fn background_fetch(
+    rest: &replay::Rest,
+    completion: Estimate,
+    profile: &Profile,
+    link: Option<&Link>,
+) -> BackgroundFetch {
+    let path = link.map_or(0.0, |l| {
+        replay::path_delta_s(&rest.net, &rest.node, profile, l).max(-rest.node.value(profile))
+    });
+    let duration = rest.node.estimate(profile).shifted(path);
+    let starts = completion.value - rest.after_last_access_s + replay::BACKGROUND_IDLE_S;
+    let start_shift = starts - completion.value;
+    let whole = Estimate::new(
+        completion.value + start_shift + duration.value,
+        completion.low + start_shift + duration.low,
+        completion.high + start_shift + duration.high,
+        completion.confidence.min(duration.confidence),
+    );
+    BackgroundFetch {
+        bytes: rest.bytes,
+        requests: rest.requests,
+        starts_s: Seconds(starts),
+        duration,
+        whole,
     }
 }
 
@@ -1152,6 +1210,60 @@ mod tests {
     }
 
     #[test]
+    fn background_fetch_after_the_run_downloads_the_rest_and_pays_the_path() {
+        // 20 files of 400 kB (200 kB compressed); the workload reads 2, then
+        // computes 2 s before exit.
+        let img = image(20, 400_000, 200_000);
+        let mut w = read_all(0..2, 1, 0);
+        w.exit_ns = Some(2_000_000_000);
+        let opts = |link| PredictOptions {
+            gzip_bytes: Some(Bytes(4_000_000)),
+            link,
+            ..Default::default()
+        };
+        let near = predict(&img, &w, &profile(), &opts(None));
+        let lazy = get(&near, Strategy::Lazy);
+        let b = lazy.background.expect("lazy has a background fetch");
+        // The other 18 files, one read each: 18 × 200 kB less the 50-kB
+        // blocks the run's own reads already brought.
+        assert!(
+            b.bytes.0 > 17 * 200_000 && b.bytes.0 <= 18 * 200_000,
+            "{b:?}"
+        );
+        assert_eq!(b.requests, 18, "{b:?}");
+        // It starts 5 s after the last access, 2 s before the exit.
+        let want_start = lazy.completion.value - 2.0 + replay::BACKGROUND_IDLE_S;
+        assert!((b.starts_s.0 - want_start).abs() < 1e-6, "{b:?} vs {want_start}");
+        assert!(b.duration.value > 0.0 && b.duration.low <= b.duration.value);
+        assert!((b.whole.value - (b.starts_s.0 + b.duration.value)).abs() < 1e-6);
+        // Eager has none; nor does lazy with background fetch off.
+        assert!(get(&near, Strategy::Eager).background.is_none());
+        let off = predict(
+            &img,
+            &w,
+            &profile(),
+            &PredictOptions {
+                background: false,
+                ..opts(None)
+            },
+        );
+        assert!(get(&off, Strategy::Lazy).background.is_none());
+        // 50 ms away at 10 MB/s: two reads in flight wait 9 round trips, and
+        // the bytes move at the link's total.
+        let far = predict(&img, &w, &profile(), &opts(Some(Link::new(0.050, 10e6))));
+        let f = get(&far, Strategy::Lazy).background.unwrap();
+        let grew = f.duration.value - b.duration.value;
+        let want = 9.0 * 0.050 + f.bytes.as_f64() / 10e6;
+        // Less by at most the node's receive work hidden under the arrival
+        // (1 ns/B) and the calibration link's own share.
+        assert!(grew <= want + 1e-6 && grew > want - 0.01, "grew {grew}, want {want}");
+        // A workload that reads everything leaves nothing.
+        let all = predict(&img, &read_all(0..20, 20, 0), &profile(), &opts(None));
+        let a = get(&all, Strategy::Lazy).background.unwrap();
+        assert_eq!((a.requests, a.bytes), (0, Bytes::ZERO));
+    }
+
+    #[test]
     fn a_prefetched_startup_read_past_the_idle_rule_gets_the_contention_note() {
         // 1,000 of 2,000 small files read before ready (prefetched), one after.
         let img = image(2000, 4000, 2000);
@@ -1212,6 +1324,7 @@ mod tests {
                 ..Default::default()
             },
             network: None,
+            background: None,
         };
         let r = recommend(&[
             mk(Strategy::Eager, 10.0, 1.0),

@@ -126,6 +126,27 @@ pub struct Replay {
     pub net_before_ready: [NetUse; NPARTS],
     pub net_after_ready: [NetUse; NPARTS],
     pub counts: ReplayCounts,
+    /// Lazy, with background fetch on: what it downloads after the
+    /// workload's last access ([`Rest`]).
+    pub rest: Option<Rest>,
+}
+
+/// The rest of the lazy layers, which the snapshotter's background fetch
+/// downloads once no prioritized task ran for [`BACKGROUND_IDLE_S`] after
+/// the workload's last access: blob reads of ≤ 2 MiB, two in flight
+/// daemon-wide, whether or not the container is still there.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct Rest {
+    /// The node's work: the per-read prices divided among the reads in
+    /// flight, receiving the bytes not.
+    pub node: Cost,
+    /// The path's: half the requests' round trips, the bytes on two streams.
+    pub net: NetUse,
+    pub requests: u64,
+    pub bytes: Bytes,
+    /// The workload's time after its last access (s): background fetch
+    /// starts [`BACKGROUND_IDLE_S`] after that access.
+    pub after_last_access_s: f64,
 }
 
 impl Replay {
@@ -137,6 +158,7 @@ impl Replay {
             net_before_ready: [NetUse::default(); NPARTS],
             net_after_ready: [NetUse::default(); NPARTS],
             counts: ReplayCounts::default(),
+            rest: None,
         }
     }
 
@@ -169,16 +191,7 @@ impl Replay {
                 &self.before_ready[p as usize],
             )
         };
-        let receive: f64 = [
-            Param::EagerFetchSPerByte,
-            Param::RangeSPerByte,
-            Param::PrefetchSPerByte,
-        ]
-        .iter()
-        .map(|&q| cost.count(q) * profile.value(q))
-        .sum();
-        let path_s = |l: &Link| l.wait_s(net) + (l.transfer_s(net) - receive).max(0.0);
-        let d = path_s(link) - path_s(&profile.calibration_link());
+        let d = path_delta_s(net, cost, profile, link);
         // The part's own cost (25 parameter lookups) only when the path is
         // nearer than the calibration's: the sweep calls this per step.
         if d >= 0.0 {
@@ -526,12 +539,31 @@ impl<'a> Replayer<'a> {
 
     /// The replay, with disk use of the lazy caches.
     pub fn finish(mut self) -> Replay {
+        self.count_cache_disk();
+        self.replay
+    }
+
+    /// [`Replayer::finish`], and with background fetch on, what it
+    /// downloads after the workload's last access (`after_last_access_s`
+    /// before its exit). Disk stays what the run leaves.
+    pub fn finish_with_rest(mut self, after_last_access_s: f64) -> Replay {
+        self.count_cache_disk();
+        if self.background
+            && let Some(sim) = self.sim.as_mut()
+        {
+            let mut rest = background_rest(sim, &mut self.cursor);
+            rest.after_last_access_s = after_last_access_s;
+            self.replay.rest = Some(rest);
+        }
+        self.replay
+    }
+
+    fn count_cache_disk(&mut self) {
         if let Some(sim) = &self.sim {
             // Caches hold the compressed blocks and the decompressed chunks.
             self.replay.counts.disk_bytes +=
                 self.replay.counts.network_bytes + Bytes(decompressed_total(sim, self.image));
         }
-        self.replay
     }
 }
 
@@ -580,7 +612,7 @@ pub fn run(
         rp.replay.part(false, Part::Compute).constant_s += Seconds(w.gap_to_ready());
     }
     rp.replay.part(true, Part::Compute).constant_s += Seconds(w.gap_to_exit());
-    rp.finish()
+    rp.finish_with_rest(w.gap_to_exit())
 }
 
 /// Bytes a read returns.
@@ -653,6 +685,56 @@ fn run_background(
         counts.background_bytes += o.network_bytes;
         counts.requests += o.requests;
     }
+}
+
+/// Seconds `link` adds to work `net` (whose node prices are `cost`) beyond
+/// what the calibration's own link put in the prices ([`Replay::network_s`]);
+/// negative on a nearer path.
+pub fn path_delta_s(net: &NetUse, cost: &Cost, profile: &Profile, link: &Link) -> f64 {
+    let receive: f64 = [
+        Param::EagerFetchSPerByte,
+        Param::RangeSPerByte,
+        Param::PrefetchSPerByte,
+    ]
+    .iter()
+    .map(|&q| cost.count(q) * profile.value(q))
+    .sum();
+    let path_s = |l: &Link| l.wait_s(net) + (l.transfer_s(net) - receive).max(0.0);
+    path_s(link) - path_s(&profile.calibration_link())
+}
+
+/// Everything background fetch has left to download, job by job.
+fn background_rest(sim: &mut Simulator, cursor: &mut BackgroundCursor) -> Rest {
+    let mut rest = Rest::default();
+    while let Some(job) = sim.next_background_job(cursor) {
+        let o = sim.run_background_job(job);
+        let per_read = [
+            (Param::RequestS, o.requests as f64),
+            (Param::ChunkS, o.chunks_missed as f64),
+            (Param::VerifySPerByte, o.decompressed_bytes.as_f64()),
+            (
+                Param::InflateSPerByte,
+                o.decompressed_bytes
+                    .saturating_sub(o.decompressed_from)
+                    .as_f64(),
+            ),
+        ];
+        for (q, n) in per_read {
+            rest.node.add(q, n / BACKGROUND_CONCURRENCY);
+        }
+        // Bytes share the link: concurrency does not multiply bandwidth.
+        rest.node.add(Param::RangeSPerByte, o.network_bytes.as_f64());
+        rest.requests += o.requests;
+        rest.bytes += o.network_bytes;
+    }
+    let b = rest.bytes.as_f64();
+    rest.net = NetUse {
+        round_trips: rest.requests as f64 / BACKGROUND_CONCURRENCY,
+        parallel_bytes: b,
+        largest_stream_bytes: b / BACKGROUND_CONCURRENCY,
+        ..Default::default()
+    };
+    rest
 }
 
 /// Uncompressed bytes of every chunk the simulator holds in its fs cache.

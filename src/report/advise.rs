@@ -30,6 +30,9 @@ pub fn render(p: &Prediction, image_name: &str, trace_name: &str) -> String {
         }
     }
     let _ = writeln!(out, "{}", rule_of_thumb(p));
+    for line in background(p) {
+        let _ = writeln!(out, "{line}");
+    }
     for n in &p.notes {
         let _ = writeln!(out, "note: {n}");
     }
@@ -62,6 +65,34 @@ fn summary(p: &Prediction, image_name: &str, trace_name: &str) -> String {
         w.compute_before_ready_s,
         w.compute_after_ready_s
     )
+}
+
+/// Per lazy strategy: what background fetch downloads after the run and
+/// when the image is whole on the node.
+fn background(p: &Prediction) -> Vec<String> {
+    p.strategies
+        .iter()
+        .filter_map(|s| Some((s.strategy, s.background?)))
+        .map(|(strategy, b)| {
+            if b.requests == 0 {
+                return format!(
+                    "background fetch, {}: nothing left (the run fetched every block)",
+                    strategy.name()
+                );
+            }
+            format!(
+                "background fetch, {}: the other {} in {} GETs, from {} (5 s after the last \
+                 read) for {}; the image is whole on the node at {} (it goes on after the \
+                 container exits, and shares the link with the next pull)",
+                strategy.name(),
+                b.bytes,
+                b.requests,
+                b.starts_s,
+                interval_s(&b.duration),
+                interval_s(&b.whole)
+            )
+        })
+        .collect()
 }
 
 /// One row per strategy: cold start, completion, bytes and requests.
