@@ -1233,7 +1233,10 @@ mod tests {
         assert_eq!(b.requests, 18, "{b:?}");
         // It starts 5 s after the last access, 2 s before the exit.
         let want_start = lazy.completion.value - 2.0 + replay::BACKGROUND_IDLE_S;
-        assert!((b.starts_s.0 - want_start).abs() < 1e-6, "{b:?} vs {want_start}");
+        assert!(
+            (b.starts_s.0 - want_start).abs() < 1e-6,
+            "{b:?} vs {want_start}"
+        );
         assert!(b.duration.value > 0.0 && b.duration.low <= b.duration.value);
         assert!((b.whole.value - (b.starts_s.0 + b.duration.value)).abs() < 1e-6);
         // Eager has none; nor does lazy with background fetch off.
@@ -1256,7 +1259,10 @@ mod tests {
         let want = 9.0 * 0.050 + f.bytes.as_f64() / 10e6;
         // Less by at most the node's receive work hidden under the arrival
         // (1 ns/B) and the calibration link's own share.
-        assert!(grew <= want + 1e-6 && grew > want - 0.01, "grew {grew}, want {want}");
+        assert!(
+            grew <= want + 1e-6 && grew > want - 0.01,
+            "grew {grew}, want {want}"
+        );
         // A workload that reads everything leaves nothing.
         let all = predict(&img, &read_all(0..20, 20, 0), &profile(), &opts(None));
         let a = get(&all, Strategy::Lazy).background.unwrap();

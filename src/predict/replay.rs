@@ -723,7 +723,8 @@ fn background_rest(sim: &mut Simulator, cursor: &mut BackgroundCursor) -> Rest {
             rest.node.add(q, n / BACKGROUND_CONCURRENCY);
         }
         // Bytes share the link: concurrency does not multiply bandwidth.
-        rest.node.add(Param::RangeSPerByte, o.network_bytes.as_f64());
+        rest.node
+            .add(Param::RangeSPerByte, o.network_bytes.as_f64());
         rest.requests += o.requests;
         rest.bytes += o.network_bytes;
     }
