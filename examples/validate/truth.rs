@@ -37,6 +37,25 @@ pub struct Clients {
     pub metrics: Option<String>,
 }
 
+/// A cold lazy run and the stargz snapshotter's background fetch after it,
+/// seen as bytes arriving at a counter (seconds from the start of the pull).
+#[derive(Debug, Clone, Serialize)]
+pub struct BackgroundRun {
+    /// The workload's last output line.
+    pub done_s: f64,
+    /// Bytes counted by then.
+    pub bytes_at_done: u64,
+    /// Growth after `done_s` began (the snapshotter's 5-s idle rule).
+    pub starts_s: Option<f64>,
+    /// The counter stopped growing: the layers are whole.
+    pub whole_s: f64,
+    /// Bytes counted in all.
+    pub bytes_total: u64,
+}
+
+/// Bytes in a second that count as a download (keep-alives stay far below).
+const ACTIVE_BYTES: u64 = 256 * 1024;
+
 /// One cold run measured through containerd's clients (seconds from the
 /// start of the pull).
 #[derive(Debug, Clone, Serialize)]
@@ -262,5 +281,125 @@ impl Clients {
             exit_s,
             lazy: lazy_counters,
         })
+    }
+
+    /// A cold lazy run of `command` with the bytes at `counter` (a
+    /// `/sys/class/net/*/statistics/rx_bytes` that sees only the registry's
+    /// traffic) sampled every 50 ms from the pull until they stop growing
+    /// (under [`ACTIVE_BYTES`] a second for `settle_s`): background fetch
+    /// goes on after the container is gone. The image stays until then.
+    pub fn background_run(
+        &self,
+        reference: &str,
+        command: &str,
+        id: &str,
+        counter: &std::path::Path,
+        settle_s: f64,
+    ) -> anyhow::Result<BackgroundRun> {
+        use std::sync::{Arc, Mutex, atomic::AtomicBool, atomic::Ordering};
+        let read = {
+            let counter = counter.to_path_buf();
+            move || -> u64 {
+                std::fs::read_to_string(&counter)
+                    .ok()
+                    .and_then(|s| s.trim().parse().ok())
+                    .unwrap_or(0)
+            }
+        };
+        self.cold(reference)?;
+        let base = read();
+        let samples = Arc::new(Mutex::new(vec![(0.0, 0u64)]));
+        let stop = Arc::new(AtomicBool::new(false));
+        let t0 = Instant::now();
+        let sampler = {
+            let (samples, stop, read) = (samples.clone(), stop.clone(), read.clone());
+            std::thread::spawn(move || {
+                while !stop.load(Ordering::Relaxed) {
+                    let b = read().saturating_sub(base);
+                    samples
+                        .lock()
+                        .unwrap()
+                        .push((t0.elapsed().as_secs_f64(), b));
+                    std::thread::sleep(std::time::Duration::from_millis(50));
+                }
+            })
+        };
+        let run = self.lazy_run_keeping_the_image(reference, command, id, t0);
+        let done_s = match run {
+            Ok(d) => d,
+            Err(e) => {
+                stop.store(true, Ordering::Relaxed);
+                let _ = sampler.join();
+                let _ = self.clean(reference);
+                return Err(e);
+            }
+        };
+        let at = |samples: &[(f64, u64)], t: f64| {
+            samples.iter().rev().find(|s| s.0 <= t).map_or(0, |s| s.1)
+        };
+        let mut last_active = t0.elapsed().as_secs_f64();
+        while t0.elapsed().as_secs_f64() - last_active < settle_s {
+            std::thread::sleep(std::time::Duration::from_millis(200));
+            let s = samples.lock().unwrap();
+            let (now_t, now_b) = *s.last().unwrap();
+            if now_b.saturating_sub(at(&s, now_t - 1.0)) > ACTIVE_BYTES {
+                last_active = now_t;
+            }
+        }
+        stop.store(true, Ordering::Relaxed);
+        let _ = sampler.join();
+        self.clean(reference)?;
+        let s = samples.lock().unwrap();
+        let bytes_total = at(&s, last_active);
+        let bytes_at_done = at(&s, done_s);
+        let first = |pred: &dyn Fn(&(f64, u64)) -> bool| s.iter().find(|x| pred(x)).map(|x| x.0);
+        Ok(BackgroundRun {
+            done_s,
+            bytes_at_done,
+            starts_s: first(&|x| x.0 >= done_s && x.1 > bytes_at_done + ACTIVE_BYTES / 4),
+            whole_s: first(&|x| x.1 + ACTIVE_BYTES / 4 >= bytes_total).unwrap_or(last_active),
+            bytes_total,
+        })
+    }
+
+    /// `ctr-remote images rpull` + `ctr run --rm --snapshotter stargz`;
+    /// the time of the workload's [`DONE`] line from the pull's start. The
+    /// image stays pulled.
+    fn lazy_run_keeping_the_image(
+        &self,
+        reference: &str,
+        command: &str,
+        id: &str,
+        t0: Instant,
+    ) -> anyhow::Result<f64> {
+        let mut pull = self.ctr("ctr-remote");
+        pull.args(["images", "rpull"]);
+        if self.plain_http {
+            pull.arg("--plain-http");
+        }
+        pull.arg(reference);
+        self.quiet(pull, "ctr-remote images rpull")?;
+        let mut run = self.ctr("ctr");
+        run.args(["run", "--rm", "--snapshotter", "stargz"])
+            .args([reference, id, "/bin/sh", "-c", command])
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped());
+        let mut child = run.spawn().context("running ctr run")?;
+        let stdout = child.stdout.take().context("ctr run's stdout")?;
+        let mut done = None;
+        for line in BufReader::new(stdout).lines() {
+            if line.context("reading ctr run's output")?.trim_end() == DONE {
+                done = Some(t0.elapsed().as_secs_f64());
+            }
+        }
+        let out = child.wait_with_output().context("waiting for ctr run")?;
+        if !out.status.success() {
+            bail!(
+                "ctr run {reference} failed ({}): {}",
+                out.status,
+                String::from_utf8_lossy(&out.stderr).trim()
+            );
+        }
+        done.with_context(|| format!("ctr run {reference}: the workload printed no `{DONE}` line"))
     }
 }
