@@ -667,14 +667,7 @@ fn run_background(
         let Some(job) = sim.next_background_job(&mut probe) else {
             return true;
         };
-        let o = sim.background_job_cost(job);
-        let t = (o.requests as f64 * p.value(Param::RequestS)
-            + o.chunks_missed as f64 * p.value(Param::ChunkS)
-            + o.decompressed_bytes.as_f64() * p.value(Param::VerifySPerByte)
-            + o.decompressed_bytes.saturating_sub(o.decompressed_from).as_f64() * p.value(Param::InflateSPerByte))
-            / BACKGROUND_CONCURRENCY
-            // Bytes share the link: concurrency does not multiply bandwidth.
-            + o.network_bytes.as_f64() * p.value(Param::RangeSPerByte);
+        let t = background_cost(&sim.background_job_cost(job)).value(p);
         if t > left {
             return false;
         }
@@ -703,28 +696,35 @@ pub fn path_delta_s(net: &NetUse, cost: &Cost, profile: &Profile, link: &Link) -
     path_s(link) - path_s(&profile.calibration_link())
 }
 
+/// The node's work of one background blob read: the per-read prices shared
+/// by the reads in flight; the bytes not (concurrency does not multiply
+/// the node's receive rate).
+fn background_cost(o: &ReadOutcome) -> Cost {
+    let mut c = Cost::zero();
+    let per_read = [
+        (Param::RequestS, o.requests as f64),
+        (Param::ChunkS, o.chunks_missed as f64),
+        (Param::VerifySPerByte, o.decompressed_bytes.as_f64()),
+        (
+            Param::InflateSPerByte,
+            o.decompressed_bytes
+                .saturating_sub(o.decompressed_from)
+                .as_f64(),
+        ),
+    ];
+    for (q, n) in per_read {
+        c.add(q, n / BACKGROUND_CONCURRENCY);
+    }
+    c.add(Param::RangeSPerByte, o.network_bytes.as_f64());
+    c
+}
+
 /// Everything background fetch has left to download, job by job.
 fn background_rest(sim: &mut Simulator, cursor: &mut BackgroundCursor) -> Rest {
     let mut rest = Rest::default();
     while let Some(job) = sim.next_background_job(cursor) {
         let o = sim.run_background_job(job);
-        let per_read = [
-            (Param::RequestS, o.requests as f64),
-            (Param::ChunkS, o.chunks_missed as f64),
-            (Param::VerifySPerByte, o.decompressed_bytes.as_f64()),
-            (
-                Param::InflateSPerByte,
-                o.decompressed_bytes
-                    .saturating_sub(o.decompressed_from)
-                    .as_f64(),
-            ),
-        ];
-        for (q, n) in per_read {
-            rest.node.add(q, n / BACKGROUND_CONCURRENCY);
-        }
-        // Bytes share the link: concurrency does not multiply bandwidth.
-        rest.node
-            .add(Param::RangeSPerByte, o.network_bytes.as_f64());
+        rest.node.add_cost(&background_cost(&o));
         rest.requests += o.requests;
         rest.bytes += o.network_bytes;
     }
