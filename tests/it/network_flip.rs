@@ -12,7 +12,7 @@
 //! the registry: their round trips overlap.
 use crate::common;
 use crate::lab_shape::{ClearShape, lab_run};
-use crate::validate_lab::harness;
+use crate::validate_lab::{harness, lab_clients};
 use std::path::Path;
 
 /// The shaped path: far enough that lazy's round trips outweigh eager's
@@ -183,14 +183,7 @@ fn background_fetch_is_predicted(
 }
 
 fn clients(lab: &common::Lab) -> harness::truth::Clients {
-    harness::truth::Clients {
-        address: lab.containerd.to_string_lossy().into_owned(),
-        namespace: "advisor-flip-test-ctr".into(),
-        lazy_reset: std::env::var("ADVISOR_LAZY_RESET_CMD")
-            .expect("the lab's env sets ADVISOR_LAZY_RESET_CMD"),
-        plain_http: true,
-        metrics: Some(lab.metrics.clone()),
-    }
+    lab_clients(lab, "advisor-flip-test-ctr")
 }
 
 /// Every lazy number of `c` (ready, complete) predicted within `bound`.

@@ -96,19 +96,25 @@ fn attempt_validation(lab: &common::Lab, attempt: usize) -> (harness::Report, St
         advise_args: Vec::new(),
         // The ground truth: containerd's own clients, a run beside every
         // advisor bench run (issue 14).
-        clients: harness::truth::Clients {
-            address: lab.containerd.to_string_lossy().into_owned(),
-            namespace: "advisor-validate-test-ctr".into(),
-            lazy_reset: std::env::var("ADVISOR_LAZY_RESET_CMD")
-                .expect("the lab's env sets ADVISOR_LAZY_RESET_CMD"),
-            plain_http: true,
-            metrics: Some(lab.metrics.clone()),
-        },
+        clients: lab_clients(lab, "advisor-validate-test-ctr"),
     };
     let report = harness::run(&cfg, |m| eprintln!("validate: {m}")).unwrap();
     let table = harness::markdown(&report);
     eprintln!("{table}");
     (report, table)
+}
+
+/// containerd's own clients on the lab (plain HTTP to its loopback
+/// registry), pulling and running in `namespace`.
+pub(crate) fn lab_clients(lab: &common::Lab, namespace: &str) -> harness::truth::Clients {
+    harness::truth::Clients {
+        address: lab.containerd.to_string_lossy().into_owned(),
+        namespace: namespace.into(),
+        lazy_reset: std::env::var("ADVISOR_LAZY_RESET_CMD")
+            .expect("the lab's env sets ADVISOR_LAZY_RESET_CMD"),
+        plain_http: true,
+        metrics: Some(lab.metrics.clone()),
+    }
 }
 
 /// An eager miss against containerd's clients that is the gap between the
