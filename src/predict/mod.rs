@@ -488,21 +488,20 @@ fn background_fetch(
     link: Option<&Link>,
 ) -> BackgroundFetch {
     let path = link.map_or(0.0, |l| {
-        replay::path_delta_s(&rest.net, &rest.node, profile, l).max(-rest.node.value(profile))
+        replay::path_delta_s(&rest.net(), &rest.node, profile, l).max(-rest.node.value(profile))
     });
     let duration = rest.node.estimate(profile).shifted(path);
-    let starts = completion.value - rest.after_last_access_s + replay::BACKGROUND_IDLE_S;
-    let start_shift = starts - completion.value;
+    let starts = completion.shifted(replay::BACKGROUND_IDLE_S - rest.after_last_access_s);
     let whole = Estimate::new(
-        completion.value + start_shift + duration.value,
-        completion.low + start_shift + duration.low,
-        completion.high + start_shift + duration.high,
-        completion.confidence.min(duration.confidence),
+        starts.value + duration.value,
+        starts.low + duration.low,
+        starts.high + duration.high,
+        starts.confidence.min(duration.confidence),
     );
     BackgroundFetch {
         bytes: rest.bytes,
         requests: rest.requests,
-        starts_s: Seconds(starts),
+        starts_s: Seconds(starts.value),
         duration,
         whole,
     }

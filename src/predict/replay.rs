@@ -140,13 +140,25 @@ pub struct Rest {
     /// The node's work: the per-read prices divided among the reads in
     /// flight, receiving the bytes not.
     pub node: Cost,
-    /// The path's: half the requests' round trips, the bytes on two streams.
-    pub net: NetUse,
     pub requests: u64,
     pub bytes: Bytes,
     /// The workload's time after its last access (s): background fetch
     /// starts [`BACKGROUND_IDLE_S`] after that access.
     pub after_last_access_s: f64,
+}
+
+impl Rest {
+    /// The path's work: half the requests' round trips, the bytes on two
+    /// streams.
+    pub fn net(&self) -> NetUse {
+        let b = self.bytes.as_f64();
+        NetUse {
+            round_trips: self.requests as f64 / BACKGROUND_CONCURRENCY,
+            parallel_bytes: b,
+            largest_stream_bytes: b / BACKGROUND_CONCURRENCY,
+            ..Default::default()
+        }
+    }
 }
 
 impl Replay {
@@ -728,13 +740,6 @@ fn background_rest(sim: &mut Simulator, cursor: &mut BackgroundCursor) -> Rest {
         rest.requests += o.requests;
         rest.bytes += o.network_bytes;
     }
-    let b = rest.bytes.as_f64();
-    rest.net = NetUse {
-        round_trips: rest.requests as f64 / BACKGROUND_CONCURRENCY,
-        parallel_bytes: b,
-        largest_stream_bytes: b / BACKGROUND_CONCURRENCY,
-        ..Default::default()
-    };
     rest
 }
 
