@@ -28,7 +28,7 @@ fn lazy_finishes_first_near_the_registry_and_eager_far_from_it_measured_and_pred
     let _ = std::fs::remove_dir_all(&dir);
     std::fs::create_dir_all(&dir).unwrap();
     let profile = dir.join("node.json");
-    common::advisor()
+    common::measuring_command()
         .args(["--address", &lab.containerd.to_string_lossy()])
         .args(["calibrate", "--quick", "--registry", &lab.registry, "-o"])
         .arg(&profile)
@@ -70,7 +70,7 @@ fn lazy_finishes_first_near_the_registry_and_eager_far_from_it_measured_and_pred
         on_path(&near.estargz_reference),
     );
     let net = dir.join("net.json");
-    common::advisor()
+    common::measuring_command()
         .args(["probe", "--registry", shaped, "--image", &pushed.0, "-o"])
         .arg(&net)
         .assert()
@@ -211,7 +211,7 @@ fn run(
 ) -> harness::Report {
     std::fs::create_dir_all(out).unwrap();
     let cfg = harness::Config {
-        advisor: env!("CARGO_BIN_EXE_advisor").into(),
+        advisor: common::measuring_advisor(),
         registry: registry.to_string(),
         repository: "advisor-test/flip:v1".into(),
         spec: common::repo().join("models/validation/app.json"),

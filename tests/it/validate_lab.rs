@@ -72,7 +72,7 @@ fn attempt_validation(lab: &common::Lab, attempt: usize) -> (harness::Report, St
     let dir = std::path::Path::new(env!("CARGO_TARGET_TMPDIR")).join(name);
     let _ = std::fs::remove_dir_all(&dir);
     let cfg = harness::Config {
-        advisor: env!("CARGO_BIN_EXE_advisor").into(),
+        advisor: common::measuring_advisor(),
         registry: lab.registry.clone(),
         repository: "advisor-test/validate:v1".into(),
         spec: common::repo().join("models/validation/app.json"),
@@ -124,8 +124,13 @@ pub(crate) fn lab_clients(lab: &common::Lab, namespace: &str) -> harness::truth:
 /// holds against bench's runs. CI saw this on a fresh lab in both attempts
 /// (bench 5.65–6.13 s, `ctr images pull` 4.10–4.36 s for the same eager
 /// pull; bench's unpack 2.5–3.9 s where a quiet lab takes 1.8–2.4 s, while
-/// on a warm lab the two agreed within 5 %: docs/results.md). Printed, so the
-/// gap stays visible; a miss against both fails.
+/// on a warm lab the two agreed within 5 %: docs/results.md). Part of it was
+/// the debug build measuring (its downloads +12 %); the tests now measure
+/// with the release build ([`common::measuring_advisor`]), and on a fresh lab
+/// here bench and the clients then agree within 6 %. The slower unpack on
+/// CI's machine is not explained by that, so the allowance stays until a CI
+/// run shows it gone. Printed, so the gap stays visible; a miss against both
+/// fails.
 fn eager_method_gap(workload: &str, n: &harness::Number, accuracy: f64) -> bool {
     let gap = (n.bench_median - n.measured_median).abs();
     if n.strategy != "eager" || gap <= 0.3 || gap <= TOLERANCE * n.measured_median {

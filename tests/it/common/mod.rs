@@ -165,6 +165,40 @@ pub fn advisor() -> assert_cmd::Command {
     assert_cmd::Command::cargo_bin("advisor").expect("advisor binary")
 }
 
+/// The advisor binary for tests whose numbers are compared with containerd's
+/// own clients (calibration, bench, predictions): the release build a user
+/// runs, named by `ADVISOR_MEASURE_BIN` (lab/test builds and sets it). The
+/// test binary's own `advisor` is a debug build when `cargo test` runs
+/// without `--release`: its eager downloads took 0.3 s longer for a 237 MB
+/// image (10 % of the pull), which a calibration then priced into every
+/// eager prediction (docs/results.md, "A debug build measured").
+pub fn measuring_advisor() -> PathBuf {
+    match std::env::var_os("ADVISOR_MEASURE_BIN") {
+        Some(p) => {
+            let p = PathBuf::from(p);
+            assert!(
+                p.is_file(),
+                "ADVISOR_MEASURE_BIN={} is not a file: build it (cargo build --release --bin advisor) or unset it",
+                p.display()
+            );
+            p
+        }
+        None => {
+            if cfg!(debug_assertions) {
+                eprintln!(
+                    "note: measuring with the debug build of advisor (set ADVISOR_MEASURE_BIN to a release build, as lab/test does)"
+                );
+            }
+            PathBuf::from(env!("CARGO_BIN_EXE_advisor"))
+        }
+    }
+}
+
+/// [`advisor`] on [`measuring_advisor`]'s binary.
+pub fn measuring_command() -> assert_cmd::Command {
+    assert_cmd::Command::new(measuring_advisor())
+}
+
 /// Run advisor (a command from [`advisor`] with its `--format json`
 /// arguments), require exit 0, and parse what it printed into the project's
 /// own output type: `let r: BenchReport = run_json(advisor().args(…))`.
