@@ -534,3 +534,15 @@ async fn force_lets_the_bench_clean_what_a_foreign_namespace_holds() {
     assert_eq!(fake.log[0], "preflight");
     assert_eq!(fake.log.iter().filter(|l| *l == "make_cold").count(), 2);
 }
+
+#[test]
+fn a_debug_build_says_it_measures_as_one_and_a_release_build_says_nothing() {
+    let note = super::debug_build_note();
+    assert_eq!(note.is_some(), cfg!(debug_assertions));
+    if let Some(n) = note {
+        assert!(
+            n.contains("debug build") && n.contains("release build"),
+            "{n}"
+        );
+    }
+}

@@ -82,7 +82,7 @@ impl RealEngine {
             top_chain_id: None,
             container: None,
             task: None,
-            notes: Vec::new(),
+            notes: super::debug_build_note().into_iter().collect(),
         })
     }
 

@@ -498,6 +498,9 @@ pub async fn run_matrix(
         .cloned()
         .collect();
     progress.planned(plan.len(), plan.len() - todo.len());
+    if !todo.is_empty() {
+        notes.extend(crate::bench::debug_build_note());
+    }
     for (name, strategy, repeat) in todo {
         if *interrupt.borrow() {
             notes.push(
