@@ -115,5 +115,7 @@ pub async fn run(cli: Cli) -> anyhow::Result<()> {
         Command::Calibrate(args) => commands::calibrate::run(&cli.global, args, &printer).await,
         Command::Bench(args) => commands::bench::run(&cli.global, args, &printer).await,
         Command::Probe(args) => commands::probe::run(&cli.global, args, &printer).await,
+        Command::Completions(args) => commands::completions::run(args, &printer),
+        Command::Man(args) => commands::man::run(args, &printer),
     }
 }

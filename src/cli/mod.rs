@@ -91,6 +91,11 @@ pub enum Command {
     /// Measure this node's path to a registry (round trips, set-up, throughput)
     /// into a network profile, in under a minute.
     Probe(probe::ProbeArgs),
+    /// Print the shell completion script for SHELL on stdout.
+    Completions(CompletionsArgs),
+    /// Print advisor's man page (roff) on stdout, or with -o write one page
+    /// per command into a directory.
+    Man(ManArgs),
 }
 
 #[derive(Debug, Clone, Args)]
@@ -102,4 +107,19 @@ pub struct DoctorArgs {
     /// The stargz snapshotter's Prometheus metrics URL.
     #[arg(long, env = "ADVISOR_STARGZ_METRICS", value_name = "URL")]
     pub stargz_metrics: Option<String>,
+}
+
+#[derive(Debug, Clone, Args)]
+pub struct CompletionsArgs {
+    /// The shell to complete advisor's commands and flags in.
+    #[arg(value_enum)]
+    pub shell: clap_complete::Shell,
+}
+
+#[derive(Debug, Clone, Args)]
+pub struct ManArgs {
+    /// Write advisor.1 and a page per subcommand (advisor-trace-record.1, …)
+    /// into DIR, creating it, instead of printing the top page.
+    #[arg(short, long, value_name = "DIR")]
+    pub output: Option<PathBuf>,
 }

@@ -6,8 +6,10 @@
 pub mod advise;
 pub mod bench;
 pub mod calibrate;
+pub mod completions;
 pub mod doctor;
 pub mod image;
+pub mod man;
 pub mod probe;
 pub mod trace;
 

@@ -25,10 +25,12 @@ where
 pub mod advise;
 pub mod bench;
 pub mod calibrate;
+pub mod completions;
 pub mod doctor;
 #[cfg(test)]
 mod fixtures;
 pub mod image;
+pub mod man;
 pub mod plot;
 pub mod probe;
 pub mod trace;

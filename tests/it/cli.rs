@@ -318,3 +318,119 @@ fn advise_with_a_trace_but_no_image_names_the_missing_flag() {
         "{err}"
     );
 }
+
+/// `advisor completions bash`: a script that completes every subcommand,
+/// nested ones included.
+#[test]
+fn completions_for_bash_name_every_subcommand() {
+    let out = common::advisor()
+        .args(["completions", "bash"])
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(0));
+    let script = String::from_utf8_lossy(&out.stdout);
+    assert!(script.contains("complete -F _advisor"), "{script}");
+    for sub in [
+        "advise",
+        "calibrate",
+        "probe",
+        "trace",
+        "image",
+        "bench",
+        "doctor",
+        "completions",
+        "man",
+        "trace__subcmd__record",
+    ] {
+        assert!(
+            script.contains(&format!("advisor__subcmd__{sub}")),
+            "no completion for {sub}"
+        );
+    }
+}
+
+/// An unknown shell is a usage error: exit 1, as every usage error of
+/// advisor's (`unknown_flag_exits_1`), naming the shells there are.
+#[test]
+fn completions_for_an_unknown_shell_is_a_usage_error() {
+    let out = common::advisor()
+        .args(["completions", "tcsh"])
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(1));
+    assert!(out.stdout.is_empty());
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        err.contains("invalid value 'tcsh'") && err.contains("bash") && err.contains("zsh"),
+        "{err}"
+    );
+}
+
+/// The lines of a man page from its header on: clap_mangen opens with two
+/// string definitions (`.ie`/`.el`), then the `.TH` header.
+fn man_header(page: &str) -> &str {
+    page.lines()
+        .find(|l| !l.starts_with(".ie ") && !l.starts_with(".el "))
+        .unwrap_or("")
+}
+
+#[test]
+fn man_without_output_prints_the_top_page() {
+    let out = common::advisor().arg("man").output().unwrap();
+    assert_eq!(out.status.code(), Some(0));
+    let page = String::from_utf8_lossy(&out.stdout);
+    assert!(man_header(&page).starts_with(".TH advisor 1"), "{page}");
+    assert!(page.contains("advisor\\-trace(1)"), "{page}");
+}
+
+/// `man -o DIR` creates DIR and writes a page per command, nested ones
+/// included, leaving no temporary file behind.
+#[test]
+fn man_output_writes_a_page_per_command_into_a_new_directory() {
+    let tmp = tempfile::tempdir().unwrap();
+    let dir = tmp.path().join("share/man/man1");
+    let out = common::advisor()
+        .args(["man", "-o"])
+        .arg(&dir)
+        .output()
+        .unwrap();
+    assert_eq!(
+        out.status.code(),
+        Some(0),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    for (file, th) in [
+        ("advisor.1", ".TH advisor 1"),
+        ("advisor-advise.1", ".TH advisor-advise 1"),
+        ("advisor-trace-record.1", ".TH advisor-trace-record 1"),
+    ] {
+        let page = std::fs::read_to_string(dir.join(file)).unwrap();
+        assert!(man_header(&page).starts_with(th), "{file}: {page}");
+    }
+    let hidden: Vec<_> = std::fs::read_dir(&dir)
+        .unwrap()
+        .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+        .filter(|n| n.starts_with('.') || !n.ends_with(".1"))
+        .collect();
+    assert!(hidden.is_empty(), "left behind: {hidden:?}");
+}
+
+/// A directory that cannot be created (its parent is a regular file) is the
+/// user's to fix: exit 1, naming the path.
+#[test]
+fn man_output_under_a_regular_file_exits_1_naming_the_path() {
+    let tmp = tempfile::tempdir().unwrap();
+    let file = tmp.path().join("not-a-dir");
+    std::fs::write(&file, "x").unwrap();
+    let dir = file.join("man1");
+    let out = common::advisor()
+        .args(["man", "-o"])
+        .arg(&dir)
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(1));
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(err.contains(&dir.display().to_string()), "{err}");
+    assert_eq!(std::fs::read(&file).unwrap(), b"x");
+}
