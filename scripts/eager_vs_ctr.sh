@@ -34,7 +34,7 @@ pull_ctr() {
 }
 pull_bench() { # $1: binary
   eval "$ADVISOR_LAZY_RESET_CMD" >/dev/null 2>&1
-  "$1" bench --image "$ref" --snapshotter overlayfs -n 1 --format json -q >"$out/bench.json"
+  "$1" bench --image "$ref" --snapshotter overlayfs -r 1 --format json -q >"$out/bench.json"
   python3 - "$1" "$out/bench.json" >>"$out/pulls" <<'PY'
 import json, sys
 p = json.load(open(sys.argv[2]))["runs"][0]["phases"]

@@ -17,6 +17,7 @@ pub mod fuzzing;
 pub mod image;
 pub mod input;
 pub mod output;
+pub mod plan;
 pub mod predict;
 pub mod printer;
 pub mod probe;
@@ -29,15 +30,20 @@ pub mod simulate;
 pub mod trace;
 pub mod units;
 
-use clap::Parser;
 use cli::{Cli, Command};
 use printer::Printer;
 use std::process::ExitCode;
 
 /// Entry point used by the binary: build the runtime, parse, run, map to an exit code.
 pub fn main_entry() -> ExitCode {
-    let cli = match Cli::try_parse() {
-        Ok(c) => c,
+    // ctr's CONTAINERD_ADDRESS / CONTAINERD_NAMESPACE when advisor's are unset.
+    let cli = match cli::env::try_parse() {
+        Ok(parsed) => {
+            if let Some(note) = parsed.note().filter(|_| !parsed.cli.global.quiet) {
+                eprintln!("{note}");
+            }
+            parsed.cli
+        }
         Err(e) => {
             use clap::error::ErrorKind;
             let _ = e.print();
@@ -115,6 +121,7 @@ pub async fn run(cli: Cli) -> anyhow::Result<()> {
         Command::Calibrate(args) => commands::calibrate::run(&cli.global, args, &printer).await,
         Command::Bench(args) => commands::bench::run(&cli.global, args, &printer).await,
         Command::Probe(args) => commands::probe::run(&cli.global, args, &printer).await,
+        Command::Plan(args) => commands::plan::run(&cli.global, args, &printer).await,
         Command::Completions(args) => commands::completions::run(args, &printer),
         Command::Man(args) => commands::man::run(args, &printer),
     }

@@ -4,6 +4,8 @@
 use advisor::estargz::table::{Chunk, FileEntry, FileKind, ImageFiles, LayerFiles, LayerFormat};
 use advisor::trace::format::{Clock, Event, Header, Op, TraceWriter};
 use std::path::Path;
+use std::process::Command;
+use std::time::Instant;
 
 pub const LAYERS: usize = 4;
 pub const FILES_PER_LAYER: usize = 25_000;
@@ -128,5 +130,50 @@ pub fn write_trace(img: &ImageFiles, rng: &mut fastrand::Rng, path: &Path) {
             .expect("write");
         }
         w.commit().expect("commit");
+    }
+}
+
+/// A child run of the advisor binary.
+pub struct Measured {
+    pub wall: f64,
+    pub cpu: f64,
+    pub peak_rss_mib: f64,
+}
+
+/// Run the advisor binary pinned to one core; wall, CPU and peak RSS of the child.
+pub fn measure(args: &[&str]) -> Measured {
+    let bin = env!("CARGO_BIN_EXE_advisor");
+    let pinned = Command::new("taskset").arg("-V").output().is_ok();
+    let mut cmd = if pinned {
+        let mut c = Command::new("taskset");
+        c.args(["-c", "0", bin]);
+        c
+    } else {
+        Command::new(bin)
+    };
+    cmd.args(args).stdout(std::process::Stdio::null());
+    let start = Instant::now();
+    // Reaped by wait4 below, which std's Child::wait cannot report rusage for.
+    #[allow(clippy::zombie_processes)]
+    let child = cmd.spawn().expect("run advisor");
+    // wait4 gives this child's own rusage (getrusage(CHILDREN) would report
+    // the largest child so far).
+    let mut status = 0;
+    // SAFETY: a zeroed rusage is valid; wait4 fills it for our own child.
+    let mut ru: nix::libc::rusage = unsafe { std::mem::zeroed() };
+    let pid = child.id() as nix::libc::pid_t;
+    // SAFETY: plain FFI call with valid pointers.
+    let r = unsafe { nix::libc::wait4(pid, &mut status, 0, &mut ru) };
+    let wall = start.elapsed().as_secs_f64();
+    assert_eq!(r, pid, "wait4");
+    assert!(
+        nix::libc::WIFEXITED(status) && nix::libc::WEXITSTATUS(status) == 0,
+        "advisor {args:?} failed"
+    );
+    let secs = |t: nix::libc::timeval| t.tv_sec as f64 + t.tv_usec as f64 * 1e-6;
+    Measured {
+        wall,
+        cpu: secs(ru.ru_utime) + secs(ru.ru_stime),
+        peak_rss_mib: ru.ru_maxrss as f64 / 1024.0,
     }
 }

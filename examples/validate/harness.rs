@@ -482,7 +482,7 @@ fn bench_run(cfg: &Config, r: &Run) -> anyhow::Result<Vec<Value>> {
             r.snapshotter,
             "--mode",
             "cold",
-            "-n",
+            "-r",
             "1",
             "--ready-line",
             READY_LINE,

@@ -12,8 +12,12 @@ use advisor::bench::metrics::{LazyCounters, StargzScrape};
 use anyhow::{Context, bail};
 use serde::Serialize;
 use std::io::{BufRead, BufReader};
+use std::path::Path;
 use std::process::{Command, Stdio};
-use std::time::Instant;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Mutex};
+use std::thread::JoinHandle;
+use std::time::{Duration, Instant};
 
 /// The line workloads print when ready.
 pub const READY: &str = "READY";
@@ -54,7 +58,91 @@ pub struct BackgroundRun {
 }
 
 /// Bytes in a second that count as a download (keep-alives stay far below).
-const ACTIVE_BYTES: u64 = 256 * 1024;
+pub const ACTIVE_BYTES: u64 = 256 * 1024;
+
+/// A byte counter (a `/sys/class/net/*/statistics/rx_bytes` that sees only
+/// the registry's traffic) sampled every 50 ms on a thread: `(seconds from
+/// t0, bytes since the start)`.
+pub struct Sampler {
+    samples: Arc<Mutex<Vec<(f64, u64)>>>,
+    stop: Arc<AtomicBool>,
+    thread: Option<JoinHandle<()>>,
+    t0: Instant,
+}
+
+impl Sampler {
+    /// Start counting from what `counter` holds now, on the clock `t0`.
+    pub fn start(counter: &Path, t0: Instant) -> Sampler {
+        let counter = counter.to_path_buf();
+        let read = move || -> u64 {
+            std::fs::read_to_string(&counter)
+                .ok()
+                .and_then(|s| s.trim().parse().ok())
+                .unwrap_or(0)
+        };
+        let base = read();
+        let samples = Arc::new(Mutex::new(vec![(0.0, 0u64)]));
+        let stop = Arc::new(AtomicBool::new(false));
+        let thread = {
+            let (samples, stop) = (samples.clone(), stop.clone());
+            std::thread::spawn(move || {
+                while !stop.load(Ordering::Relaxed) {
+                    let b = read().saturating_sub(base);
+                    samples
+                        .lock()
+                        .unwrap()
+                        .push((t0.elapsed().as_secs_f64(), b));
+                    std::thread::sleep(Duration::from_millis(50));
+                }
+            })
+        };
+        Sampler {
+            samples,
+            stop,
+            thread: Some(thread),
+            t0,
+        }
+    }
+
+    /// Wait until the counter has grown by less than [`ACTIVE_BYTES`] a
+    /// second for `settle_s` (counting from now at the earliest); returns
+    /// when it last grew (seconds from t0).
+    pub fn wait_idle(&self, settle_s: f64) -> f64 {
+        let mut last_active = self.t0.elapsed().as_secs_f64();
+        while self.t0.elapsed().as_secs_f64() - last_active < settle_s {
+            std::thread::sleep(Duration::from_millis(200));
+            let s = self.samples.lock().unwrap();
+            let (now_t, now_b) = *s.last().unwrap();
+            if now_b.saturating_sub(bytes_at(&s, now_t - 1.0)) > ACTIVE_BYTES {
+                last_active = now_t;
+            }
+        }
+        last_active
+    }
+
+    /// Stop sampling; the samples.
+    pub fn finish(mut self) -> Vec<(f64, u64)> {
+        self.stop.store(true, Ordering::Relaxed);
+        if let Some(t) = self.thread.take() {
+            let _ = t.join();
+        }
+        std::mem::take(&mut *self.samples.lock().unwrap())
+    }
+}
+
+impl Drop for Sampler {
+    fn drop(&mut self) {
+        self.stop.store(true, Ordering::Relaxed);
+        if let Some(t) = self.thread.take() {
+            let _ = t.join();
+        }
+    }
+}
+
+/// The bytes counted by `t` (the last sample at or before it).
+pub fn bytes_at(samples: &[(f64, u64)], t: f64) -> u64 {
+    samples.iter().rev().find(|s| s.0 <= t).map_or(0, |s| s.1)
+}
 
 /// One cold run measured through containerd's clients (seconds from the
 /// start of the pull).
@@ -159,7 +247,7 @@ impl Clients {
     }
 
     /// The snapshotter's counters now (None without an endpoint).
-    fn scrape(&self) -> anyhow::Result<Option<StargzScrape>> {
+    pub fn scrape(&self) -> anyhow::Result<Option<StargzScrape>> {
         let Some(url) = &self.metrics else {
             return Ok(None);
         };
@@ -211,7 +299,33 @@ impl Clients {
     ) -> anyhow::Result<ClientRun> {
         self.cold(reference)?;
         let before = if lazy { self.scrape()? } else { None };
-        let t0 = Instant::now();
+        let run = self.run_from(reference, lazy, command, id, Instant::now());
+        let counters = match (&run, before) {
+            (Ok(_), Some(b)) => self
+                .scrape()
+                .map(|a| a.map(|a| StargzScrape::delta(&b, &a).lazy_counters(&[]))),
+            _ => Ok(None),
+        };
+        let cleaned = self.clean(reference);
+        let mut run = run?;
+        run.lazy = counters?;
+        cleaned?;
+        Ok(run)
+    }
+
+    /// Pull `reference` (eager: `ctr images pull`; lazy: `ctr-remote images
+    /// rpull`) and run `command` in it with `ctr run --rm` (lazy: on the
+    /// stargz snapshotter), timed on the clock `t0` the caller started (the
+    /// fleet harness starts every node's run at one `t0`). Nothing is made
+    /// cold before and the image stays pulled after; `lazy` is left `None`.
+    pub fn run_from(
+        &self,
+        reference: &str,
+        lazy: bool,
+        command: &str,
+        id: &str,
+        t0: Instant,
+    ) -> anyhow::Result<ClientRun> {
         let mut pull = if lazy {
             let mut c = self.ctr("ctr-remote");
             c.args(["images", "rpull"]);
@@ -256,13 +370,6 @@ impl Clients {
         }
         let out = child.wait_with_output().context("waiting for ctr run")?;
         let exit_s = t0.elapsed().as_secs_f64();
-        let lazy_counters = match (before, lazy) {
-            (Some(b), true) => self
-                .scrape()?
-                .map(|a| StargzScrape::delta(&b, &a).lazy_counters(&[])),
-            _ => None,
-        };
-        let result = self.clean(reference);
         if !out.status.success() {
             bail!(
                 "ctr run {reference} failed ({}): {}",
@@ -270,7 +377,6 @@ impl Clients {
                 String::from_utf8_lossy(&out.stderr).trim()
             );
         }
-        result?;
         let line = |t: Option<f64>, l: &str| {
             t.with_context(|| format!("ctr run {reference}: the workload printed no `{l}` line"))
         };
@@ -279,7 +385,7 @@ impl Clients {
             to_ready_s: line(to_ready, READY)?,
             to_complete_s: line(done, DONE)?,
             exit_s,
-            lazy: lazy_counters,
+            lazy: None,
         })
     }
 
@@ -293,65 +399,25 @@ impl Clients {
         reference: &str,
         command: &str,
         id: &str,
-        counter: &std::path::Path,
+        counter: &Path,
         settle_s: f64,
     ) -> anyhow::Result<BackgroundRun> {
-        use std::sync::{Arc, Mutex, atomic::AtomicBool, atomic::Ordering};
-        let read = {
-            let counter = counter.to_path_buf();
-            move || -> u64 {
-                std::fs::read_to_string(&counter)
-                    .ok()
-                    .and_then(|s| s.trim().parse().ok())
-                    .unwrap_or(0)
-            }
-        };
         self.cold(reference)?;
-        let base = read();
-        let samples = Arc::new(Mutex::new(vec![(0.0, 0u64)]));
-        let stop = Arc::new(AtomicBool::new(false));
         let t0 = Instant::now();
-        let sampler = {
-            let (samples, stop, read) = (samples.clone(), stop.clone(), read.clone());
-            std::thread::spawn(move || {
-                while !stop.load(Ordering::Relaxed) {
-                    let b = read().saturating_sub(base);
-                    samples
-                        .lock()
-                        .unwrap()
-                        .push((t0.elapsed().as_secs_f64(), b));
-                    std::thread::sleep(std::time::Duration::from_millis(50));
-                }
-            })
-        };
-        let run = self.lazy_run_keeping_the_image(reference, command, id, t0);
-        let done_s = match run {
+        let sampler = Sampler::start(counter, t0);
+        let done_s = match self.lazy_run_keeping_the_image(reference, command, id, t0) {
             Ok(d) => d,
             Err(e) => {
-                stop.store(true, Ordering::Relaxed);
-                let _ = sampler.join();
+                drop(sampler);
                 let _ = self.clean(reference);
                 return Err(e);
             }
         };
-        let at = |samples: &[(f64, u64)], t: f64| {
-            samples.iter().rev().find(|s| s.0 <= t).map_or(0, |s| s.1)
-        };
-        let mut last_active = t0.elapsed().as_secs_f64();
-        while t0.elapsed().as_secs_f64() - last_active < settle_s {
-            std::thread::sleep(std::time::Duration::from_millis(200));
-            let s = samples.lock().unwrap();
-            let (now_t, now_b) = *s.last().unwrap();
-            if now_b.saturating_sub(at(&s, now_t - 1.0)) > ACTIVE_BYTES {
-                last_active = now_t;
-            }
-        }
-        stop.store(true, Ordering::Relaxed);
-        let _ = sampler.join();
+        let last_active = sampler.wait_idle(settle_s);
+        let s = sampler.finish();
         self.clean(reference)?;
-        let s = samples.lock().unwrap();
-        let bytes_total = at(&s, last_active);
-        let bytes_at_done = at(&s, done_s);
+        let bytes_total = bytes_at(&s, last_active);
+        let bytes_at_done = bytes_at(&s, done_s);
         let first = |pred: &dyn Fn(&(f64, u64)) -> bool| s.iter().find(|x| pred(x)).map(|x| x.0);
         Ok(BackgroundRun {
             done_s,

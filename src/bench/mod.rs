@@ -286,65 +286,91 @@ pub struct BenchReport {
     pub cleanup_problems: Vec<String>,
 }
 
+/// The timed quantities, in the order they are reported.
+const TIMES: [(&str, SecondsOf); 10] = [
+    ("resolve", |r| r.phases.resolve),
+    ("fetch", |r| r.phases.fetch),
+    ("unpack", |r| r.phases.unpack),
+    ("pull", |r| r.pull()),
+    ("create", |r| r.phases.create),
+    ("start", |r| r.phases.start),
+    ("ready", |r| r.phases.ready),
+    ("complete", |r| r.phases.complete),
+    ("to_ready", |r| r.to_ready),
+    ("to_complete", |r| r.to_complete),
+];
+
+/// The byte quantities, in the order they are reported.
+const BYTES: [(&str, BytesOf); 4] = [
+    ("received", |r| r.network.received),
+    ("lazy_fetched", |r| {
+        r.network.lazy.as_ref().map(|l| l.fetched)
+    }),
+    ("disk_content", |r| r.disk.map(|d| d.content)),
+    ("disk_snapshots", |r| r.disk.map(|d| d.snapshots)),
+];
+
+/// One quantity's values over the runs that count, in run order.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Samples {
+    pub name: &'static str,
+    /// `s` or `bytes`.
+    pub unit: &'static str,
+    pub values: Vec<f64>,
+}
+
 impl BenchReport {
-    /// Summarise the included measured runs.
-    pub fn summarize(&mut self) {
-        let runs: Vec<&RunRecord> = self
-            .runs
+    /// The measured runs that count in the summary.
+    fn counted(&self) -> impl Iterator<Item = &RunRecord> {
+        self.runs
             .iter()
             .filter(|r| r.role == Role::Measured && r.included)
-            .collect();
+    }
+
+    /// Every quantity's values over the included measured runs (times first,
+    /// then bytes; a quantity no run has is left out): what [`summarize`]
+    /// summarises and the exporters list run by run.
+    ///
+    /// [`summarize`]: BenchReport::summarize
+    pub fn samples(&self) -> Vec<Samples> {
+        let times = TIMES.iter().map(|(name, f)| Samples {
+            name,
+            unit: "s",
+            values: self.counted().filter_map(f).map(|s| s.0).collect(),
+        });
+        let bytes = BYTES.iter().map(|(name, f)| Samples {
+            name,
+            unit: "bytes",
+            values: self.counted().filter_map(f).map(|b| b.0 as f64).collect(),
+        });
+        times
+            .chain(bytes)
+            .map(|mut s| {
+                s.values.retain(|v| v.is_finite());
+                s
+            })
+            .filter(|s| !s.values.is_empty())
+            .collect()
+    }
+
+    /// Summarise the included measured runs.
+    pub fn summarize(&mut self) {
         self.excluded = self
             .runs
             .iter()
             .filter(|r| r.role == Role::Measured && !r.included)
             .count();
-        let secs: [(&str, SecondsOf); 10] = [
-            ("resolve", |r| r.phases.resolve),
-            ("fetch", |r| r.phases.fetch),
-            ("unpack", |r| r.phases.unpack),
-            ("pull", |r| r.pull()),
-            ("create", |r| r.phases.create),
-            ("start", |r| r.phases.start),
-            ("ready", |r| r.phases.ready),
-            ("complete", |r| r.phases.complete),
-            ("to_ready", |r| r.to_ready),
-            ("to_complete", |r| r.to_complete),
-        ];
-        let mut out = Vec::new();
-        for (name, f) in secs {
-            let v: Vec<f64> = runs.iter().filter_map(|r| f(r)).map(|s| s.0).collect();
-            if let Some(summary) = Summary::of(&v) {
-                out.push(QuantitySummary {
-                    name: name.into(),
-                    unit: "s".into(),
-                    summary,
-                });
-            }
-        }
-        let bytes: [(&str, BytesOf); 4] = [
-            ("received", |r| r.network.received),
-            ("lazy_fetched", |r| {
-                r.network.lazy.as_ref().map(|l| l.fetched)
-            }),
-            ("disk_content", |r| r.disk.map(|d| d.content)),
-            ("disk_snapshots", |r| r.disk.map(|d| d.snapshots)),
-        ];
-        for (name, f) in bytes {
-            let v: Vec<f64> = runs
-                .iter()
-                .filter_map(|r| f(r))
-                .map(|b| b.0 as f64)
-                .collect();
-            if let Some(summary) = Summary::of(&v) {
-                out.push(QuantitySummary {
-                    name: name.into(),
-                    unit: "bytes".into(),
-                    summary,
-                });
-            }
-        }
-        self.summary = out;
+        self.summary = self
+            .samples()
+            .into_iter()
+            .filter_map(|s| {
+                Some(QuantitySummary {
+                    name: s.name.into(),
+                    unit: s.unit.into(),
+                    summary: Summary::of(&s.values)?,
+                })
+            })
+            .collect();
     }
 
     pub fn quantity(&self, name: &str) -> Option<&Summary> {

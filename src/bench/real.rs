@@ -10,7 +10,8 @@
 //! last unmount, so only a restart makes the next lazy pull cold), drop the
 //! page cache (so the registry's disk reads are cold too), and check again.
 //! Before the first run, [`Engine::preflight`] claims the working namespace
-//! (labelled as advisor's when advisor creates it) and refuses when a
+//! (labelled as advisor's when advisor creates it) and refuses when it is not
+//! advisor's (an unlabelled one named by ctr's `CONTAINERD_NAMESPACE`) or a
 //! namespace that is not advisor's holds the image, unless `force`
 //! ([`crate::containerd::owner`]). Owns this orchestration; the calls are the
 //! adapter's.
@@ -206,6 +207,7 @@ pub fn state_of(img: &ImageToPull) -> ImageState {
 impl Engine for RealEngine {
     async fn preflight(&mut self) -> anyhow::Result<()> {
         self.conn.claim_namespace().await?;
+        self.conn.refuse_working(self.s.force).await?;
         let state = self.image_state().await?;
         let holdings = owner::foreign_holdings(&self.conn, &state, &Self::snapshotters()).await?;
         owner::refuse(&state.reference, &holdings, self.s.force)?;

@@ -259,6 +259,8 @@ pub fn append(path: &Path, r: &Record) -> anyhow::Result<()> {
 pub struct RunnerSettings {
     pub address: PathBuf,
     pub namespace: String,
+    /// Where `namespace` came from (ctr's variable: advisor's only if labelled).
+    pub namespace_origin: crate::containerd::owner::NamespaceOrigin,
     pub registry: String,
     pub registry_options: RegistryOptions,
     pub lazy_reset: Option<String>,
@@ -437,7 +439,7 @@ async fn one_run(
         command,
         force: s.force,
     };
-    let conn = match Connection::connect_own(&s.address, &s.namespace).await {
+    let conn = match Connection::connect_own(&s.address, &s.namespace, s.namespace_origin).await {
         Ok(c) => c,
         Err(e) => return (failed_record(), Some(e.into())),
     };

@@ -22,12 +22,12 @@ pub struct BenchArgs {
     #[arg(long, value_enum, default_value_t = BenchMode::Cold)]
     pub mode: BenchMode,
 
-    /// Measured runs.
-    #[arg(short = 'n', long = "runs", default_value_t = 5, value_name = "N")]
+    /// Measured runs (as hyperfine's -r/--runs; -n is the namespace, as ctr's).
+    #[arg(short = 'r', long = "runs", default_value_t = 5, value_name = "N")]
     pub runs: usize,
 
-    /// Unmeasured runs before the measured ones (reported, not summarised).
-    #[arg(long, default_value_t = 0, value_name = "N")]
+    /// Runs before the measured ones, as hyperfine's: reported, never summarised.
+    #[arg(short = 'w', long, default_value_t = 0, value_name = "N")]
     pub warmup: usize,
 
     /// Ready when a stdout/stderr line matches this regex (default: when the process exits).
@@ -66,6 +66,22 @@ pub struct BenchArgs {
     /// Append every run to this file as JSON Lines, as it finishes.
     #[arg(long, value_name = "FILE")]
     pub output: Option<PathBuf>,
+
+    /// Write the summary as hyperfine's JSON (`results`: one entry per timed
+    /// phase with mean, stddev, median, min, max and every run's time) to
+    /// FILE at the end; `-` prints it on stdout instead of the report.
+    #[arg(long, value_name = "FILE")]
+    pub export_json: Option<PathBuf>,
+
+    /// Write the summary as hyperfine's Markdown table (phase, mean ± σ, min,
+    /// max) to FILE at the end; `-` prints it on stdout instead of the report.
+    #[arg(long, value_name = "FILE")]
+    pub export_markdown: Option<PathBuf>,
+
+    /// Write the summary as hyperfine's CSV (phase, mean, stddev, median, min,
+    /// max; seconds) to FILE at the end; `-` prints it on stdout instead of the report.
+    #[arg(long, value_name = "FILE")]
+    pub export_csv: Option<PathBuf>,
 
     /// Keep the image pulled at the end.
     #[arg(long)]

@@ -5,12 +5,14 @@
 //! of this module, one per command.
 pub mod bench;
 pub mod calibrate;
+pub mod env;
 
 use clap::{Args, Parser, Subcommand, ValueEnum};
 use std::path::PathBuf;
 
 pub mod advise;
 pub mod image;
+pub mod plan;
 pub mod probe;
 pub mod trace;
 
@@ -33,12 +35,15 @@ pub struct Cli {
 /// Flags every command shares, named like ctr's.
 #[derive(Debug, Clone, Args)]
 pub struct GlobalArgs {
-    /// containerd's gRPC socket.
-    #[arg(long, global = true, env = "ADVISOR_CONTAINERD", default_value = DEFAULT_ADDRESS, value_name = "SOCK")]
+    /// containerd's gRPC socket (env ADVISOR_CONTAINERD, else ctr's CONTAINERD_ADDRESS).
+    #[arg(short, long, global = true, env = "ADVISOR_CONTAINERD", default_value = DEFAULT_ADDRESS, value_name = "SOCK")]
     pub address: PathBuf,
 
-    /// containerd namespace advisor works in.
+    /// containerd namespace advisor works in (env ADVISOR_NAMESPACE, else
+    /// ctr's CONTAINERD_NAMESPACE: advisor cleans up in that one only if it
+    /// created it, or with --force).
     #[arg(
+        short,
         long,
         global = true,
         env = "ADVISOR_NAMESPACE",
@@ -46,9 +51,19 @@ pub struct GlobalArgs {
     )]
     pub namespace: String,
 
+    /// Where `namespace` came from: ctr's CONTAINERD_NAMESPACE makes it
+    /// advisor's only when advisor created it. Set by [`env::try_parse_from`].
+    #[arg(skip)]
+    pub namespace_origin: crate::containerd::owner::NamespaceOrigin,
+
     /// Talk plain HTTP to the registry (localhost registries always use plain HTTP, as containerd does).
     #[arg(long, global = true)]
     pub plain_http: bool,
+
+    /// The platform an image index resolves to, as ctr's --platform
+    /// (OS/ARCH[/VARIANT], e.g. linux/arm64; default: this host's).
+    #[arg(long, global = true, value_name = "OS/ARCH[/VARIANT]")]
+    pub platform: Option<crate::registry::Platform>,
 
     /// Output format for data on stdout.
     #[arg(long, global = true, value_enum, default_value_t = OutputFormat::Table)]
@@ -91,6 +106,9 @@ pub enum Command {
     /// Measure this node's path to a registry (round trips, set-up, throughput)
     /// into a network profile, in under a minute.
     Probe(probe::ProbeArgs),
+    /// Plan a rollout: N nodes pulling the image through one registry — pods ready and
+    /// done, registry egress and requests, disk, the binding constraint, per strategy.
+    Plan(plan::PlanArgs),
     /// Print the shell completion script for SHELL on stdout.
     Completions(CompletionsArgs),
     /// Print advisor's man page (roff) on stdout, or with -o write one page

@@ -28,13 +28,13 @@ pub mod example {
 }
 
 /// Where the image's file table comes from, including the bundled example.
-enum Image {
+pub(crate) enum Image {
     Source(ImageSource),
     Example,
 }
 
 /// Where the trace comes from.
-enum Trace {
+pub(crate) enum Trace {
     File(PathBuf),
     Example,
 }
@@ -51,25 +51,7 @@ struct Settings {
 }
 
 fn settings(args: &AdviseArgs) -> anyhow::Result<Settings> {
-    let (image, trace) = match (&args.image, &args.files, &args.trace) {
-        (None, None, None) => (Image::Example, Trace::Example),
-        (_, Some(f), Some(t)) => (
-            Image::Source(ImageSource::Files(f.clone())),
-            Trace::File(t.clone()),
-        ),
-        (Some(r), None, Some(t)) => (
-            Image::Source(ImageSource::Reference(r.clone())),
-            Trace::File(t.clone()),
-        ),
-        (None, None, Some(_)) => {
-            crate::bail_user!(
-                "give the image the trace belongs to: --image REF (its eStargz form) or --files FILE"
-            )
-        }
-        (_, _, None) => crate::bail_user!(
-            "give the workload: --trace FILE (make one with `advisor trace record`, `trace import` or `trace synth`); with no arguments at all, advise runs the bundled example"
-        ),
-    };
+    let (image, trace) = sources(&args.image, &args.files, &args.trace)?;
     let gzip_bytes = match image {
         Image::Example => args.gzip_bytes.or(Some(example::GZIP_BYTES)),
         Image::Source(_) => args.gzip_bytes,
@@ -101,8 +83,38 @@ fn settings(args: &AdviseArgs) -> anyhow::Result<Settings> {
     })
 }
 
+/// The image's file table and the trace, from `--image`/`--files` and
+/// `--trace`; none of them: the bundled example (advise and plan).
+pub(crate) fn sources(
+    image: &Option<String>,
+    files: &Option<PathBuf>,
+    trace: &Option<PathBuf>,
+) -> anyhow::Result<(Image, Trace)> {
+    Ok(match (image, files, trace) {
+        (None, None, None) => (Image::Example, Trace::Example),
+        (_, Some(f), Some(t)) => (
+            Image::Source(ImageSource::Files(f.clone())),
+            Trace::File(t.clone()),
+        ),
+        (Some(r), None, Some(t)) => (
+            Image::Source(ImageSource::Reference(r.clone())),
+            Trace::File(t.clone()),
+        ),
+        (None, None, Some(_)) => {
+            crate::bail_user!(
+                "give the image the trace belongs to: --image REF (its eStargz form) or --files FILE"
+            )
+        }
+        (_, _, None) => crate::bail_user!(
+            "give the workload: --trace FILE (make one with `advisor trace record`, `trace import` or `trace synth`); with no arguments at all, advise runs the bundled example"
+        ),
+    })
+}
+
 /// The path a network profile (`advisor probe -o FILE`) describes.
-fn network_link(path: &std::path::Path) -> anyhow::Result<crate::simulate::network::Link> {
+pub(crate) fn network_link(
+    path: &std::path::Path,
+) -> anyhow::Result<crate::simulate::network::Link> {
     let fail = |why: String| crate::error::user(format!("--network {}: {why}", path.display()));
     let text = crate::input::read_text(path, crate::input::MAX_INPUT_TEXT)
         .map_err(|e| fail(format!("cannot read it: {e}")))?;
@@ -146,43 +158,13 @@ struct AdviseOutput<'a> {
 
 pub async fn run(global: &GlobalArgs, args: &AdviseArgs, printer: &Printer) -> anyhow::Result<()> {
     let mut s = settings(args)?;
-    let image = match &s.image {
-        Image::Source(src) => load_image_files(src, global, printer).await?,
-        Image::Example => {
-            printer.note(&format!(
-                "the bundled example: {} with {} (pass --image/--files and --trace for your own)",
-                example::FILES_NAME,
-                example::TRACE_NAME
-            ));
-            serde_json::from_str(example::FILES)
-                .context("the bundled example's file table is invalid (a bug)")?
-        }
-    };
-    let (profile, profile_name) = match &s.profile {
-        Some(p) => (Profile::load(p)?, p.display().to_string()),
-        None => {
-            printer.note(
-                "profile: the bundled lab calibration (calibration/default.json); pass --profile FILE from `advisor calibrate` for this node",
-            );
-            (
-                Profile::default_profile()?,
-                "calibration/default.json (bundled)".to_string(),
-            )
-        }
-    };
+    let image = load_image(&s.image, global, printer).await?;
+    let (profile, profile_name) = load_profile(s.profile.as_ref(), printer)?;
     if args.prefetch_size.is_none() {
         s.options.fetch = profile.fetch_config();
     }
     let prediction = compute(&image, &s, &profile)?;
-    let image_name = match &s.image {
-        Image::Source(ImageSource::Files(f)) => f.display().to_string(),
-        Image::Source(ImageSource::Reference(r)) => r.clone(),
-        Image::Example => example::FILES_NAME.to_string(),
-    };
-    let trace_name = match &s.trace {
-        Trace::File(p) => p.display().to_string(),
-        Trace::Example => example::TRACE_NAME.to_string(),
-    };
+    let (image_name, trace_name) = names(&s.image, &s.trace);
 
     write_outputs(
         &s,
@@ -205,6 +187,59 @@ pub async fn run(global: &GlobalArgs, args: &AdviseArgs, printer: &Printer) -> a
         ))?;
     }
     Ok(())
+}
+
+/// The image's file table: from the registry, a saved file, or the bundled example.
+pub(crate) async fn load_image(
+    image: &Image,
+    global: &GlobalArgs,
+    printer: &Printer,
+) -> anyhow::Result<ImageFiles> {
+    Ok(match image {
+        Image::Source(src) => load_image_files(src, global, printer).await?,
+        Image::Example => {
+            printer.note(&format!(
+                "the bundled example: {} with {} (pass --image/--files and --trace for your own)",
+                example::FILES_NAME,
+                example::TRACE_NAME
+            ));
+            serde_json::from_str(example::FILES)
+                .context("the bundled example's file table is invalid (a bug)")?
+        }
+    })
+}
+
+/// The node profile and its name: `--profile FILE` or the bundled one.
+pub(crate) fn load_profile(
+    path: Option<&PathBuf>,
+    printer: &Printer,
+) -> anyhow::Result<(Profile, String)> {
+    Ok(match path {
+        Some(p) => (Profile::load(p)?, p.display().to_string()),
+        None => {
+            printer.note(
+                "profile: the bundled lab calibration (calibration/default.json); pass --profile FILE from `advisor calibrate` for this node",
+            );
+            (
+                Profile::default_profile()?,
+                "calibration/default.json (bundled)".to_string(),
+            )
+        }
+    })
+}
+
+/// How the image and the trace are named in reports.
+pub(crate) fn names(image: &Image, trace: &Trace) -> (String, String) {
+    let image_name = match image {
+        Image::Source(ImageSource::Files(f)) => f.display().to_string(),
+        Image::Source(ImageSource::Reference(r)) => r.clone(),
+        Image::Example => example::FILES_NAME.to_string(),
+    };
+    let trace_name = match trace {
+        Trace::File(p) => p.display().to_string(),
+        Trace::Example => example::TRACE_NAME.to_string(),
+    };
+    (image_name, trace_name)
 }
 
 /// `--prefetch-list`, `--plot` and `--plot-rtt`: all rendered first, then
@@ -256,7 +291,14 @@ fn write_outputs(
 }
 
 fn compute(image: &ImageFiles, s: &Settings, profile: &Profile) -> anyhow::Result<Prediction> {
-    let (w, name) = match &s.trace {
+    let w = workload(image, &s.trace)?;
+    Ok(predict(image, &w, profile, &s.options))
+}
+
+/// The trace joined with the image's files; a trace that names none of
+/// them is refused.
+pub(crate) fn workload(image: &ImageFiles, trace: &Trace) -> anyhow::Result<Workload> {
+    let (w, name) = match trace {
         Trace::File(p) => (
             Workload::from_trace(image, &mut TraceReader::open(p)?)?,
             p.display().to_string(),
@@ -279,5 +321,5 @@ fn compute(image: &ImageFiles, s: &Settings, profile: &Profile) -> anyhow::Resul
             w.missing_count
         );
     }
-    Ok(predict(image, &w, profile, &s.options))
+    Ok(w)
 }

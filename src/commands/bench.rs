@@ -1,6 +1,11 @@
 //! `advisor bench`: resolve the arguments, run [`crate::bench::run_bench`]
 //! with the real engine, draw progress, append runs to `--output` as JSON
-//! Lines as they finish, then render the report (table or JSON).
+//! Lines as they finish, then render the report (table or JSON) and write the
+//! `--export-*` files (hyperfine's formats, [`crate::report::bench_export`]).
+//! Export paths are checked before the first run (a missing directory fails
+//! then, not after minutes of measuring); each file is staged beside its
+//! target and renamed into place ([`crate::output`]), also after a failure or
+//! an interrupt, with what was measured.
 //!
 //! Ctrl-C (SIGINT) or SIGTERM stop the bench cleanly: the current run is
 //! abandoned, everything it created is deleted, and what was measured is
@@ -11,7 +16,9 @@ use crate::cli::GlobalArgs;
 use crate::cli::bench::{BenchArgs, BenchMode};
 use crate::containerd::pull::Method;
 use crate::containerd::{self, Connection};
+use crate::output::{self, Named, Output};
 use crate::printer::Printer;
+use crate::report::bench_export::ExportFormat;
 use indicatif::{ProgressBar, ProgressDrawTarget, ProgressStyle};
 use std::io::Write;
 use std::path::PathBuf;
@@ -21,7 +28,7 @@ use std::time::Duration;
 /// Settings for the loop and for the real engine.
 pub fn settings(args: &BenchArgs) -> anyhow::Result<(BenchSettings, RealSettings)> {
     if args.runs == 0 {
-        crate::bail_user!("-n/--runs must be at least 1");
+        crate::bail_user!("-r/--runs must be at least 1 (got 0)");
     }
     let (ready, readiness) = super::readiness(args.ready_line.as_ref(), args.ready_path.as_ref())?;
     let method = Method::for_snapshotter(&args.snapshotter);
@@ -61,8 +68,113 @@ pub(crate) fn mode(m: BenchMode) -> Mode {
     }
 }
 
+/// A namespace that is a number is refused: it is almost surely an old
+/// `bench -n N` meaning runs — `-n` became the namespace (issue 19 §2, as
+/// ctr's) — and benching in namespace `5` would create and clean it.
+pub fn check_namespace(namespace: &str) -> anyhow::Result<()> {
+    if !namespace.is_empty() && namespace.chars().all(|c| c.is_ascii_digit()) {
+        crate::bail_user!(
+            "namespace `{namespace}` is a number: -n is containerd's namespace (as ctr's), the number of runs is -r/--runs (e.g. `bench -r {namespace}`); give a namespace with a letter in it"
+        );
+    }
+    Ok(())
+}
+
+/// One `--export-*` file.
+#[derive(Debug, Clone)]
+pub struct Export {
+    pub format: ExportFormat,
+    pub path: PathBuf,
+}
+
+impl Export {
+    fn is_stdout(&self) -> bool {
+        self.path.as_os_str() == "-"
+    }
+}
+
+/// The `--export-*` files, checked: at most one `-` (stdout holds one
+/// document), no two the same file nor `--output`, and each one's directory
+/// writable now (a temporary file is made there and removed).
+pub fn exports(args: &BenchArgs) -> anyhow::Result<Vec<Export>> {
+    let v: Vec<Export> = [
+        (ExportFormat::Json, &args.export_json),
+        (ExportFormat::Markdown, &args.export_markdown),
+        (ExportFormat::Csv, &args.export_csv),
+    ]
+    .into_iter()
+    .filter_map(|(format, p)| {
+        Some(Export {
+            format,
+            path: p.clone()?,
+        })
+    })
+    .collect();
+    let stdout: Vec<&str> = v
+        .iter()
+        .filter(|e| e.is_stdout())
+        .map(|e| e.format.flag())
+        .collect();
+    if stdout.len() > 1 {
+        crate::bail_user!(
+            "{} all write to stdout (`-`): only one export can; give the others a file",
+            stdout.join(" and ")
+        );
+    }
+    let mut named: Vec<Named<'_>> = v
+        .iter()
+        .map(|e| (e.format.flag(), e.path.as_path()))
+        .collect();
+    if let Some(o) = &args.output {
+        named.push(("--output", o.as_path()));
+    }
+    output::refuse_overwriting(&named, &[])?;
+    for e in v.iter().filter(|e| !e.is_stdout()) {
+        Output::create(&e.path).map_err(|err| {
+            crate::error::user(format!(
+                "{} {}: cannot write there: {err}",
+                e.format.flag(),
+                e.path.display()
+            ))
+        })?;
+    }
+    Ok(v)
+}
+
+/// Write every export of `report`: files staged and renamed, `-` on stdout.
+/// Each is tried; the first failure is returned.
+fn write_exports(
+    exports: &[Export],
+    report: &BenchReport,
+    printer: &Printer,
+) -> anyhow::Result<()> {
+    let mut first = None;
+    for e in exports {
+        let r = e.format.exporter().serialize(report).and_then(|bytes| {
+            if e.is_stdout() {
+                printer.out(&String::from_utf8_lossy(&bytes))?;
+                return Ok(());
+            }
+            let mut out = Output::create(&e.path)?;
+            out.write_all(&bytes)?;
+            out.commit()?;
+            Ok(())
+        });
+        if let Err(err) = r {
+            first.get_or_insert(crate::error::user(format!(
+                "{} {}: cannot write: {err:#}",
+                e.format.flag(),
+                e.path.display()
+            )));
+        }
+    }
+    first.map_or(Ok(()), Err)
+}
+
 pub async fn run(global: &GlobalArgs, args: &BenchArgs, printer: &Printer) -> anyhow::Result<()> {
     let (bench, real) = settings(args)?;
+    check_namespace(&global.namespace)?;
+    let exports = exports(args)?;
     if bench.method == Method::Lazy
         && bench.mode == crate::bench::Mode::Cold
         && real.lazy_reset.is_none()
@@ -72,7 +184,8 @@ pub async fn run(global: &GlobalArgs, args: &BenchArgs, printer: &Printer) -> an
              (e.g. \"systemctl restart stargz-snapshotter\"), or on the lab `eval \"$(lab/lab env)\"`, which sets ADVISOR_LAZY_RESET_CMD"
         );
     }
-    let conn = Connection::connect_own(&global.address, &global.namespace).await?;
+    let conn = Connection::connect_own(&global.address, &global.namespace, global.namespace_origin)
+        .await?;
     conn.wait_for_snapshotter(&bench.snapshotter, crate::bench::real::SNAPSHOTTER_PATIENCE)
         .await?;
     if bench.method == Method::Lazy && real.stargz_metrics.is_none() {
@@ -99,13 +212,20 @@ pub async fn run(global: &GlobalArgs, args: &BenchArgs, printer: &Printer) -> an
     for n in &engine.notes {
         printer.warn(n);
     }
-    if printer.is_json() {
-        printer.json(&report)?;
-    } else {
-        printer.out(&crate::report::bench::render(&report))?;
+    // An export on stdout takes the report's place: stdout holds one document.
+    if !exports.iter().any(Export::is_stdout) {
+        if printer.is_json() {
+            printer.json(&report)?;
+        } else {
+            printer.out(&crate::report::bench::render(&report))?;
+        }
     }
+    let exported = write_exports(&exports, &report, printer);
     for p in &report.cleanup_problems {
         printer.warn(&format!("clean-up: {p}"));
+    }
+    if let (Err(e), Some(_)) = (&exported, &error) {
+        printer.warn(&format!("{e:#}"));
     }
     if let Some(e) = error {
         return Err(e.context(format!(
@@ -114,6 +234,7 @@ pub async fn run(global: &GlobalArgs, args: &BenchArgs, printer: &Printer) -> an
             report.runs.len()
         )));
     }
+    exported?;
     if report.interrupted {
         crate::bail_user!(
             "interrupted: {} run(s) measured, partial results above; nothing left behind{}",
@@ -240,3 +361,140 @@ impl Observer for Progress {
 
 /// The snapshotters a bench may use.
 pub const SNAPSHOTTERS: [&str; 2] = [containerd::OVERLAYFS, containerd::STARGZ];
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::cli::{Cli, Command};
+    use clap::Parser;
+    use std::path::Path;
+
+    fn parse(extra: &[&str]) -> (GlobalArgs, BenchArgs) {
+        let mut args = vec![
+            "advisor",
+            "bench",
+            "--image",
+            "r/app:gzip",
+            "--snapshotter",
+            "overlayfs",
+        ];
+        args.extend_from_slice(extra);
+        let cli = Cli::try_parse_from(args).unwrap();
+        match cli.command {
+            Command::Bench(b) => (cli.global, b),
+            _ => unreachable!(),
+        }
+    }
+
+    #[test]
+    fn runs_and_warmup_are_hyperfine_s_short_flags() {
+        let (_, a) = parse(&["-r", "7", "-w", "2"]);
+        let (bench, _) = settings(&a).unwrap();
+        assert_eq!((bench.runs, bench.warmup), (7, 2));
+        let (_, a) = parse(&["--runs", "3", "--warmup", "1"]);
+        assert_eq!((a.runs, a.warmup), (3, 1));
+        let (_, a) = parse(&["-r", "0"]);
+        let e = settings(&a).unwrap_err();
+        assert!(e.to_string().contains("-r/--runs"), "{e}");
+    }
+
+    /// `-n` after `bench` is the global namespace now (issue 19 §2).
+    #[test]
+    fn n_is_the_namespace_and_a_number_is_refused() {
+        let (g, a) = parse(&["-n", "5"]);
+        assert_eq!((g.namespace.as_str(), a.runs), ("5", 5));
+        let e = check_namespace(&g.namespace).unwrap_err();
+        assert!(crate::exit::is_user_error(&e));
+        assert!(e.to_string().contains("-r/--runs"), "{e}");
+        for ok in ["advisor", "k8s.io", "ns5", "5a", ""] {
+            check_namespace(ok).unwrap();
+        }
+    }
+
+    #[test]
+    fn exports_are_resolved_in_flag_order() {
+        let d = tempfile::tempdir().unwrap();
+        let md = d.path().join("b.md");
+        let (_, a) = parse(&[
+            "--export-markdown",
+            md.to_str().unwrap(),
+            "--export-json",
+            "-",
+        ]);
+        let e = exports(&a).unwrap();
+        let got: Vec<(ExportFormat, &Path)> =
+            e.iter().map(|e| (e.format, e.path.as_path())).collect();
+        assert_eq!(
+            got,
+            [
+                (ExportFormat::Json, Path::new("-")),
+                (ExportFormat::Markdown, md.as_path())
+            ]
+        );
+        assert!(!md.exists(), "the check leaves nothing behind");
+        assert_eq!(std::fs::read_dir(d.path()).unwrap().count(), 0);
+        let (_, none) = parse(&[]);
+        assert!(exports(&none).unwrap().is_empty());
+    }
+
+    #[test]
+    fn bad_exports_are_user_errors_naming_the_flags() {
+        let d = tempfile::tempdir().unwrap();
+        let f = d.path().join("x");
+        let x = f.to_str().unwrap();
+        let missing = d.path().join("no/x.csv");
+        for (args, want) in [
+            (
+                vec!["--export-json", "-", "--export-markdown", "-"],
+                "--export-json and --export-markdown",
+            ),
+            (vec!["--export-json", x, "--export-csv", x], "same file"),
+            (vec!["--output", x, "--export-csv", x], "--output"),
+            (
+                vec!["--export-csv", missing.to_str().unwrap()],
+                "--export-csv",
+            ),
+        ] {
+            let (_, a) = parse(&args);
+            let e = exports(&a).unwrap_err();
+            assert!(crate::exit::is_user_error(&e), "{e}");
+            assert!(e.to_string().contains(want), "{args:?}: {e}");
+        }
+    }
+
+    /// Files are staged and renamed: what is there before is replaced whole.
+    #[test]
+    fn write_exports_replaces_the_files() {
+        let d = tempfile::tempdir().unwrap();
+        let csv = d.path().join("b.csv");
+        std::fs::write(&csv, "old").unwrap();
+        let report = BenchReport {
+            image: "r/app:gzip".into(),
+            snapshotter: "overlayfs".into(),
+            method: Method::Eager,
+            mode: Mode::Cold,
+            runs_requested: 1,
+            warmup: 0,
+            ready: crate::bench::ReadySpec::Exit,
+            command: vec![],
+            setup: None,
+            runs: vec![],
+            summary: vec![],
+            excluded: 0,
+            interrupted: false,
+            error: None,
+            cleanup_problems: vec![],
+        };
+        let printer = Printer::new(crate::cli::OutputFormat::Table, true, 0);
+        let e = [Export {
+            format: ExportFormat::Csv,
+            path: csv.clone(),
+        }];
+        write_exports(&e, &report, &printer).unwrap();
+        assert_eq!(
+            std::fs::read_to_string(&csv).unwrap(),
+            "command,mean,stddev,median,min,max\n"
+        );
+        assert_eq!(std::fs::read_dir(d.path()).unwrap().count(), 1);
+    }
+}

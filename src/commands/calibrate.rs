@@ -60,6 +60,7 @@ fn settings(global: &GlobalArgs, args: &CalibrateArgs, runs_file: PathBuf) -> Ru
     RunnerSettings {
         address: global.address.clone(),
         namespace: global.namespace.clone(),
+        namespace_origin: global.namespace_origin,
         registry: args.registry.clone().unwrap_or_default(),
         registry_options: super::registry_options(global),
         lazy_reset: args.lazy_reset_cmd.clone(),
@@ -80,7 +81,10 @@ async fn preflight(global: &GlobalArgs, args: &CalibrateArgs) -> anyhow::Result<
             "calibration pushes its images to a registry and pulls them back: pass --registry HOST:PORT (or ADVISOR_REGISTRY; the lab's: `eval \"$(lab/lab env)\"`)"
         );
     }
-    let conn = Connection::connect_own(&global.address, &global.namespace).await?;
+    let conn = Connection::connect_own(&global.address, &global.namespace, global.namespace_origin)
+        .await?;
+    // Every calibration run cleans up in this namespace: refuse before any.
+    conn.refuse_working(args.force).await?;
     conn.check_snapshotter(OVERLAYFS).await?;
     conn.check_snapshotter(STARGZ).await?;
     if args.lazy_reset_cmd.is_none() {

@@ -58,7 +58,10 @@ pub async fn run(global: &GlobalArgs, args: &DoctorArgs, printer: &Printer) -> a
 pub async fn check(global: &GlobalArgs, args: &DoctorArgs) -> DoctorReport {
     let mut checks = Vec::new();
     let mut version = None;
-    match Connection::connect(&global.address, &global.namespace).await {
+    match Connection::connect(&global.address, &global.namespace)
+        .await
+        .map(|c| c.with_origin(global.namespace_origin))
+    {
         Err(e) => checks.push(Check {
             name: "containerd".into(),
             ok: false,
@@ -146,18 +149,28 @@ async fn dedicated(conn: &Connection) -> Check {
                     )
                 })
                 .collect();
+            let mut detail = if held.is_empty() {
+                "yes: no namespace that is not advisor's holds anything".to_string()
+            } else {
+                format!(
+                    "no: namespaces that are not advisor's hold images: {}; a cold bench or calibrate \
+                     refuses an image they hold (deletes nothing there) unless --force",
+                    held.join(", ")
+                )
+            };
+            // Only a namespace from ctr's CONTAINERD_NAMESPACE that advisor
+            // did not create is listed here while advisor works in it.
+            if all.iter().any(|n| n.namespace == conn.namespace) {
+                detail.push_str(&format!(
+                    "; the namespace advisor works in, {} (from ctr's CONTAINERD_NAMESPACE), is not advisor's: \
+                     a cold bench or calibrate there is refused unless --force; set ADVISOR_NAMESPACE or -n",
+                    conn.namespace
+                ));
+            }
             Check {
                 name,
                 ok: true,
-                detail: if held.is_empty() {
-                    "yes: no namespace that is not advisor's holds anything".into()
-                } else {
-                    format!(
-                        "no: namespaces that are not advisor's hold images: {}; a cold bench or calibrate \
-                         refuses an image they hold (deletes nothing there) unless --force",
-                        held.join(", ")
-                    )
-                },
+                detail,
             }
         }
     }

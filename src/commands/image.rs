@@ -15,7 +15,7 @@ use crate::image::plan::{self, Plan};
 use crate::image::push::{self, Targets};
 use crate::image::spec::{self, Base, Spec};
 use crate::printer::Printer;
-use crate::registry::RegistryClient;
+use crate::registry::{Platform, RegistryClient};
 use crate::units::Seconds;
 use anyhow::Context;
 use indicatif::{MultiProgress, ProgressBar, ProgressDrawTarget, ProgressStyle};
@@ -54,7 +54,8 @@ fn build_settings(global: &GlobalArgs, a: &BuildArgs) -> anyhow::Result<BuildPla
         (None, false) => crate::bail_user!("give --push REPO[:TAG] (or --dry-run)"),
     };
     let plan = plan::plan(&spec, &a.spec, busybox.as_ref(), &extra)?;
-    let settings = BuildSettings::from_spec(&spec, a.work_dir.clone());
+    let mut settings = BuildSettings::from_spec(&spec, a.work_dir.clone());
+    settings.platform = build_platform(global.platform.as_ref(), &spec.base, settings.platform)?;
     Ok(BuildPlan {
         spec_path: a.spec.clone(),
         spec,
@@ -62,6 +63,24 @@ fn build_settings(global: &GlobalArgs, a: &BuildArgs) -> anyhow::Result<BuildPla
         settings,
         targets,
     })
+}
+
+/// The platform a built image's config names: `--platform` when the image
+/// has no base layer (its files run nowhere), else this host's — a busybox
+/// base is the host's, so another platform would label it falsely.
+fn build_platform(
+    flag: Option<&Platform>,
+    base: &Base,
+    host: Platform,
+) -> anyhow::Result<Platform> {
+    match (flag, base) {
+        (None, _) => Ok(host),
+        (Some(p), Base::None) => Ok(p.clone()),
+        (Some(p), Base::Busybox) if p.rank(&host) == Some(0) => Ok(host),
+        (Some(p), Base::Busybox) => crate::bail_user!(
+            "--platform {p}: the spec's busybox base is this host's ({host}); build on a {p} node, or give the spec `\"base\": \"none\"`"
+        ),
+    }
 }
 
 fn report(
@@ -217,4 +236,33 @@ fn write_toc_out(insp: &Inspection, path: &Path, scanned: bool) -> anyhow::Resul
         path,
         bytes: &json,
     }])
+}
+
+#[cfg(test)]
+mod tests {
+    use super::build_platform;
+    use crate::image::spec::Base;
+    use crate::registry::Platform;
+
+    #[test]
+    fn build_platform_is_the_host_s_unless_the_image_has_no_base() {
+        let host = Platform::new("linux", "amd64", None);
+        let arm = Platform::new("linux", "arm64", None);
+        assert_eq!(
+            build_platform(None, &Base::Busybox, host.clone()).unwrap(),
+            host
+        );
+        assert_eq!(
+            build_platform(Some(&arm), &Base::None, host.clone()).unwrap(),
+            arm
+        );
+        let same = Platform::new("linux", "x86_64", None);
+        assert_eq!(
+            build_platform(Some(&same), &Base::Busybox, host.clone()).unwrap(),
+            host
+        );
+        let e = build_platform(Some(&arm), &Base::Busybox, host).unwrap_err();
+        assert!(crate::exit::is_user_error(&e));
+        assert!(e.to_string().contains("--platform linux/arm64"), "{e}");
+    }
 }

@@ -10,6 +10,7 @@ pub mod completions;
 pub mod doctor;
 pub mod image;
 pub mod man;
+pub mod plan;
 pub mod probe;
 pub mod trace;
 
@@ -21,9 +22,14 @@ use crate::registry::RegistryOptions;
 /// The registry client's options: its defaults (credentials and docker config
 /// from the environment) plus the global `--plain-http` flag.
 pub fn registry_options(global: &GlobalArgs) -> RegistryOptions {
+    let defaults = RegistryOptions::default();
     RegistryOptions {
         plain_http: global.plain_http,
-        ..RegistryOptions::default()
+        platform: global
+            .platform
+            .clone()
+            .unwrap_or_else(|| defaults.platform.clone()),
+        ..defaults
     }
 }
 
@@ -107,5 +113,16 @@ mod tests {
         let opts = registry_options(&tls.global);
         assert!(!opts.plain_http);
         assert_eq!(opts.max_retries, RegistryOptions::default().max_retries);
+        assert_eq!(opts.platform, crate::registry::Platform::host());
+    }
+
+    /// `--platform` (issue 19 §2) reaches every registry access.
+    #[test]
+    fn registry_options_carry_the_platform() {
+        let cli = crate::cli::Cli::parse_from(["advisor", "doctor", "--platform", "linux/arm/v7"]);
+        assert_eq!(
+            registry_options(&cli.global).platform.to_string(),
+            "linux/arm/v7"
+        );
     }
 }

@@ -250,8 +250,12 @@ async fn record(
         registry: super::registry_options(global),
         reference_run: !a.no_reference_run,
     };
-    let conn =
-        crate::containerd::Connection::connect_own(&global.address, &global.namespace).await?;
+    let conn = crate::containerd::Connection::connect_own(
+        &global.address,
+        &global.namespace,
+        global.namespace_origin,
+    )
+    .await?;
     conn.wait_for_snapshotter(
         crate::containerd::OVERLAYFS,
         std::time::Duration::from_secs(10),

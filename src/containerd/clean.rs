@@ -11,10 +11,13 @@
 //! ([`Error::NotCold`]). Purging the stargz daemon's caches is not a gRPC call
 //! and is the caller's job. Owns these calls only.
 //!
-//! Before deleting anything, [`clean_image`] asks [`owner`] whether a namespace
-//! that is not advisor's holds any of the image, and refuses
-//! ([`Error::ForeignNamespaces`]) unless the caller passes [`Foreign::Delete`]
-//! (the user's `--force`): advisor never deletes what it did not create.
+//! Before deleting anything, [`clean_image`] asks [`owner`] whether the
+//! namespace it works in is advisor's (not when its name came from ctr's
+//! `CONTAINERD_NAMESPACE` and advisor did not create it:
+//! [`Error::ForeignWorkingNamespace`]) and whether a namespace that is not
+//! advisor's holds any of the image ([`Error::ForeignNamespaces`]), and
+//! refuses unless the caller passes [`Foreign::Delete`] (the user's
+//! `--force`): advisor never deletes what it did not create.
 use super::owner;
 use super::pull::delete_image;
 use super::run::{delete_container, delete_task};
@@ -118,6 +121,7 @@ pub async fn clean_image(
     snapshotters: &[&str],
     foreign: Foreign,
 ) -> Result<CleanReport> {
+    conn.refuse_working(foreign == Foreign::Delete).await?;
     let holdings = owner::foreign_holdings(conn, image, snapshotters).await?;
     owner::refuse(&image.reference, &holdings, foreign == Foreign::Delete)?;
     let mut report = CleanReport {

@@ -175,6 +175,17 @@ pub enum Error {
         holdings: Vec<String>,
     },
 
+    #[error(
+        "namespace {namespace} came from ctr's CONTAINERD_NAMESPACE and is not advisor's (advisor did not create it: \
+         it lacks the label {}={}); a clean-up there deletes image records, leases, blobs and snapshots that may be \
+         another tool's (on a Kubernetes node, the kubelet's in k8s.io). advisor deletes only what it created: set \
+         ADVISOR_NAMESPACE or pass -n (e.g. `-n advisor`) to work in a namespace of advisor's, or pass --force to \
+         clean up in {namespace} anyway",
+        owner::OWNER_LABEL,
+        owner::OWNER_VALUE
+    )]
+    ForeignWorkingNamespace { namespace: String },
+
     #[error("lazy reset command `{command}` failed: {detail}")]
     LazyReset { command: String, detail: String },
 }
@@ -235,6 +246,9 @@ pub struct Connection {
     channel: Channel,
     pub address: PathBuf,
     pub namespace: String,
+    /// Where `namespace`'s name came from: whether it is advisor's without
+    /// the owner label ([`owner::is_own`]).
+    origin: owner::NamespaceOrigin,
     /// Lease every call joins (`containerd-lease` header), if any.
     lease: Option<String>,
     /// Objects created through this connection (and its clones) and not yet deleted.
@@ -289,9 +303,21 @@ impl Connection {
             channel,
             address,
             namespace: namespace.to_string(),
+            origin: owner::NamespaceOrigin::Advisor,
             lease: None,
             tracker: tracker::Tracker::default(),
         })
+    }
+
+    /// The same connection, its namespace's name having come from `origin`
+    /// ([`connect`](Self::connect) takes it as advisor's choice).
+    pub fn with_origin(self, origin: owner::NamespaceOrigin) -> Connection {
+        Connection { origin, ..self }
+    }
+
+    /// Where this connection's namespace's name came from.
+    pub fn origin(&self) -> owner::NamespaceOrigin {
+        self.origin
     }
 
     pub fn channel(&self) -> Channel {
@@ -299,9 +325,15 @@ impl Connection {
     }
 
     /// The same connection working in another namespace (shares the channel and tracker, no lease).
+    /// Another namespace's name is the calling code's choice, not ctr's.
     pub fn in_namespace(&self, namespace: &str) -> Connection {
         Connection {
             namespace: namespace.to_string(),
+            origin: if namespace == self.namespace {
+                self.origin
+            } else {
+                owner::NamespaceOrigin::Advisor
+            },
             lease: None,
             ..self.clone()
         }

@@ -7,10 +7,16 @@
 //! — and [`refuse`] turns a foreign namespace holding the image into an error
 //! naming it and `--force`.
 //!
-//! A namespace is advisor's when it is the one advisor works in (`--namespace`)
-//! or carries the label [`OWNER_LABEL`]` = `[`OWNER_VALUE`], which
-//! [`Connection::claim_namespace`] sets when advisor creates a namespace. An
-//! existing namespace is never relabelled: it may be another tool's.
+//! A namespace is advisor's when it carries the label [`OWNER_LABEL`]` = `
+//! [`OWNER_VALUE`], which [`Connection::claim_namespace`] sets when advisor
+//! creates a namespace, or when it is the one advisor works in and that name
+//! was chosen for advisor (`-n/--namespace`, `ADVISOR_NAMESPACE`, the default:
+//! [`NamespaceOrigin::Advisor`]). A working namespace taken from ctr's
+//! `CONTAINERD_NAMESPACE` ([`NamespaceOrigin::Ctr`]) was exported for ctr,
+//! often `k8s.io`: it is advisor's only when labelled, and otherwise
+//! [`refuse_working`] turns any clean-up in it into an error naming it, `-n`
+//! and `--force`. An existing namespace is never relabelled: it may be
+//! another tool's.
 //!
 //! Owns Namespaces.Create/List and the read-only survey; it never deletes.
 use super::clean::ImageState;
@@ -35,10 +41,49 @@ pub struct NamespaceInfo {
     pub labels: HashMap<String, String>,
 }
 
-/// Whether advisor may delete in `ns`: the namespace it works in, or one it
-/// created (labelled).
-pub fn is_own(ns: &NamespaceInfo, working: &str) -> bool {
-    ns.name == working || ns.labels.get(OWNER_LABEL).map(String::as_str) == Some(OWNER_VALUE)
+/// Where the name of the namespace advisor works in came from: it decides
+/// whether that namespace is advisor's without the label.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum NamespaceOrigin {
+    /// Chosen for advisor: `-n/--namespace`, `ADVISOR_NAMESPACE`, the default
+    /// (`advisor`), or named by the calling code.
+    #[default]
+    Advisor,
+    /// ctr's `CONTAINERD_NAMESPACE`, exported for ctr (often `k8s.io`, the
+    /// kubelet's): advisor's only when labelled as advisor's.
+    Ctr,
+}
+
+/// Whether `ns` carries advisor's owner label (advisor created it).
+pub fn is_labelled(ns: &NamespaceInfo) -> bool {
+    ns.labels.get(OWNER_LABEL).map(String::as_str) == Some(OWNER_VALUE)
+}
+
+/// Whether advisor may delete in `ns`: one it created (labelled), or the
+/// namespace it works in (`working`) when that name was chosen for advisor.
+pub fn is_own(ns: &NamespaceInfo, working: &str, origin: NamespaceOrigin) -> bool {
+    is_labelled(ns) || (ns.name == working && origin == NamespaceOrigin::Advisor)
+}
+
+/// The decision for the namespace advisor works in: refuse (an error naming
+/// it, `-n` and `--force`) when it is not advisor's, unless forced.
+/// `namespaces` is what containerd lists (a missing one carries no label).
+pub fn refuse_working(
+    namespaces: &[NamespaceInfo],
+    working: &str,
+    origin: NamespaceOrigin,
+    force: bool,
+) -> Result<()> {
+    let own = origin == NamespaceOrigin::Advisor
+        || namespaces
+            .iter()
+            .any(|n| n.name == working && is_own(n, working, origin));
+    if force || own {
+        return Ok(());
+    }
+    Err(Error::ForeignWorkingNamespace {
+        namespace: working.to_string(),
+    })
 }
 
 /// What a namespace that is not advisor's holds of one image.
@@ -148,21 +193,43 @@ impl Connection {
     /// [`Connection::connect`], then [`claim_namespace`](Self::claim_namespace):
     /// for commands that create things in their namespace. Claim before any
     /// other call: containerd creates a namespace, unlabelled, on first use.
-    pub async fn connect_own(address: &std::path::Path, namespace: &str) -> Result<Self> {
-        let conn = Connection::connect(address, namespace).await?;
+    /// `origin` says where the namespace's name came from (see [`is_own`]).
+    pub async fn connect_own(
+        address: &std::path::Path,
+        namespace: &str,
+        origin: NamespaceOrigin,
+    ) -> Result<Self> {
+        let conn = Connection::connect(address, namespace)
+            .await?
+            .with_origin(origin);
         conn.claim_namespace().await?;
         Ok(conn)
     }
 
-    /// The namespaces that are not advisor's (see [`is_own`]).
+    /// The namespaces that are not advisor's (see [`is_own`]), the working
+    /// one among them when it came from ctr's variable and is unlabelled.
     pub async fn foreign_namespaces(&self) -> Result<Vec<String>> {
         Ok(self
             .namespaces()
             .await?
             .into_iter()
-            .filter(|n| !is_own(n, &self.namespace))
+            .filter(|n| !is_own(n, &self.namespace, self.origin()))
             .map(|n| n.name)
             .collect())
+    }
+
+    /// [`refuse_working`] for this connection's namespace: call before any
+    /// clean-up in it.
+    pub async fn refuse_working(&self, force: bool) -> Result<()> {
+        if force || self.origin() == NamespaceOrigin::Advisor {
+            return Ok(());
+        }
+        refuse_working(
+            &self.namespaces().await?,
+            &self.namespace,
+            self.origin(),
+            force,
+        )
     }
 
     /// Names of the image records in this namespace.
@@ -261,12 +328,15 @@ mod tests {
         }
     }
 
+    use NamespaceOrigin::{Advisor, Ctr};
+
     #[test]
     fn only_the_working_namespace_and_labelled_ones_are_advisors() {
-        assert!(is_own(&ns("advisor", &[]), "advisor"));
+        assert!(is_own(&ns("advisor", &[]), "advisor", Advisor));
         assert!(is_own(
             &ns("advisor-x", &[(OWNER_LABEL, OWNER_VALUE)]),
-            "advisor"
+            "advisor",
+            Advisor
         ));
         for foreign in [
             ns("k8s.io", &[]),
@@ -277,8 +347,62 @@ mod tests {
             ns("k8s.io", &[(OWNER_LABEL, "someone-else")]),
             ns("k8s.io", &[("other", OWNER_VALUE)]),
         ] {
-            assert!(!is_own(&foreign, "advisor"), "{foreign:?}");
+            assert!(!is_own(&foreign, "advisor", Advisor), "{foreign:?}");
         }
+    }
+
+    /// Regression: a node exporting CONTAINERD_NAMESPACE=k8s.io for ctr made
+    /// advisor work in k8s.io and treat it as its own, so a cold bench or
+    /// calibrate deleted the kubelet's images and snapshots there.
+    #[test]
+    fn a_working_namespace_from_ctr_s_variable_is_advisors_only_when_labelled() {
+        let k8s = ns("k8s.io", &[]);
+        assert!(!is_own(&k8s, "k8s.io", Ctr));
+        assert!(
+            is_own(&k8s, "k8s.io", Advisor),
+            "-n k8s.io is the user's choice"
+        );
+        let made = ns("bench", &[(OWNER_LABEL, OWNER_VALUE)]);
+        assert!(is_own(&made, "bench", Ctr), "advisor created it");
+        assert!(!is_own(&ns("bench", &[(OWNER_LABEL, "x")]), "bench", Ctr));
+        // Labelled namespaces other than the working one stay advisor's.
+        assert!(is_own(&made, "k8s.io", Ctr));
+    }
+
+    #[test]
+    fn a_clean_up_in_an_unlabelled_namespace_from_ctr_is_refused_naming_it_and_the_fixes() {
+        let all = [ns("k8s.io", &[]), ns("advisor", &[])];
+        let e = refuse_working(&all, "k8s.io", Ctr, false).unwrap_err();
+        assert!(
+            matches!(e, Error::ForeignWorkingNamespace { ref namespace } if namespace == "k8s.io")
+        );
+        let msg = e.to_string();
+        for want in [
+            "k8s.io",
+            "CONTAINERD_NAMESPACE",
+            OWNER_LABEL,
+            "ADVISOR_NAMESPACE",
+            "-n",
+            "--force",
+        ] {
+            assert!(msg.contains(want), "{want} missing: {msg}");
+        }
+        assert!(e.is_user_facing(), "exit 1, not 2");
+        // Not listed (not created yet): no label either.
+        assert!(refuse_working(&[], "k8s.io", Ctr, false).is_err());
+        assert!(refuse_working(&all, "k8s.io", Ctr, true).is_ok(), "--force");
+    }
+
+    #[test]
+    fn a_clean_up_in_a_labelled_namespace_from_ctr_or_a_chosen_one_goes_ahead() {
+        let labelled = [ns("bench", &[(OWNER_LABEL, OWNER_VALUE)])];
+        assert!(refuse_working(&labelled, "bench", Ctr, false).is_ok());
+        let k8s = [ns("k8s.io", &[])];
+        assert!(
+            refuse_working(&k8s, "k8s.io", Advisor, false).is_ok(),
+            "-n k8s.io: as before"
+        );
+        assert!(refuse_working(&[], "advisor", Advisor, false).is_ok());
     }
 
     fn held(namespace: &str, blobs: usize, snapshots: usize) -> Holding {

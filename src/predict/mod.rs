@@ -77,6 +77,38 @@ pub struct StrategyPrediction {
     /// or with `--no-background`.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub background: Option<BackgroundFetch>,
+    /// Predictions for a path: what one node's run asks of it, per phase
+    /// (a fleet shares the registry's egress: `plan`); absent otherwise.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub demand: Option<PathDemand>,
+}
+
+/// What one node's run asks of its network path, per phase, when the path
+/// is its alone. `advisor plan` shares the registry among many such runs.
+#[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
+pub struct PathDemand {
+    /// From the start to `ready`.
+    pub before_ready: PhaseDemand,
+    /// From `ready` to exit.
+    pub after_ready: PhaseDemand,
+    /// Lazy strategies: the background fetch after the reads.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub background: Option<PhaseDemand>,
+}
+
+/// One phase's use of the path.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Serialize, Deserialize)]
+pub struct PhaseDemand {
+    /// Compressed bytes from the registry.
+    pub bytes: Bytes,
+    /// Requests to the registry (the phase's share of the run's requests,
+    /// by its round trips; the background fetch's own).
+    pub requests: f64,
+    /// Seconds the phase moves its bytes on a path of its own: the transfer
+    /// or the node receiving them, whichever is slower. The rest of the
+    /// phase is round trips and the node's work, which a shared registry
+    /// does not slow.
+    pub moving_s: Seconds,
 }
 
 /// What the stargz snapshotter downloads after the workload's reads, until
@@ -463,6 +495,7 @@ fn summarize(r: &Replay, profile: &Profile, link: Option<&Link>) -> StrategyPred
         .shifted(network.map_or(0.0, |n| n.completion_s.0));
     StrategyPrediction {
         strategy: r.strategy,
+        demand: link.map(|l| path_demand(r, profile, l)),
         background: r
             .rest
             .as_ref()
@@ -475,6 +508,34 @@ fn summarize(r: &Replay, profile: &Profile, link: Option<&Link>) -> StrategyPred
         breakdown,
         counts: r.counts,
         network,
+    }
+}
+
+/// What `r` asks of `link` per phase; the run's requests split between
+/// the phases by their round trips.
+fn path_demand(r: &Replay, profile: &Profile, link: &Link) -> PathDemand {
+    let before = r.phase_use(false, profile, link);
+    let after = r.phase_use(true, profile, link);
+    let requests = r.counts.requests as f64;
+    let trips = before.round_trips + after.round_trips;
+    let share = if trips > 0.0 {
+        before.round_trips / trips
+    } else {
+        1.0
+    };
+    let phase = |u: replay::PhaseUse, requests: f64| PhaseDemand {
+        bytes: Bytes(u.bytes.round() as u64),
+        requests,
+        moving_s: Seconds(u.moving_s),
+    };
+    PathDemand {
+        before_ready: phase(before, requests * share),
+        after_ready: phase(after, requests * (1.0 - share)),
+        background: r.rest.as_ref().map(|rest| PhaseDemand {
+            bytes: rest.bytes,
+            requests: rest.requests as f64,
+            moving_s: Seconds(replay::moving_s(&rest.net(), &rest.node, profile, link)),
+        }),
     }
 }
 
@@ -1330,6 +1391,7 @@ mod tests {
             },
             network: None,
             background: None,
+            demand: None,
         };
         let r = recommend(&[
             mk(Strategy::Eager, 10.0, 1.0),

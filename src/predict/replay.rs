@@ -213,6 +213,26 @@ impl Replay {
         }
     }
 
+    /// What phase `after` (false: to ready, true: ready to exit) asks of
+    /// `link`, summed over its parts: payload bytes, round trips waited and
+    /// the seconds it moves its bytes — the transfer or the node's receiving
+    /// them, whichever is slower ([`moving_s`]).
+    pub fn phase_use(&self, after: bool, profile: &Profile, link: &Link) -> PhaseUse {
+        let (nets, costs) = if after {
+            (&self.net_after_ready, &self.after_ready)
+        } else {
+            (&self.net_before_ready, &self.before_ready)
+        };
+        nets.iter()
+            .zip(costs.iter())
+            .fold(PhaseUse::default(), |mut u, (n, c)| {
+                u.bytes += n.serial_bytes + n.parallel_bytes + n.lane_bytes;
+                u.round_trips += n.round_trips + n.lane_round_trips;
+                u.moving_s += moving_s(n, c, profile, link);
+                u
+            })
+    }
+
     /// Seconds `link` adds before ready (`after` false) or in all (true).
     pub fn network_total_s(&self, through_exit: bool, profile: &Profile, link: &Link) -> f64 {
         let phase = |after| {
@@ -696,16 +716,38 @@ fn run_background(
 /// what the calibration's own link put in the prices ([`Replay::network_s`]);
 /// negative on a nearer path.
 pub fn path_delta_s(net: &NetUse, cost: &Cost, profile: &Profile, link: &Link) -> f64 {
-    let receive: f64 = [
+    let receive = receive_s(cost, profile);
+    let path_s = |l: &Link| l.wait_s(net) + (l.transfer_s(net) - receive).max(0.0);
+    path_s(link) - path_s(&profile.calibration_link())
+}
+
+/// What a phase of a replay asks of the path ([`Replay::phase_use`]).
+#[derive(Debug, Clone, Copy, Default, PartialEq)]
+pub struct PhaseUse {
+    pub bytes: f64,
+    pub round_trips: f64,
+    pub moving_s: f64,
+}
+
+/// Seconds `net` moves its bytes on `link`: the transfer, or the node's
+/// receive work on them (hashing, writing: `cost`'s per-byte download
+/// prices) when that is slower — the two overlap ([`path_delta_s`]).
+pub fn moving_s(net: &NetUse, cost: &Cost, profile: &Profile, link: &Link) -> f64 {
+    link.transfer_s(net).max(receive_s(cost, profile))
+}
+
+/// The node's per-byte download work in `cost`: hashing and writing what
+/// arrives (`eager_fetch_s_per_byte`, `range_s_per_byte`,
+/// `prefetch_s_per_byte`).
+fn receive_s(cost: &Cost, profile: &Profile) -> f64 {
+    [
         Param::EagerFetchSPerByte,
         Param::RangeSPerByte,
         Param::PrefetchSPerByte,
     ]
     .iter()
     .map(|&q| cost.count(q) * profile.value(q))
-    .sum();
-    let path_s = |l: &Link| l.wait_s(net) + (l.transfer_s(net) - receive).max(0.0);
-    path_s(link) - path_s(&profile.calibration_link())
+    .sum()
 }
 
 /// The node's work of one background blob read: the per-read prices shared

@@ -160,6 +160,37 @@ impl fmt::Display for Platform {
     }
 }
 
+/// `--platform`: `os/arch[/variant]`, or one part as containerd's
+/// `platforms.Parse` takes it — an OS (`linux`) on this host's architecture,
+/// else an architecture (`arm64`) on this host's OS.
+impl std::str::FromStr for Platform {
+    type Err = String;
+
+    fn from_str(s: &str) -> Result<Self, String> {
+        let s = s.trim();
+        if !s.is_empty() && !s.contains('/') {
+            let host = Platform::host();
+            return Ok(if KNOWN_OS.contains(&s.to_lowercase().as_str()) {
+                Platform {
+                    os: s.into(),
+                    ..host
+                }
+            } else {
+                Platform::new(&host.os, s, None)
+            });
+        }
+        Platform::parse(s).ok_or_else(|| {
+            format!("`{s}` is not a platform: expected OS/ARCH[/VARIANT], e.g. linux/amd64, linux/arm64 or linux/arm/v7")
+        })
+    }
+}
+
+/// Operating systems a one-part `--platform` is taken as (Go's GOOS names
+/// containerd knows; anything else is an architecture).
+const KNOWN_OS: [&str; 8] = [
+    "linux", "windows", "darwin", "freebsd", "netbsd", "openbsd", "solaris", "illumos",
+];
+
 impl From<&oci_spec::image::Platform> for Platform {
     fn from(p: &oci_spec::image::Platform) -> Self {
         Platform::new(
@@ -206,6 +237,32 @@ mod tests {
 
     fn p(s: &str) -> Platform {
         Platform::parse(s).unwrap()
+    }
+
+    #[test]
+    fn platform_flag_values_parse_as_containerd_s() {
+        let host = Platform::host();
+        let f = |s: &str| s.parse::<Platform>();
+        assert_eq!(
+            f("linux/arm/v7").unwrap(),
+            Platform::new("linux", "arm", Some("v7"))
+        );
+        assert_eq!(f("linux/arm64").unwrap().to_string(), "linux/arm64");
+        assert_eq!(f("arm64").unwrap(), Platform::new(&host.os, "arm64", None));
+        assert_eq!(
+            f("linux").unwrap(),
+            Platform {
+                os: "linux".into(),
+                ..host
+            }
+        );
+        for bad in ["", "linux/", "/amd64", "a/b/c/d"] {
+            let e = f(bad).unwrap_err();
+            assert!(
+                e.contains("OS/ARCH[/VARIANT]") && e.contains("linux/arm64"),
+                "{e}"
+            );
+        }
     }
 
     #[test]

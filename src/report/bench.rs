@@ -1,10 +1,11 @@
 //! The human form of `advisor bench`: what was measured, then one row per
-//! quantity (mean ± σ, min, median, max, n). Rendering only: the report
-//! arrives computed, nothing here prints.
+//! quantity in hyperfine's form (mean ± σ, min … max, median, runs).
+//! Rendering only: the report arrives computed, nothing here prints.
+use super::bench_export::TimeUnit;
 use super::table;
 use crate::bench::{BenchReport, Mode, Role};
 use crate::containerd::pull::Method;
-use crate::units::{Bytes, Seconds};
+use crate::units::Bytes;
 
 /// The summary line, then the table (or why there is none).
 pub fn render(report: &BenchReport) -> String {
@@ -34,16 +35,19 @@ fn summary_line(report: &BenchReport) -> String {
     )
 }
 
+/// One row per quantity in hyperfine's form: `mean ± σ` and `min … max`,
+/// a time row in one unit (chosen by its mean, as hyperfine's), then the
+/// median and the number of runs.
 fn summary_table(report: &BenchReport) -> String {
     if report.summary.is_empty() {
         return "no run counts: nothing to summarise".into();
     }
-    let mut t = table(["quantity", "mean ± σ", "min", "median", "max", "n"]);
+    let mut t = table(["quantity", "mean ± σ", "min … max", "median", "runs"]);
     for q in &report.summary {
         let s = &q.summary;
         let f = |v: f64| {
             if q.unit == "s" {
-                Seconds(v).to_string()
+                TimeUnit::of(s.mean).format_with_unit(v)
             } else {
                 Bytes(v.round() as u64).to_string()
             }
@@ -55,9 +59,8 @@ fn summary_table(report: &BenchReport) -> String {
         t.add_row(vec![
             q.name.clone(),
             mean,
-            f(s.min),
+            format!("{} … {}", f(s.min), f(s.max)),
             f(s.median),
-            f(s.max),
             s.n.to_string(),
         ]);
     }

@@ -24,13 +24,15 @@ where
 
 pub mod advise;
 pub mod bench;
+pub mod bench_export;
 pub mod calibrate;
 pub mod completions;
 pub mod doctor;
 #[cfg(test)]
-mod fixtures;
+pub(crate) mod fixtures;
 pub mod image;
 pub mod man;
+pub mod plan;
 pub mod plot;
 pub mod probe;
 pub mod trace;

@@ -5,7 +5,7 @@ use crate::predict::{Objective, Prediction};
 use crate::units::Estimate;
 use plotters::prelude::*;
 
-fn color(s: Strategy) -> RGBColor {
+pub(super) fn color(s: Strategy) -> RGBColor {
     match s {
         Strategy::Eager => RGBColor(0x1f, 0x77, 0xb4),
         Strategy::Lazy => RGBColor(0xd6, 0x27, 0x28),
@@ -14,7 +14,7 @@ fn color(s: Strategy) -> RGBColor {
 }
 
 /// The drawing area of a chart with x and y in f64.
-type Chart<'a, 'b> = ChartContext<
+pub(super) type Chart<'a, 'b> = ChartContext<
     'a,
     SVGBackend<'b>,
     Cartesian2d<plotters::coord::types::RangedCoordf64, plotters::coord::types::RangedCoordf64>,
@@ -61,7 +61,7 @@ fn marker(chart: &mut Chart, x: f64, ymax: f64, c: RGBColor, label: String) -> R
 }
 
 /// The legend in the upper left, over a white background.
-fn legend<'a, 'b: 'a>(chart: &mut Chart<'a, 'b>) -> Result<(), String> {
+pub(super) fn legend<'a, 'b: 'a>(chart: &mut Chart<'a, 'b>) -> Result<(), String> {
     chart
         .configure_series_labels()
         .position(SeriesLabelPosition::UpperLeft)
@@ -72,7 +72,7 @@ fn legend<'a, 'b: 'a>(chart: &mut Chart<'a, 'b>) -> Result<(), String> {
 }
 
 /// Axes from 0 to `xmax` and to `ymax` with their descriptions.
-fn axes<'a, 'b>(
+pub(super) fn axes<'a, 'b>(
     area: &'a DrawingArea<SVGBackend<'b>, plotters::coord::Shift>,
     caption: &str,
     (xmax, ymax): (f64, f64),
@@ -95,7 +95,7 @@ fn axes<'a, 'b>(
 }
 
 /// The top of a y axis: the highest value with 8 % headroom.
-fn y_top(highs: impl Iterator<Item = f64>) -> f64 {
+pub(super) fn y_top(highs: impl Iterator<Item = f64>) -> f64 {
     highs.fold(0.0f64, f64::max).max(1e-3) * 1.08
 }
 

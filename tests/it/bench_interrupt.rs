@@ -51,7 +51,7 @@ fn sigint_mid_pull_stops_cleanly_and_keeps_measured_runs() {
     let mut child = spawn_bench(
         ns,
         out.path(),
-        &["--image", &image, "--snapshotter", "overlayfs", "-n", "3"],
+        &["--image", &image, "--snapshotter", "overlayfs", "-r", "3"],
     );
     // The first run completes; interrupt the second one while it holds its pull lease.
     wait_until(&mut child, "the first run", || {
@@ -97,7 +97,7 @@ fn signal_mid_run(sig: Signal, repo: &str, sleep: &str) {
             &image,
             "--snapshotter",
             "stargz",
-            "-n",
+            "-r",
             "2",
             "--ready-line",
             "never",
@@ -177,7 +177,7 @@ fn kill_mid_run(lab: &common::Lab, repo: &str, daemon: &str) -> KilledRun {
             &image,
             "--snapshotter",
             "stargz",
-            "-n",
+            "-r",
             "1",
             "--timeout",
             "20",
@@ -289,7 +289,7 @@ fn restarted_containerd_mid_run_is_reported_and_leaves_nothing() {
             &image,
             "--snapshotter",
             "overlayfs",
-            "-n",
+            "-r",
             "2",
             "--ready-line",
             "never",

@@ -26,8 +26,11 @@ fn version_prints_the_crate_version() {
 
 #[test]
 fn unknown_flag_exits_1() {
-    let out = common::advisor().arg("--no-such-flag").output().unwrap();
-    assert_eq!(out.status.code(), Some(1));
+    common::fails_with(
+        common::advisor().arg("--no-such-flag"),
+        1,
+        &["--no-such-flag"],
+    );
 }
 
 /// `advisor doctor --format json` against a socket, nothing else configured:
@@ -307,15 +310,10 @@ fn advise_names_the_rtt_where_eager_overtakes_lazy() {
 
 #[test]
 fn advise_with_a_trace_but_no_image_names_the_missing_flag() {
-    let out = common::advisor()
-        .args(["advise", "--trace", "traces/llm-serving.jsonl"])
-        .output()
-        .unwrap();
-    assert_eq!(out.status.code(), Some(1));
-    let err = String::from_utf8_lossy(&out.stderr);
-    assert!(
-        err.contains("--image REF") && err.contains("--files FILE"),
-        "{err}"
+    common::fails_with(
+        common::advisor().args(["advise", "--trace", "traces/llm-serving.jsonl"]),
+        1,
+        &["--image REF", "--files FILE"],
     );
 }
 
@@ -424,13 +422,456 @@ fn man_output_under_a_regular_file_exits_1_naming_the_path() {
     let file = tmp.path().join("not-a-dir");
     std::fs::write(&file, "x").unwrap();
     let dir = file.join("man1");
-    let out = common::advisor()
-        .args(["man", "-o"])
-        .arg(&dir)
-        .output()
-        .unwrap();
-    assert_eq!(out.status.code(), Some(1));
-    let err = String::from_utf8_lossy(&out.stderr);
-    assert!(err.contains(&dir.display().to_string()), "{err}");
+    common::fails_with(
+        common::advisor().args(["man", "-o"]).arg(&dir),
+        1,
+        &[&dir.display().to_string()],
+    );
     assert_eq!(std::fs::read(&file).unwrap(), b"x");
+}
+
+/// `advisor --format json doctor` with containerd's variables as given
+/// (advisor's and ctr's removed first): the report names the socket and the
+/// namespace it used, and fails (nothing listens).
+fn doctor_env(vars: &[(&str, &str)], args: &[&str]) -> (DoctorReport, String) {
+    let mut cmd = common::advisor();
+    for k in [
+        "ADVISOR_CONTAINERD",
+        "ADVISOR_NAMESPACE",
+        "CONTAINERD_ADDRESS",
+        "CONTAINERD_NAMESPACE",
+        "ADVISOR_REGISTRY",
+        "ADVISOR_STARGZ_METRICS",
+    ] {
+        cmd.env_remove(k);
+    }
+    cmd.envs(vars.iter().copied())
+        .args(args)
+        .args(["--format", "json", "doctor"]);
+    let out = cmd.output().unwrap();
+    assert_eq!(
+        out.status.code(),
+        Some(1),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let stderr = String::from_utf8_lossy(&out.stderr).into_owned();
+    (common::parse_json(&out.stdout), stderr)
+}
+
+/// issue 19 §2: ctr's CONTAINERD_ADDRESS and CONTAINERD_NAMESPACE when
+/// advisor's own variables are unset; advisor's win when both are; the
+/// flags win over both.
+#[test]
+fn ctr_s_environment_is_read_after_advisor_s() {
+    let ctr = [
+        ("CONTAINERD_ADDRESS", "/nonexistent/ctr.sock"),
+        ("CONTAINERD_NAMESPACE", "from-ctr"),
+    ];
+    let (r, err) = doctor_env(&ctr, &[]);
+    assert!(
+        err.contains("note: namespace `from-ctr` from ctr's CONTAINERD_NAMESPACE"),
+        "{err}"
+    );
+    assert_eq!(
+        (r.address.as_str(), r.namespace.as_str()),
+        ("/nonexistent/ctr.sock", "from-ctr")
+    );
+    assert!(
+        r.checks[0].detail.contains("/nonexistent/ctr.sock"),
+        "{:?}",
+        r.checks[0]
+    );
+
+    let both = [
+        ctr[0],
+        ctr[1],
+        ("ADVISOR_CONTAINERD", "/nonexistent/advisor.sock"),
+        ("ADVISOR_NAMESPACE", "from-advisor"),
+    ];
+    let (r, err) = doctor_env(&both, &[]);
+    assert!(!err.contains("note: namespace"), "{err}");
+    assert_eq!(
+        (r.address.as_str(), r.namespace.as_str()),
+        ("/nonexistent/advisor.sock", "from-advisor")
+    );
+
+    let (r, _) = doctor_env(&both, &["-a", "/nonexistent/flag.sock", "-n", "from-flag"]);
+    assert_eq!(
+        (r.address.as_str(), r.namespace.as_str()),
+        ("/nonexistent/flag.sock", "from-flag")
+    );
+
+    // Neither: ctr's defaults for the socket, advisor's own namespace.
+    let (r, _) = doctor_env(&[], &[]);
+    assert_eq!(
+        (r.address.as_str(), r.namespace.as_str()),
+        (advisor::cli::DEFAULT_ADDRESS, "advisor")
+    );
+}
+
+/// `-a`/`-n` are the global address and namespace, as ctr's, after the
+/// subcommand too.
+#[test]
+fn short_address_and_namespace_flags_are_ctr_s() {
+    let mut cmd = common::advisor();
+    cmd.env_remove("ADVISOR_REGISTRY")
+        .env_remove("ADVISOR_STARGZ_METRICS");
+    cmd.args([
+        "--format",
+        "json",
+        "doctor",
+        "-a",
+        "/nonexistent/x.sock",
+        "-n",
+        "ns1",
+    ]);
+    let out = cmd.output().unwrap();
+    let r: DoctorReport = common::parse_json(&out.stdout);
+    assert_eq!(
+        (r.address.as_str(), r.namespace.as_str()),
+        ("/nonexistent/x.sock", "ns1")
+    );
+}
+
+/// `advisor bench` with the image and snapshotter given, on a socket that
+/// does not exist (nothing is reached: every check here comes first).
+fn bench() -> assert_cmd::Command {
+    let mut cmd = common::advisor();
+    cmd.env("ADVISOR_CONTAINERD", "/nonexistent/containerd.sock")
+        .env_remove("ADVISOR_NAMESPACE")
+        .env_remove("CONTAINERD_NAMESPACE")
+        .args([
+            "bench",
+            "--image",
+            "127.0.0.1:1/app:gzip",
+            "--snapshotter",
+            "overlayfs",
+        ]);
+    cmd
+}
+
+/// Regression (issue 19 §2): `bench -n 5` meant five runs; `-n` is now the
+/// namespace, and a numeric one is refused with the way to ask for runs
+/// rather than benching in a namespace named `5`.
+#[test]
+fn bench_n_with_a_number_points_to_runs() {
+    common::fails_with(
+        bench().args(["-n", "5"]),
+        1,
+        &["namespace `5` is a number", "-r/--runs"],
+    );
+    // From ctr's variable too.
+    common::fails_with(
+        bench().env("CONTAINERD_NAMESPACE", "12"),
+        1,
+        &["namespace `12` is a number"],
+    );
+}
+
+/// `-r/--runs` and `-w/--warmup`, as hyperfine's: parsed, and zero runs is
+/// refused naming the flag.
+#[test]
+fn bench_runs_and_warmup_take_hyperfine_s_flags() {
+    common::fails_with(
+        bench().args(["-w", "2", "-r", "0"]),
+        1,
+        &["-r/--runs must be at least 1"],
+    );
+    common::fails_with(
+        bench().args(["--warmup", "1", "--runs", "0"]),
+        1,
+        &["-r/--runs must be at least 1"],
+    );
+    common::fails_with(
+        bench().args(["-w", "many"]),
+        1,
+        &["invalid value 'many'", "--warmup"],
+    );
+}
+
+/// The export files are checked before any work: only one may be stdout,
+/// none may be another output, each directory must be writable.
+#[test]
+fn bench_exports_are_checked_before_the_first_run() {
+    common::fails_with(
+        bench().args(["--export-json", "-", "--export-csv", "-"]),
+        1,
+        &["--export-json and --export-csv all write to stdout"],
+    );
+    let dir = tempfile::tempdir().unwrap();
+    let missing = dir.path().join("no-such-dir/bench.md");
+    common::fails_with(
+        bench().arg("--export-markdown").arg(&missing),
+        1,
+        &["--export-markdown", &missing.display().to_string()],
+    );
+    let runs = dir.path().join("runs.jsonl");
+    common::fails_with(
+        bench()
+            .arg("--output")
+            .arg(&runs)
+            .arg("--export-json")
+            .arg(&runs),
+        1,
+        &["--export-json", "--output", "same file"],
+    );
+    // Nothing was created by the checks.
+    let left: Vec<_> = std::fs::read_dir(dir.path()).unwrap().collect();
+    assert!(left.is_empty(), "{left:?}");
+    // Valid exports get as far as containerd.
+    let csv = dir.path().join("bench.csv");
+    common::fails_with(
+        bench()
+            .arg("--export-csv")
+            .arg(&csv)
+            .args(["--export-json", "-"]),
+        1,
+        &["/nonexistent/containerd.sock"],
+    );
+    assert!(!csv.exists(), "nothing measured, nothing exported");
+}
+
+/// `--platform` takes containerd's forms and refuses anything else with an
+/// example; `image build` refuses another platform for a busybox base.
+#[test]
+fn platform_flag_is_checked() {
+    common::fails_with(
+        common::advisor().args(["--platform", "linux/", "doctor"]),
+        1,
+        &["--platform", "OS/ARCH[/VARIANT]", "linux/arm64"],
+    );
+    let other = if cfg!(target_arch = "s390x") {
+        "linux/amd64"
+    } else {
+        "linux/s390x"
+    };
+    common::fails_with(
+        common::advisor()
+            .args([
+                "image",
+                "build",
+                "--dry-run",
+                "-q",
+                "--platform",
+                other,
+                "--spec",
+            ])
+            .arg(common::repo().join("models/examples/small.json")),
+        1,
+        &[&format!("--platform {other}"), "busybox"],
+    );
+}
+
+/// A containerd that answers only the Namespaces service, on a unix socket:
+/// Create says the namespace exists, List returns the given namespaces and
+/// labels; every other call is unimplemented. Enough for advisor to decide
+/// whether the namespace it works in is its own, without the lab.
+mod fake_namespaces {
+    use std::convert::Infallible;
+    use std::path::{Path, PathBuf};
+    use tonic::codec::{Codec, DecodeBuf, Decoder, EncodeBuf, Encoder};
+    use tonic::codegen::{BoxFuture, Context, Poll, Service, http};
+    use tonic::{Request, Response, Status};
+
+    /// Writes prepared protobuf bytes; ignores the request's.
+    #[derive(Default)]
+    struct Raw;
+    struct RawEncoder;
+    struct RawDecoder;
+
+    impl Encoder for RawEncoder {
+        type Item = Vec<u8>;
+        type Error = Status;
+        fn encode(&mut self, item: Vec<u8>, dst: &mut EncodeBuf<'_>) -> Result<(), Status> {
+            bytes::BufMut::put_slice(dst, &item);
+            Ok(())
+        }
+    }
+
+    impl Decoder for RawDecoder {
+        type Item = ();
+        type Error = Status;
+        fn decode(&mut self, src: &mut DecodeBuf<'_>) -> Result<Option<()>, Status> {
+            let n = bytes::Buf::remaining(src);
+            bytes::Buf::advance(src, n);
+            Ok(Some(()))
+        }
+    }
+
+    impl Codec for Raw {
+        type Encode = Vec<u8>;
+        type Decode = ();
+        type Encoder = RawEncoder;
+        type Decoder = RawDecoder;
+        fn encoder(&mut self) -> RawEncoder {
+            RawEncoder
+        }
+        fn decoder(&mut self) -> RawDecoder {
+            RawDecoder
+        }
+    }
+
+    /// One unary answer.
+    struct Reply(Vec<u8>);
+
+    impl Service<Request<()>> for Reply {
+        type Response = Response<Vec<u8>>;
+        type Error = Status;
+        type Future = std::future::Ready<Result<Response<Vec<u8>>, Status>>;
+        fn poll_ready(&mut self, _: &mut Context<'_>) -> Poll<Result<(), Status>> {
+            Poll::Ready(Ok(()))
+        }
+        fn call(&mut self, _: Request<()>) -> Self::Future {
+            std::future::ready(Ok(Response::new(self.0.clone())))
+        }
+    }
+
+    #[derive(Clone)]
+    struct Namespaces {
+        /// An encoded ListNamespacesResponse.
+        list: Vec<u8>,
+    }
+
+    impl Service<http::Request<tonic::body::Body>> for Namespaces {
+        type Response = http::Response<tonic::body::Body>;
+        type Error = Infallible;
+        type Future = BoxFuture<Self::Response, Infallible>;
+        fn poll_ready(&mut self, _: &mut Context<'_>) -> Poll<Result<(), Infallible>> {
+            Poll::Ready(Ok(()))
+        }
+        fn call(&mut self, req: http::Request<tonic::body::Body>) -> Self::Future {
+            let list = self.list.clone();
+            Box::pin(async move {
+                Ok(match req.uri().path() {
+                    "/containerd.services.namespaces.v1.Namespaces/List" => {
+                        tonic::server::Grpc::new(Raw).unary(Reply(list), req).await
+                    }
+                    "/containerd.services.namespaces.v1.Namespaces/Create" => {
+                        Status::already_exists("namespace exists").into_http()
+                    }
+                    other => Status::unimplemented(format!("fake containerd: {other}")).into_http(),
+                })
+            })
+        }
+    }
+
+    /// A length-delimited protobuf field (every length here is under 128).
+    fn field(tag: u8, bytes: &[u8]) -> Vec<u8> {
+        let len = u8::try_from(bytes.len()).ok().filter(|l| *l < 128);
+        let mut out = vec![tag << 3 | 2, len.expect("short field")];
+        out.extend_from_slice(bytes);
+        out
+    }
+
+    /// ListNamespacesResponse { namespaces: [Namespace { name, labels }] }.
+    fn list_response(namespaces: &[(&str, &[(&str, &str)])]) -> Vec<u8> {
+        let mut out = Vec::new();
+        for (name, labels) in namespaces {
+            let mut ns = field(1, name.as_bytes());
+            for (k, v) in *labels {
+                let entry = [field(1, k.as_bytes()), field(2, v.as_bytes())].concat();
+                ns.extend(field(2, &entry));
+            }
+            out.extend(field(1, &ns));
+        }
+        out
+    }
+
+    /// Serve in a thread until the test process ends; returns the socket.
+    pub fn serve(dir: &Path, namespaces: &[(&str, &[(&str, &str)])]) -> PathBuf {
+        let sock = dir.join("containerd.sock");
+        let svc = Namespaces {
+            list: list_response(namespaces),
+        };
+        let rt = crate::common::rt();
+        let listener = rt.block_on(async { tokio::net::UnixListener::bind(&sock) });
+        let listener = listener.expect("bind the fake containerd's socket");
+        std::thread::spawn(move || {
+            rt.block_on(tonic::transport::Server::builder().serve_with_incoming(
+                svc,
+                tokio_stream::wrappers::UnixListenerStream::new(listener),
+            ))
+        });
+        sock
+    }
+}
+
+/// `advisor calibrate` against the fake containerd with the given
+/// variables and flags (advisor's and ctr's namespace variables removed
+/// first), and its directory (keep it while the command runs). Calibrate
+/// decides whether its namespace is advisor's right after connecting, before
+/// the snapshotters (which the fake does not have).
+fn calibrate_against(
+    namespaces: &[(&str, &[(&str, &str)])],
+    vars: &[(&str, &str)],
+    args: &[&str],
+) -> (tempfile::TempDir, assert_cmd::Command) {
+    let tmp = tempfile::tempdir().unwrap();
+    let dir = tmp.path();
+    let sock = fake_namespaces::serve(dir, namespaces);
+    let mut cmd = common::advisor();
+    cmd.env_remove("ADVISOR_NAMESPACE")
+        .env_remove("CONTAINERD_NAMESPACE")
+        .env_remove("CONTAINERD_ADDRESS")
+        .env("ADVISOR_CONTAINERD", &sock)
+        .envs(vars.iter().copied())
+        .args([
+            "calibrate",
+            "--registry",
+            "127.0.0.1:1",
+            "--lazy-reset-cmd",
+            "true",
+        ])
+        .args(["--stargz-metrics", "http://127.0.0.1:1/metrics", "-o"])
+        .arg(dir.join("profile.json"))
+        .args(args);
+    (tmp, cmd)
+}
+
+/// Regression: a node exporting CONTAINERD_NAMESPACE=k8s.io for ctr made
+/// advisor work in k8s.io and treat it as its own, so `bench` (cold) and
+/// `calibrate` could delete the kubelet's images and snapshots there. A
+/// namespace from ctr's variable is advisor's only if advisor created it
+/// (labelled); otherwise every clean-up there is refused, naming it and the
+/// ways out, before anything is done.
+#[test]
+fn a_namespace_from_ctr_s_variable_is_not_advisor_s_unless_labelled() {
+    const K8S: &[(&str, &[(&str, &str)])] = &[("k8s.io", &[]), ("advisor", &[])];
+    let ctr = [("CONTAINERD_NAMESPACE", "k8s.io")];
+    let (_dir, mut cmd) = calibrate_against(K8S, &ctr, &[]);
+    let err = common::fails_with(
+        &mut cmd,
+        1,
+        &[
+            "note: namespace `k8s.io` from ctr's CONTAINERD_NAMESPACE",
+            "error: namespace k8s.io came from ctr's CONTAINERD_NAMESPACE and is not advisor's",
+            "advisor.dev/owner=advisor",
+            "set ADVISOR_NAMESPACE or pass -n",
+            "--force",
+        ],
+    );
+    assert!(!err.contains("Introspection"), "refused first: {err}");
+
+    // Past the refusal, the fake has no snapshotters: that failure shows
+    // the namespace was taken as advisor's.
+    let went_ahead = |(_dir, mut cmd): (tempfile::TempDir, assert_cmd::Command)| {
+        let out = cmd.output().unwrap();
+        let err = String::from_utf8_lossy(&out.stderr);
+        assert!(!out.status.success(), "{err}");
+        assert!(err.contains("Introspection.Plugins"), "{err}");
+        assert!(!err.contains("is not advisor's"), "{err}");
+    };
+    // Labelled: advisor created it.
+    const LABELLED: &[(&str, &[(&str, &str)])] = &[("k8s.io", &[("advisor.dev/owner", "advisor")])];
+    went_ahead(calibrate_against(LABELLED, &ctr, &[]));
+    // The user's choice: -n, or advisor's own variable.
+    went_ahead(calibrate_against(K8S, &ctr, &["-n", "k8s.io"]));
+    went_ahead(calibrate_against(
+        K8S,
+        &[ctr[0], ("ADVISOR_NAMESPACE", "k8s.io")],
+        &[],
+    ));
+    // --force, as for any namespace that is not advisor's.
+    went_ahead(calibrate_against(K8S, &ctr, &["--force"]));
 }

@@ -219,7 +219,7 @@ fn lazy_pull_of_a_plain_gzip_image_is_refused() {
             "bench",
             "--snapshotter",
             "stargz",
-            "-n",
+            "-r",
             "1",
         ])
         .args(["--image", &format!("{}/e2e-refuse:gzip", lab.registry)])
@@ -563,7 +563,7 @@ fn bench_cold_eager_and_lazy_report_every_phase_and_leave_nothing() {
                 &image,
                 "--snapshotter",
                 sn,
-                "-n",
+                "-r",
                 "2",
                 "--ready-line",
                 "hello",
@@ -637,6 +637,8 @@ fn warm_bench_pulls_once_and_starts_containers_from_it() {
     let _g = lock();
     fixture(&lab, "e2e-warm");
     let image = format!("{}/e2e-warm:gzip", lab.registry);
+    let dir = tempfile::tempdir().unwrap();
+    let (json, csv) = (dir.path().join("b.json"), dir.path().join("b.csv"));
     let (r, out) = bench(
         &lab,
         "advisor-e2e-warm",
@@ -647,10 +649,14 @@ fn warm_bench_pulls_once_and_starts_containers_from_it() {
             "overlayfs",
             "--mode",
             "warm",
-            "-n",
+            "-r",
             "2",
-            "--warmup",
+            "-w",
             "1",
+            "--export-json",
+            json.to_str().unwrap(),
+            "--export-csv",
+            csv.to_str().unwrap(),
         ],
     );
     assert!(
@@ -671,6 +677,26 @@ fn warm_bench_pulls_once_and_starts_containers_from_it() {
         assert!(run.included, "{:?}", run.flags);
     }
     assert_eq!(r.quantity("create").unwrap().n, 2);
+    // The hyperfine exports (issue 19 §3) carry the report's statistics:
+    // the two measured runs' times, never the warm-up's.
+    let v: serde_json::Value = serde_json::from_slice(&std::fs::read(&json).unwrap()).unwrap();
+    let create = v["results"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|x| x["command"] == "create")
+        .expect("create in --export-json");
+    assert_eq!(create["times"].as_array().unwrap().len(), 2);
+    assert_eq!(
+        create["mean"].as_f64(),
+        Some(r.quantity("create").unwrap().mean)
+    );
+    let text = std::fs::read_to_string(&csv).unwrap();
+    assert!(
+        text.starts_with("command,mean,stddev,median,min,max\n"),
+        "{text}"
+    );
+    assert!(text.lines().any(|l| l.starts_with("create,")), "{text}");
 }
 
 #[test]
@@ -707,7 +733,7 @@ fn a_run_that_never_gets_ready_times_out_and_is_flagged() {
             &image,
             "--snapshotter",
             "overlayfs",
-            "-n",
+            "-r",
             "1",
             "--timeout",
             "2",
@@ -896,7 +922,7 @@ fn a_cold_bench_refuses_to_delete_what_k8s_io_holds_unless_forced() {
 
     let bench = |force: bool| {
         let mut cmd = common::advisor();
-        cmd.args(["--namespace", ns, "--format", "json", "bench", "-n", "1"])
+        cmd.args(["--namespace", ns, "--format", "json", "bench", "-r", "1"])
             .args(["--image", &image, "--snapshotter", "overlayfs"]);
         if force {
             cmd.arg("--force");

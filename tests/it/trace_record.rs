@@ -147,7 +147,7 @@ fn recorded_trace_holds_the_reads_and_predicts_the_snapshotters_fetches() {
             .args([
                 "--snapshotter",
                 "stargz",
-                "-n",
+                "-r",
                 "1",
                 "--prefetch-size",
                 "0",

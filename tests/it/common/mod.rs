@@ -213,6 +213,26 @@ pub fn run_json<T: DeserializeOwned>(cmd: &mut assert_cmd::Command) -> T {
     parse_json(&out.stdout)
 }
 
+/// Run advisor, require it to fail with exit `code` (1: the user's input or
+/// environment, 2: a bug) and its stderr to contain every one of `needles`,
+/// never a panic; returns the stderr for further checks.
+#[track_caller]
+pub fn fails_with(cmd: &mut assert_cmd::Command, code: i32, needles: &[&str]) -> String {
+    let out = cmd.output().expect("run advisor");
+    let stderr = String::from_utf8_lossy(&out.stderr).into_owned();
+    assert_eq!(
+        out.status.code(),
+        Some(code),
+        "advisor exited {} (want {code}):\n{stderr}",
+        out.status
+    );
+    assert!(!stderr.contains("panicked"), "{stderr}");
+    for n in needles {
+        assert!(stderr.contains(n), "stderr lacks {n:?}:\n{stderr}");
+    }
+    stderr
+}
+
 /// Parse advisor's JSON output into `T`; a failure names the type, the
 /// field (serde's error) and shows the output.
 pub fn parse_json<T: DeserializeOwned>(stdout: &[u8]) -> T {
