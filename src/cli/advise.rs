@@ -8,26 +8,11 @@ use std::path::PathBuf;
 /// Predict lazy vs eager for an image and a workload, and recommend one.
 #[derive(Debug, Clone, Args)]
 pub struct AdviseArgs {
-    /// Image reference (its eStargz form): TOCs are read from the registry with ranged GETs.
-    #[arg(long, value_name = "REF", conflicts_with = "files")]
-    pub image: Option<String>,
+    #[command(flatten)]
+    pub inputs: InputArgs,
 
-    /// A file table saved by `advisor image inspect REF --toc-out FILE`, instead of --image.
-    #[arg(long, value_name = "FILE")]
-    pub files: Option<PathBuf>,
-
-    /// The workload's trace (advisor trace format; `advisor trace record|import|synth` make one).
-    #[arg(long, value_name = "FILE")]
-    pub trace: Option<PathBuf>,
-
-    /// Calibrated node profile (`advisor calibrate`); default: the bundled lab profile.
-    #[arg(long, env = "ADVISOR_PROFILE", value_name = "FILE")]
-    pub profile: Option<PathBuf>,
-
-    /// Compressed size of the image's gzip (eager) form in bytes, when it differs from the
-    /// eStargz form's; default: estimated from the eStargz blobs.
-    #[arg(long, value_name = "BYTES", value_parser = clap::value_parser!(u64).map(Bytes))]
-    pub gzip_bytes: Option<Bytes>,
+    #[command(flatten)]
+    pub path: PathArgs,
 
     /// Prefetch size the node's lazy pulls use when a layer has no landmark
     /// (`stargz.prefetch` label or `prefetch_size`); default: the profile's.
@@ -52,21 +37,6 @@ pub struct AdviseArgs {
     #[arg(long, value_name = "DURATION", default_value = "100ms", value_parser = parse_rtt_max, allow_hyphen_values = true)]
     pub rtt_max: Seconds,
 
-    /// Predict for the network path `advisor probe -o FILE` measured (its RTT,
-    /// throughput and set-up) instead of the calibration's.
-    #[arg(long, value_name = "FILE", conflicts_with_all = ["rtt", "bandwidth"])]
-    pub network: Option<PathBuf>,
-
-    /// Predict for another network path than the calibration's: its round-trip time
-    /// (e.g. 20ms), with --bandwidth.
-    #[arg(long, value_name = "DURATION", value_parser = humantime::parse_duration, requires = "bandwidth", allow_hyphen_values = true)]
-    pub rtt: Option<std::time::Duration>,
-
-    /// The path's bandwidth, as tc writes it (500mbit, 1gbit) or in bytes per second
-    /// (125MB/s), with --rtt.
-    #[arg(long, value_name = "RATE", value_parser = crate::simulate::network::parse_bandwidth, requires = "rtt", allow_hyphen_values = true)]
-    pub bandwidth: Option<f64>,
-
     /// Write the files to prioritize for lazy+prefetch, one per line in first-touch order
     /// (for `ctr-remote image optimize` and `advisor image build --prioritize`).
     #[arg(long, value_name = "FILE")]
@@ -84,4 +54,48 @@ fn parse_rtt_max(s: &str) -> Result<Seconds, String> {
         ));
     }
     Ok(v)
+}
+
+/// The image, the workload and the node: what a prediction is of (advise, plan).
+#[derive(Debug, Clone, Args)]
+pub struct InputArgs {
+    /// Image reference (its eStargz form): TOCs are read from the registry with ranged GETs.
+    #[arg(long, value_name = "REF", conflicts_with = "files")]
+    pub image: Option<String>,
+
+    /// A file table saved by `advisor image inspect REF --toc-out FILE`, instead of --image.
+    #[arg(long, value_name = "FILE")]
+    pub files: Option<PathBuf>,
+
+    /// The workload's trace (advisor trace format; `advisor trace record|import|synth` make one).
+    #[arg(long, value_name = "FILE")]
+    pub trace: Option<PathBuf>,
+
+    /// Calibrated node profile (`advisor calibrate`); default: the bundled lab profile.
+    #[arg(long, env = "ADVISOR_PROFILE", value_name = "FILE")]
+    pub profile: Option<PathBuf>,
+
+    /// Compressed size of the image's gzip (eager) form in bytes, when it differs from the
+    /// eStargz form's; default: estimated from the eStargz blobs.
+    #[arg(long, value_name = "BYTES", value_parser = clap::value_parser!(u64).map(Bytes))]
+    pub gzip_bytes: Option<Bytes>,
+}
+
+/// Another network path than the calibration's (advise, plan).
+#[derive(Debug, Clone, Args)]
+pub struct PathArgs {
+    /// Predict for the network path `advisor probe -o FILE` measured (its RTT,
+    /// throughput and set-up) instead of the calibration's.
+    #[arg(long, value_name = "FILE", conflicts_with_all = ["rtt", "bandwidth"])]
+    pub network: Option<PathBuf>,
+
+    /// Predict for another network path than the calibration's: its round-trip time
+    /// (e.g. 20ms), with --bandwidth.
+    #[arg(long, value_name = "DURATION", value_parser = humantime::parse_duration, requires = "bandwidth", allow_hyphen_values = true)]
+    pub rtt: Option<std::time::Duration>,
+
+    /// The path's bandwidth, as tc writes it (500mbit, 1gbit) or in bytes per second
+    /// (125MB/s), with --rtt.
+    #[arg(long, value_name = "RATE", value_parser = crate::simulate::network::parse_bandwidth, requires = "rtt", allow_hyphen_values = true)]
+    pub bandwidth: Option<f64>,
 }

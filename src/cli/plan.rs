@@ -1,7 +1,5 @@
 //! Arguments of `advisor plan`.
-use crate::units::Bytes;
 use clap::Args;
-use clap::builder::TypedValueParser;
 use std::path::PathBuf;
 
 /// Plan a rollout: N nodes pulling one image through a shared registry.
@@ -10,38 +8,13 @@ use std::path::PathBuf;
 /// and lazy+prefetch (docs/plan.md). With no image and trace: the bundled example.
 #[derive(Debug, Clone, Args)]
 pub struct PlanArgs {
-    /// Image reference (its eStargz form): TOCs are read from the registry with ranged GETs.
-    #[arg(long, value_name = "REF", conflicts_with = "files")]
-    pub image: Option<String>,
+    #[command(flatten)]
+    pub inputs: crate::cli::advise::InputArgs,
 
-    /// A file table saved by `advisor image inspect REF --toc-out FILE`, instead of --image.
-    #[arg(long, value_name = "FILE")]
-    pub files: Option<PathBuf>,
-
-    /// The workload's trace (advisor trace format).
-    #[arg(long, value_name = "FILE")]
-    pub trace: Option<PathBuf>,
-
-    /// Calibrated node profile (`advisor calibrate`); default: the bundled lab profile.
-    #[arg(long, env = "ADVISOR_PROFILE", value_name = "FILE")]
-    pub profile: Option<PathBuf>,
-
-    /// Compressed size of the image's gzip (eager) form in bytes; default: estimated.
-    #[arg(long, value_name = "BYTES", value_parser = clap::value_parser!(u64).map(Bytes))]
-    pub gzip_bytes: Option<Bytes>,
-
-    /// Each node's path to the registry, as `advisor probe -o FILE` measured it
-    /// from one node of the pool; default: the calibration's own path.
-    #[arg(long, value_name = "FILE", conflicts_with_all = ["rtt", "bandwidth"])]
-    pub network: Option<PathBuf>,
-
-    /// The nodes' round-trip time to the registry (e.g. 20ms), with --bandwidth.
-    #[arg(long, value_name = "DURATION", value_parser = humantime::parse_duration, requires = "bandwidth", allow_hyphen_values = true)]
-    pub rtt: Option<std::time::Duration>,
-
-    /// One node's bandwidth to the registry (500mbit, 1gbit, 125MB/s), with --rtt.
-    #[arg(long, value_name = "RATE", value_parser = crate::simulate::network::parse_bandwidth, requires = "rtt", allow_hyphen_values = true)]
-    pub bandwidth: Option<f64>,
+    /// The nodes' path to the registry (`advisor probe -o FILE` from one node of the
+    /// pool, or --rtt and --bandwidth); default: the calibration's own.
+    #[command(flatten)]
+    pub path: crate::cli::advise::PathArgs,
 
     /// Nodes that pull the image (one pod each); default with --manifest: its replicas.
     #[arg(long, value_name = "N", allow_hyphen_values = true, value_parser = parse_nodes)]

@@ -1,7 +1,7 @@
 //! `advisor advise`: predict eager, lazy and lazy+prefetch for an image and
 //! a workload, and recommend one.
 use crate::cli::GlobalArgs;
-use crate::cli::advise::AdviseArgs;
+use crate::cli::advise::{AdviseArgs, InputArgs, PathArgs};
 use crate::commands::trace::load_image_files;
 use crate::estargz::table::ImageFiles;
 use crate::filetable::ImageSource;
@@ -51,10 +51,10 @@ struct Settings {
 }
 
 fn settings(args: &AdviseArgs) -> anyhow::Result<Settings> {
-    let (image, trace) = sources(&args.image, &args.files, &args.trace)?;
+    let (image, trace) = sources(&args.inputs)?;
     let gzip_bytes = match image {
-        Image::Example => args.gzip_bytes.or(Some(example::GZIP_BYTES)),
-        Image::Source(_) => args.gzip_bytes,
+        Image::Example => args.inputs.gzip_bytes.or(Some(example::GZIP_BYTES)),
+        Image::Source(_) => args.inputs.gzip_bytes,
     };
     let mut options = PredictOptions {
         gzip_bytes,
@@ -65,17 +65,12 @@ fn settings(args: &AdviseArgs) -> anyhow::Result<Settings> {
     if let Some(p) = args.prefetch_size {
         options.fetch.prefetch_size = p;
     }
-    if let (Some(rtt), Some(bw)) = (args.rtt, args.bandwidth) {
-        options.link = Some(crate::simulate::network::Link::new(rtt.as_secs_f64(), bw));
-    }
-    if let Some(path) = &args.network {
-        options.link = Some(network_link(path)?);
-    }
+    options.link = path_link(&args.path)?;
     refuse_overwriting_inputs(args)?;
     Ok(Settings {
         image,
         trace,
-        profile: args.profile.clone(),
+        profile: args.inputs.profile.clone(),
         options,
         plot: args.plot.clone(),
         plot_rtt: args.plot_rtt.clone(),
@@ -85,12 +80,8 @@ fn settings(args: &AdviseArgs) -> anyhow::Result<Settings> {
 
 /// The image's file table and the trace, from `--image`/`--files` and
 /// `--trace`; none of them: the bundled example (advise and plan).
-pub(crate) fn sources(
-    image: &Option<String>,
-    files: &Option<PathBuf>,
-    trace: &Option<PathBuf>,
-) -> anyhow::Result<(Image, Trace)> {
-    Ok(match (image, files, trace) {
+pub(crate) fn sources(inputs: &InputArgs) -> anyhow::Result<(Image, Trace)> {
+    Ok(match (&inputs.image, &inputs.files, &inputs.trace) {
         (None, None, None) => (Image::Example, Trace::Example),
         (_, Some(f), Some(t)) => (
             Image::Source(ImageSource::Files(f.clone())),
@@ -109,6 +100,19 @@ pub(crate) fn sources(
             "give the workload: --trace FILE (make one with `advisor trace record`, `trace import` or `trace synth`); with no arguments at all, advise runs the bundled example"
         ),
     })
+}
+
+/// The path `--network FILE` or `--rtt` and `--bandwidth` give, checked;
+/// neither: None (the calibration's own).
+pub(crate) fn path_link(path: &PathArgs) -> anyhow::Result<Option<crate::simulate::network::Link>> {
+    let link = match (&path.network, path.rtt, path.bandwidth) {
+        (Some(file), _, _) => network_link(file)?,
+        (None, Some(rtt), Some(bw)) => crate::simulate::network::Link::new(rtt.as_secs_f64(), bw),
+        _ => return Ok(None),
+    };
+    link.validate()
+        .map_err(|e| crate::error::user(format!("the network path: {e}")))?;
+    Ok(Some(link))
 }
 
 /// The path a network profile (`advisor probe -o FILE`) describes.
@@ -137,10 +141,10 @@ fn refuse_overwriting_inputs(args: &AdviseArgs) -> anyhow::Result<()> {
     .filter_map(|(flag, p)| Some((flag, p.as_deref()?)))
     .collect();
     let inputs: Vec<Named> = [
-        ("--files", &args.files),
-        ("--trace", &args.trace),
-        ("--profile", &args.profile),
-        ("--network", &args.network),
+        ("--files", &args.inputs.files),
+        ("--trace", &args.inputs.trace),
+        ("--profile", &args.inputs.profile),
+        ("--network", &args.path.network),
     ]
     .into_iter()
     .filter_map(|(flag, p)| Some((flag, p.as_deref()?)))

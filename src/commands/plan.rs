@@ -3,7 +3,7 @@
 use crate::cli::GlobalArgs;
 use crate::cli::plan::PlanArgs;
 use crate::commands::advise::{
-    Image, Trace, load_image, load_profile, names, network_link, sources, workload,
+    Image, Trace, load_image, load_profile, names, path_link, sources, workload,
 };
 use crate::output::Rendered;
 use crate::plan::{Plan, PlanOptions};
@@ -29,22 +29,15 @@ struct Settings {
 }
 
 fn settings(args: &PlanArgs) -> anyhow::Result<Settings> {
-    let (image, trace) = sources(&args.image, &args.files, &args.trace)?;
+    let (image, trace) = sources(&args.inputs)?;
     let gzip_bytes = match image {
         Image::Example => args
+            .inputs
             .gzip_bytes
             .or(Some(crate::commands::advise::example::GZIP_BYTES)),
-        Image::Source(_) => args.gzip_bytes,
+        Image::Source(_) => args.inputs.gzip_bytes,
     };
-    let link = match (&args.network, args.rtt, args.bandwidth) {
-        (Some(path), _, _) => Some(network_link(path)?),
-        (None, Some(rtt), Some(bw)) => Some(Link::new(rtt.as_secs_f64(), bw)),
-        _ => None,
-    };
-    if let Some(l) = &link {
-        l.validate()
-            .map_err(|e| crate::error::user(format!("the nodes' path: {e}")))?;
-    }
+    let link = path_link(&args.path)?;
     let (nodes, rollout) = fleet_shape(args)?;
     let fleet = PlanOptions {
         nodes,
@@ -57,10 +50,10 @@ fn settings(args: &PlanArgs) -> anyhow::Result<Settings> {
     };
     if let Some(plot) = &args.plot {
         let inputs: Vec<crate::output::Named> = [
-            ("--files", &args.files),
-            ("--trace", &args.trace),
-            ("--profile", &args.profile),
-            ("--network", &args.network),
+            ("--files", &args.inputs.files),
+            ("--trace", &args.inputs.trace),
+            ("--profile", &args.inputs.profile),
+            ("--network", &args.path.network),
             ("--manifest", &args.manifest),
         ]
         .into_iter()
@@ -71,7 +64,7 @@ fn settings(args: &PlanArgs) -> anyhow::Result<Settings> {
     Ok(Settings {
         image,
         trace,
-        profile: args.profile.clone(),
+        profile: args.inputs.profile.clone(),
         gzip_bytes,
         link,
         fleet,
