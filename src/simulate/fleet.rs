@@ -104,15 +104,6 @@ pub enum Constraint {
     Node,
 }
 
-impl Constraint {
-    pub const ALL: [Constraint; 4] = [
-        Constraint::RegistryEgress,
-        Constraint::RequestRate,
-        Constraint::NodeLink,
-        Constraint::Node,
-    ];
-}
-
 /// What one simulation measured.
 #[derive(Debug, Clone, PartialEq, Default)]
 pub struct Outcome {
@@ -127,8 +118,6 @@ pub struct Outcome {
     /// Seconds each constraint held while some pod was not done, with the
     /// first and last moment.
     pub binding: Vec<(Constraint, f64, f64, f64)>,
-    /// Egress over time: (from, bytes/s) steps.
-    pub egress: Vec<(f64, f64)>,
 }
 
 /// Where a cohort's track is.
@@ -217,7 +206,6 @@ struct Sim<'a> {
     rollout: Rollout,
     registry: Registry,
     started: u64,
-    not_ready: u64,
     done: u64,
     cohorts: Vec<Cohort>,
     wave_left: Vec<u64>,
@@ -237,7 +225,6 @@ impl<'a> Sim<'a> {
             rollout,
             registry,
             started: 0,
-            not_ready: 0,
             done: 0,
             cohorts: Vec::new(),
             wave_left: Vec::new(),
@@ -273,7 +260,6 @@ impl<'a> Sim<'a> {
             tracks.push(Track::held(bg.phase, Mark::Whole, anchor, bg.after_s));
         }
         self.started += n;
-        self.not_ready += n;
         self.wave_left.push(n);
         let wave = self.wave_left.len() - 1;
         self.cohorts.push(Cohort {
@@ -332,7 +318,6 @@ impl<'a> Sim<'a> {
             }
             for (nodes, wave) in ready_now {
                 self.out.ready.push((self.t, nodes));
-                self.not_ready -= nodes;
                 self.wave_left[wave] -= nodes;
                 self.release(nodes, wave);
             }
@@ -499,14 +484,6 @@ impl<'a> Sim<'a> {
         self.out.requests += rps * dt;
         self.out.peak_egress = self.out.peak_egress.max(egress);
         self.out.peak_rps = self.out.peak_rps.max(rps);
-        if self
-            .out
-            .egress
-            .last()
-            .is_none_or(|&(_, e)| (e - egress).abs() > EPS)
-        {
-            self.out.egress.push((self.t, egress));
-        }
         if self.done < self.nodes && dt > 0.0 {
             let c = if capped {
                 Constraint::RegistryEgress
