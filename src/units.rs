@@ -246,6 +246,116 @@ pub fn median(xs: &[f64]) -> f64 {
     }
 }
 
+// ---------------------------------------------------------------------------
+// Parsing sizes and durations: one syntax for every flag and spec file.
+// ---------------------------------------------------------------------------
+
+/// Sizes every size error shows as examples.
+pub const SIZE_EXAMPLES: &str = "10MiB, 512KiB, 1.5GB";
+/// Durations every duration error shows as examples (unless a flag gives its own).
+pub const DURATION_EXAMPLES: &str = "250ms, 10m, 1h30m";
+/// The longest duration [`parse_duration`] accepts: a year (longer is a typo).
+pub const MAX_DURATION: std::time::Duration = std::time::Duration::from_secs(366 * 24 * 3600);
+
+/// Parse a size in bytes: `123` (bytes), binary `10KiB`, `10MiB`, `1.5GiB`,
+/// `2TiB` (also `10k`, `10M`, `10G`, `10T`), SI `10KB`, `10MB`, `1.5GB`,
+/// `2TB`; units in any case, a space before the unit allowed, decimals
+/// rounded to the byte. Refuses negative sizes, non-numbers and sizes past
+/// `u64`, with examples in the message.
+pub fn parse_size(s: &str) -> Result<u64, String> {
+    let bad = |why: String| {
+        format!("invalid size {s:?}: {why}; write bytes with a unit, e.g. {SIZE_EXAMPLES}")
+    };
+    let t = s.trim();
+    if t.is_empty() {
+        return Err(bad("it is empty".into()));
+    }
+    if t.starts_with('-') {
+        return Err(bad("a size cannot be negative".into()));
+    }
+    let split = t
+        .find(|c: char| !(c.is_ascii_digit() || c == '.'))
+        .unwrap_or(t.len());
+    let (num, unit) = t.split_at(split);
+    let unit = unit.trim();
+    const K: u64 = 1024;
+    let mult: u64 = match unit.to_ascii_lowercase().as_str() {
+        "" | "b" => 1,
+        "k" | "kib" => K,
+        "kb" => 1_000,
+        "m" | "mib" => K.pow(2),
+        "mb" => 1_000_000,
+        "g" | "gib" => K.pow(3),
+        "gb" => 1_000_000_000,
+        "t" | "tib" => K.pow(4),
+        "tb" => 1_000_000_000_000,
+        "p" | "pib" => K.pow(5),
+        "pb" => 1_000u64.pow(5),
+        "eib" => K.pow(6),
+        "eb" => 1_000u64.pow(6),
+        _ if num.is_empty() => return Err(bad("it does not start with a number".into())),
+        _ => return Err(bad(format!("unknown unit `{unit}`"))),
+    };
+    if num.is_empty() || num == "." || num.matches('.').count() > 1 {
+        return Err(bad("it does not start with a number".into()));
+    }
+    let overflow = || bad("more than 16 EiB, the largest size".into());
+    if !num.contains('.') {
+        // Whole numbers exactly (a float would round past 2^53).
+        let v: u64 = num.parse().map_err(|_| overflow())?;
+        return v.checked_mul(mult).ok_or_else(overflow);
+    }
+    let v: f64 = num
+        .parse()
+        .map_err(|_| bad("it does not start with a number".into()))?;
+    let b = (v * mult as f64).round();
+    // 2^64 (u64::MAX as f64 rounds up to it) is already too large.
+    if !b.is_finite() || b >= u64::MAX as f64 {
+        return Err(overflow());
+    }
+    Ok(b as u64)
+}
+
+/// Parse a duration: humantime's forms (`250ms`, `10m`, `1h30m`, `1.5s`,
+/// `2 days`), or a bare number of seconds (`600`, `0.5`) so that flags once
+/// written in seconds keep working. Refuses negative durations and ones
+/// longer than [`MAX_DURATION`]; errors show [`DURATION_EXAMPLES`].
+pub fn parse_duration(s: &str) -> Result<std::time::Duration, String> {
+    parse_duration_like(s, DURATION_EXAMPLES)
+}
+
+/// [`parse_duration`] whose errors show `examples` (e.g. `20ms, 200ms` for an RTT).
+pub fn parse_duration_like(s: &str, examples: &str) -> Result<std::time::Duration, String> {
+    use humantime::DurationError as E;
+    let bad = |why: String| {
+        format!(
+            "invalid duration {s:?}: {why}; write a number and a unit, e.g. {examples} (a bare number is seconds)"
+        )
+    };
+    let t = s.trim();
+    if t.is_empty() {
+        return Err(bad("it is empty".into()));
+    }
+    if t.starts_with('-') {
+        return Err(bad("a duration cannot be negative".into()));
+    }
+    let too_long = || bad("more than a year".into());
+    let d = if t.bytes().all(|c| c.is_ascii_digit() || c == b'.') {
+        let v: f64 = t.parse().map_err(|_| bad("not a number".into()))?;
+        std::time::Duration::try_from_secs_f64(v).map_err(|_| too_long())?
+    } else {
+        humantime::parse_duration(t).map_err(|e| match e {
+            E::UnknownUnit { unit, .. } => bad(format!("unknown unit `{unit}`")),
+            E::NumberOverflow => too_long(),
+            _ => bad("not a duration".into()),
+        })?
+    };
+    if d > MAX_DURATION {
+        return Err(too_long());
+    }
+    Ok(d)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -326,5 +436,100 @@ mod tests {
         let e = Estimate::new(10.0, 11.0, 12.0, 0.95);
         assert!(e.contains(10.0));
         assert_eq!(e.low, 10.0);
+    }
+    #[test]
+    fn sizes_in_every_accepted_form() {
+        for (s, want) in [
+            ("0", 0),
+            ("123", 123),
+            ("123b", 123),
+            ("10KiB", 10 << 10),
+            ("10MiB", 10 << 20),
+            ("1.5GiB", 3 << 29),
+            ("2TiB", 2 << 40),
+            ("1PiB", 1 << 50),
+            ("1EiB", 1 << 60),
+            ("10KB", 10_000),
+            ("10MB", 10_000_000),
+            ("1.5GB", 1_500_000_000),
+            ("2TB", 2_000_000_000_000),
+            ("128k", 128 << 10),
+            ("1.5M", 1_572_864),
+            ("10G", 10 << 30),
+            ("1T", 1 << 40),
+            ("64mib", 64 << 20),
+            ("64 MiB", 64 << 20),
+            (" 64MiB ", 64 << 20),
+            ("1.5", 2),
+            ("18446744073709551615", u64::MAX),
+            ("15EiB", 15 << 60),
+        ] {
+            assert_eq!(parse_size(s), Ok(want), "{s}");
+        }
+    }
+
+    #[test]
+    fn bad_sizes_are_refused_with_examples() {
+        for (s, why) in [
+            ("10 parsecs", "unknown unit `parsecs`"),
+            ("1.5xB", "unknown unit `xB`"),
+            ("-5MiB", "cannot be negative"),
+            ("", "empty"),
+            ("MiB", "does not start with a number"),
+            ("NaN", "does not start with a number"),
+            ("inf", "does not start with a number"),
+            ("1.2.3MiB", "does not start with a number"),
+            (".", "does not start with a number"),
+            ("18446744073709551616", "more than 16 EiB"),
+            ("16EiB", "more than 16 EiB"),
+            ("20000000000GiB", "more than 16 EiB"),
+            ("16.5EiB", "more than 16 EiB"),
+        ] {
+            let e = parse_size(s).unwrap_err();
+            assert!(e.starts_with(&format!("invalid size {s:?}: ")), "{e}");
+            assert!(e.contains(why), "{s}: {e}");
+            assert!(e.ends_with("e.g. 10MiB, 512KiB, 1.5GB"), "{e}");
+        }
+    }
+
+    #[test]
+    fn durations_in_every_accepted_form() {
+        use std::time::Duration as D;
+        for (s, want) in [
+            ("250ms", D::from_millis(250)),
+            ("10m", D::from_secs(600)),
+            ("1h30m", D::from_secs(5400)),
+            ("1h 30m", D::from_secs(5400)),
+            ("1.5s", D::from_millis(1500)),
+            ("2days", D::from_secs(2 * 86400)),
+            ("600", D::from_secs(600)),
+            ("0.5", D::from_millis(500)),
+            ("0", D::ZERO),
+            ("0s", D::ZERO),
+            (" 20ms ", D::from_millis(20)),
+        ] {
+            assert_eq!(parse_duration(s), Ok(want), "{s}");
+        }
+    }
+
+    #[test]
+    fn bad_durations_are_refused_with_examples() {
+        for (s, why) in [
+            ("-5ms", "cannot be negative"),
+            ("soon", "not a duration"),
+            ("10 parsecs", "unknown unit `parsecs`"),
+            ("", "empty"),
+            ("1.2.3", "not a number"),
+            ("2y", "more than a year"),
+            ("40000000", "more than a year"),
+            ("99999999999999999999999h", "more than a year"),
+        ] {
+            let e = parse_duration(s).unwrap_err();
+            assert!(e.starts_with(&format!("invalid duration {s:?}: ")), "{e}");
+            assert!(e.contains(why), "{s}: {e}");
+            assert!(e.contains("e.g. 250ms, 10m, 1h30m"), "{e}");
+        }
+        let e = parse_duration_like("soon", "20ms, 200ms").unwrap_err();
+        assert!(e.contains("e.g. 20ms, 200ms"), "{e}");
     }
 }

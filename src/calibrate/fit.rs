@@ -1,9 +1,9 @@
 //! Regressions with confidence intervals for calibration.
 //!
-//! Method: ordinary least squares (linfa-linear) on columns scaled to unit
+//! Method: ordinary least squares by Householder QR on columns scaled to unit
 //! RMS for conditioning; the coefficient covariance is `σ² (XᵀX)⁻¹` with `σ²`
-//! the residual variance on `n − p` degrees of freedom (nalgebra for the
-//! inverse), and intervals are Student-t (statrs) at the requested level.
+//! the residual variance on `n − p` degrees of freedom (nalgebra for both),
+//! and intervals are Student-t (statrs) at the requested level.
 //! Physical parameters cannot be negative, so [`fit_nonnegative`] runs an
 //! active-set loop: the most negative coefficient is fixed at 0 and the rest
 //! refitted, until none is negative (Lawson–Hanson in its simplest form). A
@@ -12,10 +12,7 @@
 //! Degenerate input (fewer runs than unknowns, a constant or collinear
 //! column, zero residual variance) is reported as an error or handled
 //! explicitly, never as NaN.
-use linfa::DatasetBase;
-use linfa::traits::Fit as _;
-use linfa_linear::LinearRegression;
-use ndarray::{Array1, Array2};
+use nalgebra::{DMatrix, DVector};
 use statrs::distribution::{ContinuousCDF, StudentsT};
 
 /// Default confidence level of intervals.
@@ -154,6 +151,53 @@ pub fn fit_ols(
 ) -> Result<Fit, FitError> {
     let n = y.len();
     let p = names.len() + usize::from(intercept);
+    check_shape(fit, names, x, n, p)?;
+    let (design, scale) = scaled_design(fit, names, x, intercept)?;
+    let xtx_inv = checked_inverse(fit, &design)?;
+    let beta_scaled = least_squares(fit, &design, y)?;
+
+    let fitted = &design * &beta_scaled;
+    let rss: f64 = y
+        .iter()
+        .zip(fitted.iter())
+        .map(|(a, b)| (a - b).powi(2))
+        .sum();
+    let ymean = y.iter().sum::<f64>() / n as f64;
+    let tss: f64 = if intercept {
+        y.iter().map(|v| (v - ymean).powi(2)).sum()
+    } else {
+        y.iter().map(|v| v * v).sum()
+    };
+    let dof = n - p;
+    let sigma2 = rss / dof as f64;
+    let r2 = if tss > 0.0 { 1.0 - rss / tss } else { 1.0 };
+    let t = t_quantile(confidence, dof);
+    let scaled = Scaled {
+        names,
+        intercept,
+        scale: &scale,
+        beta: beta_scaled.as_slice(),
+        xtx_inv: &xtx_inv,
+        sigma2,
+    };
+    let (coefficients, covariance) = scaled.unscale(t);
+    Ok(Fit {
+        coefficients,
+        r2,
+        residual_sd: sigma2.sqrt(),
+        n,
+        covariance,
+    })
+}
+
+/// As many feature rows as runs, each as long as `names`; at least `p + 2` runs.
+fn check_shape(
+    fit: &str,
+    names: &[&str],
+    x: &[Vec<f64>],
+    n: usize,
+    p: usize,
+) -> Result<(), FitError> {
     if x.len() != n || x.iter().any(|r| r.len() != names.len()) {
         return Err(FitError::Solver {
             fit: fit.into(),
@@ -172,7 +216,20 @@ pub fn fit_ols(
             need: p + 2,
         });
     }
-    // Scale columns to unit RMS so bytes (1e9) and counts (1e2) condition alike.
+    Ok(())
+}
+
+/// The design matrix (intercept column of ones first, when fitted) with every
+/// feature column scaled to unit RMS so bytes (1e9) and counts (1e2) condition
+/// alike, and the scales. A column that is 0, or constant beside an
+/// intercept, is an error.
+fn scaled_design(
+    fit: &str,
+    names: &[&str],
+    x: &[Vec<f64>],
+    intercept: bool,
+) -> Result<(DMatrix<f64>, Vec<f64>), FitError> {
+    let n = x.len();
     let mut scale = vec![1.0; names.len()];
     for (j, s) in scale.iter_mut().enumerate() {
         let rms = (x.iter().map(|r| r[j] * r[j]).sum::<f64>() / n as f64).sqrt();
@@ -186,27 +243,25 @@ pub fn fit_ols(
         }
         *s = rms;
     }
-    let xs = Array2::from_shape_fn((n, names.len()), |(i, j)| x[i][j] / scale[j]);
-    let ys = Array1::from(y.to_vec());
+    let c = usize::from(intercept);
+    let design = DMatrix::from_fn(n, names.len() + c, |i, k| {
+        if k < c {
+            1.0
+        } else {
+            x[i][k - c] / scale[k - c]
+        }
+    });
+    Ok((design, scale))
+}
 
-    // Design matrix with the intercept column, for the covariance.
-    let mut design = nalgebra::DMatrix::<f64>::zeros(n, p);
-    for i in 0..n {
-        let mut c = 0;
-        if intercept {
-            design[(i, 0)] = 1.0;
-            c = 1;
-        }
-        for j in 0..names.len() {
-            design[(i, c + j)] = xs[(i, j)];
-        }
-    }
-    let xtx = design.transpose() * &design;
+/// `(XᵀX)⁻¹` of the scaled design, refused when XᵀX is singular or nearly so
+/// (a nearly singular XᵀX gives a meaningless fit).
+fn checked_inverse(fit: &str, design: &DMatrix<f64>) -> Result<DMatrix<f64>, FitError> {
+    let xtx = design.transpose() * design;
     let xtx_inv = xtx
         .clone()
         .try_inverse()
         .ok_or_else(|| FitError::Collinear { fit: fit.into() })?;
-    // A nearly singular XᵀX gives a meaningless fit: check its conditioning.
     let eig = xtx.symmetric_eigenvalues();
     let (emin, emax) = eig.iter().fold((f64::INFINITY, 0.0f64), |(a, b), &e| {
         (a.min(e), b.max(e.abs()))
@@ -214,73 +269,84 @@ pub fn fit_ols(
     if emin <= emax * 1e-12 {
         return Err(FitError::Collinear { fit: fit.into() });
     }
+    Ok(xtx_inv)
+}
 
-    let ds = DatasetBase::new(xs.clone(), ys.clone());
-    let model = LinearRegression::new()
-        .with_intercept(intercept)
-        .fit(&ds)
-        .map_err(|e| FitError::Solver {
-            fit: fit.into(),
-            detail: e.to_string(),
-        })?;
-    let mut beta_scaled = Vec::with_capacity(p);
-    if intercept {
-        beta_scaled.push(model.intercept());
-    }
-    beta_scaled.extend(model.params().iter().copied());
-
-    let fitted: Vec<f64> = (0..n)
-        .map(|i| (0..p).map(|k| design[(i, k)] * beta_scaled[k]).sum::<f64>())
-        .collect();
-    let rss: f64 = y.iter().zip(&fitted).map(|(a, b)| (a - b).powi(2)).sum();
-    let ymean = y.iter().sum::<f64>() / n as f64;
-    let tss: f64 = if intercept {
-        y.iter().map(|v| (v - ymean).powi(2)).sum()
+/// The least-squares coefficients of the scaled design by Householder QR
+/// (`R β = Qᵀ y`), never by forming the normal equations.
+fn least_squares(fit: &str, design: &DMatrix<f64>, y: &[f64]) -> Result<DVector<f64>, FitError> {
+    let p = design.ncols();
+    let qr = design.clone().qr();
+    let mut qty = DVector::from_column_slice(y);
+    qr.q_tr_mul(&mut qty);
+    let beta = qr
+        .r()
+        .solve_upper_triangular(&qty.rows(0, p))
+        .ok_or_else(|| FitError::Collinear { fit: fit.into() })?;
+    if beta.iter().all(|b| b.is_finite()) {
+        Ok(beta)
     } else {
-        y.iter().map(|v| v * v).sum()
-    };
-    let dof = n - p;
-    let sigma2 = rss / dof as f64;
-    let r2 = if tss > 0.0 { 1.0 - rss / tss } else { 1.0 };
-    let t = t_quantile(confidence, dof);
+        Err(FitError::Solver {
+            fit: fit.into(),
+            detail: "the least-squares solution is not finite".into(),
+        })
+    }
+}
 
-    // Unscale: β_j = β'_j / s_j; cov_jk = cov'_jk / (s_j s_k).
-    let unscale = |k: usize| -> f64 {
-        if intercept && k == 0 {
+/// A fit in scaled units, to be brought back to the columns' own units.
+struct Scaled<'a> {
+    names: &'a [&'a str],
+    intercept: bool,
+    scale: &'a [f64],
+    beta: &'a [f64],
+    xtx_inv: &'a DMatrix<f64>,
+    sigma2: f64,
+}
+
+impl Scaled<'_> {
+    /// Scale of coefficient `k` (1 for the intercept).
+    fn scale_of(&self, k: usize) -> f64 {
+        if self.intercept && k == 0 {
             1.0
         } else {
-            scale[k - usize::from(intercept)]
+            self.scale[k - usize::from(self.intercept)]
         }
-    };
-    let mut coefficients = Vec::with_capacity(p);
-    let mut covariance = vec![vec![0.0; p]; p];
-    for k in 0..p {
-        for l in 0..p {
-            covariance[k][l] = sigma2 * xtx_inv[(k, l)] / (unscale(k) * unscale(l));
-        }
-        let name = if intercept && k == 0 {
-            "intercept".to_string()
-        } else {
-            names[k - usize::from(intercept)].to_string()
-        };
-        let value = beta_scaled[k] / unscale(k);
-        let se = covariance[k][k].max(0.0).sqrt();
-        coefficients.push(Coefficient {
-            name,
-            value,
-            std_error: se,
-            low: value - t * se,
-            high: value + t * se,
-            clamped: false,
-        });
     }
-    Ok(Fit {
-        coefficients,
-        r2,
-        residual_sd: sigma2.sqrt(),
-        n,
-        covariance,
-    })
+
+    /// Unscale: β_j = β'_j / s_j; cov_jk = σ² (XᵀX)⁻¹_jk / (s_j s_k); intervals
+    /// β ± t·se.
+    fn unscale(&self, t: f64) -> (Vec<Coefficient>, Vec<Vec<f64>>) {
+        let p = self.beta.len();
+        let covariance: Vec<Vec<f64>> = (0..p)
+            .map(|k| {
+                (0..p)
+                    .map(|l| {
+                        self.sigma2 * self.xtx_inv[(k, l)] / (self.scale_of(k) * self.scale_of(l))
+                    })
+                    .collect()
+            })
+            .collect();
+        let coefficients = (0..p)
+            .map(|k| {
+                let name = if self.intercept && k == 0 {
+                    "intercept".to_string()
+                } else {
+                    self.names[k - usize::from(self.intercept)].to_string()
+                };
+                let value = self.beta[k] / self.scale_of(k);
+                let se = covariance[k][k].max(0.0).sqrt();
+                Coefficient {
+                    name,
+                    value,
+                    std_error: se,
+                    low: value - t * se,
+                    high: value + t * se,
+                    clamped: false,
+                }
+            })
+            .collect();
+        (coefficients, covariance)
+    }
 }
 
 /// OLS with every coefficient constrained to be ≥ 0 (see the module doc).
@@ -525,6 +591,45 @@ mod tests {
         assert!(b.low <= 0.5e-3 && 0.5e-3 <= b.high, "{b:?}");
         assert!(f.r2 > 0.99);
         assert!(a.std_error > 0.0);
+    }
+
+    /// Two columns, no intercept, noisy data: the coefficients and standard
+    /// errors equal the normal equations' closed form, `(XᵀX)⁻¹ Xᵀy` with the
+    /// 2×2 inverse written out.
+    #[test]
+    fn two_columns_match_the_normal_equations_by_hand() {
+        let x: Vec<Vec<f64>> = (0..12)
+            .map(|i| vec![(1 + i % 5) as f64 * 1e9, (3 + (i * 7) % 11) as f64 * 1e2])
+            .collect();
+        let y: Vec<f64> = x
+            .iter()
+            .enumerate()
+            .map(|(i, r)| 2e-9 * r[0] + 4e-3 * r[1] + 0.05 * (((i * 5) % 7) as f64 - 3.0))
+            .collect();
+        let dot = |f: &dyn Fn(usize) -> f64| (0..x.len()).map(f).sum::<f64>();
+        let (a, b, d) = (
+            dot(&|i| x[i][0] * x[i][0]),
+            dot(&|i| x[i][0] * x[i][1]),
+            dot(&|i| x[i][1] * x[i][1]),
+        );
+        let (u, v) = (dot(&|i| x[i][0] * y[i]), dot(&|i| x[i][1] * y[i]));
+        let det = a * d - b * b;
+        let beta = [(d * u - b * v) / det, (a * v - b * u) / det];
+        let rss = dot(&|i| (y[i] - beta[0] * x[i][0] - beta[1] * x[i][1]).powi(2));
+        let sigma2 = rss / (x.len() - 2) as f64;
+        let se = [(sigma2 * d / det).sqrt(), (sigma2 * a / det).sqrt()];
+        let f = fit_ols("t", &["a", "b"], &x, &y, false, 0.95).unwrap();
+        let close = |got: f64, want: f64| (got - want).abs() <= 1e-9 * want.abs();
+        for (k, c) in f.coefficients.iter().enumerate() {
+            assert!(close(c.value, beta[k]), "{k}: {} vs {}", c.value, beta[k]);
+            assert!(
+                close(c.std_error, se[k]),
+                "{k}: {} vs {}",
+                c.std_error,
+                se[k]
+            );
+        }
+        assert!(close(f.residual_sd, sigma2.sqrt()));
     }
 
     #[test]

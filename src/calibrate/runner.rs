@@ -275,6 +275,8 @@ pub struct RunnerSettings {
     pub rebuild: bool,
     /// Clean calibration images in namespaces that are not advisor's too (`--force`).
     pub force: bool,
+    /// Compression threads of the image builds (`--jobs`).
+    pub jobs: std::num::NonZeroUsize,
 }
 
 /// Progress of the matrix, for the command's progress bar.
@@ -327,7 +329,8 @@ async fn ensure_image(
             "building and pushing calibration image {} ({target})",
             m.name
         ));
-        crate::image::build_and_push_spec(text, &m.spec, &target, &[], &client).await?;
+        crate::image::build_and_push_spec_with_jobs(text, &m.spec, &target, &[], &client, s.jobs)
+            .await?;
     }
     let insp =
         crate::filetable::inspect::inspect(&client, &targets.estargz, Default::default()).await?;
@@ -370,7 +373,10 @@ async fn ensure_image(
                 m.name,
                 paths.len()
             ));
-            crate::image::build_and_push_spec(text, &m.spec, &target, &paths, &client).await?;
+            crate::image::build_and_push_spec_with_jobs(
+                text, &m.spec, &target, &paths, &client, s.jobs,
+            )
+            .await?;
         }
         img.prefetch_reference = Some(prio.estargz);
     }

@@ -1,8 +1,8 @@
 //! Arguments of `advisor advise`.
+use crate::cli::values;
 use crate::predict::rtt_sweep::LIMIT_MAX_RTT;
 use crate::units::{Bytes, Seconds};
 use clap::Args;
-use clap::builder::TypedValueParser;
 use std::path::PathBuf;
 
 /// Predict lazy vs eager for an image and a workload, and recommend one.
@@ -15,8 +15,8 @@ pub struct AdviseArgs {
     pub path: PathArgs,
 
     /// Prefetch size the node's lazy pulls use when a layer has no landmark
-    /// (`stargz.prefetch` label or `prefetch_size`); default: the profile's.
-    #[arg(long, value_name = "BYTES")]
+    /// (`stargz.prefetch` label or `prefetch_size`), e.g. 10MiB; default: the profile's.
+    #[arg(long, value_name = "SIZE", value_parser = values::size, allow_hyphen_values = true)]
     pub prefetch_size: Option<u64>,
 
     /// Do not simulate the snapshotter's background fetch in idle gaps.
@@ -45,8 +45,7 @@ pub struct AdviseArgs {
 
 /// `--rtt-max`: a duration more than 0 and at most [`LIMIT_MAX_RTT`].
 fn parse_rtt_max(s: &str) -> Result<Seconds, String> {
-    let d = humantime::parse_duration(s.trim())
-        .map_err(|e| format!("{e}; give a duration like 200ms or 1s"))?;
+    let d = crate::units::parse_duration_like(s, "200ms, 1s")?;
     let v = Seconds::from_duration(d);
     if v <= Seconds::ZERO || v > LIMIT_MAX_RTT {
         return Err(format!(
@@ -75,9 +74,9 @@ pub struct InputArgs {
     #[arg(long, env = "ADVISOR_PROFILE", value_name = "FILE")]
     pub profile: Option<PathBuf>,
 
-    /// Compressed size of the image's gzip (eager) form in bytes, when it differs from the
-    /// eStargz form's; default: estimated from the eStargz blobs.
-    #[arg(long, value_name = "BYTES", value_parser = clap::value_parser!(u64).map(Bytes))]
+    /// Compressed size of the image's gzip (eager) form (e.g. 812MiB or plain bytes), when it
+    /// differs from the eStargz form's; default: estimated from the eStargz blobs.
+    #[arg(long, value_name = "SIZE", value_parser = values::bytes, allow_hyphen_values = true)]
     pub gzip_bytes: Option<Bytes>,
 }
 
@@ -91,11 +90,11 @@ pub struct PathArgs {
 
     /// Predict for another network path than the calibration's: its round-trip time
     /// (e.g. 20ms), with --bandwidth.
-    #[arg(long, value_name = "DURATION", value_parser = humantime::parse_duration, requires = "bandwidth", allow_hyphen_values = true)]
+    #[arg(long, value_name = "DURATION", value_parser = values::rtt, requires = "bandwidth", allow_hyphen_values = true)]
     pub rtt: Option<std::time::Duration>,
 
     /// The path's bandwidth, as tc writes it (500mbit, 1gbit) or in bytes per second
     /// (125MB/s), with --rtt.
-    #[arg(long, value_name = "RATE", value_parser = crate::simulate::network::parse_bandwidth, requires = "rtt", allow_hyphen_values = true)]
+    #[arg(long, value_name = "RATE", value_parser = values::rate, requires = "rtt", allow_hyphen_values = true)]
     pub bandwidth: Option<f64>,
 }

@@ -1,4 +1,5 @@
 //! `advisor bench` arguments.
+use crate::cli::values;
 use clap::{Args, ValueEnum};
 use std::path::PathBuf;
 
@@ -38,8 +39,9 @@ pub struct BenchArgs {
     #[arg(long, value_name = "PATH")]
     pub ready_path: Option<String>,
 
-    /// Kill a container that has not exited this many seconds after its start.
-    #[arg(long, default_value_t = 600, value_name = "SECS")]
+    /// Kill a container that has not exited this long after its start (e.g. 90s, 10m;
+    /// a bare number is seconds).
+    #[arg(long, default_value = "10m", value_name = "DURATION", value_parser = values::whole_seconds, allow_hyphen_values = true)]
     pub timeout: u64,
 
     /// Shell command that restarts the stargz snapshotter with empty caches
@@ -55,8 +57,8 @@ pub struct BenchArgs {
     #[arg(long)]
     pub no_drop_caches: bool,
 
-    /// `stargz.prefetch` label of lazy pulls (bytes; ctr-remote's default).
-    #[arg(long, default_value_t = crate::containerd::pull::DEFAULT_PREFETCH_SIZE, value_name = "BYTES")]
+    /// `stargz.prefetch` label of lazy pulls (e.g. 10MiB or plain bytes; default: ctr-remote's).
+    #[arg(long, default_value = "10MiB", value_name = "SIZE", value_parser = values::size, allow_hyphen_values = true)]
     pub prefetch_size: u64,
 
     /// Concurrent layer downloads of eager pulls (0: all at once, as ctr).

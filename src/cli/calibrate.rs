@@ -1,4 +1,5 @@
 //! Arguments of `advisor calibrate`.
+use crate::cli::values;
 use clap::Args;
 use std::path::PathBuf;
 
@@ -30,15 +31,16 @@ pub struct CalibrateArgs {
     pub runs: Option<PathBuf>,
 
     /// Stop starting new runs after this long (e.g. `10m`, `1h`); fit what was measured.
-    #[arg(long, default_value = "10m", value_parser = humantime::parse_duration)]
+    #[arg(long, default_value = "10m", value_name = "DURATION", value_parser = values::duration, allow_hyphen_values = true)]
     pub budget: std::time::Duration,
 
     /// Fewer repeats: a rough profile in a few minutes.
     #[arg(long)]
     pub quick: bool,
 
-    /// Kill a calibration workload that runs longer than this many seconds.
-    #[arg(long, default_value_t = 300, value_name = "SECS")]
+    /// Kill a calibration workload that runs longer than this (e.g. 90s, 5m; a bare
+    /// number is seconds).
+    #[arg(long, default_value = "5m", value_name = "DURATION", value_parser = values::whole_seconds, allow_hyphen_values = true)]
     pub timeout: u64,
 
     /// Build and push the calibration images even when the registry has them.

@@ -8,6 +8,7 @@ pub mod calibrate;
 pub mod env;
 
 use clap::{Args, Parser, Subcommand, ValueEnum};
+use std::num::NonZeroUsize;
 use std::path::PathBuf;
 
 pub mod advise;
@@ -15,6 +16,7 @@ pub mod image;
 pub mod plan;
 pub mod probe;
 pub mod trace;
+pub mod values;
 
 /// Default containerd socket, as ctr's.
 pub const DEFAULT_ADDRESS: &str = "/run/containerd/containerd.sock";
@@ -73,9 +75,43 @@ pub struct GlobalArgs {
     #[arg(short, long, global = true)]
     pub quiet: bool,
 
-    /// More logging on stderr (-v info, -vv debug, -vvv trace).
+    /// More logging on stderr (-v info, -vv debug, -vvv trace; ADVISOR_LOG,
+    /// an env-filter such as `advisor=debug`, overrides it).
     #[arg(short, long, global = true, action = clap::ArgAction::Count)]
     pub verbose: u8,
+
+    /// Threads that compress or decompress layers (image build, calibration
+    /// images, image inspect --scan), 1-1024 (env ADVISOR_JOBS; default: the
+    /// cores).
+    #[arg(long, global = true, env = "ADVISOR_JOBS", value_name = "N", value_parser = parse_jobs)]
+    pub jobs: Option<NonZeroUsize>,
+}
+
+/// Most threads `--jobs` accepts: more is a typo, not a machine.
+pub const MAX_JOBS: usize = 1024;
+
+/// `--jobs N`: a thread count from 1 to [`MAX_JOBS`].
+pub fn parse_jobs(s: &str) -> Result<NonZeroUsize, String> {
+    let n: usize = s
+        .trim()
+        .parse()
+        .map_err(|_| format!("`{s}` is not a number of threads (1-{MAX_JOBS})"))?;
+    match NonZeroUsize::new(n) {
+        None => Err(format!(
+            "0 threads cannot compress anything: give 1-{MAX_JOBS} (omit --jobs for one per core)"
+        )),
+        Some(_) if n > MAX_JOBS => Err(format!(
+            "{n} threads is more than {MAX_JOBS}: give 1-{MAX_JOBS} (omit --jobs for one per core)"
+        )),
+        Some(j) => Ok(j),
+    }
+}
+
+impl GlobalArgs {
+    /// Compression and decompression threads: `--jobs`, else one per core.
+    pub fn jobs(&self) -> NonZeroUsize {
+        self.jobs.unwrap_or_else(crate::image::build::default_jobs)
+    }
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum, Default, serde::Serialize)]
@@ -140,4 +176,36 @@ pub struct ManArgs {
     /// into DIR, creating it, instead of printing the top page.
     #[arg(short, long, value_name = "DIR")]
     pub output: Option<PathBuf>,
+}
+
+#[cfg(test)]
+mod jobs_tests {
+    use super::*;
+    use clap::Parser;
+
+    #[test]
+    fn jobs_takes_1_to_max_jobs() {
+        assert_eq!(parse_jobs("1").unwrap().get(), 1);
+        assert_eq!(parse_jobs(" 8 ").unwrap().get(), 8);
+        assert_eq!(parse_jobs("1024").unwrap().get(), MAX_JOBS);
+        for bad in ["0", "1025", "99999999999999999999999", "-1", "two", ""] {
+            assert!(parse_jobs(bad).is_err(), "{bad} accepted");
+        }
+        assert!(parse_jobs("0").unwrap_err().contains("0 threads"));
+    }
+
+    #[test]
+    fn jobs_is_global_and_defaults_to_the_cores() {
+        let cli = Cli::try_parse_from(["advisor", "image", "inspect", "r", "--jobs", "3"]).unwrap();
+        assert_eq!(cli.global.jobs().get(), 3);
+        let cli = Cli::try_parse_from(["advisor", "--jobs", "2", "doctor"]).unwrap();
+        assert_eq!(cli.global.jobs().get(), 2);
+        let cli = Cli::try_parse_from(["advisor", "doctor"]).unwrap();
+        assert_eq!(
+            cli.global.jobs(),
+            std::thread::available_parallelism().unwrap_or(NonZeroUsize::MIN)
+        );
+        let e = Cli::try_parse_from(["advisor", "--jobs", "0", "doctor"]).unwrap_err();
+        assert!(e.to_string().contains("--jobs"), "{e}");
+    }
 }

@@ -1,4 +1,5 @@
 //! Arguments of `advisor plan`.
+use crate::cli::values;
 use clap::Args;
 use std::path::PathBuf;
 
@@ -45,7 +46,7 @@ pub struct PlanArgs {
 
     /// The registry's egress shared by all nodes (10gbit, 1.25GB/s); default: one node's
     /// path bandwidth (as if the probe's path were the registry's limit).
-    #[arg(long, value_name = "RATE", value_parser = crate::simulate::network::parse_bandwidth, allow_hyphen_values = true)]
+    #[arg(long, value_name = "RATE", value_parser = values::rate, allow_hyphen_values = true)]
     pub registry_egress: Option<f64>,
 
     /// Requests per second the registry serves (a rate limit), if any.
@@ -53,16 +54,16 @@ pub struct PlanArgs {
     pub registry_rps: Option<f64>,
 
     /// Each node's own link, when slower than its path to the registry (e.g. 10gbit).
-    #[arg(long, value_name = "RATE", value_parser = crate::simulate::network::parse_bandwidth, allow_hyphen_values = true)]
+    #[arg(long, value_name = "RATE", value_parser = values::rate, allow_hyphen_values = true)]
     pub node_bandwidth: Option<f64>,
 
     /// Each node's disk for images (e.g. 100GiB): says whether each strategy fits.
-    #[arg(long, value_name = "SIZE", value_parser = crate::trace::synth::parse_size)]
+    #[arg(long, value_name = "SIZE", value_parser = values::size, allow_hyphen_values = true)]
     pub node_disk: Option<u64>,
 
     /// A deadline to meet: METRIC=DURATION with METRIC one of ready-p50, ready-p95,
     /// ready-all, done-p50, done-p95, done-all (e.g. ready-p95=60s).
-    #[arg(long, value_name = "METRIC=DURATION", value_parser = crate::plan::parse_target)]
+    #[arg(long, value_name = "METRIC=DURATION", value_parser = parse_target, allow_hyphen_values = true)]
     pub target: Option<crate::plan::Target>,
 
     /// Draw pods ready and done over time per strategy (SVG).
@@ -83,4 +84,29 @@ fn parse_nodes(s: &str) -> Result<u64, String> {
         ));
     }
     Ok(n as u64)
+}
+
+/// `--target METRIC=DURATION`: the metric's name and a duration as every flag
+/// writes one ([`values::duration`]; a bare number is seconds), more than 0.
+fn parse_target(s: &str) -> Result<crate::plan::Target, String> {
+    use crate::plan::{Metric, Target};
+    let example = "give METRIC=DURATION, like ready-p95=60s (metrics: ready-p50, ready-p95, ready-all, done-p50, done-p95, done-all)";
+    let (m, d) = s
+        .split_once('=')
+        .ok_or_else(|| format!("{s:?}: {example}"))?;
+    let metric = Metric::ALL
+        .into_iter()
+        .find(|x| x.name() == m.trim())
+        .ok_or_else(|| format!("{s:?}: unknown metric {m:?}; {example}"))?;
+    let d = crate::units::parse_duration_like(d, "60s, 2m, 1m30s")
+        .map_err(|e| format!("{s:?}: {e}"))?;
+    if d.is_zero() {
+        return Err(format!(
+            "{s:?}: the deadline must be more than 0 s; {example}"
+        ));
+    }
+    Ok(Target {
+        metric,
+        seconds: crate::units::Seconds::from_duration(d),
+    })
 }

@@ -1,5 +1,5 @@
 //! Arguments of `advisor probe`.
-use crate::trace::synth::parse_size;
+use crate::cli::values;
 use clap::Args;
 use std::path::PathBuf;
 
@@ -25,7 +25,7 @@ pub struct ProbeArgs {
     pub streams: usize,
 
     /// Bytes read at most per throughput measurement (e.g. `64MiB`).
-    #[arg(long, default_value = "64MiB", value_name = "SIZE", value_parser = parse_size)]
+    #[arg(long, default_value = "64MiB", value_name = "SIZE", value_parser = values::size, allow_hyphen_values = true)]
     pub max_bytes: u64,
 
     /// Round trips timed on one kept-alive connection.

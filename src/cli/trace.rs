@@ -1,5 +1,6 @@
 //! Arguments of `advisor trace …`.
-use crate::trace::synth::{WorkingSet, parse_size};
+use crate::cli::values;
+use crate::trace::synth::WorkingSet;
 use clap::{Args, Subcommand, ValueEnum};
 use std::path::PathBuf;
 
@@ -108,7 +109,7 @@ pub struct SynthArgs {
     pub pattern: SynthPattern,
 
     /// Bytes per read.
-    #[arg(long, value_name = "SIZE", default_value = "128KiB", value_parser = parse_size)]
+    #[arg(long, value_name = "SIZE", default_value = "128KiB", value_parser = values::size, allow_hyphen_values = true)]
     pub read_size: u64,
 
     /// Seed of the random choices (same seed, same trace).
@@ -139,7 +140,7 @@ pub struct AnalyzeArgs {
 
     /// Prefetch size for layers without a prefetch landmark (the
     /// `stargz.prefetch` label / `prefetch_size`); a landmark wins.
-    #[arg(long, value_name = "SIZE", default_value = "0", value_parser = parse_size)]
+    #[arg(long, value_name = "SIZE", default_value = "0", value_parser = values::size, allow_hyphen_values = true)]
     pub prefetch_size: u64,
 
     /// Simulate a registry that only serves single ranges (or
@@ -178,8 +179,8 @@ pub struct RecordArgs {
     #[arg(long, value_name = "PATH")]
     pub ready_path: Option<String>,
 
-    /// Stop the workload this many seconds after its start.
-    #[arg(long, default_value_t = 600, value_name = "SECS")]
+    /// Stop the workload this long after its start (e.g. 90s, 10m; a bare number is seconds).
+    #[arg(long, default_value = "10m", value_name = "DURATION", value_parser = values::whole_seconds, allow_hyphen_values = true)]
     pub timeout: u64,
 
     /// Output trace.

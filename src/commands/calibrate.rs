@@ -72,6 +72,7 @@ fn settings(global: &GlobalArgs, args: &CalibrateArgs, runs_file: PathBuf) -> Ru
         only: None,
         rebuild: args.rebuild,
         force: args.force,
+        jobs: global.jobs(),
     }
 }
 

@@ -2,11 +2,12 @@
 //!
 //! Resolves arguments into settings (spec, prioritized list, busybox, push
 //! targets: all checked before any work), runs the `image` module, renders its
-//! typed results. Build progress is drawn on stderr (hidden when stderr is not
-//! a terminal, or with -q).
+//! typed results. Build and scan progress is drawn on stderr (hidden when
+//! stderr is not a terminal, or with -q); `--jobs` bounds the compression
+//! threads of a build and the layers a scan decompresses at once.
 use crate::cli::GlobalArgs;
 use crate::cli::image::{BuildArgs, ImageArgs, ImageCommand, InspectArgs};
-use crate::filetable::inspect::{InspectOptions, Inspection, inspect};
+use crate::filetable::inspect::{InspectOptions, Inspection, ScanProgress, inspect_with_progress};
 use crate::image::base::Busybox;
 use crate::image::build::{
     self, BuildReport, BuildSettings, BuiltImage, FormReport, LayerReport, Progress,
@@ -56,6 +57,7 @@ fn build_settings(global: &GlobalArgs, a: &BuildArgs) -> anyhow::Result<BuildPla
     let plan = plan::plan(&spec, &a.spec, busybox.as_ref(), &extra)?;
     let mut settings = BuildSettings::from_spec(&spec, a.work_dir.clone());
     settings.platform = build_platform(global.platform.as_ref(), &spec.base, settings.platform)?;
+    settings.jobs = global.jobs();
     Ok(BuildPlan {
         spec_path: a.spec.clone(),
         spec,
@@ -126,16 +128,38 @@ fn report(
     }
 }
 
+/// The bars of `image build` and `image inspect --scan`: bytes of the total,
+/// throughput, what is being read or written.
+fn bytes_style() -> ProgressStyle {
+    ProgressStyle::with_template(
+        "{prefix:>8} [{bar:30}] {bytes:>10}/{total_bytes:<10} {binary_bytes_per_sec:>12} {wide_msg}",
+    )
+    .unwrap_or_else(|_| ProgressStyle::default_bar())
+    .progress_chars("=> ")
+}
+
+/// A bar per scanned layer: compressed bytes streamed of the blob's size.
+fn scan_progress(printer: &Printer) -> ScanProgress {
+    if !printer.show_progress() {
+        return ScanProgress::hidden();
+    }
+    let multi = MultiProgress::with_draw_target(ProgressDrawTarget::stderr());
+    let style = bytes_style();
+    ScanProgress::new(move |index, digest, size| {
+        let b = multi.add(ProgressBar::new(size).with_style(style.clone()));
+        b.set_prefix(format!("layer {index}"));
+        let short = digest.get(..19).unwrap_or(digest);
+        b.set_message(format!("scanning {short}"));
+        b
+    })
+}
+
 fn progress(printer: &Printer) -> (Progress, Option<MultiProgress>) {
     if !printer.show_progress() {
         return (Progress::hidden(), None);
     }
     let multi = MultiProgress::with_draw_target(ProgressDrawTarget::stderr());
-    let style = ProgressStyle::with_template(
-        "{prefix:>8} [{bar:30}] {bytes:>10}/{total_bytes:<10} {binary_bytes_per_sec:>12} {wide_msg}",
-    )
-    .unwrap_or_else(|_| ProgressStyle::default_bar())
-    .progress_chars("=> ");
+    let style = bytes_style();
     let bar = |name: &'static str| {
         let b = multi.add(ProgressBar::new(0).with_style(style.clone()));
         b.set_prefix(name);
@@ -189,7 +213,11 @@ async fn inspect_cmd(
     printer: &Printer,
 ) -> anyhow::Result<()> {
     let client = RegistryClient::new(super::registry_options(global))?;
-    let insp = inspect(&client, &a.reference, InspectOptions { scan: a.scan }).await?;
+    let opts = InspectOptions {
+        scan: a.scan,
+        jobs: global.jobs(),
+    };
+    let insp = inspect_with_progress(&client, &a.reference, opts, &scan_progress(printer)).await?;
     if printer.is_json() {
         printer.json(&insp)?;
     } else {

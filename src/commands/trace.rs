@@ -1,4 +1,4 @@
-//! `advisor trace import | synth | analyze`.
+//! `advisor trace record | import | synth | analyze`.
 //!
 //! Resolves arguments into settings, runs the `trace` module, renders the
 //! typed result. The image's file table comes from exactly one place,
@@ -234,6 +234,25 @@ async fn analyze_cmd(
     Ok(())
 }
 
+/// The line `trace record` keeps on stderr: a spinner, the phase, the time
+/// in it and what is known (hidden when stderr is not a terminal, or with -q).
+fn record_progress(
+    printer: &Printer,
+    timeout: std::time::Duration,
+) -> crate::recorder::progress::RecordProgress {
+    use indicatif::{ProgressBar, ProgressDrawTarget, ProgressStyle};
+    if !printer.show_progress() {
+        return crate::recorder::progress::RecordProgress::hidden();
+    }
+    let bar = ProgressBar::with_draw_target(None, ProgressDrawTarget::stderr());
+    bar.set_style(
+        ProgressStyle::with_template("{spinner} {prefix} ({elapsed}) {wide_msg}")
+            .unwrap_or_else(|_| ProgressStyle::default_spinner()),
+    );
+    bar.enable_steady_tick(std::time::Duration::from_millis(120));
+    crate::recorder::progress::RecordProgress::new(bar, timeout)
+}
+
 async fn record(
     global: &GlobalArgs,
     a: &crate::cli::trace::RecordArgs,
@@ -241,7 +260,7 @@ async fn record(
 ) -> anyhow::Result<()> {
     use crate::recorder::record::{RecordSettings, record};
     let (_, ready) = super::readiness(a.ready_line.as_ref(), a.ready_path.as_ref())?;
-    let settings = RecordSettings {
+    let mut settings = RecordSettings {
         image: a.image.clone(),
         command: a.command.clone(),
         ready,
@@ -249,6 +268,7 @@ async fn record(
         output: a.output.clone(),
         registry: super::registry_options(global),
         reference_run: !a.no_reference_run,
+        progress: crate::recorder::progress::RecordProgress::hidden(),
     };
     let conn = crate::containerd::Connection::connect_own(
         &global.address,
@@ -265,9 +285,11 @@ async fn record(
         "recording {} (pull, run with the recorder under its rootfs)…",
         a.image
     ));
+    settings.progress = record_progress(printer, settings.timeout);
     let (interrupt, signals) = super::interrupt_switch();
     let interrupted = interrupt.clone();
     let r = record(&conn, &settings, interrupt).await;
+    settings.progress.finish();
     signals.abort();
     let report =
         r.with_context(|| format!("recording {} failed; nothing was left behind", a.image))?;

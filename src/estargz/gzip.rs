@@ -4,7 +4,7 @@
 //! Owns where its members start. Must not write a TOC or landmarks (that is
 //! the eStargz form, [`super::writer`]); tar framing is [`super::tar`]'s.
 use super::error::{Error, ErrorKind, io_err};
-use super::members::Pipeline;
+use super::members::{Pipeline, Workers};
 use super::tar::{
     BLOCK, EntryHeader, EntryKind, Names, clean_input_path, encode_header, padding, read_tar_stream,
 };
@@ -27,11 +27,17 @@ pub struct GzipWriter<W: Write> {
 }
 
 impl<W: Write> GzipWriter<W> {
+    /// A writer compressing on rayon's global pool.
     pub fn new(out: W, opts: WriterOptions) -> Result<Self, Error> {
+        Self::with_workers(out, opts, Workers::global())
+    }
+
+    /// A writer compressing on `workers` (the output is the same).
+    pub fn with_workers(out: W, opts: WriterOptions, workers: Workers) -> Result<Self, Error> {
         opts.validate()?;
-        let target = opts.batch_target(GZIP_MEMBER_SIZE);
+        let target = opts.batch_target(GZIP_MEMBER_SIZE, workers.threads());
         Ok(GzipWriter {
-            pipe: Pipeline::new(out, opts.level, target, &opts.label),
+            pipe: Pipeline::new(out, opts.level, target, &opts.label, workers),
             opts,
             names: Names::default(),
         })

@@ -11,6 +11,9 @@
 //! cores (rayon) while the caller fills the next batch. At most two batches
 //! and one batch of compressed output exist at a time, so memory is bounded by
 //! about three times the batch target whatever the layer size.
+//!
+//! The cores are [`Workers`]: rayon's global pool, or a pool of its own with
+//! a set number of threads (`--jobs`), which bounds the compression threads.
 use super::error::{Error, ErrorKind};
 use super::{digest_from_bytes, digest_string};
 use flate2::Compression;
@@ -18,8 +21,81 @@ use flate2::write::GzEncoder;
 use rayon::prelude::*;
 use sha2::{Digest, Sha256};
 use std::io::{self, Read, Write};
+use std::num::NonZeroUsize;
 use std::ops::Range;
-use std::sync::mpsc;
+use std::sync::{Arc, mpsc};
+
+/// The threads that compress members: rayon's global pool (one thread per
+/// core), or a pool of exactly `jobs` threads shared by every writer handed
+/// a clone of it. The output does not depend on the threads: members are cut
+/// by the caller and written in order.
+#[derive(Clone, Default)]
+pub struct Workers {
+    /// None: rayon's global pool.
+    pool: Option<Arc<rayon::ThreadPool>>,
+}
+
+impl std::fmt::Debug for Workers {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match &self.pool {
+            Some(p) => write!(f, "Workers({} threads)", p.current_num_threads()),
+            None => f.write_str("Workers(global pool)"),
+        }
+    }
+}
+
+impl Workers {
+    /// rayon's global pool (all cores unless `RAYON_NUM_THREADS` says otherwise).
+    pub fn global() -> Self {
+        Workers { pool: None }
+    }
+
+    /// A pool of exactly `jobs` threads (`advisor-gzip-N`).
+    pub fn new(jobs: NonZeroUsize) -> io::Result<Self> {
+        let pool = rayon::ThreadPoolBuilder::new()
+            .num_threads(jobs.get())
+            .thread_name(|i| format!("advisor-gzip-{i}"))
+            .build()
+            .map_err(|e| {
+                io::Error::other(format!("cannot start {jobs} compression threads: {e}"))
+            })?;
+        Ok(Workers {
+            pool: Some(Arc::new(pool)),
+        })
+    }
+
+    /// How many threads compress.
+    pub fn threads(&self) -> usize {
+        match &self.pool {
+            Some(p) => p.current_num_threads(),
+            None => rayon::current_num_threads(),
+        }
+        .max(1)
+    }
+
+    /// Whether the calling thread is a worker of any rayon pool.
+    fn on_a_worker() -> bool {
+        rayon::current_thread_index().is_some()
+    }
+
+    /// Run `job` on these workers and wait for it (the calling thread is a
+    /// rayon worker: see [`Pipeline::submit`]).
+    fn run_here<R: Send>(&self, job: impl FnOnce() -> R + Send) -> R {
+        match &self.pool {
+            // Already on one of ours: par_iter inside spreads over this pool.
+            Some(p) if p.current_thread_index().is_some() => job(),
+            Some(p) => p.install(job),
+            None => job(),
+        }
+    }
+
+    fn spawn(&self, job: impl FnOnce() + Send + 'static) {
+        match &self.pool {
+            Some(p) => p.spawn(job),
+            None => rayon::spawn(job),
+        }
+    }
+}
 
 /// The caller's note on a member whose first `len` bytes are one chunk of a
 /// file payload: the pipeline hashes those bytes and reports the member's
@@ -96,6 +172,7 @@ struct Done {
 /// member, `flush` to wait until everything is written.
 pub(crate) struct Pipeline<W: Write> {
     out: W,
+    workers: Workers,
     label: String,
     level: Compression,
     target: usize,
@@ -113,9 +190,10 @@ pub(crate) struct Pipeline<W: Write> {
 impl<W: Write> Pipeline<W> {
     /// `target`: uncompressed bytes per batch before it is handed to the
     /// compressors (a batch closes at the first member boundary past it).
-    pub fn new(out: W, level: u32, target: usize, label: &str) -> Self {
+    pub fn new(out: W, level: u32, target: usize, label: &str, workers: Workers) -> Self {
         Pipeline {
             out,
+            workers,
             label: label.to_string(),
             level: Compression::new(level),
             target: target.max(1),
@@ -262,16 +340,16 @@ impl<W: Write> Pipeline<W> {
             return Err(self.internal("hashers missing before a job"));
         };
         let level = self.level;
-        if rayon::current_thread_index().is_some() {
-            // Called from inside the rayon pool (e.g. layers built in
+        if Workers::on_a_worker() {
+            // Called from inside a rayon pool (e.g. layers built in
             // parallel): blocking this worker on a job queued to the same pool
             // could deadlock, so compress here; the members still spread over
-            // the pool through par_iter.
-            let done = run_job(batch, level, diff, blob);
+            // the workers through par_iter.
+            let done = self.workers.run_here(|| run_job(batch, level, diff, blob));
             return self.complete(done);
         }
         let (tx, rx) = mpsc::sync_channel(1);
-        rayon::spawn(move || {
+        self.workers.spawn(move || {
             let _ = tx.send(run_job(batch, level, diff, blob));
         });
         self.inflight = Some(rx);
@@ -418,7 +496,7 @@ mod tests {
     #[test]
     fn members_are_written_in_order_with_offsets_and_digests() {
         // A tiny target forces many batches (and so the in-flight path).
-        let mut p = Pipeline::new(Vec::new(), 6, 10, "test");
+        let mut p = Pipeline::new(Vec::new(), 6, 10, "test", Workers::global());
         p.write(b"head");
         p.cut(Some(ChunkTag { entry: 0, len: 5 })).unwrap();
         p.write(b"first-tail");
@@ -455,9 +533,65 @@ mod tests {
         assert_eq!(totals.compressed, blob.len() as u64);
     }
 
+    /// Feed the same members through `workers`; a tiny target makes many
+    /// batches (the in-flight path).
+    fn pipeline_bytes(workers: Workers) -> (Vec<u8>, Totals) {
+        let mut p = Pipeline::new(Vec::new(), 6, 64, "t", workers);
+        for i in 0..200u32 {
+            p.cut(Some(ChunkTag {
+                entry: i as usize,
+                len: 4,
+            }))
+            .unwrap();
+            p.write(format!("{i:04}-{}", "abc".repeat(i as usize % 17)).as_bytes());
+        }
+        p.finish().unwrap()
+    }
+
+    #[test]
+    fn the_output_is_the_same_whatever_the_number_of_workers() {
+        let one = Workers::new(NonZeroUsize::new(1).unwrap()).unwrap();
+        let two = Workers::new(NonZeroUsize::new(2).unwrap()).unwrap();
+        assert_eq!(one.threads(), 1);
+        assert_eq!(two.threads(), 2);
+        let reference = pipeline_bytes(Workers::global());
+        assert_eq!(pipeline_bytes(one.clone()), reference);
+        assert_eq!(pipeline_bytes(two.clone()), reference);
+        // From a worker of another pool (rayon's global one): the batch is
+        // compressed on ours, waited for in place.
+        let (tx, rx) = mpsc::channel();
+        rayon::spawn(move || {
+            let _ = tx.send(pipeline_bytes(two));
+        });
+        assert_eq!(rx.recv().unwrap(), reference);
+    }
+
+    /// The compression runs on the pool's threads, none other.
+    #[test]
+    fn a_pool_of_its_own_compresses_on_its_threads() {
+        let workers = Workers::new(NonZeroUsize::new(1).unwrap()).unwrap();
+        let names = std::sync::Mutex::new(std::collections::BTreeSet::new());
+        workers.run_here(|| {
+            rayon::scope(|s| {
+                for _ in 0..8 {
+                    s.spawn(|_| {
+                        let n = std::thread::current().name().map(str::to_string);
+                        names.lock().unwrap().insert(n);
+                    });
+                }
+            })
+        });
+        let names = names.into_inner().unwrap();
+        assert_eq!(names.len(), 1, "{names:?}");
+        assert_eq!(
+            names.into_iter().next().flatten().as_deref(),
+            Some("advisor-gzip-0")
+        );
+    }
+
     #[test]
     fn an_empty_open_member_is_retagged_not_duplicated() {
-        let mut p = Pipeline::new(Vec::new(), 1, 1 << 20, "t");
+        let mut p = Pipeline::new(Vec::new(), 1, 1 << 20, "t", Workers::global());
         p.cut(None).unwrap();
         p.cut(Some(ChunkTag { entry: 3, len: 2 })).unwrap();
         p.write(b"abc");
@@ -473,7 +607,7 @@ mod tests {
 
     #[test]
     fn short_payload_is_an_error_and_leaves_no_bytes() {
-        let mut p = Pipeline::new(Vec::new(), 1, 1 << 20, "t");
+        let mut p = Pipeline::new(Vec::new(), 1, 1 << 20, "t", Workers::global());
         let e = p.fill_from(&mut &b"abc"[..], 5).unwrap_err();
         assert_eq!(e.kind(), io::ErrorKind::UnexpectedEof);
         assert!(e.to_string().contains("after 3 of 5"));
@@ -482,7 +616,7 @@ mod tests {
 
     #[test]
     fn write_raw_appends_uncompressed_bytes_to_the_digest() {
-        let mut p = Pipeline::new(Vec::new(), 1, 1 << 20, "t");
+        let mut p = Pipeline::new(Vec::new(), 1, 1 << 20, "t", Workers::global());
         p.write(b"x");
         p.write_raw(b"RAW").unwrap();
         let (blob, totals) = p.finish().unwrap();

@@ -25,9 +25,12 @@
 //! Input is taken entry by entry ([`EntryHeader`] plus a `Read` of the payload)
 //! so generated files are never materialized, or as a tar stream. Members are
 //! compressed on all cores in bounded batches (see `members`), so memory stays
-//! bounded by the batch size plus the TOC, whatever the layer size.
+//! bounded by the batch size plus the TOC, whatever the layer size. The
+//! threads are rayon's global pool (`new`) or the [`Workers`] given
+//! (`with_workers`: `--jobs` threads).
 pub use super::convert::convert_tar;
 pub use super::gzip::{GZIP_MEMBER_SIZE, GzipWriter};
+pub use super::members::Workers;
 pub use super::tar::{EntryHeader, EntryKind};
 
 use super::error::{Error, ErrorKind, err, io_err};
@@ -112,8 +115,8 @@ impl WriterOptions {
         Ok(())
     }
 
-    pub(super) fn batch_target(&self, member: usize) -> usize {
-        let threads = rayon::current_num_threads().max(1);
+    pub(super) fn batch_target(&self, member: usize, threads: usize) -> usize {
+        let threads = threads.max(1);
         (member.max(1 << 20) * threads * 2)
             .clamp(BATCH_MIN, BATCH_MAX)
             .max(member)
@@ -214,11 +217,17 @@ pub struct EstargzWriter<W: Write> {
 }
 
 impl<W: Write> EstargzWriter<W> {
+    /// A writer compressing on rayon's global pool.
     pub fn new(out: W, opts: WriterOptions) -> Result<Self, Error> {
+        Self::with_workers(out, opts, Workers::global())
+    }
+
+    /// A writer compressing on `workers` (the output is the same).
+    pub fn with_workers(out: W, opts: WriterOptions, workers: Workers) -> Result<Self, Error> {
         opts.validate()?;
-        let target = opts.batch_target(opts.chunk_size as usize);
+        let target = opts.batch_target(opts.chunk_size as usize, workers.threads());
         Ok(EstargzWriter {
-            pipe: Pipeline::new(out, opts.level, target, &opts.label),
+            pipe: Pipeline::new(out, opts.level, target, &opts.label, workers),
             opts,
             entries: Vec::new(),
             phase: Phase::Start { prioritized: false },

@@ -28,8 +28,10 @@ use crate::registry::{RegistryClient, RegistryStats, ResolvedImage};
 use crate::units::Bytes;
 use anyhow::Context;
 use futures_util::StreamExt;
+use indicatif::ProgressBar;
 use oci_spec::image::Descriptor;
 use serde::Serialize;
+use std::num::NonZeroUsize;
 use std::ops::Range;
 use std::sync::{Arc, Mutex};
 
@@ -43,15 +45,59 @@ pub const HEAD_READ: u64 = 512;
 /// so a TOC that fits its tail block fits this tail too.
 pub const TAIL_READ: u64 = LAYER_BUDGET - HEAD_READ;
 /// Layers read at once.
-const CONCURRENCY: usize = 4;
+pub const CONCURRENCY: usize = 4;
 /// Files listed as the largest of a layer.
 const LARGEST: usize = 5;
 
 /// What to do beyond the ranged reads.
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct InspectOptions {
     /// Stream each gzip or uncompressed (non-eStargz) layer once to build its file table.
     pub scan: bool,
+    /// Layers decompressed at once by `scan` (`--jobs`; at most the
+    /// [`CONCURRENCY`] layers read at once). Each scan is one thread.
+    pub jobs: NonZeroUsize,
+}
+
+impl Default for InspectOptions {
+    fn default() -> Self {
+        InspectOptions {
+            scan: false,
+            jobs: crate::image::build::default_jobs(),
+        }
+    }
+}
+
+/// Makes the bar of a scanned layer from its index, digest and compressed size.
+type MakeBar = dyn Fn(usize, &str, u64) -> ProgressBar + Send + Sync;
+
+/// Where a scan reports the bytes it has read of each layer: a bar per
+/// scanned layer, made by the command (hidden: nothing drawn).
+#[derive(Clone, Default)]
+pub struct ScanProgress {
+    /// Given the layer's index, digest and compressed size, its bar.
+    make: Option<Arc<MakeBar>>,
+}
+
+impl ScanProgress {
+    /// No bars.
+    pub fn hidden() -> Self {
+        ScanProgress { make: None }
+    }
+
+    /// A bar per scanned layer, from `make(index, digest, compressed size)`.
+    pub fn new(make: impl Fn(usize, &str, u64) -> ProgressBar + Send + Sync + 'static) -> Self {
+        ScanProgress {
+            make: Some(Arc::new(make)),
+        }
+    }
+
+    fn layer(&self, index: usize, digest: &str, size: u64) -> ProgressBar {
+        match &self.make {
+            Some(m) => m(index, digest, size),
+            None => ProgressBar::hidden(),
+        }
+    }
 }
 
 /// An inspected image.
@@ -207,6 +253,20 @@ pub async fn inspect(
     reference: &str,
     opts: InspectOptions,
 ) -> anyhow::Result<Inspection> {
+    inspect_with_progress(client, reference, opts, &ScanProgress::hidden()).await
+}
+
+/// [`inspect`], reporting the bytes each `--scan` has read to `progress`.
+pub async fn inspect_with_progress(
+    client: &RegistryClient,
+    reference: &str,
+    opts: InspectOptions,
+    progress: &ScanProgress,
+) -> anyhow::Result<Inspection> {
+    let scans = Scans {
+        slots: tokio::sync::Semaphore::new(opts.jobs.get()),
+        progress: progress.clone(),
+    };
     let start = client.stats();
     let image = client
         .resolve(reference)
@@ -219,7 +279,7 @@ pub async fn inspect(
             .layers()
             .iter()
             .enumerate()
-            .map(|(i, d)| inspect_layer(client, &image, i, d, diff_ids.get(i), opts)),
+            .map(|(i, d)| inspect_layer(client, &image, i, d, diff_ids.get(i), opts, &scans)),
     )
     .buffered(CONCURRENCY)
     .collect::<Vec<_>>()
@@ -393,6 +453,7 @@ async fn inspect_layer(
     desc: &Descriptor,
     diff_id: Option<&String>,
     opts: InspectOptions,
+    scans: &Scans,
 ) -> anyhow::Result<LayerInspection> {
     let layer = Layer::new(client, image, index, desc)?;
     let mut reads = RangedReads::default();
@@ -400,7 +461,7 @@ async fn inspect_layer(
     let found = match parse_footer(&layer.digest, &tail.bytes, layer.size) {
         Ok(footer) => read_estargz(&layer, footer, &tail, &mut reads).await?,
         Err(e) if layer.claims_estargz(&tail) => return Err(unreadable_footer(&layer, e)),
-        Err(_) => read_other(&layer, &tail, diff_id, opts, &mut reads).await?,
+        Err(_) => read_other(&layer, &tail, diff_id, opts, scans, &mut reads).await?,
     };
     Ok(LayerInspection {
         index,
@@ -513,12 +574,13 @@ async fn read_other(
     tail: &Tail,
     diff_id: Option<&String>,
     opts: InspectOptions,
+    scans: &Scans,
     reads: &mut RangedReads,
 ) -> anyhow::Result<Findings> {
     let head = read_head(layer, tail, reads).await?;
     let format = detect_format(&head, &tail.bytes, layer.size);
     if opts.scan && matches!(format, LayerFormat::Gzip | LayerFormat::Uncompressed) {
-        let scanned = scan_remote(layer, diff_id).await?;
+        let scanned = scan_remote(layer, diff_id, scans).await?;
         return Ok(Findings {
             format,
             toc: None,
@@ -631,6 +693,13 @@ pub fn counts(files: &LayerFiles) -> FileCounts {
     c
 }
 
+/// What bounds and reports the scans of one inspection.
+struct Scans {
+    /// One permit per scan at work: `--jobs` of them.
+    slots: tokio::sync::Semaphore,
+    progress: ScanProgress,
+}
+
 /// A layer streamed through the scanner.
 struct Scanned {
     summary: ScanSummary,
@@ -641,8 +710,20 @@ struct Scanned {
 
 /// Stream a whole layer through the scanner (off the async workers), checking
 /// its digest (the registry stream) and its diff_id (the config).
-async fn scan_remote(layer: &Layer<'_>, diff_id: Option<&String>) -> anyhow::Result<Scanned> {
+async fn scan_remote(
+    layer: &Layer<'_>,
+    diff_id: Option<&String>,
+    scans: &Scans,
+) -> anyhow::Result<Scanned> {
     let streaming = || format!("{}: streaming it for --scan", layer.context());
+    // Held until the scan is done: at most `--jobs` layers decompress at once.
+    let _slot = scans
+        .slots
+        .acquire()
+        .await
+        .context("the scan slots were closed (a bug)")?;
+    let bar = scans.progress.layer(layer.index, &layer.digest, layer.size);
+    let counted = bar.clone();
     let stream = layer
         .client
         .blob_stream(layer.image, layer.desc)
@@ -653,6 +734,9 @@ async fn scan_remote(layer: &Layer<'_>, diff_id: Option<&String>) -> anyhow::Res
     let failure: Arc<Mutex<Option<crate::registry::Error>>> = Arc::new(Mutex::new(None));
     let slot = failure.clone();
     let io_stream = stream.map(move |r| {
+        if let Ok(chunk) = &r {
+            counted.inc(chunk.len() as u64);
+        }
         r.map_err(|e| {
             let msg = e.to_string();
             if let Ok(mut s) = slot.lock() {
@@ -667,6 +751,7 @@ async fn scan_remote(layer: &Layer<'_>, diff_id: Option<&String>) -> anyhow::Res
     let scanned = tokio::task::spawn_blocking(move || scan_layer(&d2, &media_type, reader))
         .await
         .context("the layer scanner thread failed (a bug)")?;
+    bar.finish_and_clear();
     let registry_failure = failure.lock().ok().and_then(|mut s| s.take());
     let scanned = match (scanned, registry_failure) {
         (_, Some(e)) => return Err(anyhow::Error::new(e)).with_context(streaming),

@@ -2,14 +2,16 @@
 //! in temporary files, their OCI configs and manifests.
 //!
 //! Owns the layer files (written through `estargz::writer`, so compression
-//! runs on every core in bounded batches), the config (diff_ids, entrypoint,
+//! runs on [`BuildSettings::jobs`] threads in bounded batches), the config (diff_ids, entrypoint,
 //! cmd, env, workdir, history) and the manifest (eStargz layers annotated with
 //! `containerd.io/snapshot/stargz/toc.digest` and
 //! `io.containers.estargz.uncompressed-size`). Byte-for-byte deterministic:
 //! no timestamps, sorted JSON keys. Does not push (see `push`) and does not
 //! print: progress goes to the `indicatif` bars it is handed.
 use super::plan::{Plan, PlannedLayer, Source};
-use crate::estargz::writer::{EntryHeader, EstargzWriter, GzipWriter, WriterOptions, WrittenLayer};
+use crate::estargz::writer::{
+    EntryHeader, EstargzWriter, GzipWriter, Workers, WriterOptions, WrittenLayer,
+};
 use crate::registry::{MEDIA_TYPE_OCI_MANIFEST, Platform};
 use crate::units::Bytes;
 use anyhow::Context;
@@ -22,6 +24,7 @@ use serde::Serialize;
 use std::collections::HashMap;
 use std::fs::File;
 use std::io::{self, BufWriter, Read};
+use std::num::NonZeroUsize;
 use std::path::{Path, PathBuf};
 use std::str::FromStr;
 
@@ -64,6 +67,15 @@ pub struct BuildSettings {
     pub workdir: Option<String>,
     /// Platform of the config (the host's: the base layer is the host's busybox).
     pub platform: Platform,
+    /// Compression threads, shared by both forms (`--jobs`; default: the
+    /// cores). The layers are the same bytes whatever the number.
+    pub jobs: NonZeroUsize,
+}
+
+/// The default of [`BuildSettings::jobs`] (and of `--jobs`): the cores
+/// this process may use.
+pub fn default_jobs() -> NonZeroUsize {
+    std::thread::available_parallelism().unwrap_or(NonZeroUsize::MIN)
 }
 
 impl BuildSettings {
@@ -78,6 +90,7 @@ impl BuildSettings {
             env: spec.env(),
             workdir: spec.workdir.clone(),
             platform: Platform::host(),
+            jobs: default_jobs(),
         }
     }
 }
@@ -147,8 +160,9 @@ impl BuiltImage {
 }
 
 /// Build both forms of the planned image: the two forms are written at once
-/// (one thread each framing tars; both share rayon's pool for compression).
-/// Blocking and CPU-bound: call from a blocking thread.
+/// (one thread each framing tars; both share one pool of
+/// [`BuildSettings::jobs`] threads for compression). Blocking and CPU-bound:
+/// call from a blocking thread.
 pub fn build(
     plan: &Plan,
     settings: &BuildSettings,
@@ -166,9 +180,11 @@ pub fn build(
     let payload = plan.payload_bytes();
     progress.gzip.set_length(payload);
     progress.estargz.set_length(payload);
+    let workers = workers(settings.jobs)?;
     let (gzip, estargz) = std::thread::scope(|s| {
-        let g = s.spawn(|| build_form(plan, settings, Form::Gzip, dir.path(), progress));
-        let e = build_form(plan, settings, Form::Estargz, dir.path(), progress);
+        let w = &workers;
+        let g = s.spawn(|| build_form_on(plan, settings, Form::Gzip, dir.path(), progress, w));
+        let e = build_form_on(plan, settings, Form::Estargz, dir.path(), progress, w);
         let g = g
             .join()
             .map_err(|_| anyhow::anyhow!("the gzip layer writer thread panicked (a bug)"));
@@ -184,8 +200,13 @@ pub fn build(
     })
 }
 
+/// The compression pool of `jobs` threads.
+fn workers(jobs: NonZeroUsize) -> anyhow::Result<Workers> {
+    Workers::new(jobs).context("starting the compression threads (--jobs)")
+}
+
 /// Build one form into `dir` (what [`build`] does for each; benchmarks time
-/// the forms apart with it).
+/// the forms apart with it), on [`BuildSettings::jobs`] threads.
 pub fn build_form(
     plan: &Plan,
     settings: &BuildSettings,
@@ -193,13 +214,31 @@ pub fn build_form(
     dir: &Path,
     progress: &Progress,
 ) -> anyhow::Result<BuiltForm> {
+    build_form_on(
+        plan,
+        settings,
+        form,
+        dir,
+        progress,
+        &workers(settings.jobs)?,
+    )
+}
+
+fn build_form_on(
+    plan: &Plan,
+    settings: &BuildSettings,
+    form: Form,
+    dir: &Path,
+    progress: &Progress,
+    workers: &Workers,
+) -> anyhow::Result<BuiltForm> {
     let bar = progress.bar(form);
     let mut layers = Vec::with_capacity(plan.layers.len());
     for (i, layer) in plan.layers.iter().enumerate() {
         bar.set_message(format!("{} {}", form.name(), layer.name));
         let path = dir.join(format!("{}-{i}.tar.gz", form.name()));
         let label = format!("{} (layer {i}, {} form)", layer.name, form.name());
-        let mut written = write_layer(layer, form, settings, &path, label, bar)?;
+        let mut written = write_layer(layer, form, settings, &path, label, bar, workers)?;
         // The TOC is in the blob; keeping its entries for every layer would
         // double the plan's memory on layers of millions of files. Digest and
         // offset stay.
@@ -284,6 +323,7 @@ fn write_layer(
     path: &Path,
     label: String,
     bar: &ProgressBar,
+    workers: &Workers,
 ) -> anyhow::Result<WrittenLayer> {
     let file = File::create(path)
         .with_context(|| format!("cannot create the layer file {}", path.display()))?;
@@ -295,12 +335,12 @@ fn write_layer(
     };
     let (written, out) = match form {
         Form::Gzip => {
-            let mut w = GzipWriter::new(out, opts)?;
+            let mut w = GzipWriter::with_workers(out, opts, workers.clone())?;
             feed(&mut w, layer, bar)?;
             w.finish()?
         }
         Form::Estargz => {
-            let mut w = EstargzWriter::new(out, opts)?;
+            let mut w = EstargzWriter::with_workers(out, opts, workers.clone())?;
             feed(&mut w, layer, bar)?;
             w.finish()?
         }

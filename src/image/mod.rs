@@ -47,6 +47,26 @@ pub async fn build_and_push_spec(
     prioritized: &[String],
     client: &RegistryClient,
 ) -> anyhow::Result<Pushed> {
+    build_and_push_spec_with_jobs(
+        text,
+        name,
+        reference,
+        prioritized,
+        client,
+        build::default_jobs(),
+    )
+    .await
+}
+
+/// [`build_and_push_spec`] compressing on `jobs` threads (`--jobs`).
+pub async fn build_and_push_spec_with_jobs(
+    text: &str,
+    name: &str,
+    reference: &str,
+    prioritized: &[String],
+    client: &RegistryClient,
+    jobs: std::num::NonZeroUsize,
+) -> anyhow::Result<Pushed> {
     let path = Path::new(name);
     let spec = spec::parse(path, text)?;
     let targets = push::Targets::from_reference(reference, client.options().plain_http)?;
@@ -63,7 +83,8 @@ pub async fn build_and_push_spec(
         })
         .collect();
     let plan = plan::plan(&spec, path, busybox.as_ref(), &extra)?;
-    let settings = build::BuildSettings::from_spec(&spec, None);
+    let mut settings = build::BuildSettings::from_spec(&spec, None);
+    settings.jobs = jobs;
     let built = tokio::task::spawn_blocking(move || {
         build::build(&plan, &settings, &build::Progress::hidden())
     })

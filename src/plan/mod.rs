@@ -214,6 +214,7 @@ pub fn plan(p: &Prediction, o: &PlanOptions) -> Result<Plan, String> {
         })
         .collect::<Result<Vec<_>, String>>()?;
     let recommendation = recommend(p, &strategies, o)?;
+    let notes = notes(p, &strategies);
     Ok(Plan {
         nodes: o.nodes,
         rollout: o.rollout,
@@ -223,7 +224,7 @@ pub fn plan(p: &Prediction, o: &PlanOptions) -> Result<Plan, String> {
         target: o.target,
         strategies,
         recommendation,
-        notes: notes(p),
+        notes,
     })
 }
 
@@ -648,11 +649,11 @@ fn rate_text(bytes_per_s: f64) -> String {
     format!("{:.1} Gbit/s", bytes_per_s * 8.0 / 1e9)
 }
 
-fn notes(p: &Prediction) -> Vec<String> {
+fn notes(p: &Prediction, plans: &[StrategyPlan]) -> Vec<String> {
     let mut n = vec![
         "every node is the calibrated node on the probed path; the intervals are the profile's, not a spread of nodes".to_string(),
-        "a request-rate limit is modelled as requests queuing at the registry; 429 answers and client back-off are not".to_string(),
     ];
+    n.extend(request_rate_notes(plans));
     if p.strategies
         .iter()
         .any(|s| s.strategy == Strategy::LazyPrefetch)
@@ -660,6 +661,29 @@ fn notes(p: &Prediction) -> Vec<String> {
         n.push("lazy+prefetch needs the image rebuilt with the trace's startup files prioritized (advise --prefetch-list)".into());
     }
     n
+}
+
+/// A request-rate limit is modelled as queuing; what the real clients do
+/// when the registry answers 429 instead (containerd v1.6 `remotes/docker`
+/// `retryRequest`, stargz-snapshotter v0.12 `fs/remote/resolver.go` with
+/// go-retryablehttp v0.7; docs/plan.md), for the strategies it binds.
+fn request_rate_notes(plans: &[StrategyPlan]) -> Vec<String> {
+    let binds = |s: &StrategyPlan| {
+        s.binding
+            .iter()
+            .any(|b| b.constraint == Constraint::RequestRate)
+    };
+    let bound: Vec<&StrategyPlan> = plans.iter().filter(|s| binds(s)).collect();
+    if bound.is_empty() {
+        return vec!["a request-rate limit is modelled as requests queuing at the registry (docs/plan.md: what containerd and the snapshotter do when it answers 429)".into()];
+    }
+    bound
+        .iter()
+        .map(|s| match s.strategy {
+            Strategy::Eager => "eager asks more than --registry-rps, modelled as queuing: a registry that answers 429 instead fails eager pulls (containerd 1.6 resends a 429 at once, at most 6 times, no back-off; one failed layer fails the pull; kubelet retries with its image-pull back-off), so eager's times are a lower bound".to_string(),
+            other => format!("{} asks more than --registry-rps, modelled as queuing: on 429 the stargz snapshotter retries each range GET 5 times (30 ms doubling, jittered, Retry-After honoured), then the read fails with EIO and a failed background fetch is not retried", other.name()),
+        })
+        .collect()
 }
 
 #[cfg(test)]
@@ -755,6 +779,34 @@ mod tests {
         let ratio = lazy.egress.bytes.as_f64() / eager.egress.bytes.as_f64();
         assert!((0.9..1.1).contains(&ratio), "{ratio}");
         assert!(lazy.ready.p95.value < eager.ready.p95.value / 5.0);
+    }
+
+    #[test]
+    fn a_request_limit_that_binds_says_what_real_clients_do_on_429() {
+        let p = example();
+        let free = plan(&p, &fleet(100, Rollout::MaxSurge(100), 1e12)).unwrap();
+        assert!(
+            free.notes
+                .iter()
+                .any(|n| n.contains("modelled as requests queuing"))
+        );
+        assert!(!free.notes.iter().any(|n| n.contains("lower bound")));
+        let mut limited = fleet(100, Rollout::MaxSurge(100), 1e12);
+        limited.registry_rps = Some(10.0);
+        let plan = plan(&p, &limited).unwrap();
+        let eager = plan.notes.iter().find(|n| n.starts_with("eager asks"));
+        assert!(
+            eager.is_some_and(|n| n.contains("lower bound")),
+            "{:?}",
+            plan.notes
+        );
+        assert!(
+            plan.notes
+                .iter()
+                .any(|n| n.starts_with("lazy asks") && n.contains("EIO")),
+            "{:?}",
+            plan.notes
+        );
     }
 
     #[test]

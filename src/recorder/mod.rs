@@ -15,6 +15,7 @@
 //! record` arranges the mounts) nor the trace file format (callers receive
 //! [`RecordedEvent`]s on a channel); `record` arranges a container around it.
 pub mod probe;
+pub mod progress;
 pub mod record;
 
 use fuser::{

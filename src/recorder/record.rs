@@ -12,6 +12,7 @@
 //! Every mount made here is undone by a guard, on success, error or
 //! interrupt; containers, tasks and snapshots by the connection's tracker;
 //! the image, when this run pulled it, by deleting it afterwards.
+use super::progress::{Phase, RecordProgress};
 use super::{RecordedEvent, RecordedOp, Recording, Unmounted};
 use crate::bench::source::RegistrySource;
 use crate::containerd::clean;
@@ -38,6 +39,9 @@ pub struct RecordSettings {
     /// Run the workload once without the recorder first, to time it
     /// (the trace header's `reference_run`).
     pub reference_run: bool,
+    /// Where the phase and the counts so far are shown
+    /// ([`RecordProgress::hidden`]: nowhere).
+    pub progress: RecordProgress,
 }
 
 /// What a recording produced.
@@ -128,6 +132,7 @@ pub async fn record(
 ) -> anyhow::Result<RecordReport> {
     let mut pulled_here = None;
     let r = record_inner(conn, s, &mut interrupt, &mut pulled_here).await;
+    s.progress.phase(Phase::CleanUp);
     // Whatever happened, nothing of ours stays in containerd: the container,
     // then the image if this run pulled it (a synchronous GC takes its
     // content and snapshots).
@@ -166,7 +171,8 @@ async fn record_inner(
     };
     let header = trace_header(s, &manifest_digest, overhead, reference);
     // Unmounted (with the session joined) before the view below it.
-    let session = Session::start(&guard, header, &s.output)?;
+    s.progress.phase(Phase::RecordedRun);
+    let session = Session::start(&guard, header, &s.output, s.progress.clone())?;
     let rootfs = recorder_rootfs(overlay.options, &guard.fuse());
     let scope = session.scope.clone();
     let run = run_recorded(&container, rootfs, &scope, s, &session.timeline, interrupt).await;
@@ -230,6 +236,7 @@ async fn prepare(
         serde_json::from_slice(&img.config.bytes).context("the image config is not valid JSON")?;
     let args = (!s.command.is_empty()).then_some(s.command.as_slice());
     let reference = if s.reference_run {
+        s.progress.phase(Phase::ReferenceRun);
         reference_run(conn, s, &img, &top_chain_id, &config, args, interrupt).await?
     } else {
         None
@@ -379,7 +386,12 @@ struct Stopped {
 impl Session {
     /// Mount the recorder on `guard`'s view and start writing the trace
     /// (`header`, then events as they come) beside `output`.
-    fn start(guard: &Mounts, header: Header, output: &Path) -> anyhow::Result<Session> {
+    fn start(
+        guard: &Mounts,
+        header: Header,
+        output: &Path,
+        progress: RecordProgress,
+    ) -> anyhow::Result<Session> {
         let origin = Instant::now();
         let (tx, rx) = mpsc::channel::<RecordedEvent>();
         let (mtx, mrx) = mpsc::channel::<Msg>();
@@ -391,7 +403,14 @@ impl Session {
             start_ns: std::sync::Arc::new(std::sync::OnceLock::new()),
             tx: mtx,
         };
-        let writer = spawn_writer(output, header, mrx, origin, timeline.start_ns.clone())?;
+        let writer = spawn_writer(
+            output,
+            header,
+            mrx,
+            origin,
+            timeline.start_ns.clone(),
+            progress,
+        )?;
         Ok(Session {
             recording,
             scope,
@@ -558,7 +577,10 @@ async fn reference_run(
         let out = tokio::select! {
             r = async {
                 let (ready, exit) = match task.wait_ready(&s.ready, deadline).await? {
-                    ReadyOutcome::Ready(at) => (Some(ns(at)), task.wait(deadline).await?),
+                    ReadyOutcome::Ready(at) => {
+                        s.progress.ready(at.saturating_duration_since(t0));
+                        (Some(ns(at)), task.wait(deadline).await?)
+                    }
                     ReadyOutcome::Exited(e) => (None, Some(e)),
                     ReadyOutcome::TimedOut => (None, None),
                 };
@@ -628,6 +650,9 @@ struct WriterStats {
     exit_ns: Option<u64>,
 }
 
+/// How often the writer updates the progress line.
+const PROGRESS_EVERY: Duration = Duration::from_millis(200);
+
 /// The trace being written (committed when the recording returns).
 type TraceFile = TraceWriter<crate::output::Output>;
 
@@ -644,6 +669,7 @@ fn spawn_writer(
     rx: mpsc::Receiver<Msg>,
     origin: Instant,
     start_ns: std::sync::Arc<std::sync::OnceLock<u64>>,
+    progress: RecordProgress,
 ) -> anyhow::Result<std::thread::JoinHandle<anyhow::Result<Written>>> {
     // Written beside the target; put in place once the recording returns.
     let file = crate::output::Output::create(path)
@@ -653,6 +679,8 @@ fn spawn_writer(
         let mut st = WriterStats::default();
         let rel = |t_ns: u64| t_ns.saturating_sub(start_ns.get().copied().unwrap_or(0));
         let since = |at: Instant| rel(at.saturating_duration_since(origin).as_nanos() as u64);
+        // The progress line is redrawn a few times a second at most, not per event.
+        let mut next_update = Instant::now();
         for m in rx {
             let ev = match m {
                 Msg::Fs(e) => {
@@ -679,6 +707,7 @@ fn spawn_writer(
                 Msg::Ready(at) => {
                     let t = since(at);
                     st.ready_ns = Some(t);
+                    progress.ready(Duration::from_nanos(t));
                     Event::new(t, 0, Op::Ready)
                 }
                 Msg::Exit(at, code) => {
@@ -691,7 +720,13 @@ fn spawn_writer(
             };
             st.events += 1;
             w.write(&ev)?;
+            let now = Instant::now();
+            if now >= next_update {
+                progress.seen(st.events, st.opens, st.bytes);
+                next_update = now + PROGRESS_EVERY;
+            }
         }
+        progress.seen(st.events, st.opens, st.bytes);
         Ok(Written {
             stats: st,
             trace: w,

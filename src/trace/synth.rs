@@ -67,34 +67,8 @@ impl std::str::FromStr for WorkingSet {
     }
 }
 
-/// Parse a byte size: plain bytes or with a unit (k, KB, KiB, M, MiB, G, GiB, T…).
-/// Decimal units (kB, MB, GB) are powers of 1000; binary (KiB…) and bare
-/// letters (K, M, G) are powers of 1024, as `dd` and `ls -h` read them.
-pub fn parse_size(s: &str) -> Result<u64, String> {
-    let t = s.trim();
-    let split = t
-        .find(|c: char| !(c.is_ascii_digit() || c == '.'))
-        .unwrap_or(t.len());
-    let (num, unit) = t.split_at(split);
-    let v: f64 = num.parse().map_err(|_| format!("`{t}` is not a size"))?;
-    let mult: f64 = match unit.trim().to_ascii_lowercase().as_str() {
-        "" | "b" => 1.0,
-        "k" | "kib" => 1024.0,
-        "kb" => 1e3,
-        "m" | "mib" => 1024.0 * 1024.0,
-        "mb" => 1e6,
-        "g" | "gib" => 1024.0 * 1024.0 * 1024.0,
-        "gb" => 1e9,
-        "t" | "tib" => 1024f64.powi(4),
-        "tb" => 1e12,
-        u => return Err(format!("unknown unit `{u}`")),
-    };
-    let b = v * mult;
-    if !b.is_finite() || b < 0.0 || b > u64::MAX as f64 {
-        return Err(format!("`{t}` is out of range"));
-    }
-    Ok(b.round() as u64)
-}
+/// Sizes parse one way everywhere: [`crate::units::parse_size`].
+pub use crate::units::parse_size;
 
 /// Options of the synthesizer.
 #[derive(Debug, Clone, Serialize)]

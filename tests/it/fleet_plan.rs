@@ -7,7 +7,9 @@
 //! recorded trace and `advisor probe` of the path alone. The nodes share the
 //! link, so every eager pull takes about three times as long as one alone:
 //! the test requires the plan to say so (closer to the measurement than one
-//! node's prediction), each strategy's median node within 30 % of the plan,
+//! node's prediction), each strategy's last node within 20 % of the plan
+//! (the link drains the same bytes however TCP shares it), its median node
+//! between one node alone and the plan's fair share (TCP need not be fair),
 //! and the registry's bytes within 5 % (eager) and 30 % (lazy: the
 //! snapshotter's background fetch over-reads, docs/results.md). Run serially
 //! by lab/test; nodes stopped and shape cleared pass or fail.
@@ -146,7 +148,9 @@ fn plan_predicts_three_nodes_sharing_one_registry_link() {
         };
         let report = fleet::run(&cfg, |m| eprintln!("fleet-plan: {m}")).expect("a fleet round");
         let json = serde_json::to_string_pretty(&report).unwrap();
-        let measured_done = median(report.per_node.iter().map(|r| r.done_s).collect());
+        let done: Vec<f64> = report.per_node.iter().map(|r| r.done_s).collect();
+        let measured_done = median(done.clone());
+        let measured_last = done.iter().copied().fold(0.0, f64::max);
         let measured_ready = median(report.per_node.iter().map(|r| r.ready_s).collect());
         let predicted = fleet_plan
             .strategies
@@ -160,19 +164,33 @@ fn plan_predicts_three_nodes_sharing_one_registry_link() {
             .unwrap();
         let err = |p: f64, m: f64| (p - m) / m.max(1.0);
         eprintln!(
-            "fleet-plan: {} × {NODES}: ready {measured_ready:.2} s measured, {:.2} s planned; done {measured_done:.2} s measured, {:.2} s planned ({:+.0} %), {:.2} s for one node alone; registry {} B measured, {} B planned",
+            "fleet-plan: {} × {NODES}: ready {measured_ready:.2} s measured, {:.2} s planned; median done {measured_done:.2} s measured, {:.2} s planned; last done {measured_last:.2} s measured, {:.2} s planned ({:+.0} %), {:.2} s for one node alone; registry {} B measured, {} B planned",
             strategy.name(),
             predicted.ready.p50.value,
             predicted.done.p50.value,
-            100.0 * err(predicted.done.p50.value, measured_done),
+            predicted.done.all.value,
+            100.0 * err(predicted.done.all.value, measured_last),
             alone.done.p50.value,
             report.registry.bytes,
             predicted.egress.bytes.0
         );
+        // The link drains the fleet's bytes however TCP shares it, so the
+        // last node is the plan's firm claim. The median assumes a fair
+        // share: TCP may favour some nodes (CI, 2026-12-06: eager nodes done
+        // at 4.8, 4.9 and 6.6 s, planned 6.5 s for all), so it is a ceiling,
+        // with one node alone as the floor.
         assert!(
-            err(predicted.done.p50.value, measured_done).abs() <= 0.30,
-            "{}: the median node was done at {measured_done:.2} s, planned {:.2} s:\n{json}",
+            err(predicted.done.all.value, measured_last).abs() <= 0.20,
+            "{}: the last node was done at {measured_last:.2} s, planned {:.2} s:\n{json}",
             strategy.name(),
+            predicted.done.all.value
+        );
+        assert!(
+            measured_done >= 0.9 * alone.done.p50.value
+                && measured_done <= 1.2 * predicted.done.p50.value,
+            "{}: the median node was done at {measured_done:.2} s, outside one node alone ({:.2} s) to the fair share ({:.2} s):\n{json}",
+            strategy.name(),
+            alone.done.p50.value,
             predicted.done.p50.value
         );
         let bytes_err = predicted.egress.bytes.0 as f64 / report.registry.bytes as f64 - 1.0;
@@ -187,10 +205,10 @@ fn plan_predicts_three_nodes_sharing_one_registry_link() {
         if !lazy {
             // The link is shared: the fleet's plan is nearer the truth than one node's.
             assert!(
-                (predicted.done.p50.value - measured_done).abs()
-                    < (alone.done.p50.value - measured_done).abs(),
-                "eager × {NODES}: measured {measured_done:.2} s, planned {:.2} s, one node alone {:.2} s",
-                predicted.done.p50.value,
+                (predicted.done.all.value - measured_last).abs()
+                    < (alone.done.p50.value - measured_last).abs(),
+                "eager × {NODES}: last node done at {measured_last:.2} s, planned {:.2} s, one node alone {:.2} s",
+                predicted.done.all.value,
                 alone.done.p50.value
             );
         }
