@@ -36,7 +36,8 @@ use std::process::ExitCode;
 
 /// Entry point used by the binary: build the runtime, parse, run, map to an exit code.
 pub fn main_entry() -> ExitCode {
-    // ctr's CONTAINERD_ADDRESS / CONTAINERD_NAMESPACE when advisor's are unset.
+    // ctr's CONTAINERD_ADDRESS / CONTAINERD_NAMESPACE when advisor's are
+    // unset, then the config file for what neither gave.
     let cli = match cli::env::try_parse() {
         Ok(parsed) => {
             if let Some(note) = parsed.note().filter(|_| !parsed.cli.global.quiet) {
@@ -44,7 +45,11 @@ pub fn main_entry() -> ExitCode {
             }
             parsed.cli
         }
-        Err(e) => {
+        Err(cli::env::ParseError::Config(e)) => {
+            eprintln!("error: {}", redact::redact(&e.to_string()));
+            return ExitCode::from(exit::USER);
+        }
+        Err(cli::env::ParseError::Cli(e)) => {
             use clap::error::ErrorKind;
             let _ = e.print();
             return match e.kind() {

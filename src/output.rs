@@ -178,6 +178,18 @@ pub fn write_all_or_none(files: &[Rendered<'_>]) -> anyhow::Result<()> {
     Ok(())
 }
 
+/// Check, before minutes of measuring, that the output `flag PATH` can be
+/// written: a temporary file is made beside it and removed. A user error
+/// naming the flag and the path otherwise.
+pub fn check_writable(flag: &str, path: &Path) -> anyhow::Result<()> {
+    Output::create(path).map(drop).map_err(|e| {
+        crate::error::user(format!(
+            "{flag} {}: cannot write there: {e}",
+            path.display()
+        ))
+    })
+}
+
 /// An output or input named on the command line: its flag (`-o`, `--files`)
 /// and its path.
 pub type Named<'a> = (&'a str, &'a Path);

@@ -248,7 +248,7 @@ impl RunRecord {
     }
 }
 
-type SecondsOf = fn(&RunRecord) -> Option<Seconds>;
+pub(crate) type SecondsOf = fn(&RunRecord) -> Option<Seconds>;
 type BytesOf = fn(&RunRecord) -> Option<Bytes>;
 
 /// A quantity summarised over the included measured runs.
@@ -287,7 +287,7 @@ pub struct BenchReport {
 }
 
 /// The timed quantities, in the order they are reported.
-const TIMES: [(&str, SecondsOf); 10] = [
+pub(crate) const TIMES: [(&str, SecondsOf); 10] = [
     ("resolve", |r| r.phases.resolve),
     ("fetch", |r| r.phases.fetch),
     ("unpack", |r| r.phases.unpack),

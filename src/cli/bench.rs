@@ -85,6 +85,11 @@ pub struct BenchArgs {
     #[arg(long, value_name = "FILE")]
     pub export_csv: Option<PathBuf>,
 
+    /// Draw each timed phase over the measured runs (SVG, at the end): a
+    /// panel per phase, every run a dot, the median of those that count a line.
+    #[arg(long, value_name = "FILE.svg")]
+    pub plot: Option<PathBuf>,
+
     /// Keep the image pulled at the end.
     #[arg(long)]
     pub keep_image: bool,

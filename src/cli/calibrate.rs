@@ -61,4 +61,9 @@ pub struct CalibrateArgs {
     /// drift from this profile.
     #[arg(long, value_name = "PROFILE", conflicts_with = "refit")]
     pub check: Option<PathBuf>,
+
+    /// Draw each run's measured total completion against the fit's
+    /// out-of-fold prediction, and the residuals (SVG).
+    #[arg(long, value_name = "FILE.svg", conflicts_with = "check")]
+    pub plot: Option<PathBuf>,
 }

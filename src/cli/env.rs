@@ -12,11 +12,17 @@
 //! parsing records it in [`super::GlobalArgs::namespace_origin`], so advisor
 //! treats it as its own only if advisor created it ([`crate::containerd::owner`]).
 //!
-//! Owns that choice only; it must not read any other variable or do any work.
-use super::Cli;
+//! After parsing, the config file fills in what neither the command line nor
+//! a variable gave ([`config`] reads it; `--config` and its variable
+//! `ADVISOR_CONFIG` are parsed like any flag).
+//!
+//! Owns that choice and that order only; it must not read any other variable
+//! or do any work.
+use super::{Cli, config};
 use crate::containerd::owner::NamespaceOrigin;
 use clap::{CommandFactory, FromArgMatches};
 use std::ffi::OsString;
+use std::path::Path;
 
 /// A global flag read from advisor's variable first, then from ctr's.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -88,25 +94,72 @@ impl Parsed {
     }
 }
 
+/// Why a command line cannot run: clap's error (a usage error, or --help and
+/// --version, which clap prints), or the config file's (exit code 1).
+#[derive(Debug)]
+pub enum ParseError {
+    Cli(clap::Error),
+    Config(config::Error),
+}
+
 /// Parse `args` (the program name first) with ctr's variables as fallbacks,
-/// `lookup` telling which variables are set.
+/// `lookup` telling which variables are set, then fill in what neither gave
+/// from the config file ([`config`]): `--config`'s, `ADVISOR_CONFIG`'s, else
+/// `default_config` if it exists.
 pub fn try_parse_from<I, T>(
     args: I,
     lookup: impl Fn(&str) -> Option<OsString>,
-) -> Result<Parsed, clap::Error>
+    default_config: &Path,
+) -> Result<Parsed, ParseError>
 where
     I: IntoIterator<Item = T>,
     T: Into<OsString> + Clone,
 {
-    let fallbacks = ctr_fallbacks(lookup);
+    let empty_config = lookup(config::VAR).is_some_and(|v| v.is_empty());
+    let fallbacks = ctr_fallbacks(&lookup);
     let mut cmd = command(&fallbacks);
-    let matches = cmd.try_get_matches_from_mut(args)?;
-    let mut cli = Cli::from_arg_matches(&matches).map_err(|e| e.format(&mut cmd))?;
+    if empty_config {
+        // Empty is unset, as for ctr's variables (clap would take "" for a
+        // path): the default file, if any.
+        cmd = cmd.mut_arg("config", |a| a.env(None::<&'static str>));
+    }
+    parse_with(cmd, fallbacks, args, default_config)
+}
+
+/// [`try_parse_from`] with the command built (`fallbacks` are the flags it
+/// points at ctr's variables).
+pub(crate) fn parse_with<I, T>(
+    mut cmd: clap::Command,
+    fallbacks: Vec<Fallback>,
+    args: I,
+    default_config: &Path,
+) -> Result<Parsed, ParseError>
+where
+    I: IntoIterator<Item = T>,
+    T: Into<OsString> + Clone,
+{
+    let matches = cmd
+        .try_get_matches_from_mut(args)
+        .map_err(ParseError::Cli)?;
+    let mut cli =
+        Cli::from_arg_matches(&matches).map_err(|e| ParseError::Cli(e.format(&mut cmd)))?;
     let from_ctr: Vec<Fallback> = fallbacks
         .into_iter()
         .filter(|f| matches.value_source(f.arg) == Some(clap::parser::ValueSource::EnvVariable))
         .collect();
     cli.global.namespace_origin = namespace_origin(&from_ctr);
+    // The file fills in only what no flag and no variable gave: a namespace
+    // from it is not ctr's, so the origin above stands.
+    let named = config::Named::of(matches.value_source("config"));
+    let path = cli
+        .global
+        .config
+        .clone()
+        .unwrap_or_else(|| default_config.to_path_buf());
+    if let Some(file) = config::load(&path, named).map_err(ParseError::Config)? {
+        let keys = config::apply(&mut cli, &matches, &file);
+        cli.global.config_used = Some(config::Used { path, keys });
+    }
     Ok(Parsed { cli, from_ctr })
 }
 
@@ -120,9 +173,14 @@ pub fn namespace_origin(from_ctr: &[Fallback]) -> NamespaceOrigin {
     }
 }
 
-/// Parse the process's arguments with ctr's variables as fallbacks.
-pub fn try_parse() -> Result<Parsed, clap::Error> {
-    try_parse_from(std::env::args_os(), |k| std::env::var_os(k))
+/// Parse the process's arguments with ctr's variables as fallbacks and the
+/// config file ([`config::DEFAULT_PATH`] unless named).
+pub fn try_parse() -> Result<Parsed, ParseError> {
+    try_parse_from(
+        std::env::args_os(),
+        |k| std::env::var_os(k),
+        Path::new(config::DEFAULT_PATH),
+    )
 }
 
 #[cfg(test)]
@@ -138,6 +196,9 @@ mod tests {
             .collect();
         move |k| m.get(k).cloned()
     }
+
+    /// A default config file that does not exist: none is read.
+    const NO_CONFIG: &str = "/nonexistent/advisor-test/config.toml";
 
     fn args(fallbacks: &[Fallback]) -> Vec<&'static str> {
         fallbacks.iter().map(|f| f.arg).collect()
@@ -216,6 +277,7 @@ mod tests {
                 ("CONTAINERD_ADDRESS", "/b.sock"),
                 ("CONTAINERD_NAMESPACE", "theirs"),
             ]),
+            Path::new(NO_CONFIG),
         )
         .unwrap();
         assert_eq!(p.cli.global.address, std::path::Path::new("/flag.sock"));
@@ -242,7 +304,7 @@ mod tests {
         assert_eq!(namespace_origin(&[]), NamespaceOrigin::Advisor);
 
         let origin = |argv: &[&str], vars: &[(&str, &str)]| {
-            try_parse_from(argv.iter().copied(), env(vars))
+            try_parse_from(argv.iter().copied(), env(vars), Path::new(NO_CONFIG))
                 .unwrap()
                 .cli
                 .global

@@ -5,6 +5,7 @@
 //! of this module, one per command.
 pub mod bench;
 pub mod calibrate;
+pub mod config;
 pub mod env;
 
 use clap::{Args, Parser, Subcommand, ValueEnum};
@@ -37,13 +38,14 @@ pub struct Cli {
 /// Flags every command shares, named like ctr's.
 #[derive(Debug, Clone, Args)]
 pub struct GlobalArgs {
-    /// containerd's gRPC socket (env ADVISOR_CONTAINERD, else ctr's CONTAINERD_ADDRESS).
+    /// containerd's gRPC socket (env ADVISOR_CONTAINERD, else ctr's
+    /// CONTAINERD_ADDRESS, else the config file's `address`).
     #[arg(short, long, global = true, env = "ADVISOR_CONTAINERD", default_value = DEFAULT_ADDRESS, value_name = "SOCK")]
     pub address: PathBuf,
 
     /// containerd namespace advisor works in (env ADVISOR_NAMESPACE, else
     /// ctr's CONTAINERD_NAMESPACE: advisor cleans up in that one only if it
-    /// created it, or with --force).
+    /// created it, or with --force; else the config file's `namespace`).
     #[arg(
         short,
         long,
@@ -57,6 +59,17 @@ pub struct GlobalArgs {
     /// advisor's only when advisor created it. Set by [`env::try_parse_from`].
     #[arg(skip)]
     pub namespace_origin: crate::containerd::owner::NamespaceOrigin,
+
+    /// The config file (TOML: address, namespace, registry, stargz_metrics,
+    /// lazy_reset_cmd, plain_http) filling in what no flag and no variable
+    /// gives; default: /etc/advisor/config.toml if it exists.
+    #[arg(long, global = true, env = "ADVISOR_CONFIG", value_name = "FILE")]
+    pub config: Option<PathBuf>,
+
+    /// The config file read and the keys taken from it (`None`: no file).
+    /// Set by [`env::try_parse_from`].
+    #[arg(skip)]
+    pub config_used: Option<config::Used>,
 
     /// Talk plain HTTP to the registry (localhost registries always use plain HTTP, as containerd does).
     #[arg(long, global = true)]

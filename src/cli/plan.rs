@@ -63,7 +63,7 @@ pub struct PlanArgs {
 
     /// A deadline to meet: METRIC=DURATION with METRIC one of ready-p50, ready-p95,
     /// ready-all, done-p50, done-p95, done-all (e.g. ready-p95=60s).
-    #[arg(long, value_name = "METRIC=DURATION", value_parser = parse_target, allow_hyphen_values = true)]
+    #[arg(long, value_name = "METRIC=DURATION", value_parser = crate::plan::parse_target, allow_hyphen_values = true)]
     pub target: Option<crate::plan::Target>,
 
     /// Draw pods ready and done over time per strategy (SVG).
@@ -84,29 +84,4 @@ fn parse_nodes(s: &str) -> Result<u64, String> {
         ));
     }
     Ok(n as u64)
-}
-
-/// `--target METRIC=DURATION`: the metric's name and a duration as every flag
-/// writes one ([`values::duration`]; a bare number is seconds), more than 0.
-fn parse_target(s: &str) -> Result<crate::plan::Target, String> {
-    use crate::plan::{Metric, Target};
-    let example = "give METRIC=DURATION, like ready-p95=60s (metrics: ready-p50, ready-p95, ready-all, done-p50, done-p95, done-all)";
-    let (m, d) = s
-        .split_once('=')
-        .ok_or_else(|| format!("{s:?}: {example}"))?;
-    let metric = Metric::ALL
-        .into_iter()
-        .find(|x| x.name() == m.trim())
-        .ok_or_else(|| format!("{s:?}: unknown metric {m:?}; {example}"))?;
-    let d = crate::units::parse_duration_like(d, "60s, 2m, 1m30s")
-        .map_err(|e| format!("{s:?}: {e}"))?;
-    if d.is_zero() {
-        return Err(format!(
-            "{s:?}: the deadline must be more than 0 s; {example}"
-        ));
-    }
-    Ok(Target {
-        metric,
-        seconds: crate::units::Seconds::from_duration(d),
-    })
 }

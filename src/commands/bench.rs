@@ -1,11 +1,12 @@
 //! `advisor bench`: resolve the arguments, run [`crate::bench::run_bench`]
 //! with the real engine, draw progress, append runs to `--output` as JSON
 //! Lines as they finish, then render the report (table or JSON) and write the
-//! `--export-*` files (hyperfine's formats, [`crate::report::bench_export`]).
-//! Export paths are checked before the first run (a missing directory fails
-//! then, not after minutes of measuring); each file is staged beside its
-//! target and renamed into place ([`crate::output`]), also after a failure or
-//! an interrupt, with what was measured.
+//! `--export-*` files (hyperfine's formats, [`crate::report::bench_export`])
+//! and the `--plot` SVG ([`crate::report::bench_plot`]). Their paths are
+//! checked before the first run (a missing directory fails then, not after
+//! minutes of measuring); each file is staged beside its target and renamed
+//! into place ([`crate::output`]), also after a failure or an interrupt, with
+//! what was measured.
 //!
 //! Ctrl-C (SIGINT) or SIGTERM stop the bench cleanly: the current run is
 //! abandoned, everything it created is deleted, and what was measured is
@@ -21,7 +22,7 @@ use crate::printer::Printer;
 use crate::report::bench_export::ExportFormat;
 use indicatif::{ProgressBar, ProgressDrawTarget, ProgressStyle};
 use std::io::Write;
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::sync::Mutex;
 use std::time::Duration;
 
@@ -94,8 +95,9 @@ impl Export {
 }
 
 /// The `--export-*` files, checked: at most one `-` (stdout holds one
-/// document), no two the same file nor `--output`, and each one's directory
-/// writable now (a temporary file is made there and removed).
+/// document), no two the same file nor `--output` nor `--plot`, and each
+/// one's directory writable now (a temporary file is made there and
+/// removed), `--plot`'s too.
 pub fn exports(args: &BenchArgs) -> anyhow::Result<Vec<Export>> {
     let v: Vec<Export> = [
         (ExportFormat::Json, &args.export_json),
@@ -128,15 +130,15 @@ pub fn exports(args: &BenchArgs) -> anyhow::Result<Vec<Export>> {
     if let Some(o) = &args.output {
         named.push(("--output", o.as_path()));
     }
+    if let Some(p) = &args.plot {
+        named.push(("--plot", p.as_path()));
+    }
     output::refuse_overwriting(&named, &[])?;
     for e in v.iter().filter(|e| !e.is_stdout()) {
-        Output::create(&e.path).map_err(|err| {
-            crate::error::user(format!(
-                "{} {}: cannot write there: {err}",
-                e.format.flag(),
-                e.path.display()
-            ))
-        })?;
+        output::check_writable(e.format.flag(), &e.path)?;
+    }
+    if let Some(p) = &args.plot {
+        output::check_writable("--plot", p)?;
     }
     Ok(v)
 }
@@ -169,6 +171,28 @@ fn write_exports(
         }
     }
     first.map_or(Ok(()), Err)
+}
+
+/// `--plot`: each phase over the measured runs, also after a failure or an
+/// interrupt, with what was measured; when no measured run has a phase, a
+/// warning, and a file already there is left as it is.
+fn write_plot(path: &Path, report: &BenchReport, printer: &Printer) -> anyhow::Result<()> {
+    if crate::report::bench_plot::phases(report).is_empty() {
+        printer.warn(&format!(
+            "--plot {}: not written: no measured run has a timed phase",
+            path.display()
+        ));
+        return Ok(());
+    }
+    let svg = crate::report::bench_plot::svg(report)
+        .map_err(|e| anyhow::anyhow!("drawing the plot: {e}"))?;
+    output::write_all_or_none(&[output::Rendered {
+        what: "plot",
+        path,
+        bytes: svg.as_bytes(),
+    }])?;
+    printer.note(&format!("wrote the plot to {}", path.display()));
+    Ok(())
 }
 
 pub async fn run(global: &GlobalArgs, args: &BenchArgs, printer: &Printer) -> anyhow::Result<()> {
@@ -221,6 +245,11 @@ pub async fn run(global: &GlobalArgs, args: &BenchArgs, printer: &Printer) -> an
         }
     }
     let exported = write_exports(&exports, &report, printer);
+    let plotted = args
+        .plot
+        .as_deref()
+        .map_or(Ok(()), |p| write_plot(p, &report, printer));
+    let exported = exported.and(plotted);
     for p in &report.cleanup_problems {
         printer.warn(&format!("clean-up: {p}"));
     }
@@ -462,13 +491,54 @@ mod tests {
         }
     }
 
-    /// Files are staged and renamed: what is there before is replaced whole.
+    /// `--plot` is checked with the exports, before the first run.
     #[test]
-    fn write_exports_replaces_the_files() {
+    fn a_bad_plot_path_is_refused_before_the_first_run() {
         let d = tempfile::tempdir().unwrap();
-        let csv = d.path().join("b.csv");
-        std::fs::write(&csv, "old").unwrap();
-        let report = BenchReport {
+        let missing = d.path().join("no/b.svg");
+        let (_, a) = parse(&["--plot", missing.to_str().unwrap()]);
+        let e = exports(&a).unwrap_err();
+        assert!(crate::exit::is_user_error(&e), "{e}");
+        let msg = e.to_string();
+        assert!(
+            msg.starts_with("--plot ") && msg.contains("no/b.svg"),
+            "{msg}"
+        );
+        let f = d.path().join("x");
+        let (_, a) = parse(&[
+            "--plot",
+            f.to_str().unwrap(),
+            "--output",
+            f.to_str().unwrap(),
+        ]);
+        assert!(exports(&a).unwrap_err().to_string().contains("same file"));
+        let (_, a) = parse(&["--plot", f.to_str().unwrap()]);
+        exports(&a).unwrap();
+        assert_eq!(std::fs::read_dir(d.path()).unwrap().count(), 0);
+    }
+
+    /// The plot replaces a file whole; with nothing measured it is left as it was.
+    #[test]
+    fn write_plot_replaces_the_file_or_leaves_it() {
+        let d = tempfile::tempdir().unwrap();
+        let svg = d.path().join("b.svg");
+        std::fs::write(&svg, "old").unwrap();
+        let printer = Printer::new(crate::cli::OutputFormat::Table, true, 0);
+        let mut report = empty_report();
+        write_plot(&svg, &report, &printer).unwrap();
+        assert_eq!(std::fs::read_to_string(&svg).unwrap(), "old");
+        let mut run = RunRecord::new(0, Role::Measured);
+        run.phases.fetch = Some(crate::units::Seconds(1.5));
+        run.included = true;
+        report.runs.push(run);
+        write_plot(&svg, &report, &printer).unwrap();
+        let text = std::fs::read_to_string(&svg).unwrap();
+        assert!(text.starts_with("<svg") && text.contains("fetch: median 1.50 s"));
+        assert_eq!(std::fs::read_dir(d.path()).unwrap().count(), 1);
+    }
+
+    fn empty_report() -> BenchReport {
+        BenchReport {
             image: "r/app:gzip".into(),
             snapshotter: "overlayfs".into(),
             method: Method::Eager,
@@ -484,7 +554,16 @@ mod tests {
             interrupted: false,
             error: None,
             cleanup_problems: vec![],
-        };
+        }
+    }
+
+    /// Files are staged and renamed: what is there before is replaced whole.
+    #[test]
+    fn write_exports_replaces_the_files() {
+        let d = tempfile::tempdir().unwrap();
+        let csv = d.path().join("b.csv");
+        std::fs::write(&csv, "old").unwrap();
+        let report = empty_report();
         let printer = Printer::new(crate::cli::OutputFormat::Table, true, 0);
         let e = [Export {
             format: ExportFormat::Csv,

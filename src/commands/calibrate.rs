@@ -1,11 +1,14 @@
 //! `advisor calibrate`: run the calibration matrix on this node, fit the
 //! profile, write it; or `--check` a profile against fresh runs.
-use crate::calibrate::model::{self, Nuisance};
+use crate::calibrate::model::{self, CalRun, Nuisance};
 use crate::calibrate::runner::{self, Progress, Record, RunnerSettings};
-use crate::calibrate::{Drift, build_profile, fetch_config, measure_link, node_facts};
+use crate::calibrate::{
+    CalibrationReport, Drift, build_profile, fetch_config, measure_link, node_facts,
+};
 use crate::cli::GlobalArgs;
 use crate::cli::calibrate::CalibrateArgs;
 use crate::containerd::{Connection, OVERLAYFS, STARGZ};
+use crate::output::{Named, Rendered};
 use crate::printer::Printer;
 use crate::profile::{NodeFacts, Profile};
 use crate::units::Seconds;
@@ -130,7 +133,13 @@ pub async fn run(
         return check(global, args, p, printer).await;
     }
     // The runs file is the fit's input (and is only ever appended to).
-    crate::output::refuse_overwriting(&[("-o", &output)], &[("--runs", &runs_file)])?;
+    let mut outputs: Vec<Named> = vec![("-o", output.as_path())];
+    outputs.extend(args.plot.as_deref().map(|p| ("--plot", p)));
+    crate::output::refuse_overwriting(&outputs, &[("--runs", &runs_file)])?;
+    if let Some(p) = &args.plot {
+        // Before minutes of measuring, not after.
+        crate::output::check_writable("--plot", p)?;
+    }
     let s = settings(global, args, runs_file.clone());
     let mut notes = Vec::new();
     if !args.refit {
@@ -188,22 +197,67 @@ pub async fn run(
     if let Some(d) = output.parent().filter(|d| !d.as_os_str().is_empty()) {
         std::fs::create_dir_all(d).with_context(|| format!("creating {}", d.display()))?;
     }
-    crate::output::write_all_or_none(&[crate::output::Rendered {
+    let plot = match &args.plot {
+        Some(path) => Some((path, plot_svg(&report, &stored.runs, &runs_file)?)),
+        None => None,
+    };
+    let profile = serde_json::to_string_pretty(&report.profile)? + "\n";
+    let mut files = vec![Rendered {
         what: "profile",
         path: &output,
-        bytes: (serde_json::to_string_pretty(&report.profile)? + "\n").as_bytes(),
-    }])?;
+        bytes: profile.as_bytes(),
+    }];
+    if let Some((path, svg)) = &plot {
+        files.push(Rendered {
+            what: "plot",
+            path: path.as_path(),
+            bytes: svg.as_bytes(),
+        });
+    }
+    // The profile and the plot are put in place together, or neither.
+    crate::output::write_all_or_none(&files)?;
     printer.note(&format!(
         "wrote the profile to {} (runs: {})",
         output.display(),
         runs_file.display()
     ));
+    if let Some((path, _)) = &plot {
+        printer.note(&format!("wrote the plot to {}", path.display()));
+    }
     if printer.is_json() {
         printer.json(&report)?;
     } else {
         printer.out(&crate::report::calibrate::render(&report))?;
     }
     Ok(())
+}
+
+/// `--plot`: each run's measured total completion against its out-of-fold
+/// prediction, and the residuals ([`crate::report::calibrate_plot`]).
+fn plot_svg(
+    report: &CalibrationReport,
+    runs: &[CalRun],
+    runs_file: &Path,
+) -> anyhow::Result<String> {
+    use crate::report::calibrate_plot;
+    let points = calibrate_plot::points(&report.checks, runs);
+    let node = &report.profile.node.hostname;
+    let folds = report
+        .profile
+        .validation
+        .as_ref()
+        .map_or(crate::calibrate::FOLDS, |v| v.folds);
+    let title = format!(
+        "calibration of {} from {}: {} run(s), each predicted by a {folds}-fold cross-validation",
+        if node.is_empty() {
+            "the node"
+        } else {
+            node.as_str()
+        },
+        runs_file.display(),
+        points.len()
+    );
+    calibrate_plot::svg(&points, &title).map_err(|e| anyhow::anyhow!("drawing the plot: {e}"))
 }
 
 async fn check(

@@ -4,7 +4,8 @@
 //! `/v2/` endpoint and the stargz metrics endpoint, and says what to fix. Also
 //! says whether the node is a dedicated one: namespaces that are not advisor's
 //! (`k8s.io`, `moby`, …) holding images make a cold bench or calibrate refuse
-//! any image they hold (informational: it never fails).
+//! any image they hold (informational: it never fails). Says which config
+//! file is in effect, if any, and which of its values were used.
 use crate::cli::{DoctorArgs, GlobalArgs};
 use crate::containerd::{self, Connection};
 use crate::printer::Printer;
@@ -23,6 +24,18 @@ pub struct DoctorReport {
     pub namespace: String,
     pub containerd_version: Option<String>,
     pub checks: Vec<Check>,
+    /// The config file in effect; `None` (JSON `null`): none.
+    #[serde(default)]
+    pub config: Option<ConfigFile>,
+}
+
+/// The config file advisor read (`--config`, `ADVISOR_CONFIG` or
+/// /etc/advisor/config.toml) and the keys whose values it took from it: those
+/// no flag and no variable gave.
+#[derive(Debug, Serialize, Deserialize)]
+pub struct ConfigFile {
+    pub path: String,
+    pub used: Vec<String>,
 }
 
 impl DoctorReport {
@@ -122,6 +135,10 @@ pub async fn check(global: &GlobalArgs, args: &DoctorArgs) -> DoctorReport {
         namespace: global.namespace.clone(),
         containerd_version: version,
         checks,
+        config: global.config_used.as_ref().map(|u| ConfigFile {
+            path: u.path.display().to_string(),
+            used: u.keys.iter().map(|k| k.to_string()).collect(),
+        }),
     }
 }
 

@@ -10,7 +10,8 @@
 //! A namespace is advisor's when it carries the label [`OWNER_LABEL`]` = `
 //! [`OWNER_VALUE`], which [`Connection::claim_namespace`] sets when advisor
 //! creates a namespace, or when it is the one advisor works in and that name
-//! was chosen for advisor (`-n/--namespace`, `ADVISOR_NAMESPACE`, the default:
+//! was chosen for advisor (`-n/--namespace`, `ADVISOR_NAMESPACE`, the config
+//! file's `namespace`, the default:
 //! [`NamespaceOrigin::Advisor`]). A working namespace taken from ctr's
 //! `CONTAINERD_NAMESPACE` ([`NamespaceOrigin::Ctr`]) was exported for ctr,
 //! often `k8s.io`: it is advisor's only when labelled, and otherwise
@@ -45,8 +46,8 @@ pub struct NamespaceInfo {
 /// whether that namespace is advisor's without the label.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
 pub enum NamespaceOrigin {
-    /// Chosen for advisor: `-n/--namespace`, `ADVISOR_NAMESPACE`, the default
-    /// (`advisor`), or named by the calling code.
+    /// Chosen for advisor: `-n/--namespace`, `ADVISOR_NAMESPACE`, the config
+    /// file's `namespace`, the default (`advisor`), or named by the calling code.
     #[default]
     Advisor,
     /// ctr's `CONTAINERD_NAMESPACE`, exported for ctr (often `k8s.io`, the

@@ -89,7 +89,9 @@ impl Metric {
 }
 
 /// Parse `ready-p95=60s` (metrics: ready-p50, ready-p95, ready-all,
-/// done-p50, done-p95, done-all; a duration like 90s, 2m, 1m30s).
+/// done-p50, done-p95, done-all; a duration as every flag writes one,
+/// [`crate::units::parse_duration_like`]: 90s, 2m, 1m30s, a bare number of
+/// seconds), more than 0.
 pub fn parse_target(s: &str) -> Result<Target, String> {
     let example = "give METRIC=DURATION, like ready-p95=60s (metrics: ready-p50, ready-p95, ready-all, done-p50, done-p95, done-all)";
     let (m, d) = s
@@ -99,9 +101,12 @@ pub fn parse_target(s: &str) -> Result<Target, String> {
         .into_iter()
         .find(|x| x.name() == m.trim())
         .ok_or_else(|| format!("{s:?}: unknown metric {m:?}; {example}"))?;
-    let d = humantime::parse_duration(d.trim()).map_err(|e| format!("{s:?}: {e}; {example}"))?;
+    let d = crate::units::parse_duration_like(d, "60s, 2m, 1m30s")
+        .map_err(|e| format!("{s:?}: {e}"))?;
     if d.is_zero() {
-        return Err(format!("{s:?}: the deadline must be more than 0 s"));
+        return Err(format!(
+            "{s:?}: the deadline must be more than 0 s; {example}"
+        ));
     }
     Ok(Target {
         metric,

@@ -1,10 +1,10 @@
 //! The human form of `advisor doctor`: one row per check (its name, `ok` or
-//! `FAIL`, and what it found or what to fix). Rendering only: the checks
-//! arrive run, nothing here prints.
+//! `FAIL`, and what it found or what to fix), then the config file in effect.
+//! Rendering only: the checks arrive run, nothing here prints.
 use super::table;
-use crate::commands::doctor::DoctorReport;
+use crate::commands::doctor::{ConfigFile, DoctorReport};
 
-/// The checks, in the order they ran.
+/// The checks, in the order they ran, and the config file.
 pub fn render(report: &DoctorReport) -> String {
     let mut t = table(["check", "", "detail"]);
     for c in &report.checks {
@@ -14,13 +14,25 @@ pub fn render(report: &DoctorReport) -> String {
             c.detail.as_str(),
         ]);
     }
-    t.to_string()
+    format!("{t}\n{}", config_line(report.config.as_ref()))
+}
+
+/// Which config file is in effect and what advisor took from it.
+fn config_line(config: Option<&ConfigFile>) -> String {
+    match config {
+        None => format!(
+            "config file: none (no --config, no ADVISOR_CONFIG, no {})",
+            crate::cli::config::DEFAULT_PATH
+        ),
+        Some(c) if c.used.is_empty() => format!("config file: {} (no value taken from it)", c.path),
+        Some(c) => format!("config file: {} ({} from it)", c.path, c.used.join(", ")),
+    }
 }
 
 #[cfg(test)]
 mod tests {
     use super::render;
-    use crate::commands::doctor::{Check, DoctorReport};
+    use crate::commands::doctor::{Check, ConfigFile, DoctorReport};
 
     fn check(name: &str, ok: bool, detail: &str) -> Check {
         Check {
@@ -72,6 +84,10 @@ mod tests {
                      tcp connect error: Connection refused (os error 111)",
                 ),
             ],
+            config: Some(ConfigFile {
+                path: "/etc/advisor/config.toml".into(),
+                used: vec!["namespace".into(), "stargz_metrics".into()],
+            }),
         };
         insta::assert_snapshot!(render(&report));
     }
@@ -89,6 +105,7 @@ mod tests {
                 "no containerd socket at /run/containerd/containerd.sock: is containerd running? \
                  try `lab/lab up` then `eval \"$(lab/lab env)\"`, or pass --address",
             )],
+            config: None,
         };
         insta::assert_snapshot!(render(&report));
     }

@@ -100,3 +100,11 @@ fn fold_runs(lines: &[String]) -> String {
     }
     out
 }
+
+/// The attributes of every `<circle>` of an SVG (a plot's dots), in order.
+pub fn svg_circles(svg: &str) -> Vec<&str> {
+    svg.split("<circle")
+        .skip(1)
+        .map(|c| c.find("/>").map_or(c, |end| &c[..end]))
+        .collect()
+}

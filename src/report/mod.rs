@@ -25,7 +25,9 @@ where
 pub mod advise;
 pub mod bench;
 pub mod bench_export;
+pub mod bench_plot;
 pub mod calibrate;
+pub mod calibrate_plot;
 pub mod completions;
 pub mod doctor;
 #[cfg(test)]

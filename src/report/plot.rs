@@ -20,7 +20,7 @@ pub(super) type Chart<'a, 'b> = ChartContext<
     Cartesian2d<plotters::coord::types::RangedCoordf64, plotters::coord::types::RangedCoordf64>,
 >;
 
-const GREY: RGBColor = RGBColor(0x80, 0x80, 0x80);
+pub(super) const GREY: RGBColor = RGBColor(0x80, 0x80, 0x80);
 
 /// One strategy's line and its 95 % band, labelled for the legend.
 /// `pts`: (x, value, low, high).
@@ -76,6 +76,16 @@ pub(super) fn axes<'a, 'b>(
     area: &'a DrawingArea<SVGBackend<'b>, plotters::coord::Shift>,
     caption: &str,
     (xmax, ymax): (f64, f64),
+    desc: (&str, &str),
+) -> Result<Chart<'a, 'b>, String> {
+    axes_over(area, caption, (0.0..xmax, 0.0..ymax), desc)
+}
+
+/// Axes over the ranges `x` and `y` (a residual's goes below 0) with their descriptions.
+pub(super) fn axes_over<'a, 'b>(
+    area: &'a DrawingArea<SVGBackend<'b>, plotters::coord::Shift>,
+    caption: &str,
+    (x, y): (std::ops::Range<f64>, std::ops::Range<f64>),
     (x_desc, y_desc): (&str, &str),
 ) -> Result<Chart<'a, 'b>, String> {
     let mut chart = ChartBuilder::on(area)
@@ -83,7 +93,7 @@ pub(super) fn axes<'a, 'b>(
         .margin(16)
         .x_label_area_size(48)
         .y_label_area_size(64)
-        .build_cartesian_2d(0.0f64..xmax, 0.0f64..ymax)
+        .build_cartesian_2d(x, y)
         .map_err(|e| e.to_string())?;
     chart
         .configure_mesh()

@@ -161,8 +161,12 @@ pub fn processes_mentioning(needle: &str) -> Vec<String> {
     found
 }
 
+/// The advisor binary, reading no config file of the machine's: its
+/// `ADVISOR_CONFIG` is an empty file (a test may set another).
 pub fn advisor() -> assert_cmd::Command {
-    assert_cmd::Command::cargo_bin("advisor").expect("advisor binary")
+    let mut cmd = assert_cmd::Command::cargo_bin("advisor").expect("advisor binary");
+    cmd.env("ADVISOR_CONFIG", "/dev/null");
+    cmd
 }
 
 /// The advisor binary for tests whose numbers are compared with containerd's
