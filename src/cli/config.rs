@@ -134,7 +134,8 @@ pub fn parse(path: &Path, text: &str) -> Result<FileConfig, Error> {
         path: path.to_path_buf(),
         problem,
     };
-    let file: FileConfig = toml::from_str(text).map_err(|e| invalid(toml_message(&e, text)))?;
+    let file: FileConfig =
+        toml::from_str(text).map_err(|e| invalid(crate::image::spec::toml_message(&e, text)))?;
     for (key, value) in [
         ("address", &file.address),
         ("namespace", &file.namespace),
@@ -149,20 +150,6 @@ pub fn parse(path: &Path, text: &str) -> Result<FileConfig, Error> {
         }
     }
     Ok(file)
-}
-
-/// toml's message and where: `… at line L column C` (1-based).
-fn toml_message(e: &toml::de::Error, text: &str) -> String {
-    let msg = e.message().trim().to_string();
-    match e.span() {
-        Some(span) => {
-            let before = &text[..span.start.min(text.len())];
-            let line = before.matches('\n').count() + 1;
-            let column = before.len() - before.rfind('\n').map_or(0, |i| i + 1) + 1;
-            format!("{msg} at line {line} column {column}")
-        }
-        None => msg,
-    }
 }
 
 /// Whether a value from the file may take an argument's place: neither the

@@ -371,7 +371,8 @@ fn field_path(p: &serde_path_to_error::Path) -> String {
     if s == "." { String::new() } else { s }
 }
 
-fn toml_message(e: &toml::de::Error, text: &str) -> String {
+/// toml's message and where: `… at line L column C` (1-based).
+pub(crate) fn toml_message(e: &toml::de::Error, text: &str) -> String {
     let msg = e.message().trim().to_string();
     match e.span() {
         Some(span) => {
