@@ -434,20 +434,8 @@ fn man_output_under_a_regular_file_exits_1_naming_the_path() {
 /// (advisor's and ctr's removed first): the report names the socket and the
 /// namespace it used, and fails (nothing listens).
 fn doctor_env(vars: &[(&str, &str)], args: &[&str]) -> (DoctorReport, String) {
-    let mut cmd = common::advisor();
-    for k in [
-        "ADVISOR_CONTAINERD",
-        "ADVISOR_NAMESPACE",
-        "CONTAINERD_ADDRESS",
-        "CONTAINERD_NAMESPACE",
-        "ADVISOR_REGISTRY",
-        "ADVISOR_STARGZ_METRICS",
-    ] {
-        cmd.env_remove(k);
-    }
-    cmd.envs(vars.iter().copied())
-        .args(args)
-        .args(["--format", "json", "doctor"]);
+    let mut cmd = common::advisor_with_env(vars);
+    cmd.args(args).args(["--format", "json", "doctor"]);
     let out = cmd.output().unwrap();
     assert_eq!(
         out.status.code(),

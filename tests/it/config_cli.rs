@@ -24,20 +24,7 @@ fn write(dir: &Path, name: &str, text: &str) -> PathBuf {
 /// advisor with every variable it reads for these settings removed (its
 /// `ADVISOR_CONFIG` stays common's empty file), then `vars` set.
 fn advisor(vars: &[(&str, &str)]) -> assert_cmd::Command {
-    let mut cmd = common::advisor();
-    for k in [
-        "ADVISOR_CONTAINERD",
-        "ADVISOR_NAMESPACE",
-        "CONTAINERD_ADDRESS",
-        "CONTAINERD_NAMESPACE",
-        "ADVISOR_REGISTRY",
-        "ADVISOR_STARGZ_METRICS",
-        "ADVISOR_LAZY_RESET_CMD",
-    ] {
-        cmd.env_remove(k);
-    }
-    cmd.envs(vars.iter().copied());
-    cmd
+    common::advisor_with_env(vars)
 }
 
 /// `advisor ARGS --format json doctor`: the report (it fails, exit 1:

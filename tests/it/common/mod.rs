@@ -169,6 +169,25 @@ pub fn advisor() -> assert_cmd::Command {
     cmd
 }
 
+/// [`advisor`] with every variable that names a node's settings (advisor's
+/// and ctr's) removed, then `vars` set: a test sees only what it gives.
+pub fn advisor_with_env(vars: &[(&str, &str)]) -> assert_cmd::Command {
+    let mut cmd = advisor();
+    for k in [
+        "ADVISOR_CONTAINERD",
+        "ADVISOR_NAMESPACE",
+        "CONTAINERD_ADDRESS",
+        "CONTAINERD_NAMESPACE",
+        "ADVISOR_REGISTRY",
+        "ADVISOR_STARGZ_METRICS",
+        "ADVISOR_LAZY_RESET_CMD",
+    ] {
+        cmd.env_remove(k);
+    }
+    cmd.envs(vars.iter().copied());
+    cmd
+}
+
 /// The advisor binary for tests whose numbers are compared with containerd's
 /// own clients (calibration, bench, predictions): the release build a user
 /// runs, named by `ADVISOR_MEASURE_BIN` (lab/test builds and sets it). The
