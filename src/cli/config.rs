@@ -1,6 +1,7 @@
 //! advisor's config file: what a node repeats on every command line —
-//! containerd's socket, the namespace, the registry, the stargz metrics URL,
-//! the lazy reset command, plain HTTP — written once (examples/config.toml).
+//! containerd's socket, the namespace, the registry, containerd's registry
+//! host directory, the stargz metrics URL, the lazy reset command, plain HTTP
+//! — written once (examples/config.toml).
 //!
 //! The file is `--config FILE`, else the one `ADVISOR_CONFIG` names, else
 //! [`DEFAULT_PATH`] if it exists: an absent default file is no config, a file
@@ -35,8 +36,10 @@ pub struct FileConfig {
     pub address: Option<String>,
     /// The namespace advisor works in (`-n/--namespace`).
     pub namespace: Option<String>,
-    /// The registry of `doctor` and `calibrate` (`--registry`).
+    /// The registry of `doctor`, `calibrate` and `probe` (`--registry`).
     pub registry: Option<String>,
+    /// containerd's registry host directory (`--hosts-dir`).
+    pub hosts_dir: Option<String>,
     /// The stargz snapshotter's metrics URL (`--stargz-metrics` of `doctor`,
     /// `bench`, `calibrate`).
     pub stargz_metrics: Option<String>,
@@ -140,6 +143,7 @@ pub fn parse(path: &Path, text: &str) -> Result<FileConfig, Error> {
         ("address", &file.address),
         ("namespace", &file.namespace),
         ("registry", &file.registry),
+        ("hosts_dir", &file.hosts_dir),
         ("stargz_metrics", &file.stargz_metrics),
         ("lazy_reset_cmd", &file.lazy_reset_cmd),
     ] {
@@ -173,6 +177,10 @@ pub fn apply(cli: &mut Cli, matches: &clap::ArgMatches, file: &FileConfig) -> Ve
         global.namespace = n.clone();
         used.push("namespace");
     }
+    if let Some(d) = file.hosts_dir.as_ref().filter(|_| free("hosts_dir")) {
+        global.hosts_dir = PathBuf::from(d);
+        used.push("hosts_dir");
+    }
     if let Some(p) = file.plain_http.filter(|_| free("plain_http")) {
         global.plain_http = p;
         used.push("plain_http");
@@ -205,6 +213,7 @@ pub fn apply(cli: &mut Cli, matches: &clap::ArgMatches, file: &FileConfig) -> Ve
                 &file.stargz_metrics,
             );
         }
+        Command::Probe(a) => fill(&mut a.registry, "registry", &file.registry),
         Command::Calibrate(a) => {
             fill(&mut a.registry, "registry", &file.registry);
             fill(
@@ -235,6 +244,7 @@ mod tests {
 address = "/run/k3s/containerd/containerd.sock"
 namespace = "bench"
 registry = "registry.local:5000"
+hosts_dir = "/etc/k3s/certs.d"
 stargz_metrics = "http://127.0.0.1:8234/metrics"
 lazy_reset_cmd = "systemctl restart stargz-snapshotter"
 plain_http = true
@@ -274,6 +284,27 @@ plain_http = true
         dir.path().join("absent/config.toml")
     }
 
+    /// Completions and man pages never read the config file: a broken one
+    /// stops every other command, not those.
+    #[test]
+    fn completions_and_man_pages_ignore_a_broken_config_file() {
+        let dir = tempfile::tempdir().unwrap();
+        let p = dir.path().join("config.toml");
+        std::fs::write(&p, "not = [valid").unwrap();
+        for argv in [
+            &["advisor", "completions", "bash"][..],
+            &["advisor", "man"],
+            &["advisor", "--config", p.to_str().unwrap(), "man"],
+        ] {
+            let cli = parse_argv(argv, &p).unwrap();
+            assert!(cli.global.config_used.is_none(), "{argv:?}");
+        }
+        assert!(matches!(
+            parse_argv(&["advisor", "advise"], &p),
+            Err(ParseError::Config(_))
+        ));
+    }
+
     #[test]
     fn every_key_is_read() {
         let f = parse(Path::new("c.toml"), FULL).unwrap();
@@ -283,6 +314,7 @@ plain_http = true
                 address: Some("/run/k3s/containerd/containerd.sock".into()),
                 namespace: Some("bench".into()),
                 registry: Some("registry.local:5000".into()),
+                hosts_dir: Some("/etc/k3s/certs.d".into()),
                 stargz_metrics: Some("http://127.0.0.1:8234/metrics".into()),
                 lazy_reset_cmd: Some("systemctl restart stargz-snapshotter".into()),
                 plain_http: Some(true),
@@ -386,6 +418,7 @@ plain_http = true
             panic!("{:?}", cli.command)
         };
         assert_eq!(a.registry.as_deref(), Some("registry.local:5000"));
+        assert_eq!(g.hosts_dir, Path::new("/etc/k3s/certs.d"));
         assert_eq!(
             a.stargz_metrics.as_deref(),
             Some("http://127.0.0.1:8234/metrics")
@@ -397,6 +430,7 @@ plain_http = true
                 keys: vec![
                     "address",
                     "namespace",
+                    "hosts_dir",
                     "plain_http",
                     "registry",
                     "stargz_metrics"
@@ -426,12 +460,15 @@ plain_http = true
                 "--plain-http",
                 "--registry",
                 "flag:1",
+                "--hosts-dir",
+                "/flag/certs.d",
             ],
             &missing(&dir),
         )
         .unwrap();
         let g = &cli.global;
         assert_eq!(g.address, Path::new("/flag.sock"));
+        assert_eq!(g.hosts_dir, Path::new("/flag/certs.d"));
         assert_eq!(g.namespace, "flag");
         assert!(g.plain_http);
         let Command::Doctor(a) = &cli.command else {
@@ -487,7 +524,7 @@ plain_http = true
         let cli = parse_argv(&["advisor", "advise"], &p).unwrap();
         assert_eq!(
             cli.global.config_used.unwrap().keys,
-            ["address", "namespace", "plain_http"]
+            ["address", "namespace", "hosts_dir", "plain_http"]
         );
     }
 

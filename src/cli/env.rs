@@ -148,6 +148,14 @@ where
         .filter(|f| matches.value_source(f.arg) == Some(clap::parser::ValueSource::EnvVariable))
         .collect();
     cli.global.namespace_origin = namespace_origin(&from_ctr);
+    // Completions and man pages come from the flags alone: a node's broken
+    // config file must not stop them.
+    if matches!(
+        cli.command,
+        super::Command::Completions(_) | super::Command::Man(_)
+    ) {
+        return Ok(Parsed { cli, from_ctr });
+    }
     // The file fills in only what no flag and no variable gave: a namespace
     // from it is not ctr's, so the origin above stands.
     let named = config::Named::of(matches.value_source("config"));

@@ -22,6 +22,9 @@ pub mod values;
 /// Default containerd socket, as ctr's.
 pub const DEFAULT_ADDRESS: &str = "/run/containerd/containerd.sock";
 
+/// Default registry host directory, as nerdctl's and CRI's usual `config_path`.
+pub const DEFAULT_HOSTS_DIR: &str = "/etc/containerd/certs.d";
+
 /// advisor: lazy (eStargz) or eager (gzip) pulling, for this image, this
 /// workload, this node? Measures, calibrates and predicts cold start and total
 /// completion.
@@ -60,8 +63,8 @@ pub struct GlobalArgs {
     #[arg(skip)]
     pub namespace_origin: crate::containerd::owner::NamespaceOrigin,
 
-    /// The config file (TOML: address, namespace, registry, stargz_metrics,
-    /// lazy_reset_cmd, plain_http) filling in what no flag and no variable
+    /// The config file (TOML: address, namespace, registry, hosts_dir,
+    /// stargz_metrics, lazy_reset_cmd, plain_http) filling in what no flag and no variable
     /// gives; default: /etc/advisor/config.toml if it exists.
     #[arg(long, global = true, env = "ADVISOR_CONFIG", value_name = "FILE")]
     pub config: Option<PathBuf>,
@@ -74,6 +77,19 @@ pub struct GlobalArgs {
     /// Talk plain HTTP to the registry (localhost registries always use plain HTTP, as containerd does).
     #[arg(long, global = true)]
     pub plain_http: bool,
+
+    /// containerd's registry host directory, as ctr's and nerdctl's
+    /// --hosts-dir: `<dir>/<host>/hosts.toml` gives a registry's mirrors, CA,
+    /// client certificate and `skip_verify`, for every registry request advisor
+    /// makes (env ADVISOR_HOSTS_DIR, else the config file's `hosts_dir`; a
+    /// missing directory means containerd's defaults).
+    #[arg(long, global = true, env = "ADVISOR_HOSTS_DIR", default_value = DEFAULT_HOSTS_DIR, value_name = "DIR")]
+    pub hosts_dir: PathBuf,
+
+    /// A CA certificate file (PEM) to trust for every registry, beside the
+    /// system's and hosts.toml's `ca`; repeatable.
+    #[arg(long = "ca-cert", global = true, value_name = "FILE")]
+    pub ca_certs: Vec<PathBuf>,
 
     /// The platform an image index resolves to, as ctr's --platform
     /// (OS/ARCH[/VARIANT], e.g. linux/arm64; default: this host's).

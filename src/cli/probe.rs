@@ -8,9 +8,11 @@ use std::path::PathBuf;
 /// multi-stream throughput of a blob; writes a network profile (docs/network.md).
 #[derive(Debug, Clone, Args)]
 pub struct ProbeArgs {
-    /// Registry to probe.
+    /// Registry to probe (env ADVISOR_REGISTRY, else the config file's
+    /// `registry`). With a hosts.toml mirror for it, the mirror a pull would
+    /// use is measured.
     #[arg(long, env = "ADVISOR_REGISTRY", value_name = "HOST[:PORT]")]
-    pub registry: String,
+    pub registry: Option<String>,
 
     /// Blob to read for throughput: a repository on the registry and a digest.
     #[arg(long, value_name = "REPO@sha256:…", conflicts_with = "image")]

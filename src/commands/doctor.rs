@@ -122,9 +122,17 @@ pub async fn check(global: &GlobalArgs, args: &DoctorArgs) -> DoctorReport {
                 detail: format!("--registry {}: {e}", crate::redact::redact(reg)),
             });
         } else {
-            let plain = global.plain_http || is_localhost(host);
-            let url = format!("{}://{reg}/v2/", if plain { "http" } else { "https" });
-            checks.push(http_check("registry", &url, &[200, 401]).await);
+            let mut found = registry_checks(global, host).await;
+            if host.len() != reg.len()
+                && let Some(first) = found.first_mut()
+            {
+                first.detail.push_str(&format!(
+                    "; the credentials in --registry {} are not used: set ADVISOR_REGISTRY_USER and \
+                     ADVISOR_REGISTRY_PASSWORD, ADVISOR_REGISTRY_TOKEN or a docker config",
+                    crate::redact::redact(reg)
+                ));
+            }
+            checks.extend(found);
         }
     }
     if let Some(url) = &args.stargz_metrics {
@@ -194,6 +202,92 @@ async fn dedicated(conn: &Connection) -> Check {
 }
 
 pub use crate::registry::is_localhost;
+
+/// Where requests for `host` go (containerd's hosts.toml under --hosts-dir:
+/// mirrors first, then the registry) and whether each host's `/v2/` answers
+/// with its TLS settings (200 or 401).
+async fn registry_checks(global: &GlobalArgs, host: &str) -> Vec<Check> {
+    use crate::registry::RegistryClient;
+    let failed = |name: &str, detail: String| Check {
+        name: name.into(),
+        ok: false,
+        detail,
+    };
+    let client = match RegistryClient::new(super::registry_options(global)) {
+        Ok(c) => c,
+        Err(e) => return vec![failed("registry", e.to_string())],
+    };
+    let hosts = match client.hosts(host) {
+        Ok(h) => h,
+        Err(e) => return vec![failed("registry hosts", e.to_string())],
+    };
+    let mut out = vec![Check {
+        name: "registry hosts".into(),
+        ok: true,
+        detail: describe_hosts(&hosts),
+    }];
+    let repo = match client.repository(&format!("{host}/advisor-doctor")) {
+        Ok(r) => r,
+        Err(e) => return vec![failed("registry", e.to_string())],
+    };
+    for ep in &hosts.endpoints {
+        let name = if ep.is_mirror_of(host) {
+            "registry mirror"
+        } else {
+            "registry"
+        };
+        let at = repo.at(ep);
+        let url = at.v2_url();
+        let wait = std::time::Duration::from_secs(5);
+        out.push(match tokio::time::timeout(wait, client.ping(&at)).await {
+            Err(_) => failed(name, format!("{url} did not answer in {wait:?}")),
+            Ok(Err(e)) => failed(name, e.to_string()),
+            Ok(Ok(a)) => Check {
+                name: name.into(),
+                ok: matches!(a.status, 200 | 401),
+                detail: format!("{url} answered {}", a.status),
+            },
+        });
+    }
+    out
+}
+
+/// `host → mirror (pull, resolve), then registry (pull, resolve, push); from FILE`.
+fn describe_hosts(h: &crate::registry::hosts::Hosts) -> String {
+    let list: Vec<String> = h
+        .endpoints
+        .iter()
+        .map(|e| {
+            let c = &e.capabilities;
+            let caps: Vec<&str> = [(c.pull, "pull"), (c.resolve, "resolve"), (c.push, "push")]
+                .into_iter()
+                .filter_map(|(on, w)| on.then_some(w))
+                .collect();
+            let mut extra = Vec::new();
+            if !e.ca.is_empty() {
+                extra.push(format!("{} CA file(s)", e.ca.len()));
+            }
+            if !e.client.is_empty() {
+                extra.push("client certificate".to_string());
+            }
+            if e.skip_verify == Some(true) && e.scheme == "https" {
+                extra.push("skip_verify".to_string());
+            }
+            let extra = if extra.is_empty() {
+                String::new()
+            } else {
+                format!("; {}", extra.join(", "))
+            };
+            format!("{} ({}{extra})", e.api_root(), caps.join(", "))
+        })
+        .collect();
+    format!(
+        "{} -> {}; from {}",
+        h.registry,
+        list.join(", then "),
+        crate::registry::route_source(&h.source)
+    )
+}
 
 async fn http_check(name: &str, url: &str, ok_codes: &[u16]) -> Check {
     let client = match reqwest::Client::builder()

@@ -20,11 +20,14 @@ use crate::containerd::run::Readiness;
 use crate::registry::RegistryOptions;
 
 /// The registry client's options: its defaults (credentials and docker config
-/// from the environment) plus the global `--plain-http` flag.
+/// from the environment) plus the global `--plain-http`, `--platform`,
+/// `--hosts-dir` and `--ca-cert` flags.
 pub fn registry_options(global: &GlobalArgs) -> RegistryOptions {
     let defaults = RegistryOptions::default();
     RegistryOptions {
         plain_http: global.plain_http,
+        hosts_dir: Some(global.hosts_dir.clone()),
+        ca_certs: global.ca_certs.clone(),
         platform: global
             .platform
             .clone()

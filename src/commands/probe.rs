@@ -41,8 +41,14 @@ pub async fn run(global: &GlobalArgs, args: &ProbeArgs, printer: &Printer) -> an
 
 /// The flags, checked, as the stage's options.
 pub fn options(global: &GlobalArgs, args: &ProbeArgs) -> anyhow::Result<ProbeOptions> {
-    let shown = crate::redact::redact(&args.registry);
-    let host = probe::host_of(&args.registry);
+    let Some(registry) = &args.registry else {
+        crate::bail_user!(
+            "probe needs a registry: give --registry HOST[:PORT], set ADVISOR_REGISTRY, \
+             or put `registry = \"HOST[:PORT]\"` in the config file"
+        );
+    };
+    let shown = crate::redact::redact(registry);
+    let host = probe::host_of(registry);
     if host.is_empty() || host.contains('/') {
         crate::bail_user!(
             "--registry {shown}: expected HOST[:PORT], e.g. 127.0.0.1:5123 or registry.example.com"
@@ -92,7 +98,7 @@ pub fn options(global: &GlobalArgs, args: &ProbeArgs) -> anyhow::Result<ProbeOpt
         (None, None) => Target::None,
     };
     Ok(ProbeOptions {
-        registry: args.registry.clone(),
+        registry: registry.clone(),
         target,
         streams: args.streams,
         max_bytes: args.max_bytes,

@@ -123,6 +123,15 @@ pub async fn run(
         }
         Target::Image(r) => client.repository(&image_reference(host, r))?,
     };
+    // What a pull uses: a hosts.toml mirror when there is one.
+    let origin = repo.registry_url();
+    let repo = client.pull_route(&repo)?;
+    if repo.ns.is_some() {
+        notes.push(format!(
+            "measured the mirror {} that pulls from {shown} go through (hosts.toml under --hosts-dir), not {origin}",
+            repo.v2_url()
+        ));
+    }
 
     let load_before = load_average();
     progress(&format!("probe: connecting to {shown}"));

@@ -1,6 +1,7 @@
 //! Where registry credentials come from, and keeping them secret.
 //!
 //! Order, first hit wins (documented in docs/registry.md):
+//! 0. `ADVISOR_REGISTRY_TOKEN`: a bearer token sent as it is (any registry);
 //! 1. `ADVISOR_REGISTRY_USER` + `ADVISOR_REGISTRY_PASSWORD` (any registry);
 //! 2. the docker config `config.json` in `$DOCKER_CONFIG`, else `~/.docker`:
 //!    `credHelpers`, `auths` (`auth` base64 or `username`/`password`),
@@ -17,6 +18,17 @@ use std::path::{Path, PathBuf};
 /// Environment variables for credentials that apply to every registry.
 pub const ENV_USER: &str = "ADVISOR_REGISTRY_USER";
 pub const ENV_PASSWORD: &str = "ADVISOR_REGISTRY_PASSWORD";
+/// A bearer token for every registry, sent as `Authorization: Bearer` without
+/// a token exchange (a registry's access token, as its docs give one).
+pub const ENV_TOKEN: &str = "ADVISOR_REGISTRY_TOKEN";
+
+/// `ADVISOR_REGISTRY_TOKEN`, when set and non-empty.
+pub fn token_from_env() -> Option<Secret> {
+    std::env::var(ENV_TOKEN)
+        .ok()
+        .filter(|s| !s.trim().is_empty())
+        .map(|s| Secret::new(s.trim()))
+}
 
 /// The docker config key for Docker Hub, as `docker login` writes it.
 const DOCKER_HUB_CONFIG_KEY: &str = "https://index.docker.io/v1/";
@@ -80,6 +92,8 @@ pub fn docker_config_dir(docker_config: Option<&str>, home: Option<&str>) -> Opt
 #[derive(Clone, Debug)]
 pub struct Credentials {
     pub basic: Option<BasicCredentials>,
+    /// A bearer token sent as it is ([`ENV_TOKEN`]).
+    pub token: Option<Secret>,
     /// For messages: "anonymous", "environment (ADVISOR_REGISTRY_USER=alice)", "docker config /root/.docker/config.json (user alice)".
     pub origin: String,
 }
@@ -88,26 +102,48 @@ impl Credentials {
     pub fn anonymous(note: &str) -> Self {
         Credentials {
             basic: None,
+            token: None,
             origin: format!("anonymous{note}"),
         }
     }
 
     /// As oci-client takes them.
     pub fn registry_auth(&self) -> RegistryAuth {
-        match &self.basic {
-            Some(b) => RegistryAuth::Basic(b.username.clone(), b.password.expose().to_string()),
-            None => RegistryAuth::Anonymous,
+        match (&self.token, &self.basic) {
+            (Some(t), _) => RegistryAuth::Bearer(t.expose().to_string()),
+            (None, Some(b)) => {
+                RegistryAuth::Basic(b.username.clone(), b.password.expose().to_string())
+            }
+            (None, None) => RegistryAuth::Anonymous,
         }
     }
 
     /// Look up the credentials for `registry` (as normalised: `docker.io`, `host:port`).
     pub fn lookup(
         registry: &str,
+        token: Option<&Secret>,
         env: Option<&BasicCredentials>,
         docker_config_dir: Option<&Path>,
     ) -> Result<Self> {
+        if let Some(t) = token {
+            if !t.expose().bytes().all(|b| (0x21..0x7f).contains(&b)) {
+                return Err(Error::Credentials {
+                    registry: registry.into(),
+                    origin: ENV_TOKEN.into(),
+                    detail: "it holds characters an HTTP header cannot carry (spaces, control \
+                             characters, non-ASCII): give the token alone"
+                        .into(),
+                });
+            }
+            return Ok(Credentials {
+                basic: None,
+                token: Some(t.clone()),
+                origin: format!("environment ({ENV_TOKEN}, a bearer token)"),
+            });
+        }
         if let Some(b) = env {
             return Ok(Credentials {
+                token: None,
                 basic: Some(b.clone()),
                 origin: format!("environment ({ENV_USER}={})", b.username),
             });
@@ -138,6 +174,7 @@ impl Credentials {
         let origin = format!("docker config {}", path.display());
         match docker_credential::get_credential_from_reader(std::io::BufReader::new(file), key) {
             Ok(DockerCredential::UsernamePassword(username, password)) => Ok(Credentials {
+                token: None,
                 origin: format!("{origin} (user {username})"),
                 basic: Some(BasicCredentials {
                     username,
@@ -185,7 +222,7 @@ mod tests {
             username: "alice".into(),
             password: Secret::new("hunter2-very-secret"),
         };
-        let creds = Credentials::lookup("r.example.com", Some(&c), None).unwrap();
+        let creds = Credentials::lookup("r.example.com", None, Some(&c), None).unwrap();
         for s in [
             format!("{c:?}"),
             format!("{creds:?}"),
@@ -224,20 +261,20 @@ mod tests {
                          "https://index.docker.io/v1/":{"username":"hub","password":"hubpw"}}}"#,
         )
         .unwrap();
-        let c = Credentials::lookup("reg.example.com:5000", None, Some(dir.path())).unwrap();
+        let c = Credentials::lookup("reg.example.com:5000", None, None, Some(dir.path())).unwrap();
         let b = c.basic.unwrap();
         assert_eq!((b.username.as_str(), b.password.expose()), ("bob", "pa:ss"));
         assert!(c.origin.contains("config.json") && c.origin.contains("bob"));
 
-        let c = Credentials::lookup("docker.io", None, Some(dir.path())).unwrap();
+        let c = Credentials::lookup("docker.io", None, None, Some(dir.path())).unwrap();
         assert_eq!(c.basic.unwrap().username, "hub");
 
-        let c = Credentials::lookup("other:1", None, Some(dir.path())).unwrap();
+        let c = Credentials::lookup("other:1", None, None, Some(dir.path())).unwrap();
         assert!(c.basic.is_none());
         assert!(c.origin.starts_with("anonymous"), "{}", c.origin);
 
         let none = tempfile::tempdir().unwrap();
-        let c = Credentials::lookup("other:1", None, Some(none.path())).unwrap();
+        let c = Credentials::lookup("other:1", None, None, Some(none.path())).unwrap();
         assert!(
             c.basic.is_none() && c.origin.contains("no "),
             "{}",
@@ -249,7 +286,7 @@ mod tests {
     fn corrupt_docker_config_names_the_file() {
         let dir = tempfile::tempdir().unwrap();
         std::fs::write(dir.path().join("config.json"), "{not json").unwrap();
-        let e = Credentials::lookup("r:1", None, Some(dir.path())).unwrap_err();
+        let e = Credentials::lookup("r:1", None, None, Some(dir.path())).unwrap_err();
         let s = e.to_string();
         assert!(s.contains("config.json") && s.contains("r:1"), "{s}");
         assert!(e.is_user_facing());

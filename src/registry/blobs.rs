@@ -5,6 +5,7 @@
 //! one-shot stream that cannot be retried; see docs/registry.md.
 use super::error::{Error, Result};
 use super::reference::{Digester, Repository};
+use super::route::Need;
 use super::transport::{Body, Op, Req};
 use super::{AsRepository, Kind, RegistryClient, retry};
 use bytes::Bytes;
@@ -35,16 +36,19 @@ enum Source {
 
 impl RegistryClient {
     /// A blob's size, from HEAD. Checks `Docker-Content-Digest` when the registry sends it.
+    /// Hosts are tried in order (hosts.toml), as for every blob read.
     pub async fn blob_size(&self, image: &impl AsRepository, digest: &str) -> Result<u64> {
-        let repo = image.repository();
-        match self.head_blob(repo, digest, Op::Pull).await? {
-            Some(n) => Ok(n),
-            None => Err(Error::NotFound {
-                url: repo.blob_url(digest),
-                reference: repo.reference.clone(),
-                what: format!("blob {digest}"),
-            }),
-        }
+        self.on_routes(image.repository(), Need::Pull, |repo| async move {
+            match self.head_blob(&repo, digest, Op::Pull).await? {
+                Some(n) => Ok(n),
+                None => Err(Error::NotFound {
+                    url: repo.blob_url(digest),
+                    reference: repo.reference.clone(),
+                    what: format!("blob {digest}"),
+                }),
+            }
+        })
+        .await
     }
 
     /// Whether the registry has a blob (its size), from HEAD.
@@ -53,7 +57,11 @@ impl RegistryClient {
         image: &impl AsRepository,
         digest: &str,
     ) -> Result<Option<u64>> {
-        self.head_blob(image.repository(), digest, Op::Pull).await
+        match self.blob_size(image, digest).await {
+            Ok(n) => Ok(Some(n)),
+            Err(Error::NotFound { .. }) => Ok(None),
+            Err(e) => Err(e),
+        }
     }
 
     async fn head_blob(&self, repo: &Repository, digest: &str, op: Op) -> Result<Option<u64>> {
@@ -166,7 +174,20 @@ impl RegistryClient {
         digest: &str,
         range: Range<u64>,
     ) -> Result<Vec<u8>> {
-        let repo = image.repository();
+        self.on_routes(image.repository(), Need::Pull, |repo| {
+            let range = range.clone();
+            async move { self.fetch_range_at(&repo, digest, range).await }
+        })
+        .await
+    }
+
+    /// [`Self::fetch_range`] on one host.
+    async fn fetch_range_at(
+        &self,
+        repo: &Repository,
+        digest: &str,
+        range: Range<u64>,
+    ) -> Result<Vec<u8>> {
         repo.validate_digest(digest)?;
         let url = repo.blob_url(digest);
         let what = format!("bytes {}..{} of blob {digest}", range.start, range.end);
@@ -283,7 +304,14 @@ impl RegistryClient {
         image: &impl AsRepository,
         desc: &Descriptor,
     ) -> Result<BlobStream> {
-        let repo = image.repository().clone();
+        self.on_routes(image.repository(), Need::Pull, |repo| {
+            self.blob_stream_at(repo, desc)
+        })
+        .await
+    }
+
+    /// [`Self::blob_stream`] on one host (once it streams, there is no other host).
+    async fn blob_stream_at(&self, repo: Repository, desc: &Descriptor) -> Result<BlobStream> {
         let digest = desc.digest().to_string();
         repo.validate_digest(&digest)?;
         let size = desc.size();
@@ -440,7 +468,7 @@ impl RegistryClient {
         digest: &str,
         size: u64,
     ) -> Result<()> {
-        let repo = self.repository(reference)?;
+        let repo = self.route(&self.repository(reference)?, Need::Push)?;
         repo.validate_digest(digest)?;
         let meta = tokio::fs::metadata(path)
             .await
@@ -471,7 +499,7 @@ impl RegistryClient {
         data: Vec<u8>,
         digest: &str,
     ) -> Result<()> {
-        let repo = self.repository(reference)?;
+        let repo = self.route(&self.repository(reference)?, Need::Push)?;
         repo.validate_digest(digest)?;
         let mut d = Digester::for_digest(digest);
         d.update(&data);

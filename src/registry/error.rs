@@ -30,8 +30,20 @@ pub enum Error {
     },
 
     #[error(
+        "TLS to {url} failed (for {reference}): {detail}; trust the registry's CA with --ca-cert FILE or `ca` in \
+         <hosts-dir>/<host>/hosts.toml (--hosts-dir, default /etc/containerd/certs.d); a registry that wants a \
+         client certificate needs `client` there"
+    )]
+    Tls {
+        url: String,
+        reference: String,
+        detail: String,
+    },
+
+    #[error(
         "{registry_url} refused {what} of {reference}: {detail}; credentials tried: {credentials}. \
-         Set ADVISOR_REGISTRY_USER and ADVISOR_REGISTRY_PASSWORD, or `docker login` (~/.docker/config.json or $DOCKER_CONFIG)"
+         Set ADVISOR_REGISTRY_USER and ADVISOR_REGISTRY_PASSWORD, ADVISOR_REGISTRY_TOKEN (a bearer token), \
+         or `docker login` (~/.docker/config.json or $DOCKER_CONFIG)"
     )]
     Unauthorized {
         registry_url: String,
@@ -137,6 +149,11 @@ pub enum Error {
         source: std::io::Error,
     },
 
+    /// The registry host configuration (`--hosts-dir`, hosts.toml, `--ca-cert`)
+    /// cannot be used; `detail` names the file and the fix.
+    #[error("registry hosts: {detail}")]
+    Hosts { detail: String },
+
     /// advisor could not set itself up (e.g. build the HTTP client): a bug or a broken host.
     #[error("registry client setup failed: {detail}")]
     Internal { detail: String },
@@ -146,6 +163,48 @@ impl Error {
     /// Whether the user (or their environment: registry, network, files) can fix this.
     pub fn is_user_facing(&self) -> bool {
         !matches!(self, Error::Internal { .. })
+    }
+}
+
+impl Error {
+    /// A connection that failed: [`Error::Tls`] when the TLS handshake did
+    /// (an untrusted certificate, a client certificate refused), else
+    /// [`Error::Unreachable`].
+    pub fn connect(url: String, reference: String, detail: String) -> Error {
+        let d = detail.to_ascii_lowercase();
+        if ["certificate", "tls", "handshake", "alert"]
+            .iter()
+            .any(|w| d.contains(w))
+        {
+            Error::Tls {
+                url,
+                reference,
+                detail,
+            }
+        } else {
+            Error::Unreachable {
+                url,
+                reference,
+                detail,
+            }
+        }
+    }
+
+    /// Whether another host (a mirror's registry, the next mirror) may do
+    /// better: containerd moves on after any failed request; content that
+    /// arrived wrong, bad input and a broken configuration stop at once.
+    pub fn tries_next_host(&self) -> bool {
+        matches!(
+            self,
+            Error::Unreachable { .. }
+                | Error::Tls { .. }
+                | Error::Unauthorized { .. }
+                | Error::NotFound { .. }
+                | Error::TooManyRetries { .. }
+                | Error::Protocol { .. }
+                | Error::RangeIgnored { .. }
+                | Error::NoMatchingPlatform { .. }
+        )
     }
 }
 

@@ -33,18 +33,22 @@
 mod auth;
 mod blobs;
 mod error;
+pub mod hosts;
 mod platform;
 mod reference;
 mod retry;
+mod route;
 mod timed;
+mod tls;
 mod transport;
 
-pub use auth::{BasicCredentials, ENV_PASSWORD, ENV_USER, Secret, docker_config_dir};
+pub use auth::{BasicCredentials, ENV_PASSWORD, ENV_TOKEN, ENV_USER, Secret, docker_config_dir};
 pub use blobs::BlobStream;
 pub use error::{Error, Result};
 pub use platform::Platform;
 pub use reference::{Repository, check_digest, check_host_port, is_localhost, sha256_digest};
 pub use retry::Backoff;
+pub use route::source_text as route_source;
 pub use timed::{Answer, Authorization, RangeRead};
 
 use oci_spec::image::{Descriptor, ImageConfiguration, ImageIndex, ImageManifest};
@@ -96,6 +100,9 @@ pub struct RegistryOptions {
     pub user_agent: String,
     /// Credentials for every registry, ahead of the docker config.
     pub credentials: Option<BasicCredentials>,
+    /// A bearer token for every registry, ahead of everything else
+    /// (`ADVISOR_REGISTRY_TOKEN`), sent without a token exchange.
+    pub token: Option<Secret>,
     /// Directory of docker's `config.json` (None: no docker config).
     pub docker_config_dir: Option<PathBuf>,
     /// First retry wait before jitter; doubles each retry up to `backoff_max`.
@@ -105,6 +112,12 @@ pub struct RegistryOptions {
     pub connect_timeout: Duration,
     /// Longest silence while reading a response.
     pub read_timeout: Duration,
+    /// containerd's registry host directory (`certs.d`: `<host>/hosts.toml`
+    /// with mirrors, CAs, client certificates); None: containerd's defaults.
+    pub hosts_dir: Option<PathBuf>,
+    /// CA certificate files (PEM) trusted for every registry, beside the
+    /// system's and hosts.toml's.
+    pub ca_certs: Vec<PathBuf>,
 }
 
 impl Default for RegistryOptions {
@@ -117,6 +130,7 @@ impl Default for RegistryOptions {
             max_retries: b.max_retries,
             user_agent: format!("advisor/{}", env!("CARGO_PKG_VERSION")),
             credentials: BasicCredentials::from_env(),
+            token: auth::token_from_env(),
             docker_config_dir: docker_config_dir(
                 env("DOCKER_CONFIG").as_deref(),
                 env("HOME").as_deref(),
@@ -125,6 +139,8 @@ impl Default for RegistryOptions {
             backoff_max: b.max,
             connect_timeout: Duration::from_secs(10),
             read_timeout: Duration::from_secs(120),
+            hosts_dir: None,
+            ca_certs: Vec::new(),
         }
     }
 }
@@ -233,11 +249,15 @@ pub struct RegistryClient {
 struct Inner {
     opts: RegistryOptions,
     backoff: Backoff,
-    http: reqwest::Client,
     /// oci-client wants a `&'static str` user agent: leaked once per client.
     user_agent: &'static str,
     counters: Counters,
+    /// Connection state per `scheme://host`.
     registries: Mutex<HashMap<String, Arc<RegistryState>>>,
+    /// Each registry's hosts (hosts.toml), read once.
+    hosts: Mutex<HashMap<String, Arc<hosts::Hosts>>>,
+    /// Each host's settings (CA, client certificate, headers) by `scheme://host`.
+    endpoints: Mutex<HashMap<String, Arc<hosts::Endpoint>>>,
 }
 
 impl std::fmt::Debug for RegistryClient {
@@ -308,17 +328,6 @@ impl ResolvedImage {
 
 impl RegistryClient {
     pub fn new(opts: RegistryOptions) -> Result<Self> {
-        let http = reqwest::Client::builder()
-            .user_agent(opts.user_agent.clone())
-            .connect_timeout(opts.connect_timeout)
-            .read_timeout(opts.read_timeout)
-            .build()
-            .map_err(|e| Error::Internal {
-                detail: format!(
-                    "cannot build the HTTP client: {}",
-                    crate::error::error_chain(&e)
-                ),
-            })?;
         let backoff = Backoff {
             max_retries: opts.max_retries,
             base: opts.backoff_base,
@@ -329,10 +338,11 @@ impl RegistryClient {
             inner: Arc::new(Inner {
                 opts,
                 backoff,
-                http,
                 user_agent,
                 counters: Counters::default(),
                 registries: Mutex::new(HashMap::new()),
+                hosts: Mutex::new(HashMap::new()),
+                endpoints: Mutex::new(HashMap::new()),
             }),
         })
     }
@@ -357,8 +367,21 @@ impl RegistryClient {
     /// that platform too (containerd checks it the same way). Verifies the digest
     /// of everything it fetches against the reference, the `Docker-Content-Digest`
     /// header, or the parent's descriptor, and the parent's sizes.
+    /// With a hosts directory, the hosts of the registry's hosts.toml are tried
+    /// in order (a tag on hosts that may `resolve`, a digest on those that may
+    /// `pull`); the image keeps the host that answered for its blobs.
     pub async fn resolve(&self, reference: &str) -> Result<ResolvedImage> {
         let repo = self.repository(reference)?;
+        let need = if repo.digest.is_some() {
+            route::Need::Pull
+        } else {
+            route::Need::Resolve
+        };
+        self.on_routes(&repo, need, |r| self.resolve_at(r)).await
+    }
+
+    /// [`Self::resolve`] on one host.
+    async fn resolve_at(&self, repo: Repository) -> Result<ResolvedImage> {
         let want = self.inner.opts.platform.clone();
         let (mut bytes, mut digest) = self.fetch_manifest(&repo, repo.tag_or_digest()).await?;
         let mut media_type = sniff_media_type(&repo, &bytes)?;
@@ -474,50 +497,73 @@ impl RegistryClient {
         })
     }
 
-    /// GET one manifest (or index) through oci-client, which checks the digest
-    /// against the reference and `Docker-Content-Digest`; checked again here so
-    /// no path skips it.
+    /// GET one manifest (or index), at most [`MAX_MANIFEST_BYTES`]; its digest
+    /// is checked against the reference and `Docker-Content-Digest` (as
+    /// containerd does: the header is trusted only to name the digest, the
+    /// bytes must hash to it).
     async fn fetch_manifest(
         &self,
         repo: &Repository,
         tag_or_digest: &str,
     ) -> Result<(Vec<u8>, String)> {
-        let st = self.state(repo).await?;
         let url = repo.manifest_url(tag_or_digest);
         let what = format!("manifest `{tag_or_digest}`");
-        let auth = st.creds.registry_auth();
-        let (body, digest) = self
-            .with_oci_retry(&st, repo, &what, &url, || {
-                st.oci
-                    .pull_manifest_raw(repo.oci(), &auth, ACCEPT_MANIFESTS)
-            })
+        let mut headers = reqwest::header::HeaderMap::new();
+        let accept = ACCEPT_MANIFESTS.join(", ");
+        headers.insert(
+            reqwest::header::ACCEPT,
+            reqwest::header::HeaderValue::from_str(&accept).expect("media types are header-safe"),
+        );
+        let resp = self
+            .send(
+                transport::Req {
+                    repo,
+                    op: transport::Op::Pull,
+                    kind: Kind::Manifest,
+                    what: &what,
+                    method: reqwest::Method::GET,
+                    url: url.clone(),
+                    headers,
+                    body: transport::Body::Empty,
+                },
+                self.inner.backoff.max_retries,
+            )
             .await?;
-        self.inner.counters.add_received(body.len() as u64);
-        if body.len() as u64 > MAX_MANIFEST_BYTES {
-            return Err(protocol(
-                repo,
-                tag_or_digest,
-                format!(
-                    "manifest is {} bytes, over the {MAX_MANIFEST_BYTES}-byte limit",
-                    body.len()
-                ),
-            ));
+        if resp.status() != reqwest::StatusCode::OK {
+            return Err(self.failure(repo, &what, resp).await);
         }
-        if let Some(want) = &repo.digest {
-            let mut d = reference::Digester::for_digest(want);
-            d.update(&body);
-            let actual = d.finish();
-            if &actual != want {
-                return Err(Error::DigestMismatch {
-                    url,
-                    reference: repo.reference.clone(),
-                    what,
-                    expected: want.clone(),
-                    actual,
-                });
+        let header = resp
+            .headers()
+            .get("docker-content-digest")
+            .and_then(|v| v.to_str().ok())
+            .map(str::to_string);
+        let body = self
+            .read_limited(resp, MAX_MANIFEST_BYTES)
+            .await
+            .map_err(|detail| protocol(repo, tag_or_digest, format!("{what}: {detail}")))?;
+        let named = repo.digest.clone().or(header);
+        let digest = match named {
+            Some(want) => {
+                check_digest(&want).map_err(|r| {
+                    protocol(repo, tag_or_digest, format!("Docker-Content-Digest: {r}"))
+                })?;
+                let mut d = reference::Digester::for_digest(&want);
+                d.update(&body);
+                let actual = d.finish();
+                if actual != want {
+                    return Err(Error::DigestMismatch {
+                        url,
+                        reference: repo.reference.clone(),
+                        what,
+                        expected: want,
+                        actual,
+                    });
+                }
+                want
             }
-        }
-        Ok((body.to_vec(), digest))
+            None => sha256_digest(&body),
+        };
+        Ok((body, digest))
     }
 
     /// PUT a manifest (or index) under a tag or digest; returns its digest.
@@ -547,16 +593,29 @@ impl RegistryClient {
                 reference: repo.reference.clone(),
                 detail: format!("media type `{media_type}` is not a valid header value"),
             })?;
-        let st = self.state(&repo).await?;
+        let repo = self.route(&repo, route::Need::Push)?;
         let url = repo.manifest_url(repo.tag_or_digest());
-        let body = bytes::Bytes::from(bytes);
-        let len = body.len() as u64;
-        self.with_oci_retry(&st, &repo, "manifest push", &url, || {
-            self.inner.counters.add_sent(len);
-            st.oci
-                .push_manifest_raw(repo.oci(), body.clone(), content_type.clone())
-        })
-        .await?;
+        let mut headers = reqwest::header::HeaderMap::new();
+        headers.insert(reqwest::header::CONTENT_TYPE, content_type);
+        let resp = self
+            .send(
+                transport::Req {
+                    repo: &repo,
+                    op: transport::Op::Push,
+                    kind: Kind::Manifest,
+                    what: "manifest push",
+                    method: reqwest::Method::PUT,
+                    url,
+                    headers,
+                    body: transport::Body::Bytes(bytes::Bytes::from(bytes)),
+                },
+                self.inner.backoff.max_retries,
+            )
+            .await?;
+        if !resp.status().is_success() {
+            return Err(self.failure(&repo, "manifest push", resp).await);
+        }
+        self.drain(resp).await;
         Ok(digest)
     }
 }

@@ -42,6 +42,14 @@ pub struct Repository {
     pub digest: Option<String>,
     /// `http` or `https`.
     pub scheme: &'static str,
+    /// The API root's path on `api_host`: `/v2`, or a mirror's (`/proxy/v2`).
+    pub api_path: String,
+    /// Set when requests go to a mirror (hosts.toml): the registry the image
+    /// belongs to, sent as `?ns=` as containerd does.
+    pub ns: Option<String>,
+    /// Whether a host was chosen for it from the hosts configuration (else
+    /// it names the registry as parsed and is routed on first use).
+    pub(crate) routed: bool,
     pub(crate) parsed: Reference,
 }
 
@@ -76,8 +84,45 @@ impl Repository {
             tag: parsed.tag().map(str::to_string),
             digest: parsed.digest().map(str::to_string),
             scheme,
+            api_path: "/v2".into(),
+            ns: None,
+            routed: false,
             parsed,
         })
+    }
+
+    /// The same repository as `endpoint` serves it (a mirror or the registry
+    /// itself, from hosts.toml): requests go to its host and API path, with
+    /// `?ns=<registry>` on a mirror; credentials are looked up for its host.
+    pub(crate) fn at(&self, endpoint: &super::hosts::Endpoint) -> Repository {
+        let mirror = endpoint.is_mirror_of(&self.registry);
+        let mut r = self.clone();
+        r.scheme = if endpoint.scheme == "http" {
+            "http"
+        } else {
+            "https"
+        };
+        r.api_host = endpoint.host.clone();
+        r.api_path = endpoint.path.trim_end_matches('/').to_string();
+        r.ns = mirror.then(|| self.registry.clone());
+        r.routed = true;
+        if mirror {
+            let (host, repo) = (endpoint.host.clone(), self.repository.clone());
+            r.parsed = match (&self.digest, &self.tag) {
+                (Some(d), _) => Reference::with_digest(host, repo, d.clone()),
+                (None, t) => Reference::with_tag(host, repo, t.clone().unwrap_or("latest".into())),
+            };
+        }
+        r
+    }
+
+    /// The host whose credentials requests carry: the registry's name, or a mirror's host.
+    pub fn credentials_host(&self) -> &str {
+        if self.ns.is_some() {
+            &self.api_host
+        } else {
+            &self.registry
+        }
     }
 
     /// `scheme://host` of the registry's API.
@@ -87,34 +132,37 @@ impl Repository {
 
     /// The registry's API root, `scheme://host/v2/`.
     pub fn v2_url(&self) -> String {
-        format!("{}/v2/", self.registry_url())
+        format!("{}{}/", self.registry_url(), self.api_path)
+    }
+
+    /// `…/v2/<repo>/<rest>`, with `?ns=` on a mirror.
+    fn api_url(&self, rest: &str) -> String {
+        let ns = self
+            .ns
+            .as_deref()
+            .map(|n| format!("?ns={n}"))
+            .unwrap_or_default();
+        format!(
+            "{}{}/{}/{rest}{ns}",
+            self.registry_url(),
+            self.api_path,
+            self.repository
+        )
     }
 
     /// `…/v2/<repo>/manifests/<tag or digest>`.
     pub fn manifest_url(&self, tag_or_digest: &str) -> String {
-        format!(
-            "{}/v2/{}/manifests/{tag_or_digest}",
-            self.registry_url(),
-            self.repository
-        )
+        self.api_url(&format!("manifests/{tag_or_digest}"))
     }
 
     /// `…/v2/<repo>/blobs/<digest>`.
     pub fn blob_url(&self, digest: &str) -> String {
-        format!(
-            "{}/v2/{}/blobs/{digest}",
-            self.registry_url(),
-            self.repository
-        )
+        self.api_url(&format!("blobs/{digest}"))
     }
 
     /// `…/v2/<repo>/blobs/uploads/`.
     pub fn upload_url(&self) -> String {
-        format!(
-            "{}/v2/{}/blobs/uploads/",
-            self.registry_url(),
-            self.repository
-        )
+        self.api_url("blobs/uploads/")
     }
 
     /// The tag or digest to ask for (`latest` when neither was given, as containerd).
@@ -321,6 +369,44 @@ mod tests {
 
         let r = Repository::parse("registry.example.com/x:1", true).unwrap();
         assert_eq!(r.scheme, "http", "--plain-http applies to every host");
+    }
+
+    /// A repository routed to a mirror (hosts.toml): its host, API path and
+    /// `?ns=`; routed to the registry's own server: no `ns`.
+    #[test]
+    fn routes_address_the_mirror_with_its_path_and_ns() {
+        use crate::registry::hosts::{Capabilities, Endpoint};
+        let ep = |scheme: &str, host: &str, path: &str| Endpoint {
+            scheme: scheme.into(),
+            host: host.into(),
+            path: path.into(),
+            capabilities: Capabilities {
+                pull: true,
+                resolve: true,
+                push: false,
+            },
+            ca: vec![],
+            client: vec![],
+            skip_verify: None,
+            headers: vec![],
+        };
+        let r = Repository::parse("busybox:1.36", false).unwrap();
+        let m = r.at(&ep("https", "mirror.local:5000", "/proxy/v2"));
+        assert_eq!(
+            m.manifest_url("1.36"),
+            "https://mirror.local:5000/proxy/v2/library/busybox/manifests/1.36?ns=docker.io"
+        );
+        assert_eq!(m.v2_url(), "https://mirror.local:5000/proxy/v2/");
+        assert_eq!(m.credentials_host(), "mirror.local:5000");
+        assert_eq!(m.oci().registry(), "mirror.local:5000");
+        assert_eq!(m.registry, "docker.io", "still the image's registry");
+        let own = r.at(&ep("https", "registry-1.docker.io", "/v2"));
+        assert_eq!(own.ns, None);
+        assert_eq!(own.credentials_host(), "docker.io");
+        assert_eq!(
+            own.blob_url("sha256:ab"),
+            "https://registry-1.docker.io/v2/library/busybox/blobs/sha256:ab"
+        );
     }
 
     #[test]

@@ -60,7 +60,7 @@ impl RegistryClient {
     pub async fn ping(&self, repo: &Repository) -> Result<Answer> {
         let st = self.state(repo).await?;
         let url = repo.v2_url();
-        let mut rb = self.inner.http.get(&url);
+        let mut rb = st.http.get(&url).headers(st.extra.clone());
         if let Some(h) = st.header(&repo.repository, Op::Pull) {
             rb = rb.header(AUTHORIZATION, h);
         }
@@ -70,11 +70,7 @@ impl RegistryClient {
         let mut resp = rb.send().await.map_err(|e| {
             let detail = crate::error::error_chain(&e);
             if e.is_connect() {
-                Error::Unreachable {
-                    url: url.clone(),
-                    reference: repo.reference.clone(),
-                    detail,
-                }
+                Error::connect(url.clone(), repo.reference.clone(), detail)
             } else {
                 Error::Protocol {
                     url: url.clone(),
@@ -101,16 +97,18 @@ impl RegistryClient {
         let st = self.state(repo).await?;
         let url = repo.v2_url();
         self.inner.counters.requests.fetch_add(1, Ordering::Relaxed);
-        let resp = self
-            .inner
+        let resp = st
             .http
             .get(&url)
+            .headers(st.extra.clone())
             .send()
             .await
-            .map_err(|e| Error::Unreachable {
-                url: url.clone(),
-                reference: repo.reference.clone(),
-                detail: crate::error::error_chain(&e),
+            .map_err(|e| {
+                Error::connect(
+                    url.clone(),
+                    repo.reference.clone(),
+                    crate::error::error_chain(&e),
+                )
             })?;
         if resp.status() != StatusCode::UNAUTHORIZED {
             self.drain(resp).await;

@@ -2,12 +2,11 @@
 //! right credentials, retries what is worth retrying, counts requests and body
 //! bytes, and turns failures into [`Error`]s naming the registry and reference.
 //!
-//! Two paths share it. Blob traffic goes through [`RegistryClient::send`] on
-//! advisor's own reqwest client (oci-client cannot count bytes, honour
-//! `Retry-After` or replay an upload from a file; see docs/registry.md).
-//! Manifest traffic goes through oci-client, wrapped in
-//! [`RegistryClient::with_oci_retry`]. Bearer tokens for the blob path come
-//! from oci-client's token flow ([`oci_client::Client::auth`]).
+//! Every request goes through [`RegistryClient::send`] on advisor's own
+//! reqwest client, one per host with that host's TLS settings (oci-client
+//! cannot count bytes, honour `Retry-After`, replay an upload from a file or
+//! address a mirror's path; see docs/registry.md). Bearer tokens come from
+//! oci-client's token flow ([`oci_client::Client::auth`]).
 use super::error::{Error, Result};
 use super::reference::Repository;
 use super::retry;
@@ -28,6 +27,10 @@ const ERROR_BODY_LIMIT: usize = 1024;
 pub(super) struct RegistryState {
     pub oci: oci_client::Client,
     pub creds: Credentials,
+    /// The HTTP client for this host: its CAs, client certificate, `skip_verify`.
+    pub http: reqwest::Client,
+    /// Headers hosts.toml adds to every request to this host.
+    pub extra: HeaderMap,
     headers: Mutex<HashMap<(String, Op), HeaderValue>>,
 }
 
@@ -49,6 +52,11 @@ impl From<Op> for RegistryOperation {
 
 impl RegistryState {
     pub(super) fn header(&self, repo: &str, op: Op) -> Option<HeaderValue> {
+        if let Some(t) = &self.creds.token {
+            let mut v = HeaderValue::from_str(&format!("Bearer {}", t.expose())).ok()?;
+            v.set_sensitive(true);
+            return Some(v);
+        }
         let map = self.headers.lock().unwrap_or_else(|p| p.into_inner());
         map.get(&(repo.to_string(), op))
             .or_else(|| {
@@ -104,26 +112,35 @@ pub(super) struct Req<'a> {
 }
 
 impl RegistryClient {
-    /// The state for a repository's registry, created on first use.
+    /// The state for the host a repository's requests go to, created on first use.
     pub(super) async fn state(&self, repo: &Repository) -> Result<Arc<RegistryState>> {
-        let key = format!("{}://{}", repo.scheme, repo.api_host);
+        let key = super::route::host_key(repo.scheme, &repo.api_host);
         if let Some(s) = self.lock_states().get(&key) {
             return Ok(s.clone());
         }
         let inner: &Inner = &self.inner;
         // A credential helper is a subprocess: keep it off the async workers.
-        let (registry, env, dir) = (
-            repo.registry.clone(),
+        let (registry, token, env, dir) = (
+            repo.credentials_host().to_string(),
+            inner.opts.token.clone(),
             inner.opts.credentials.clone(),
             inner.opts.docker_config_dir.clone(),
         );
         let creds = tokio::task::spawn_blocking(move || {
-            Credentials::lookup(&registry, env.as_ref(), dir.as_deref())
+            Credentials::lookup(&registry, token.as_ref(), env.as_ref(), dir.as_deref())
         })
         .await
         .map_err(|e| Error::Internal {
             detail: format!("credential lookup task failed: {e}"),
         })??;
+        // A client that has not routed this registry yet (a probe's extra
+        // streams) reads its hosts now: the host's TLS settings live there.
+        if self.endpoint_for(&key).is_none() {
+            self.hosts(&repo.registry)?;
+        }
+        let endpoint = self.endpoint_for(&key);
+        let tls = super::tls::Tls::load(&inner.opts.ca_certs, endpoint.as_deref())?;
+        let http = tls.client(&inner.opts)?;
         let config = oci_client::client::ClientConfig {
             protocol: if repo.scheme == "http" {
                 oci_client::client::ClientProtocol::Http
@@ -135,6 +152,8 @@ impl RegistryClient {
             user_agent: inner.user_agent,
             // advisor resolves indexes itself (containerd's rules, oci-spec types).
             platform_resolver: None,
+            accept_invalid_certificates: tls.skip_verify,
+            extra_root_certificates: tls.oci_roots(),
             ..Default::default()
         };
         let oci = oci_client::Client::try_from(config).map_err(|e| Error::Internal {
@@ -145,6 +164,8 @@ impl RegistryClient {
         let state = Arc::new(RegistryState {
             oci,
             creds,
+            http,
+            extra: tls.headers,
             headers: Mutex::new(HashMap::new()),
         });
         Ok(self
@@ -175,10 +196,10 @@ impl RegistryClient {
         let mut retry = 0u32;
         let mut reauthed = false;
         loop {
-            let mut rb = self
-                .inner
+            let mut rb = st
                 .http
                 .request(req.method.clone(), &req.url)
+                .headers(st.extra.clone())
                 .headers(req.headers.clone());
             // Credentials go only to the registry itself, never to another host a
             // Location header points at (distribution spec; CVE-2020-15157).
@@ -267,6 +288,12 @@ impl RegistryClient {
             credentials: st.creds.origin.clone(),
             detail,
         };
+        if st.creds.token.is_some() {
+            return Err(unauthorized(format!(
+                "the registry refused the bearer token from {}",
+                super::auth::ENV_TOKEN
+            )));
+        }
         let scheme = challenge
             .and_then(|c| c.split_whitespace().next())
             .unwrap_or("")
@@ -319,43 +346,6 @@ impl RegistryClient {
         }
     }
 
-    /// Run an oci-client call with advisor's retry policy. oci-client keeps
-    /// response headers to itself, so `Retry-After` cannot be honoured here: the
-    /// backoff applies.
-    pub(super) async fn with_oci_retry<T, F, Fut>(
-        &self,
-        st: &RegistryState,
-        repo: &Repository,
-        what: &str,
-        url: &str,
-        call: F,
-    ) -> Result<T>
-    where
-        F: Fn() -> Fut,
-        Fut: Future<Output = std::result::Result<T, OciDistributionError>>,
-    {
-        let max_retries = self.inner.backoff.max_retries;
-        let mut retry = 0u32;
-        loop {
-            self.inner.counters.count(Kind::Manifest);
-            match call().await {
-                Ok(v) => return Ok(v),
-                Err(e) if oci_retryable(&e) && retry < max_retries => {
-                    let wait = self.inner.backoff.delay(retry, None);
-                    tracing::info!(
-                        "{what} of {}: {e}; retry {} of {max_retries} in {wait:?}",
-                        repo.reference,
-                        retry + 1
-                    );
-                    retry += 1;
-                    self.inner.counters.count_retry();
-                    tokio::time::sleep(wait).await;
-                }
-                Err(e) => return Err(self.oci_error(st, repo, what, url, e, retry)),
-            }
-        }
-    }
-
     /// Map an oci-client error to ours.
     fn oci_error(
         &self,
@@ -391,11 +381,11 @@ impl RegistryClient {
             last,
         };
         match e {
-            O::RequestError(re) if re.is_connect() => Error::Unreachable {
-                url: repo.v2_url(),
-                reference: repo.reference.clone(),
-                detail: crate::error::error_chain(&re),
-            },
+            O::RequestError(re) if re.is_connect() => Error::connect(
+                repo.v2_url(),
+                repo.reference.clone(),
+                crate::error::error_chain(&re),
+            ),
             O::RequestError(re) if retries > 0 => too_many(crate::error::error_chain(&re)),
             O::RequestError(re) => protocol(crate::error::error_chain(&re)),
             O::UnauthorizedError { url } => unauthorized(format!("401 from {url}")),
@@ -461,10 +451,24 @@ impl RegistryClient {
 
     fn transport_error(&self, req: &Req<'_>, e: &reqwest::Error, retries: u32) -> Error {
         if e.is_connect() {
-            Error::Unreachable {
-                url: req.repo.v2_url(),
+            Error::connect(
+                req.repo.v2_url(),
+                req.repo.reference.clone(),
+                crate::error::error_chain(e),
+            )
+        } else if req.repo.scheme == "https" && refused_after_handshake(e) {
+            // TLS 1.3: a server refusing the client's certificate (or its
+            // absence) sends an alert or closes the connection after the
+            // client's side of the handshake completed.
+            Error::Tls {
+                url: req.url.clone(),
                 reference: req.repo.reference.clone(),
-                detail: crate::error::error_chain(e),
+                detail: format!(
+                    "the server refused or closed the connection after the TLS handshake, {} time(s) ({}): \
+                     a registry that requires a client certificate does this",
+                    retries + 1,
+                    crate::error::error_chain(e)
+                ),
             }
         } else if retries > 0 || retry::retryable_error(e) {
             Error::TooManyRetries {
@@ -541,6 +545,34 @@ impl RegistryClient {
         }
     }
 
+    /// A whole body of at most `max` bytes, counted as it arrives.
+    pub(super) async fn read_limited(
+        &self,
+        mut resp: Response,
+        max: u64,
+    ) -> std::result::Result<Vec<u8>, String> {
+        let mut out = Vec::new();
+        loop {
+            match resp.chunk().await {
+                Ok(Some(c)) => {
+                    self.inner.counters.add_received(c.len() as u64);
+                    if (out.len() + c.len()) as u64 > max {
+                        return Err(format!("over the {max}-byte limit"));
+                    }
+                    out.extend_from_slice(&c);
+                }
+                Ok(None) => return Ok(out),
+                Err(e) => {
+                    return Err(format!(
+                        "the connection broke after {} bytes: {}",
+                        out.len(),
+                        crate::error::error_chain(&e)
+                    ));
+                }
+            }
+        }
+    }
+
     /// Read and count a small response body we do not need (keeps the connection reusable).
     pub(super) async fn drain(&self, mut resp: Response) {
         let mut n = 0usize;
@@ -556,18 +588,13 @@ impl RegistryClient {
     }
 }
 
-/// Whether an oci-client failure is worth another try.
-fn oci_retryable(e: &OciDistributionError) -> bool {
-    use OciDistributionError as O;
-    match e {
-        O::RequestError(re) => retry::retryable_error(re),
-        O::ServerError { code, .. } => *code == 429 || (500..=599).contains(code),
-        O::RegistryError { envelope, .. } => envelope
-            .errors
-            .iter()
-            .any(|e| e.code == OciErrorCode::Toomanyrequests),
-        _ => false,
-    }
+/// A TLS alert or a connection closed as the first request went out: how a
+/// server that wants a client certificate answers under TLS 1.3.
+fn refused_after_handshake(e: &reqwest::Error) -> bool {
+    let chain = crate::error::error_chain(e);
+    ["alert", "channel closed", "connection closed"]
+        .iter()
+        .any(|w| chain.contains(w))
 }
 
 /// Whether `url` is on the repository's registry (same scheme, host and port).

@@ -127,6 +127,7 @@ fn doctor_passes_on_the_lab() {
             "snapshotter overlayfs",
             "snapshotter stargz",
             "dedicated node",
+            "registry hosts",
             "registry",
             "stargz metrics"
         ]

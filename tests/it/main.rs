@@ -27,6 +27,7 @@ mod file_table_props;
 mod fleet_lab;
 mod fleet_plan;
 mod fuzz_smoke;
+mod hosts_lab;
 mod image_cli;
 mod image_lab;
 mod jobs_progress;

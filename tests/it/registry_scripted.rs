@@ -893,3 +893,183 @@ fn uploads_retry_from_the_start_and_keep_credentials_on_the_registry() {
         assert!(c.stats().bytes_sent >= 2 * data.len() as u64);
     });
 }
+
+// ---------------------------------------------------------------- hosts.toml
+
+/// A hosts directory with `hosts.toml` for `registry`.
+fn hosts_dir(registry: &str, toml: &str) -> tempfile::TempDir {
+    let d = tempfile::tempdir().unwrap();
+    let sub = d.path().join(registry);
+    std::fs::create_dir_all(&sub).unwrap();
+    std::fs::write(sub.join("hosts.toml"), toml).unwrap();
+    d
+}
+
+/// containerd's hosts.toml: the mirror is asked first, with `?ns=<registry>`
+/// and the file's headers; the registry itself is never contacted while the
+/// mirror serves everything, and pushes go to the host that may push.
+#[test]
+fn a_hosts_toml_mirror_serves_first_with_ns_and_headers() {
+    common::rt().block_on(async {
+        let img = image(7);
+        let (a, b) = (img.clone(), img.clone());
+        let origin = Script::start(move |req| registry_reply(&a, req)).await;
+        let mirror = Script::start(move |req| registry_reply(&b, req)).await;
+        let dir = hosts_dir(
+            &origin.addr,
+            &format!(
+                "server = \"http://{o}\"\n\
+                 [host.\"http://{m}\"]\n  capabilities = [\"pull\", \"resolve\"]\n\
+                 [host.\"http://{m}\".header]\n  x-mirror-key = \"k-123\"\n",
+                o = origin.addr,
+                m = mirror.addr
+            ),
+        );
+        let c = client_with(RegistryOptions {
+            hosts_dir: Some(dir.path().to_path_buf()),
+            ..options()
+        });
+        let r = c.resolve(&format!("{}/app:v1", origin.addr)).await.unwrap();
+        assert_eq!(r.manifest_digest, img.manifest_digest);
+        let bytes = c.fetch_range(&r, &img.layer_digest, 10..20).await.unwrap();
+        assert_eq!(bytes, img.layer[10..20]);
+        // A repository parsed afresh is routed to the mirror too.
+        let repo = c.repository(&format!("{}/app:v1", origin.addr)).unwrap();
+        assert_eq!(
+            c.blob_size(&repo, &img.layer_digest).await.unwrap(),
+            img.layer.len() as u64
+        );
+        assert!(origin.requests().is_empty(), "{:?}", origin.requests());
+        let ns = format!("ns={}", origin.addr);
+        let sent = mirror.requests();
+        assert!(sent.len() >= 4, "{sent:?}");
+        for q in &sent {
+            assert!(q.target.contains(&ns), "{} lacks {ns}", q.target);
+            assert_eq!(q.header("x-mirror-key"), Some("k-123"), "{}", q.target);
+        }
+        // The mirror may not push: the upload goes to the registry itself.
+        c.push_blob_bytes(
+            &format!("{}/app:v1", origin.addr),
+            b"pushed".to_vec(),
+            &sha256_digest(b"pushed"),
+        )
+        .await
+        .ok();
+        assert!(origin.count("HEAD", "/v2/app/blobs/") >= 1);
+        assert_eq!(mirror.count("POST", "/uploads/"), 0);
+    });
+}
+
+/// A mirror that lacks the image (404) or fails (500) hands over to the next
+/// host, as containerd's resolver and fetcher do; a mirror's own failure is
+/// what is reported when every host fails.
+#[test]
+fn a_failing_mirror_falls_back_to_the_registry() {
+    common::rt().block_on(async {
+        let img = image(8);
+        let a = img.clone();
+        let origin = Script::start(move |req| registry_reply(&a, req)).await;
+        let empty = Script::start(|_| Reply::new(404)).await;
+        let broken = Script::start(|_| Reply::new(500)).await;
+        let dir = hosts_dir(
+            &origin.addr,
+            &format!(
+                "server = \"http://{o}\"\n[host.\"http://{e}\"]\n[host.\"http://{b}\"]\n",
+                o = origin.addr,
+                e = empty.addr,
+                b = broken.addr
+            ),
+        );
+        let c = client_with(RegistryOptions {
+            hosts_dir: Some(dir.path().to_path_buf()),
+            ..options()
+        });
+        let r = c.resolve(&format!("{}/app:v1", origin.addr)).await.unwrap();
+        assert_eq!(r.manifest_digest, img.manifest_digest);
+        assert!(empty.count("GET", "/manifests/v1") >= 1);
+        assert!(broken.count("GET", "/manifests/v1") >= 1);
+        assert!(origin.count("GET", "/manifests/v1") >= 1);
+        // Every host fails: the broken mirror's error, not the origin's 404.
+        let e = c
+            .resolve(&format!("{}/app:nope", origin.addr))
+            .await
+            .unwrap_err();
+        assert!(matches!(e, Error::TooManyRetries { .. }), "{e}");
+        assert!(e.to_string().contains(&broken.addr), "{e}");
+    });
+}
+
+/// A broken hosts.toml, a CA file that is missing or not PEM: a clear error
+/// naming the file, never a silent fall back to the registry.
+#[test]
+fn a_broken_hosts_config_is_an_error_naming_the_file() {
+    common::rt().block_on(async {
+        let c = |dir: &tempfile::TempDir, ca: Vec<std::path::PathBuf>| {
+            client_with(RegistryOptions {
+                hosts_dir: Some(dir.path().to_path_buf()),
+                ca_certs: ca,
+                ..options()
+            })
+        };
+        let bad = hosts_dir(
+            "reg.example:5000",
+            "server = \"https://reg.example:5000\"\n[host\n",
+        );
+        let e = c(&bad, vec![])
+            .resolve("reg.example:5000/app:v1")
+            .await
+            .unwrap_err();
+        assert!(matches!(e, Error::Hosts { .. }), "{e}");
+        assert!(e.to_string().contains("hosts.toml"), "{e}");
+
+        let missing = hosts_dir(
+            "127.0.0.1:9",
+            "server = \"https://127.0.0.1:9\"\nca = \"no-such-ca.pem\"\n[host]\n",
+        );
+        let e = c(&missing, vec![])
+            .resolve("127.0.0.1:9/app:v1")
+            .await
+            .unwrap_err();
+        assert!(e.to_string().contains("no-such-ca.pem"), "{e}");
+
+        let not_pem = tempfile::NamedTempFile::new().unwrap();
+        std::fs::write(not_pem.path(), "not a certificate").unwrap();
+        let empty = tempfile::tempdir().unwrap();
+        let e = c(&empty, vec![not_pem.path().to_path_buf()])
+            .resolve("127.0.0.1:9/app:v1")
+            .await
+            .unwrap_err();
+        assert!(e.to_string().contains("--ca-cert"), "{e}");
+        assert!(e.to_string().contains("PEM"), "{e}");
+    });
+}
+
+/// `ADVISOR_REGISTRY_TOKEN`: the bearer token goes out as it is, no token
+/// exchange; a refused token is an error naming the variable, never the token.
+#[test]
+fn a_bearer_token_from_the_environment_is_sent_without_an_exchange() {
+    common::rt().block_on(async {
+        let img = image(9);
+        let srv = Script::start(token_registry(img.clone())).await;
+        let c = client_with(RegistryOptions {
+            token: Some(Secret::new("tok-abc")),
+            ..options()
+        });
+        let r = c.resolve(&format!("{}/app:v1", srv.addr)).await.unwrap();
+        assert_eq!(r.manifest_digest, img.manifest_digest);
+        assert_eq!(srv.count("GET", "/token"), 0, "no exchange");
+
+        let c = client_with(RegistryOptions {
+            token: Some(Secret::new("tok-WRONG-never-printed")),
+            ..options()
+        });
+        let e = c
+            .resolve(&format!("{}/app:v1", srv.addr))
+            .await
+            .unwrap_err();
+        assert!(matches!(e, Error::Unauthorized { .. }), "{e}");
+        let text = format!("{e} {e:?}");
+        assert!(text.contains("ADVISOR_REGISTRY_TOKEN"), "{text}");
+        assert!(!text.contains("tok-WRONG"), "{text}");
+    });
+}

@@ -179,6 +179,7 @@ pub fn advisor_with_env(vars: &[(&str, &str)]) -> assert_cmd::Command {
         "CONTAINERD_ADDRESS",
         "CONTAINERD_NAMESPACE",
         "ADVISOR_REGISTRY",
+        "ADVISOR_HOSTS_DIR",
         "ADVISOR_STARGZ_METRICS",
         "ADVISOR_LAZY_RESET_CMD",
     ] {
