@@ -20,6 +20,12 @@
 //! access log (`STATE/logs/registry-shaped.log`, one line per answered
 //! request, read from where it ended before the round).
 //!
+//! A rollout shape (`--waves K`, `--max-surge N`) holds nodes back as
+//! `advisor plan` models it: a wave starts when every pod of the one before
+//! is ready; with a max surge at most N pods are started and not yet ready,
+//! each `READY` line letting the next node (in `--nodes` order) start. Each
+//! node's start is in the report; all times stay on the common clock.
+//!
 //! The includer provides `truth` (examples/validate/truth.rs) beside this
 //! module: main.rs declares it, tests/it/fleet_lab.rs takes the validation
 //! harness's (a file is loaded as one module only once per crate).
@@ -30,7 +36,7 @@ use anyhow::{Context, bail};
 use serde::Serialize;
 use std::path::{Path, PathBuf};
 use std::process::Command;
-use std::sync::{Barrier, OnceLock};
+use std::sync::{Barrier, Condvar, Mutex, OnceLock};
 use std::time::Instant;
 
 /// The interval of the registry's byte samples in the report.
@@ -58,6 +64,77 @@ pub struct Config {
     pub settle_s: f64,
     /// The containerd namespace the clients pull and run in.
     pub namespace: String,
+    /// How many nodes pull at once.
+    pub rollout: Rollout,
+}
+
+/// The rollout shape, as `advisor plan`'s `--waves` and `--max-surge`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Rollout {
+    /// Every node at once.
+    AllAtOnce,
+    /// K equal waves (`ceil(N/K)` nodes each); a wave starts when every pod
+    /// of the one before is ready.
+    Waves(usize),
+    /// At most this many pods started and not yet ready.
+    MaxSurge(usize),
+}
+
+impl Rollout {
+    /// How many pods must be ready before node `k` (0-based) of `n` starts.
+    pub fn ready_before(self, k: usize, n: usize) -> usize {
+        match self {
+            Rollout::AllAtOnce => 0,
+            Rollout::Waves(w) => {
+                let size = n.div_ceil(w.max(1));
+                (k / size) * size
+            }
+            Rollout::MaxSurge(s) => (k + 1).saturating_sub(s.max(1)),
+        }
+    }
+}
+
+/// Ready pods so far, and a wake-up for the nodes waiting on them.
+#[derive(Default)]
+struct Gate {
+    ready: Mutex<usize>,
+    changed: Condvar,
+}
+
+impl Gate {
+    fn wait_for(&self, n: usize) {
+        let mut r = self.ready.lock().unwrap_or_else(|p| p.into_inner());
+        while *r < n {
+            r = self.changed.wait(r).unwrap_or_else(|p| p.into_inner());
+        }
+    }
+
+    fn one_more(&self) {
+        *self.ready.lock().unwrap_or_else(|p| p.into_inner()) += 1;
+        self.changed.notify_all();
+    }
+}
+
+/// Counts a node ready once: at its `READY` line, or when its run ends
+/// without one (a failed node must not hold the rollout forever).
+struct ReadyOnce<'a> {
+    gate: &'a Gate,
+    done: std::cell::Cell<bool>,
+}
+
+impl ReadyOnce<'_> {
+    fn fire(&self) {
+        if !self.done.replace(true) {
+            self.gate.one_more();
+        }
+    }
+}
+
+impl Drop for ReadyOnce<'_> {
+    fn drop(&mut self) {
+        self.fire();
+    }
 }
 
 /// One node's run, seconds from the common start.
@@ -66,6 +143,8 @@ pub struct NodeRun {
     /// 1-based, in the order of `--nodes`.
     pub node: usize,
     pub address: String,
+    /// The node's pull started (0 unless the rollout held it back).
+    pub start_s: f64,
     /// The pull returned (`ctr images pull` / `ctr-remote images rpull`).
     pub pull_s: f64,
     /// The workload's `READY` line.
@@ -121,6 +200,7 @@ pub struct Registry {
 pub struct Report {
     pub strategy: String,
     pub nodes: usize,
+    pub rollout: Rollout,
     pub reference: String,
     pub command: String,
     /// UTC, when the nodes started.
@@ -331,10 +411,11 @@ pub fn run(cfg: &Config, mut progress: impl FnMut(&str)) -> anyhow::Result<Repor
     let script = format!("{}\necho {}", cfg.command, truth::DONE);
     let ready = Barrier::new(n + 1);
     let go = Barrier::new(n + 1);
+    let gate = Gate::default();
     let clock: OnceLock<Instant> = OnceLock::new();
     progress(&format!(
-        "{n} node(s), {strategy}, {} at once",
-        cfg.reference
+        "{n} node(s), {strategy}, {}, {:?}",
+        cfg.reference, cfg.rollout
     ));
     let started_at = chrono::Utc::now().to_rfc3339_opts(chrono::SecondsFormat::Millis, true);
     let (runs, sampler, t0) = std::thread::scope(|scope| {
@@ -342,7 +423,7 @@ pub fn run(cfg: &Config, mut progress: impl FnMut(&str)) -> anyhow::Result<Repor
             .iter()
             .enumerate()
             .map(|(k, c)| {
-                let (ready, go, clock, script) = (&ready, &go, &clock, &script);
+                let (ready, go, clock, script, gate) = (&ready, &go, &clock, &script, &gate);
                 let id = format!("fleet-{}-{}", std::process::id(), k + 1);
                 scope.spawn(move || {
                     ready.wait();
@@ -350,7 +431,14 @@ pub fn run(cfg: &Config, mut progress: impl FnMut(&str)) -> anyhow::Result<Repor
                     let t0 = *clock
                         .get()
                         .expect("the start is set before the barrier opens");
-                    c.run_from(&cfg.reference, cfg.lazy, script, &id, t0)
+                    gate.wait_for(cfg.rollout.ready_before(k, n));
+                    let start_s = t0.elapsed().as_secs_f64();
+                    let mine = ReadyOnce {
+                        gate,
+                        done: std::cell::Cell::new(false),
+                    };
+                    c.run_from_notify(&cfg.reference, cfg.lazy, script, &id, t0, &|| mine.fire())
+                        .map(|r| (start_s, r))
                 })
             })
             .collect();
@@ -360,7 +448,7 @@ pub fn run(cfg: &Config, mut progress: impl FnMut(&str)) -> anyhow::Result<Repor
         let sampler = truth::Sampler::start(&cfg.counter(), t0);
         clock.set(t0).expect("one start");
         go.wait();
-        let runs: Vec<anyhow::Result<truth::ClientRun>> = handles
+        let runs: Vec<anyhow::Result<(f64, truth::ClientRun)>> = handles
             .into_iter()
             .map(|h| {
                 h.join()
@@ -386,7 +474,7 @@ pub fn run(cfg: &Config, mut progress: impl FnMut(&str)) -> anyhow::Result<Repor
             failed.join("\n  ")
         );
     }
-    let runs: Vec<truth::ClientRun> = runs.into_iter().map(Result::unwrap).collect();
+    let runs: Vec<(f64, truth::ClientRun)> = runs.into_iter().map(Result::unwrap).collect();
     progress(&format!(
         "every workload done at {:.2} s; waiting until the link is idle for {} s",
         t0.elapsed().as_secs_f64(),
@@ -396,7 +484,7 @@ pub fn run(cfg: &Config, mut progress: impl FnMut(&str)) -> anyhow::Result<Repor
     let samples = sampler.finish();
 
     let mut per_node = Vec::with_capacity(n);
-    for (k, (r, b)) in runs.iter().zip(before).enumerate() {
+    for (k, ((start_s, r), b)) in runs.iter().zip(before).enumerate() {
         let lazy = match b {
             Some(b) => clients[k]
                 .scrape()
@@ -407,6 +495,7 @@ pub fn run(cfg: &Config, mut progress: impl FnMut(&str)) -> anyhow::Result<Repor
         per_node.push(NodeRun {
             node: k + 1,
             address: cfg.nodes[k].clone(),
+            start_s: *start_s,
             pull_s: r.pull_s,
             ready_s: r.to_ready_s,
             done_s: r.to_complete_s,
@@ -443,6 +532,7 @@ pub fn run(cfg: &Config, mut progress: impl FnMut(&str)) -> anyhow::Result<Repor
     Ok(Report {
         strategy: strategy.into(),
         nodes: n,
+        rollout: cfg.rollout,
         reference: cfg.reference.clone(),
         command: cfg.command.clone(),
         started_at,
@@ -490,6 +580,18 @@ time="2026-12-06T21:00:00Z" level=warning msg="something"
             ),
             (4, 2, 1, 1, 1, 1, 1551)
         );
+    }
+
+    /// Who waits for how many ready pods: plan's rollouts (src/simulate/fleet.rs).
+    #[test]
+    fn rollouts_hold_nodes_back_as_plan_models_them() {
+        let held = |r: Rollout, n: usize| (0..n).map(|k| r.ready_before(k, n)).collect::<Vec<_>>();
+        assert_eq!(held(Rollout::AllAtOnce, 3), [0, 0, 0]);
+        assert_eq!(held(Rollout::Waves(2), 4), [0, 0, 2, 2]);
+        assert_eq!(held(Rollout::Waves(2), 5), [0, 0, 0, 3, 3]);
+        assert_eq!(held(Rollout::Waves(3), 3), [0, 1, 2]);
+        assert_eq!(held(Rollout::MaxSurge(2), 5), [0, 0, 1, 2, 3]);
+        assert_eq!(held(Rollout::MaxSurge(9), 3), [0, 0, 0]);
     }
 
     #[test]

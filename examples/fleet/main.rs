@@ -78,6 +78,13 @@ struct Args {
     /// Where the JSON report goes.
     #[arg(long)]
     out: PathBuf,
+    /// K equal waves, each starting when every pod of the one before is
+    /// ready (as `advisor plan --waves`).
+    #[arg(long, conflicts_with = "max_surge")]
+    waves: Option<usize>,
+    /// At most N pods started and not yet ready (as `advisor plan --max-surge`).
+    #[arg(long)]
+    max_surge: Option<usize>,
 }
 
 fn main() {
@@ -121,6 +128,12 @@ fn run(a: Args) -> anyhow::Result<()> {
         access_log,
         settle_s: a.settle,
         namespace: a.namespace,
+        rollout: match (a.waves, a.max_surge) {
+            (Some(0), _) | (_, Some(0)) => anyhow::bail!("--waves and --max-surge take 1 or more"),
+            (Some(w), _) => fleet::Rollout::Waves(w),
+            (None, Some(s)) => fleet::Rollout::MaxSurge(s),
+            (None, None) => fleet::Rollout::AllAtOnce,
+        },
     };
     let report = fleet::run(&cfg, |m| eprintln!("fleet: {m}"))?;
     let json = serde_json::to_string_pretty(&report)?;
@@ -130,8 +143,8 @@ fn run(a: Args) -> anyhow::Result<()> {
         .map_err(|e| anyhow::anyhow!("writing {}: {e}", a.out.display()))?;
     for r in &report.per_node {
         println!(
-            "node {}: pull {:.2} s, ready {:.2} s, done {:.2} s",
-            r.node, r.pull_s, r.ready_s, r.done_s
+            "node {}: start {:.2} s, pull {:.2} s, ready {:.2} s, done {:.2} s",
+            r.node, r.start_s, r.pull_s, r.ready_s, r.done_s
         );
     }
     let reg = &report.registry;

@@ -326,6 +326,20 @@ impl Clients {
         id: &str,
         t0: Instant,
     ) -> anyhow::Result<ClientRun> {
+        self.run_from_notify(reference, lazy, command, id, t0, &|| {})
+    }
+
+    /// [`Self::run_from`], calling `on_ready` the moment the workload's
+    /// `READY` line arrives (a fleet's rollout lets the next pod start).
+    pub fn run_from_notify(
+        &self,
+        reference: &str,
+        lazy: bool,
+        command: &str,
+        id: &str,
+        t0: Instant,
+        on_ready: &dyn Fn(),
+    ) -> anyhow::Result<ClientRun> {
         let mut pull = if lazy {
             let mut c = self.ctr("ctr-remote");
             c.args(["images", "rpull"]);
@@ -363,7 +377,10 @@ impl Clients {
             let line = line.context("reading ctr run's output")?;
             let t = t0.elapsed().as_secs_f64();
             match line.trim_end() {
-                READY if to_ready.is_none() => to_ready = Some(t),
+                READY if to_ready.is_none() => {
+                    to_ready = Some(t);
+                    on_ready();
+                }
                 DONE => done = Some(t),
                 _ => {}
             }

@@ -223,3 +223,60 @@ fn a_bad_or_missing_file_exits_1_naming_it() {
         }
     }
 }
+
+/// `probe` takes its registry from the file when no flag or variable names
+/// one; with none at all it says every way to give one.
+#[test]
+fn probe_takes_its_registry_from_the_file_and_says_how_to_give_one() {
+    let dir = tempfile::tempdir().unwrap();
+    let file = write(dir.path(), "config.toml", NODE);
+    common::fails_with(
+        advisor(&[("ADVISOR_CONFIG", file.to_str().unwrap())]).arg("probe"),
+        1,
+        &["127.0.0.1:1"],
+    );
+    common::fails_with(
+        advisor(&[]).arg("probe"),
+        1,
+        &["--registry", "ADVISOR_REGISTRY", "config file"],
+    );
+}
+
+/// `hosts_dir` in the file points advisor at containerd's host directory:
+/// doctor shows the registry resolving to the mirror its hosts.toml names;
+/// `--hosts-dir` (or ADVISOR_HOSTS_DIR) wins over the file.
+#[test]
+fn hosts_dir_from_the_file_routes_the_registry_through_its_mirror() {
+    let dir = tempfile::tempdir().unwrap();
+    let hosts = dir.path().join("certs.d");
+    std::fs::create_dir_all(hosts.join("127.0.0.1:1")).unwrap();
+    write(
+        &hosts.join("127.0.0.1:1"),
+        "hosts.toml",
+        "server = \"http://127.0.0.1:1\"\n[host.\"http://127.0.0.1:2\"]\n  capabilities = [\"pull\", \"resolve\"]\n",
+    );
+    let text = format!("{NODE}hosts_dir = \"{}\"\n", hosts.display());
+    let file = write(dir.path(), "config.toml", &text);
+    let (r, _) = doctor(&[("ADVISOR_CONFIG", file.to_str().unwrap())], &[]);
+    let d = detail(&r, "registry hosts");
+    assert!(
+        d.starts_with("127.0.0.1:1 -> http://127.0.0.1:2/v2 (pull, resolve)"),
+        "{d}"
+    );
+    assert!(d.contains("hosts.toml"), "{d}");
+    assert!(
+        r.checks.iter().any(|c| c.name == "registry mirror"),
+        "{r:?}"
+    );
+
+    let empty = dir.path().join("empty");
+    let (r, _) = doctor(
+        &[
+            ("ADVISOR_CONFIG", file.to_str().unwrap()),
+            ("ADVISOR_HOSTS_DIR", empty.to_str().unwrap()),
+        ],
+        &[],
+    );
+    let d = detail(&r, "registry hosts");
+    assert!(d.contains("containerd's defaults"), "{d}");
+}

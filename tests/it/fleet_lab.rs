@@ -144,6 +144,7 @@ fn two_nodes_are_independent_and_a_fleet_round_counts_both_pulls() {
         access_log: Some(lab.dir.join("logs/registry-shaped.log")),
         settle_s: 3.0,
         namespace: "advisor-fleet-test".into(),
+        rollout: fleet::Rollout::AllAtOnce,
     };
     let report = fleet::run(&cfg, |m| eprintln!("fleet-lab: {m}")).expect("a fleet round");
     let json = serde_json::to_string_pretty(&report).unwrap();

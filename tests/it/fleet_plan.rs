@@ -145,6 +145,7 @@ fn plan_predicts_three_nodes_sharing_one_registry_link() {
             access_log: Some(lab.dir.join("logs/registry-shaped.log")),
             settle_s: 8.0,
             namespace: "advisor-fleet-plan".into(),
+            rollout: fleet::Rollout::AllAtOnce,
         };
         let report = fleet::run(&cfg, |m| eprintln!("fleet-plan: {m}")).expect("a fleet round");
         let json = serde_json::to_string_pretty(&report).unwrap();
