@@ -186,48 +186,34 @@ pub fn apply(cli: &mut Cli, matches: &clap::ArgMatches, file: &FileConfig) -> Ve
         used.push("plain_http");
     }
     // The commands' own flags have no built-in default: unset is `None`.
-    let mut fill = |arg: &mut Option<String>, key: &'static str, value: &Option<String>| {
-        if arg.is_none() && value.is_some() {
+    // Each command's slots for the file's registry, reset command and metrics URL.
+    let (registry, reset, metrics) = match &mut cli.command {
+        Command::Doctor(a) => (Some(&mut a.registry), None, Some(&mut a.stargz_metrics)),
+        Command::Bench(a) => (
+            None,
+            Some(&mut a.lazy_reset_cmd),
+            Some(&mut a.stargz_metrics),
+        ),
+        Command::Probe(a) => (Some(&mut a.registry), None, None),
+        Command::Calibrate(a) => (
+            Some(&mut a.registry),
+            Some(&mut a.lazy_reset_cmd),
+            Some(&mut a.stargz_metrics),
+        ),
+        _ => (None, None, None),
+    };
+    for (arg, key, value) in [
+        (registry, "registry", &file.registry),
+        (reset, "lazy_reset_cmd", &file.lazy_reset_cmd),
+        (metrics, "stargz_metrics", &file.stargz_metrics),
+    ] {
+        if let Some(arg) = arg
+            && arg.is_none()
+            && value.is_some()
+        {
             arg.clone_from(value);
             used.push(key);
         }
-    };
-    match &mut cli.command {
-        Command::Doctor(a) => {
-            fill(&mut a.registry, "registry", &file.registry);
-            fill(
-                &mut a.stargz_metrics,
-                "stargz_metrics",
-                &file.stargz_metrics,
-            );
-        }
-        Command::Bench(a) => {
-            fill(
-                &mut a.lazy_reset_cmd,
-                "lazy_reset_cmd",
-                &file.lazy_reset_cmd,
-            );
-            fill(
-                &mut a.stargz_metrics,
-                "stargz_metrics",
-                &file.stargz_metrics,
-            );
-        }
-        Command::Probe(a) => fill(&mut a.registry, "registry", &file.registry),
-        Command::Calibrate(a) => {
-            fill(&mut a.registry, "registry", &file.registry);
-            fill(
-                &mut a.lazy_reset_cmd,
-                "lazy_reset_cmd",
-                &file.lazy_reset_cmd,
-            );
-            fill(
-                &mut a.stargz_metrics,
-                "stargz_metrics",
-                &file.stargz_metrics,
-            );
-        }
-        _ => {}
     }
     used
 }

@@ -8,8 +8,8 @@ use reqwest::header::{HeaderMap, HeaderName, HeaderValue};
 use std::path::{Path, PathBuf};
 
 pub(super) struct Tls {
-    /// Extra trusted CAs: (file, its certificates).
-    roots: Vec<(PathBuf, Vec<reqwest::Certificate>, Vec<u8>)>,
+    /// Extra trusted CAs: each file's certificates and its PEM (for oci-client).
+    roots: Vec<(Vec<reqwest::Certificate>, Vec<u8>)>,
     /// A client certificate and key (PEM, concatenated) and where it came from.
     identity: Option<(PathBuf, reqwest::Identity)>,
     pub skip_verify: bool,
@@ -37,7 +37,7 @@ impl Tls {
                         path.display()
                     ))
                 })?;
-            roots.push((path.clone(), certs, pem));
+            roots.push((certs, pem));
         }
         let identity = match ep.and_then(|e| e.client.first()) {
             None => None,
@@ -61,7 +61,7 @@ impl Tls {
             .user_agent(opts.user_agent.clone())
             .connect_timeout(opts.connect_timeout)
             .read_timeout(opts.read_timeout)
-            .tls_certs_merge(self.roots.iter().flat_map(|(_, c, _)| c.iter().cloned()))
+            .tls_certs_merge(self.roots.iter().flat_map(|(c, _)| c.iter().cloned()))
             .danger_accept_invalid_certs(self.skip_verify);
         if let Some((_, id)) = &self.identity {
             b = b.identity(id.clone());
@@ -84,7 +84,7 @@ impl Tls {
     pub fn oci_roots(&self) -> Vec<oci_client::client::Certificate> {
         self.roots
             .iter()
-            .map(|(_, _, pem)| oci_client::client::Certificate {
+            .map(|(_, pem)| oci_client::client::Certificate {
                 encoding: oci_client::client::CertificateEncoding::Pem,
                 data: pem.clone(),
             })

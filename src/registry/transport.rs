@@ -31,6 +31,8 @@ pub(super) struct RegistryState {
     pub http: reqwest::Client,
     /// Headers hosts.toml adds to every request to this host.
     pub extra: HeaderMap,
+    /// `Authorization: Bearer` from ADVISOR_REGISTRY_TOKEN, built once.
+    bearer: Option<HeaderValue>,
     headers: Mutex<HashMap<(String, Op), HeaderValue>>,
 }
 
@@ -52,10 +54,8 @@ impl From<Op> for RegistryOperation {
 
 impl RegistryState {
     pub(super) fn header(&self, repo: &str, op: Op) -> Option<HeaderValue> {
-        if let Some(t) = &self.creds.token {
-            let mut v = HeaderValue::from_str(&format!("Bearer {}", t.expose())).ok()?;
-            v.set_sensitive(true);
-            return Some(v);
+        if self.bearer.is_some() {
+            return self.bearer.clone();
         }
         let map = self.headers.lock().unwrap_or_else(|p| p.into_inner());
         map.get(&(repo.to_string(), op))
@@ -161,8 +161,15 @@ impl RegistryClient {
         })?;
         oci.store_auth_if_needed(&repo.api_host, &creds.registry_auth())
             .await;
+        // The token's characters were checked at lookup: it is a valid header.
+        let bearer = creds.token.as_ref().and_then(|t| {
+            let mut v = HeaderValue::from_str(&format!("Bearer {}", t.expose())).ok()?;
+            v.set_sensitive(true);
+            Some(v)
+        });
         let state = Arc::new(RegistryState {
             oci,
+            bearer,
             creds,
             http,
             extra: tls.headers,
