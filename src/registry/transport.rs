@@ -598,10 +598,23 @@ impl RegistryClient {
 /// A TLS alert or a connection closed as the first request went out: how a
 /// server that wants a client certificate answers under TLS 1.3.
 fn refused_after_handshake(e: &reqwest::Error) -> bool {
-    let chain = crate::error::error_chain(e);
-    ["alert", "channel closed", "connection closed"]
-        .iter()
-        .any(|w| chain.contains(w))
+    closed_after_handshake(&crate::error::error_chain(e))
+}
+
+/// Whether an error chain reads as the server closing the connection: an
+/// alert, a closed channel, or (when the request was written into the
+/// closing connection) a broken pipe or a reset.
+fn closed_after_handshake(chain: &str) -> bool {
+    let chain = chain.to_ascii_lowercase();
+    [
+        "alert",
+        "channel closed",
+        "connection closed",
+        "broken pipe",
+        "connection reset",
+    ]
+    .iter()
+    .any(|w| chain.contains(w))
 }
 
 /// Whether `url` is on the repository's registry (same scheme, host and port).
@@ -628,6 +641,27 @@ fn truncate(s: &str) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_connection_closed_by_the_server_reads_as_refused_after_the_handshake() {
+        // The ways hyper reports a TLS 1.3 server refusing a missing client
+        // certificate, depending on when the request hit the closed socket.
+        for chain in [
+            "client error (SendRequest): connection error: received fatal alert: CertificateRequired",
+            "client error (SendRequest): connection error: stream closed because of a broken pipe",
+            "client error (SendRequest): connection closed before message completed",
+            "client error (SendRequest): Connection reset by peer (os error 104)",
+            "client error (SendRequest): channel closed",
+        ] {
+            assert!(closed_after_handshake(chain), "{chain}");
+        }
+        for chain in [
+            "client error (SendRequest): operation timed out",
+            "error decoding response body",
+        ] {
+            assert!(!closed_after_handshake(chain), "{chain}");
+        }
+    }
 
     #[test]
     fn credentials_stay_on_the_registry_host() {
