@@ -4,7 +4,9 @@
 //! §5): under 5 s. Three rollouts, measured side by side, best of two runs
 //! each: all at once, 20 waves, at most 1 % pulling at once and one node at
 //! a time (the worst case: every node its own cohort) — the last two with a
-//! target, so the search for the gentlest rollout is included.
+//! target, so the search for the gentlest rollout is included — and that
+//! worst case again under a binding request-rate limit (every step then
+//! searches the factor that keeps the fleet within it).
 //! Beside them, in the same run, `advise` on the same inputs: the ratio
 //! shows what the fleet adds to the single-node prediction.
 //! Run: `cargo bench --bench plan`. Not a test: numbers vary by machine.
@@ -27,7 +29,7 @@ fn main() {
         "--nodes",
         "10000",
     ];
-    let runs: [(&str, Vec<&str>); 5] = [
+    let runs: [(&str, Vec<&str>); 6] = [
         (
             "advise (one node)",
             vec![
@@ -56,6 +58,21 @@ fn main() {
             [
                 &base[..],
                 &["--max-surge", "1", "--target", "ready-p95=10m"],
+            ]
+            .concat(),
+        ),
+        (
+            "plan, one node at a time, target ready-p95=10m, --registry-rps 50",
+            [
+                &base[..],
+                &[
+                    "--max-surge",
+                    "1",
+                    "--target",
+                    "ready-p95=10m",
+                    "--registry-rps",
+                    "50",
+                ],
             ]
             .concat(),
         ),

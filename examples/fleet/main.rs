@@ -85,6 +85,11 @@ struct Args {
     /// At most N pods started and not yet ready (as `advisor plan --max-surge`).
     #[arg(long)]
     max_surge: Option<usize>,
+    /// HOST:PORT of a proxy that passes every request to the shaped registry
+    /// (`scripts/rate_limited_registry.sh`): --reference may be on it, as
+    /// its traffic still crosses the shaped veth.
+    #[arg(long)]
+    front: Option<String>,
 }
 
 fn main() {
@@ -104,11 +109,13 @@ fn main() {
 
 fn run(a: Args) -> anyhow::Result<()> {
     let env = |k: &str| std::env::var(k).ok().filter(|v| !v.is_empty());
+    let on = |host: &str| a.reference.starts_with(&format!("{host}/"));
     if let Some(shaped) = env("ADVISOR_LAB_SHAPED_REGISTRY")
-        && !a.reference.starts_with(&format!("{shaped}/"))
+        && !on(&shaped)
+        && !a.front.as_deref().is_some_and(on)
     {
         anyhow::bail!(
-            "--reference {} is not on the shaped registry {shaped}: the registry's bytes are counted at its veth ({}), which these pulls would not cross; pull {shaped}/REPO:TAG",
+            "--reference {} is not on the shaped registry {shaped}: the registry's bytes are counted at its veth ({}), which these pulls would not cross; pull {shaped}/REPO:TAG (or through a proxy to it named by --front)",
             a.reference,
             a.veth
         );

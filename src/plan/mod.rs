@@ -12,7 +12,7 @@
 //! Must not: read traces, images or profiles (callers pass a
 //! [`Prediction`]), talk to a registry or containerd, or print.
 pub mod manifest;
-use crate::predict::replay::Strategy;
+use crate::predict::replay::{Part, Strategy};
 use crate::predict::{BackgroundFetch, Prediction, StrategyPrediction};
 use crate::simulate::fleet::{
     self, Background, Constraint, NodeRun, Outcome, Phase, Registry, Rollout,
@@ -128,7 +128,8 @@ pub struct Egress {
     /// Bytes, background fetch included.
     pub bytes: Bytes,
     pub peak_bytes_per_s: f64,
-    /// GET requests: blob downloads (eager), range requests (lazy).
+    /// HTTP requests (GET and HEAD): the manifest and config, blob downloads
+    /// (eager), the snapshotter's per-layer probes and range reads (lazy).
     pub requests: u64,
     pub peak_requests_per_s: f64,
 }
@@ -214,7 +215,7 @@ pub fn plan(p: &Prediction, o: &PlanOptions) -> Result<Plan, String> {
         .iter()
         .map(|s| {
             let mut sp = plan_strategy(p, s, o, o.rollout)?;
-            sp.nodes_before_egress_binds = nodes_before_egress_binds(s, o)?;
+            sp.nodes_before_egress_binds = nodes_before_egress_binds(p, s, o)?;
             Ok(sp)
         })
         .collect::<Result<Vec<_>, String>>()?;
@@ -286,13 +287,26 @@ fn at(e: &Estimate, b: Bound) -> f64 {
     }
 }
 
-/// GETs a pull makes before its layers: the manifest and the image config
-/// (containerd's resolver; the lab's registry log counts both per node).
-const RESOLVE_REQUESTS: f64 = 2.0;
+/// Requests a pull makes before its layers: containerd's resolver HEADs the
+/// tag, then GETs the manifest by digest and the image config (the lab's
+/// registry log, per node).
+const RESOLVE_REQUESTS: f64 = 3.0;
+
+/// Requests the stargz snapshotter makes for each layer it mounts besides
+/// the footer and TOC reads the prediction counts: `GET bytes=0-1`
+/// (redirect discovery) and a `HEAD` (the blob's size). A request-rate
+/// limit counts them: with many small reads they are a fair part of a lazy
+/// node's requests before it is ready.
+const MOUNT_PROBE_REQUESTS: f64 = 2.0;
 
 /// One node's run at one end of the interval: each phase's fixed part is
 /// its predicted time less the seconds it moves its bytes alone.
-fn node_run(s: &StrategyPrediction, o: &PlanOptions, b: Bound) -> Result<NodeRun, String> {
+fn node_run(
+    p: &Prediction,
+    s: &StrategyPrediction,
+    o: &PlanOptions,
+    b: Bound,
+) -> Result<NodeRun, String> {
     let d = s.demand.as_ref().ok_or_else(|| {
         format!(
             "the {} prediction has no path demand (a bug: plan predicts for a path)",
@@ -317,6 +331,7 @@ fn node_run(s: &StrategyPrediction, o: &PlanOptions, b: Bound) -> Result<NodeRun
             cap,
             fixed_s: (total_s - moving).max(0.0),
             requests: dem.requests,
+            quiet_s: 0.0,
         }
     };
     let background = match (&s.background, &d.background) {
@@ -325,11 +340,25 @@ fn node_run(s: &StrategyPrediction, o: &PlanOptions, b: Bound) -> Result<NodeRun
     };
     let mut ready = phase(&d.before_ready, ready_s);
     ready.requests += RESOLVE_REQUESTS;
+    ready.quiet_s = quiet_s(s);
+    if s.strategy != Strategy::Eager {
+        ready.requests += MOUNT_PROBE_REQUESTS * p.image.layers as f64;
+    }
     Ok(NodeRun {
         ready,
         done: phase(&d.after_ready, done_s),
         background,
     })
+}
+
+/// Seconds before ready that make no requests — the container's start and
+/// the workload's own compute — so a request-rate limit does not slow them.
+fn quiet_s(s: &StrategyPrediction) -> f64 {
+    s.breakdown
+        .iter()
+        .filter(|p| matches!(p.part, Part::Start | Part::Compute))
+        .map(|p| p.before_ready_s.0.max(0.0))
+        .sum()
 }
 
 /// The background fetch starts when `advise` says (5 s after the last
@@ -367,7 +396,7 @@ fn plan_strategy(
         .into_iter()
         .map(|b| {
             Ok(fleet::simulate(
-                &node_run(s, o, b)?,
+                &node_run(p, s, o, b)?,
                 o.nodes,
                 rollout,
                 registry,
@@ -428,8 +457,12 @@ const EGRESS_SLOWDOWN: f64 = 0.05;
 /// The most nodes (up to the fleet) that can start at once and all be
 /// ready within [`EGRESS_SLOWDOWN`] of one node alone: bisection on the
 /// simulated fleet (readiness only grows with the nodes sharing the registry).
-fn nodes_before_egress_binds(s: &StrategyPrediction, o: &PlanOptions) -> Result<u64, String> {
-    let run = node_run(s, o, Bound::Point)?;
+fn nodes_before_egress_binds(
+    p: &Prediction,
+    s: &StrategyPrediction,
+    o: &PlanOptions,
+) -> Result<u64, String> {
+    let run = node_run(p, s, o, Bound::Point)?;
     let registry = Registry {
         egress: o.registry_egress,
         rps: o.registry_rps,

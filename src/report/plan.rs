@@ -82,7 +82,7 @@ fn registry_table(p: &Plan) -> String {
         "strategy",
         "egress",
         "peak egress",
-        "GET requests",
+        "requests",
         "peak requests/s",
         "disk per node",
         "nodes at once before egress binds",

@@ -9,9 +9,10 @@
 //! once, or the node's receive work) and at `--node-bandwidth`. A phase is
 //! its transfer, then its fixed part (round trips and the node's work,
 //! which a busy registry does not slow). A request-rate limit slows every
-//! phase that makes requests by the same factor (requests queue at the
-//! registry; a registry that answers 429 and clients that back off are not
-//! modelled). Nodes that start at the same moment run in lockstep, so they
+//! phase that makes requests by the same factor, except its quiet part (the
+//! container's start and the workload's compute, which make none): requests
+//! queue at the registry; a registry that answers 429 and clients that back
+//! off are not modelled. Nodes that start at the same moment run in lockstep, so they
 //! are simulated as one cohort: 10,000 nodes in waves are a handful of
 //! cohorts.
 use serde::{Deserialize, Serialize};
@@ -27,6 +28,10 @@ pub struct Phase {
     pub fixed_s: f64,
     /// Requests to the registry.
     pub requests: f64,
+    /// Of `fixed_s`, seconds that make no requests (the container's start,
+    /// the workload's compute), counted at its end: a request-rate limit
+    /// does not slow them, and the phase's requests are spread over the rest.
+    pub quiet_s: f64,
 }
 
 impl Phase {
@@ -43,10 +48,20 @@ impl Phase {
         }
     }
 
-    /// Requests per second when running alone, over the whole phase.
+    /// Requests per second when running alone, over the phase's time that
+    /// makes them.
     fn request_rate(&self) -> f64 {
-        let t = self.alone_s();
-        if t > 0.0 { self.requests / t } else { 0.0 }
+        let t = self.alone_s() - self.quiet();
+        if t > EPS { self.requests / t } else { 0.0 }
+    }
+
+    fn quiet(&self) -> f64 {
+        self.quiet_s.clamp(0.0, self.fixed_s)
+    }
+
+    /// Whether `left` seconds of the fixed part are in its quiet end.
+    fn in_quiet(&self, left: f64) -> bool {
+        left <= self.quiet() + EPS
     }
 }
 
@@ -376,11 +391,48 @@ impl<'a> Sim<'a> {
     fn rates(&self) -> Rates {
         let unlimited = self.shared(1.0);
         let demand = self.request_rate(&unlimited);
-        let factor = match self.registry.rps {
-            Some(limit) if demand > limit => limit / demand,
-            _ => 1.0,
-        };
-        self.shared(factor)
+        match self.registry.rps {
+            Some(limit) if demand > limit => self.within(limit, demand),
+            _ => unlimited,
+        }
+    }
+
+    /// The rates with the largest factor whose requests stay within
+    /// `limit`. Not `limit / demand`: a transfer held below its cap by the
+    /// egress share slows only once its factored cap falls below the share,
+    /// and then the others' share grows. The fleet's request rate only grows
+    /// with the factor (piecewise linearly), so regula falsi (Illinois) finds
+    /// it, its first step `limit / demand`: exact when nothing else holds
+    /// the requests back.
+    fn within(&self, limit: f64, demand: f64) -> Rates {
+        let rate = |f: f64| self.request_rate(&self.shared(f)) - limit;
+        let (mut lo, mut r_lo) = (0.0, -limit);
+        let (mut hi, mut r_hi) = (1.0, demand - limit);
+        let mut side = 0;
+        for _ in 0..64 {
+            let f = (lo - r_lo * (hi - lo) / (r_hi - r_lo)).clamp(lo, hi);
+            let r = rate(f);
+            if r <= 0.0 {
+                (lo, r_lo) = (f, r);
+                if r >= -1e-6 * limit {
+                    break;
+                }
+                if side == -1 {
+                    r_hi *= 0.5;
+                }
+                side = -1;
+            } else {
+                (hi, r_hi) = (f, r);
+                if side == 1 {
+                    r_lo *= 0.5;
+                }
+                side = 1;
+            }
+            if hi - lo < 1e-12 {
+                break;
+            }
+        }
+        self.shared(lo)
     }
 
     /// The egress share with every request-making phase slowed by `factor`.
@@ -411,7 +463,7 @@ impl<'a> Sim<'a> {
     fn pace(&self, tr: &Track, r: &Rates) -> f64 {
         match (tr.step, tr.phase()) {
             (Step::Transfer(..), Some(p)) => self.speed(tr, r) / p.cap,
-            (Step::Fixed(..), Some(_)) => self.speed(tr, r),
+            (Step::Fixed(_, f), Some(p)) if !p.in_quiet(f) => self.speed(tr, r),
             _ => 0.0,
         }
     }
@@ -427,6 +479,7 @@ impl<'a> Sim<'a> {
             (Step::Waiting(_), _) => 1.0,
             (Step::Held(_), _) => 0.0,
             (Step::Transfer(..), Some(p)) => (p.cap * req_factor(p, r.factor)).min(r.share),
+            (Step::Fixed(_, f), Some(p)) if p.in_quiet(f) => 1.0,
             (Step::Fixed(..), Some(p)) => req_factor(p, r.factor),
             _ => 0.0,
         }
@@ -435,11 +488,13 @@ impl<'a> Sim<'a> {
     fn next_event(&self, r: &Rates) -> f64 {
         self.tracks()
             .filter_map(|(_, tr)| {
-                let left = match tr.step {
-                    Step::Waiting(w) => w,
-                    Step::Transfer(_, b) => b,
-                    Step::Fixed(_, f) => f,
-                    Step::Held(_) | Step::Finished => return None,
+                let left = match (tr.step, tr.phase()) {
+                    (Step::Waiting(w), _) => w,
+                    (Step::Transfer(_, b), _) => b,
+                    // The quiet end runs at another speed: stop where it begins.
+                    (Step::Fixed(_, f), Some(p)) if !p.in_quiet(f) => f - p.quiet(),
+                    (Step::Fixed(_, f), _) => f,
+                    (Step::Held(_) | Step::Finished, _) => return None,
                 };
                 Some(left / self.speed(tr, r))
             })
@@ -557,6 +612,7 @@ mod tests {
                 cap,
                 fixed_s: unpack,
                 requests: 4.0,
+                quiet_s: 0.0,
             },
             done: Phase {
                 fixed_s: 1.0,
@@ -653,6 +709,73 @@ mod tests {
     }
 
     #[test]
+    fn a_request_limit_does_not_slow_the_quiet_part_of_a_phase() {
+        // 10 nodes × 100 requests in the first second of a 2 s phase whose
+        // second second makes none: 1000 rps asked while they are made, 100
+        // allowed: 10 s of requests, then the quiet second.
+        let run = NodeRun {
+            ready: Phase {
+                fixed_s: 2.0,
+                requests: 100.0,
+                quiet_s: 1.0,
+                ..Default::default()
+            },
+            ..Default::default()
+        };
+        let reg = Registry {
+            egress: 1e12,
+            rps: Some(100.0),
+        };
+        let o = simulate(&run, 10, Rollout::MaxSurge(10), reg);
+        assert!(
+            (moment_of(&o.ready, 10).unwrap() - 11.0).abs() < 1e-6,
+            "{:?}",
+            o.ready
+        );
+        assert!((o.requests - 1000.0).abs() < 1e-6, "{}", o.requests);
+        assert!(o.peak_rps <= 100.0 + 1e-6, "{}", o.peak_rps);
+    }
+
+    #[test]
+    fn a_request_limit_holds_when_the_egress_binds_too() {
+        // 4 nodes, each 100 MB in 100 requests at 100 MB/s alone, on 100
+        // MB/s of egress: 4 s sharing, 100 rps. Limited to 50 rps, the
+        // requests take 8 s; the rate never goes above the limit.
+        let run = NodeRun {
+            ready: Phase {
+                bytes: 100.0 * MB,
+                cap: 100.0 * MB,
+                requests: 100.0,
+                ..Default::default()
+            },
+            ..Default::default()
+        };
+        let limited = |rps| {
+            simulate(
+                &run,
+                4,
+                Rollout::MaxSurge(4),
+                Registry {
+                    egress: 100.0 * MB,
+                    rps,
+                },
+            )
+        };
+        let free = limited(None);
+        assert!((moment_of(&free.ready, 4).unwrap() - 4.0).abs() < 1e-6);
+        let o = limited(Some(50.0));
+        assert!(o.peak_rps <= 50.0 + 1e-6, "{}", o.peak_rps);
+        assert!(
+            (moment_of(&o.ready, 4).unwrap() - 8.0).abs() < 1e-3,
+            "{:?}",
+            o.ready
+        );
+        // A limit above what the shared egress lets the nodes ask changes nothing.
+        let o = limited(Some(150.0));
+        assert!((moment_of(&o.ready, 4).unwrap() - 4.0).abs() < 1e-6);
+    }
+
+    #[test]
     fn background_fetch_competes_with_the_next_wave() {
         // Wave 1 becomes ready at 1 s and background-fetches 100 MB from
         // 1 s; wave 2's 100 MB shares the 100 MB/s egress with it.
@@ -662,6 +785,7 @@ mod tests {
                 cap: 100.0 * MB,
                 fixed_s: 0.99,
                 requests: 1.0,
+                quiet_s: 0.0,
             },
             done: Phase::default(),
             background: Some(Background {
@@ -672,6 +796,7 @@ mod tests {
                     cap: 100.0 * MB,
                     fixed_s: 0.0,
                     requests: 10.0,
+                    quiet_s: 0.0,
                 },
             }),
         };

@@ -11,8 +11,12 @@
 //! (the link drains the same bytes however TCP shares it), its median node
 //! between one node alone and the plan's fair share (TCP need not be fair),
 //! and the registry's bytes within 5 % (eager) and 30 % (lazy: the
-//! snapshotter's background fetch over-reads, docs/results.md). Run serially
-//! by lab/test; nodes stopped and shape cleared pass or fail.
+//! snapshotter's background fetch over-reads, docs/results.md). Then the
+//! lazy round again through a registry with a request-rate limit (nginx
+//! queuing requests above 5 a second: scripts/rate_limited_registry.sh):
+//! the last node within 25 % of `plan --registry-rps 5`, which must be
+//! nearer the measurement than the plan without the limit. Run serially by
+//! lab/test; nodes stopped, the limiter and the shape cleared pass or fail.
 use crate::common;
 use crate::fleet_lab::{StopNodes, compressed_bytes, env_var, fleet};
 use crate::lab_shape::ClearShape;
@@ -42,8 +46,11 @@ fn median(mut xs: Vec<f64>) -> f64 {
     }
 }
 
+/// The request-rate limit of the last round (requests a second).
+const RATE_LIMIT: &str = "5";
+
 /// `advisor --format json plan` for `nodes` nodes with the test's inputs.
-fn plan(dir: &Path, gzip_bytes: u64, nodes: usize) -> Plan {
+fn plan(dir: &Path, gzip_bytes: u64, nodes: usize, extra: &[&str]) -> Plan {
     let out = common::measuring_command()
         .args(["-q", "--format", "json", "plan", "--files"])
         .arg(dir.join("files.json"))
@@ -55,6 +62,7 @@ fn plan(dir: &Path, gzip_bytes: u64, nodes: usize) -> Plan {
         .arg(dir.join("net.json"))
         .args(["--gzip-bytes", &gzip_bytes.to_string()])
         .args(["--nodes", &nodes.to_string()])
+        .args(extra)
         .output()
         .unwrap();
     assert!(
@@ -128,25 +136,13 @@ fn plan_predicts_three_nodes_sharing_one_registry_link() {
         .map(String::from)
         .collect();
     assert_eq!(nodes.len(), NODES, "{env}");
-    let one = plan(&dir, gzip_bytes, 1);
-    let fleet_plan = plan(&dir, gzip_bytes, NODES);
+    let one = plan(&dir, gzip_bytes, 1, &[]);
+    let fleet_plan = plan(&dir, gzip_bytes, NODES, &[]);
     for (strategy, lazy, tag) in [
         (Strategy::Eager, false, "gzip"),
         (Strategy::Lazy, true, "esgz"),
     ] {
-        let cfg = fleet::Config {
-            nodes: nodes.clone(),
-            metrics: Vec::new(),
-            lazy,
-            reference: format!("{shaped}/{REPO}:{tag}"),
-            command: WORKLOAD.into(),
-            reset_cmd: env_var(&env, "ADVISOR_LAB_NODES_RESET_CMD"),
-            veth: env_var(&env, "ADVISOR_LAB_SHAPED_VETH"),
-            access_log: Some(lab.dir.join("logs/registry-shaped.log")),
-            settle_s: 8.0,
-            namespace: "advisor-fleet-plan".into(),
-            rollout: fleet::Rollout::AllAtOnce,
-        };
+        let cfg = config(&lab, &env, &nodes, lazy, format!("{shaped}/{REPO}:{tag}"));
         let report = fleet::run(&cfg, |m| eprintln!("fleet-plan: {m}")).expect("a fleet round");
         let json = serde_json::to_string_pretty(&report).unwrap();
         let done: Vec<f64> = report.per_node.iter().map(|r| r.done_s).collect();
@@ -214,4 +210,113 @@ fn plan_predicts_three_nodes_sharing_one_registry_link() {
             );
         }
     }
+    rate_limited_round(&lab, &env, &nodes, &shaped, &dir, gzip_bytes, &fleet_plan);
+}
+
+/// One round of the fleet harness on the lab's nodes.
+fn config(
+    lab: &common::Lab,
+    env: &str,
+    nodes: &[String],
+    lazy: bool,
+    reference: String,
+) -> fleet::Config {
+    fleet::Config {
+        nodes: nodes.to_vec(),
+        metrics: Vec::new(),
+        lazy,
+        reference,
+        command: WORKLOAD.into(),
+        reset_cmd: env_var(env, "ADVISOR_LAB_NODES_RESET_CMD"),
+        veth: env_var(env, "ADVISOR_LAB_SHAPED_VETH"),
+        access_log: Some(lab.dir.join("logs/registry-shaped.log")),
+        settle_s: 8.0,
+        namespace: "advisor-fleet-plan".into(),
+        rollout: fleet::Rollout::AllAtOnce,
+    }
+}
+
+/// nginx in front of the shaped registry, queuing requests above
+/// [`RATE_LIMIT`] a second (scripts/rate_limited_registry.sh); stopped when
+/// dropped.
+struct RateLimited(String);
+
+impl RateLimited {
+    fn script() -> std::process::Command {
+        std::process::Command::new(common::repo().join("scripts/rate_limited_registry.sh"))
+    }
+
+    fn up(shaped: &str) -> Self {
+        let port = std::net::TcpListener::bind("127.0.0.1:0")
+            .and_then(|l| l.local_addr())
+            .unwrap()
+            .port()
+            .to_string();
+        let out = Self::script()
+            .args(["up", &port, RATE_LIMIT, "queue"])
+            .env("ADVISOR_LAB_SHAPED_REGISTRY", shaped)
+            .output()
+            .unwrap();
+        assert!(
+            out.status.success(),
+            "rate_limited_registry.sh up: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        RateLimited(port)
+    }
+
+    fn address(&self) -> String {
+        format!("127.0.0.1:{}", self.0)
+    }
+}
+
+impl Drop for RateLimited {
+    fn drop(&mut self) {
+        let _ = Self::script().args(["down", &self.0]).output();
+    }
+}
+
+/// The lazy round through a registry that serves [`RATE_LIMIT`] requests a
+/// second: the requests, not the link, set the pace, as `plan
+/// --registry-rps` says; the plan without the limit must be further off.
+fn rate_limited_round(
+    lab: &common::Lab,
+    env: &str,
+    nodes: &[String],
+    shaped: &str,
+    dir: &Path,
+    gzip_bytes: u64,
+    free: &Plan,
+) {
+    let front = RateLimited::up(shaped);
+    let limited = plan(dir, gzip_bytes, NODES, &["--registry-rps", RATE_LIMIT]);
+    let reference = format!("{}/{REPO}:esgz", front.address());
+    let report = fleet::run(&config(lab, env, nodes, true, reference), |m| {
+        eprintln!("fleet-plan: {m}")
+    })
+    .expect("a fleet round");
+    let json = serde_json::to_string_pretty(&report).unwrap();
+    let measured = report.per_node.iter().map(|r| r.done_s).fold(0.0, f64::max);
+    let last_done = |p: &Plan| {
+        p.strategies
+            .iter()
+            .find(|s| s.strategy == Strategy::Lazy)
+            .unwrap()
+            .done
+            .all
+            .value
+    };
+    let (planned, unlimited) = (last_done(&limited), last_done(free));
+    eprintln!(
+        "fleet-plan: lazy × {NODES} at {RATE_LIMIT} requests/s: last done {measured:.2} s measured, {planned:.2} s planned ({unlimited:.2} s without the limit); {} GETs",
+        report.registry.gets.unwrap_or(0)
+    );
+    assert!(
+        ((planned - measured) / measured.max(1.0)).abs() <= 0.25,
+        "at {RATE_LIMIT} requests/s the last node was done at {measured:.2} s, planned {planned:.2} s:\n{json}"
+    );
+    assert!(
+        (planned - measured).abs() < (unlimited - measured).abs(),
+        "the request-rate limit made the plan no better: measured {measured:.2} s, planned {planned:.2} s with the limit, {unlimited:.2} s without:\n{json}"
+    );
 }
