@@ -63,6 +63,60 @@ fn ns_bytes_sent(netns: &str) -> u64 {
         .sum()
 }
 
+/// Kills the download loops on drop.
+struct Downloads(Vec<std::process::Child>);
+
+impl Drop for Downloads {
+    fn drop(&mut self) {
+        for c in &mut self.0 {
+            let _ = Command::new("pkill")
+                .args(["-P", &c.id().to_string()])
+                .status();
+            let _ = c.kill();
+            let _ = c.wait();
+        }
+    }
+}
+
+/// Two other downloads through the link (as a lazy run's background fetch
+/// after the run): the check must fail, say the link was already busy and
+/// name `lab/lab reset-lazy`; without them it passes again.
+fn busy_link_fails_the_check_and_says_so(dir: &Path, shaped: &str) {
+    let digest = std::fs::read_to_string(dir.join("shape/probe.digest")).expect("probe digest");
+    let url = format!(
+        "http://{shaped}/v2/advisor-lab/shape-probe/blobs/{}",
+        digest.trim()
+    );
+    let loop_cmd = format!("while curl -fsS -o /dev/null '{url}'; do :; done");
+    let downloads = Downloads(
+        (0..2)
+            .map(|_| {
+                Command::new("sh")
+                    .args(["-c", &loop_cmd])
+                    .spawn()
+                    .expect("sh")
+            })
+            .collect(),
+    );
+    std::thread::sleep(Duration::from_secs(2));
+    let out = lab_run(&["shape", "--check"]);
+    let text = format!(
+        "{}{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(
+        !out.status.success(),
+        "the check passed while two downloads shared the link:\n{text}"
+    );
+    assert!(
+        text.contains("already carried") && text.contains("lab/lab reset-lazy"),
+        "the failed check does not say the link was busy and how to stop it:\n{text}"
+    );
+    drop(downloads);
+    common::lab_cmd(&["shape", "--check"]);
+}
+
 fn answers(addr: &str) -> bool {
     Command::new("curl")
         .args(["-fsS", "-m", "5", "-o", "/dev/null"])
@@ -114,6 +168,7 @@ fn shaped_registry_has_the_asked_rtt_and_bandwidth_and_clears() {
         .expect("netns in shape.json")
         .to_string();
     assert!(Path::new("/run/netns").join(&netns).exists(), "{netns}");
+    busy_link_fails_the_check_and_says_so(&lab.dir, shaped);
 
     // A fresh image (random data: its layer is in no content store yet),
     // pushed to the unshaped registry and pulled eagerly through the shaped
