@@ -41,7 +41,7 @@ pub fn settings(args: &BenchArgs) -> anyhow::Result<(BenchSettings, RealSettings
         runs: args.runs,
         warmup: args.warmup,
         ready,
-        timeout: Duration::from_secs(args.timeout),
+        timeout: args.timeout,
         command: args.command.clone(),
         keep_image: args.keep_image,
     };
