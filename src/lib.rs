@@ -71,6 +71,8 @@ pub fn main_entry() -> ExitCode {
     };
     match runtime.block_on(run(cli)) {
         Ok(()) => ExitCode::SUCCESS,
+        // `advisor … | head -1`: the reader has what it wanted.
+        Err(err) if printer::stdout_was_closed(&err) => ExitCode::SUCCESS,
         Err(err) => {
             // Credentials never printed: a URL's password in any message is hidden.
             eprintln!("error: {}", redact::redact(&err.to_string()));

@@ -163,6 +163,9 @@ fn write_exports(
             Ok(())
         });
         if let Err(err) = r {
+            if crate::printer::stdout_was_closed(&err) {
+                return Err(err);
+            }
             first.get_or_insert(crate::error::user(format!(
                 "{} {}: cannot write: {err:#}",
                 e.format.flag(),

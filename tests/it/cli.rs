@@ -364,6 +364,52 @@ fn completions_for_an_unknown_shell_is_a_usage_error() {
     );
 }
 
+/// A reader that closes stdout early (`advisor completions bash | head -1`)
+/// ends the command quietly with 0, for every command that prints: it once
+/// exited 2 with "error: Broken pipe" when the reader won the race. Each
+/// command runs 5 times, the pipe closed before advisor writes (the broken
+/// pipe for certain) or after one line (the race).
+#[test]
+fn a_reader_closing_stdout_early_is_not_an_error() {
+    use std::io::{BufRead, BufReader};
+    use std::process::{Command, Stdio};
+    for args in [
+        &["completions", "bash"][..],
+        &["man"],
+        &["--format", "json", "advise"],
+    ] {
+        for round in 0..5 {
+            let mut child = Command::new(env!("CARGO_BIN_EXE_advisor"))
+                .args(args)
+                .env("ADVISOR_CONFIG", "/dev/null")
+                .env_remove("ADVISOR_LOG")
+                .stdin(Stdio::null())
+                .stdout(Stdio::piped())
+                .stderr(Stdio::piped())
+                .spawn()
+                .unwrap();
+            let stdout = child.stdout.take().unwrap();
+            if round % 2 == 1 {
+                let mut line = String::new();
+                BufReader::new(stdout).read_line(&mut line).unwrap();
+                assert!(!line.is_empty(), "{args:?}: no first line");
+            } else {
+                drop(stdout);
+            }
+            let out = child.wait_with_output().unwrap();
+            let stderr = String::from_utf8_lossy(&out.stderr);
+            assert_eq!(
+                out.status.code(),
+                Some(0),
+                "{args:?} round {round}: {stderr}"
+            );
+            for bad in ["error", "Broken pipe", "bug", "panicked"] {
+                assert!(!stderr.contains(bad), "{args:?} round {round}: {stderr}");
+            }
+        }
+    }
+}
+
 /// The lines of a man page from its header on: clap_mangen opens with two
 /// string definitions (`.ie`/`.el`), then the `.TH` header.
 fn man_header(page: &str) -> &str {
