@@ -410,6 +410,53 @@ fn a_reader_closing_stdout_early_is_not_an_error() {
     }
 }
 
+/// `ADVISOR_LOG` (README, "Progress and logs") replaces the log level: with
+/// `debug`, debug lines on stderr (no colour codes on a pipe) and stdout
+/// still only the data; without it, none; a value that does not parse is
+/// ignored with a warning naming it and the run goes on.
+#[test]
+fn advisor_log_sets_the_level_and_a_bad_value_warns() {
+    let advise = |log: Option<&str>| {
+        let mut cmd = common::advisor();
+        cmd.args(["--format", "json", "advise"]);
+        match log {
+            Some(v) => cmd.env("ADVISOR_LOG", v),
+            None => cmd.env_remove("ADVISOR_LOG"),
+        };
+        let out = cmd.output().unwrap();
+        let stderr = String::from_utf8_lossy(&out.stderr).into_owned();
+        assert!(out.status.success(), "ADVISOR_LOG={log:?}: {stderr}");
+        let _: Advice = common::parse_json(&out.stdout);
+        stderr
+    };
+    let debug = advise(Some("debug"));
+    assert!(
+        debug
+            .lines()
+            .any(|l| l.contains(" DEBUG ") && l.contains("log filter `debug`")),
+        "{debug}"
+    );
+    assert!(!debug.contains('\x1b'), "colour codes on a pipe: {debug:?}");
+    let scoped = advise(Some("advisor=debug"));
+    assert!(scoped.contains(" DEBUG "), "{scoped}");
+
+    let quiet = advise(None);
+    assert!(!quiet.contains("DEBUG"), "{quiet}");
+    let empty = advise(Some(""));
+    assert!(
+        !empty.contains("DEBUG") && !empty.contains("warning"),
+        "{empty}"
+    );
+
+    let bad = advise(Some("advisor=loud"));
+    assert!(
+        bad.contains("warning: ADVISOR_LOG `advisor=loud` is not a log filter")
+            && bad.contains("default level (advisor=warn)"),
+        "{bad}"
+    );
+    assert!(!bad.contains("DEBUG") && !bad.contains("panicked"), "{bad}");
+}
+
 /// The lines of a man page from its header on: clap_mangen opens with two
 /// string definitions (`.ie`/`.el`), then the `.TH` header.
 fn man_header(page: &str) -> &str {
