@@ -106,7 +106,7 @@ impl Output {
     /// and the temporary file is removed.
     pub fn commit(self) -> io::Result<()> {
         match self.sink {
-            Sink::Stdout(mut w) => w.flush(),
+            Sink::Stdout(mut w) => w.flush().map_err(crate::printer::stdout_error),
             Sink::InPlace(mut w) => w.flush(),
             Sink::Staged { file, dest } => {
                 let tmp = file.into_inner().map_err(|e| e.into_error())?;
@@ -125,7 +125,7 @@ impl Output {
 impl Write for Output {
     fn write(&mut self, buf: &[u8]) -> io::Result<usize> {
         match &mut self.sink {
-            Sink::Stdout(w) => w.write(buf),
+            Sink::Stdout(w) => w.write(buf).map_err(crate::printer::stdout_error),
             Sink::Staged { file, .. } => file.write(buf),
             Sink::InPlace(w) => w.write(buf),
         }
@@ -133,7 +133,7 @@ impl Write for Output {
 
     fn flush(&mut self) -> io::Result<()> {
         match &mut self.sink {
-            Sink::Stdout(w) => w.flush(),
+            Sink::Stdout(w) => w.flush().map_err(crate::printer::stdout_error),
             Sink::Staged { file, .. } => file.flush(),
             Sink::InPlace(w) => w.flush(),
         }

@@ -12,18 +12,21 @@ use crate::containerd::Connection;
 use crate::containerd::pull::DEFAULT_PREFETCH_SIZE;
 use crate::predict::replay::{self, ImageCounts, Strategy};
 use crate::profile::{NodeFacts, PROFILE_SCHEMA, Profile};
+use crate::registry::{RegistryClient, RegistryOptions};
 use crate::simulate::network::Link;
 use crate::simulate::snapshotter::FetchConfig;
 use crate::units::{Bytes, Estimate, Seconds};
 use model::{RunCheck, fit_all};
 use serde::Serialize;
 use std::collections::BTreeMap;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 /// Folds of the cross-validation.
 pub const FOLDS: usize = 5;
 /// Small GETs timed for the registry round trip.
 const RTT_PROBES: usize = 12;
+/// Longest wait for one of them (a lost one is left out, not waited for).
+const RTT_PROBE_TIMEOUT: Duration = Duration::from_secs(5);
 
 /// The fetch rules calibration runs use: the bench's lazy pulls label
 /// layers with `stargz.prefetch` = 10 MiB (as `ctr-remote rpull`).
@@ -66,8 +69,13 @@ pub struct Drift {
 }
 
 /// Facts of the node: kernel, CPUs, memory, containerd, snapshotter settings,
-/// registry and its measured round trip.
-pub async fn node_facts(conn: &Connection, registry: &str, plain_http: bool) -> NodeFacts {
+/// registry and its measured round trip (over the registry client's route:
+/// see [`registry_rtt`]).
+pub async fn node_facts(
+    conn: &Connection,
+    registry: &str,
+    registry_options: &RegistryOptions,
+) -> NodeFacts {
     let uts = nix::sys::utsname::uname().ok();
     let memory = {
         use procfs::Current;
@@ -84,6 +92,13 @@ pub async fn node_facts(conn: &Connection, registry: &str, plain_http: bool) -> 
         "stargz.prefetch label of advisor's lazy pulls; other keys at the snapshotter's defaults"
             .to_string(),
     );
+    let rtt = match RegistryClient::new(registry_options.clone()) {
+        Ok(client) => registry_rtt(&client, registry).await,
+        Err(e) => {
+            tracing::warn!("the round trip to {registry} was not measured: {e}");
+            None
+        }
+    };
     NodeFacts {
         hostname: uts
             .as_ref()
@@ -101,28 +116,37 @@ pub async fn node_facts(conn: &Connection, registry: &str, plain_http: bool) -> 
         snapshotter: "stargz".into(),
         snapshotter_config,
         registry: registry.to_string(),
-        registry_rtt_s: registry_rtt(registry, plain_http).await,
+        registry_rtt_s: rtt,
         link: None,
     }
 }
 
-/// Mean round trip of small GETs to the registry's `/v2/`, with a t interval.
-async fn registry_rtt(registry: &str, plain_http: bool) -> Option<Estimate> {
-    let scheme = if plain_http || crate::registry::is_localhost(registry) {
-        "http"
-    } else {
-        "https"
+/// Mean round trip of small `GET /v2/`s, with a t interval, to the host the
+/// calibration images' pulls go to: the client's pull route (a hosts.toml
+/// mirror when there is one, else the registry), with that host's TLS
+/// settings (`--ca-cert`, hosts.toml CAs and client certificates) and
+/// headers, as `advisor probe` measures one. Any status is an answer (a 401
+/// too); None when no probe was answered or the route cannot be built.
+pub async fn registry_rtt(client: &RegistryClient, registry: &str) -> Option<Estimate> {
+    let repo = client
+        .repository(&format!("{registry}/{}", runner::REPOSITORY))
+        .and_then(|r| client.pull_route(&r));
+    let repo = match repo {
+        Ok(r) => r,
+        Err(e) => {
+            tracing::warn!("the round trip to {registry} was not measured: {e}");
+            return None;
+        }
     };
-    let url = format!("{scheme}://{registry}/v2/");
-    let client = reqwest::Client::builder()
-        .timeout(Duration::from_secs(5))
-        .build()
-        .ok()?;
     let mut xs = Vec::new();
     for _ in 0..RTT_PROBES {
-        let t = Instant::now();
-        if client.get(&url).send().await.is_ok() {
-            xs.push(t.elapsed().as_secs_f64());
+        match tokio::time::timeout(RTT_PROBE_TIMEOUT, client.ping(&repo)).await {
+            Ok(Ok(a)) => xs.push(a.elapsed.as_secs_f64()),
+            Ok(Err(e)) => tracing::debug!("round trip to {}: {e}", repo.v2_url()),
+            Err(_) => tracing::debug!(
+                "round trip to {}: over {RTT_PROBE_TIMEOUT:?}",
+                repo.v2_url()
+            ),
         }
     }
     // The first connects; the rest reuse the connection like the snapshotter does.
@@ -146,7 +170,7 @@ const LINK_STREAMS: usize = 4;
 /// them once the matrix has built them).
 pub async fn measure_link(
     registry: &str,
-    registry_options: &crate::registry::RegistryOptions,
+    registry_options: &RegistryOptions,
     images: &[model::CalImage],
     progress: &(dyn Fn(&str) + Sync),
 ) -> anyhow::Result<Link> {

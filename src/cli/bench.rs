@@ -39,10 +39,10 @@ pub struct BenchArgs {
     #[arg(long, value_name = "PATH")]
     pub ready_path: Option<String>,
 
-    /// Kill a container that has not exited this long after its start (e.g. 90s, 10m;
-    /// a bare number is seconds).
-    #[arg(long, default_value = "10m", value_name = "DURATION", value_parser = values::whole_seconds, allow_hyphen_values = true)]
-    pub timeout: u64,
+    /// Kill a container that has not exited this long after its start (e.g. 90s,
+    /// 10m, 1.5s; a bare number is seconds).
+    #[arg(long, default_value = "10m", value_name = "DURATION", value_parser = values::duration, allow_hyphen_values = true)]
+    pub timeout: std::time::Duration,
 
     /// Shell command that restarts the stargz snapshotter with empty caches
     /// (cold lazy runs need it; `lab/lab env` sets it for the lab).

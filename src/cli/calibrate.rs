@@ -38,10 +38,10 @@ pub struct CalibrateArgs {
     #[arg(long)]
     pub quick: bool,
 
-    /// Kill a calibration workload that runs longer than this (e.g. 90s, 5m; a bare
-    /// number is seconds).
-    #[arg(long, default_value = "5m", value_name = "DURATION", value_parser = values::whole_seconds, allow_hyphen_values = true)]
-    pub timeout: u64,
+    /// Kill a calibration workload that runs longer than this (e.g. 90s, 5m, 1.5s;
+    /// a bare number is seconds).
+    #[arg(long, default_value = "5m", value_name = "DURATION", value_parser = values::duration, allow_hyphen_values = true)]
+    pub timeout: std::time::Duration,
 
     /// Build and push the calibration images even when the registry has them.
     #[arg(long)]

@@ -179,9 +179,10 @@ pub struct RecordArgs {
     #[arg(long, value_name = "PATH")]
     pub ready_path: Option<String>,
 
-    /// Stop the workload this long after its start (e.g. 90s, 10m; a bare number is seconds).
-    #[arg(long, default_value = "10m", value_name = "DURATION", value_parser = values::whole_seconds, allow_hyphen_values = true)]
-    pub timeout: u64,
+    /// Stop the workload this long after its start (e.g. 90s, 10m, 1.5s; a bare
+    /// number is seconds).
+    #[arg(long, default_value = "10m", value_name = "DURATION", value_parser = values::duration, allow_hyphen_values = true)]
+    pub timeout: std::time::Duration,
 
     /// Output trace.
     #[arg(short, long, value_name = "FILE", default_value = "trace.jsonl")]

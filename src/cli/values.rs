@@ -9,8 +9,7 @@
 //!   (`600`) — [`crate::units::parse_duration`].
 //!
 //! Each parser returns the type the flag's field already has (`u64` bytes,
-//! `f64` bytes per second, `Duration`, `u64` seconds), so stages never see
-//! these.
+//! `f64` bytes per second, `Duration`), so stages never see these.
 use crate::units::{Bytes, Seconds};
 use std::time::Duration;
 
@@ -30,18 +29,6 @@ pub fn bytes(s: &str) -> Result<Bytes, String> {
 /// A duration (a bare number is seconds).
 pub fn duration(s: &str) -> Result<Duration, String> {
     crate::units::parse_duration(s)
-}
-
-/// A duration for a field in whole seconds (`--timeout`): `600`, `90s`,
-/// `10m`, `1h`; a fraction of a second is refused rather than rounded.
-pub fn whole_seconds(s: &str) -> Result<u64, String> {
-    let d = duration(s)?;
-    if d.subsec_nanos() != 0 {
-        return Err(format!(
-            "invalid duration {s:?}: give whole seconds, e.g. 90s, 10m, 1h30m (a bare number is seconds)"
-        ));
-    }
-    Ok(d.as_secs())
 }
 
 /// A network round-trip time (`--rtt`): a duration of at most
@@ -153,14 +140,15 @@ mod tests {
     }
 
     #[test]
-    fn whole_seconds_keep_bare_numbers_as_seconds() {
-        assert_eq!(whole_seconds("600"), Ok(600));
-        assert_eq!(whole_seconds("10m"), Ok(600));
-        assert_eq!(whole_seconds("1h30m"), Ok(5400));
-        assert_eq!(whole_seconds("0"), Ok(0));
-        let e = whole_seconds("250ms").unwrap_err();
-        assert!(e.contains("whole seconds, e.g. 90s"), "{e}");
-        let e = whole_seconds("-1").unwrap_err();
+    fn timeouts_take_any_duration() {
+        // `--timeout` of bench, trace record and calibrate: a fraction of a
+        // second is kept, not refused or rounded (the stages use Duration).
+        assert_eq!(duration("600"), Ok(Duration::from_secs(600)));
+        assert_eq!(duration("1h30m"), Ok(Duration::from_secs(5400)));
+        assert_eq!(duration("250ms"), Ok(Duration::from_millis(250)));
+        assert_eq!(duration("1.5s"), Ok(Duration::from_millis(1500)));
+        assert_eq!(duration("1.5"), Ok(Duration::from_millis(1500)));
+        let e = duration("-1").unwrap_err();
         assert!(
             e.contains("cannot be negative") && e.contains("e.g. 250ms"),
             "{e}"
@@ -191,9 +179,8 @@ mod tests {
             size("10MiB"),
             Ok(crate::containerd::pull::DEFAULT_PREFETCH_SIZE)
         );
-        assert_eq!(whole_seconds("10m"), Ok(600));
-        assert_eq!(whole_seconds("5m"), Ok(300));
         assert_eq!(duration("10m"), Ok(Duration::from_secs(600)));
+        assert_eq!(duration("5m"), Ok(Duration::from_secs(300)));
         assert_eq!(duration("100ms"), Ok(Duration::from_millis(100)));
     }
 }

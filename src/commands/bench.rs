@@ -41,7 +41,7 @@ pub fn settings(args: &BenchArgs) -> anyhow::Result<(BenchSettings, RealSettings
         runs: args.runs,
         warmup: args.warmup,
         ready,
-        timeout: Duration::from_secs(args.timeout),
+        timeout: args.timeout,
         command: args.command.clone(),
         keep_image: args.keep_image,
     };
@@ -163,6 +163,9 @@ fn write_exports(
             Ok(())
         });
         if let Err(err) = r {
+            if crate::printer::stdout_was_closed(&err) {
+                return Err(err);
+            }
             first.get_or_insert(crate::error::user(format!(
                 "{} {}: cannot write: {err:#}",
                 e.format.flag(),

@@ -71,7 +71,7 @@ fn settings(global: &GlobalArgs, args: &CalibrateArgs, runs_file: PathBuf) -> Ru
         runs_file,
         budget: args.budget,
         quick: args.quick,
-        timeout: std::time::Duration::from_secs(args.timeout),
+        timeout: args.timeout,
         only: None,
         rebuild: args.rebuild,
         force: args.force,
@@ -144,7 +144,7 @@ pub async fn run(
     let mut notes = Vec::new();
     if !args.refit {
         let conn = preflight(global, args).await?;
-        let node = node_facts(&conn, &s.registry, global.plain_http).await;
+        let node = node_facts(&conn, &s.registry, &s.registry_options).await;
         runner::append(&runs_file, &Record::Node(Box::new(node.clone())))?;
         let progress = bar(printer);
         let (interrupt, signals) = super::interrupt_switch();

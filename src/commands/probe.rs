@@ -6,6 +6,17 @@ use crate::printer::Printer;
 use crate::probe::{self, ProbeOptions, Target};
 use std::io::Write;
 
+/// The error of writing `-o PATH`; a closed stdout (`-o -`) stays itself.
+fn cannot_write(path: &std::path::Path, e: std::io::Error) -> anyhow::Error {
+    if crate::printer::is_closed_stdout(&e) {
+        return e.into();
+    }
+    crate::error::user(format!(
+        "cannot write the network profile -o {}: {e}",
+        path.display()
+    ))
+}
+
 pub async fn run(global: &GlobalArgs, args: &ProbeArgs, printer: &Printer) -> anyhow::Result<()> {
     let opts = options(global, args)?;
     let note = |m: &str| printer.note(m);
@@ -17,19 +28,9 @@ pub async fn run(global: &GlobalArgs, args: &ProbeArgs, printer: &Printer) -> an
                 o.write_all(b"\n")?;
                 Ok(o)
             })
-            .map_err(|e| {
-                crate::error::user(format!(
-                    "cannot write the network profile -o {}: {e}",
-                    path.display()
-                ))
-            })?;
+            .map_err(|e| cannot_write(path, e))?;
         out.flush()?;
-        out.commit().map_err(|e| {
-            crate::error::user(format!(
-                "cannot write the network profile -o {}: {e}",
-                path.display()
-            ))
-        })?;
+        out.commit().map_err(|e| cannot_write(path, e))?;
     }
     if printer.is_json() {
         printer.json(&profile)?;

@@ -264,7 +264,7 @@ async fn record(
         image: a.image.clone(),
         command: a.command.clone(),
         ready,
-        timeout: std::time::Duration::from_secs(a.timeout),
+        timeout: a.timeout,
         output: a.output.clone(),
         registry: super::registry_options(global),
         reference_run: !a.no_reference_run,
@@ -313,8 +313,8 @@ async fn record(
     }
     if report.timed_out {
         printer.warn(&format!(
-            "the workload did not exit within {} s; it was stopped and the trace ends there",
-            a.timeout
+            "the workload did not exit within {} (--timeout); it was stopped and the trace ends there",
+            crate::units::Seconds::from_duration(a.timeout)
         ));
     }
     Ok(())

@@ -72,15 +72,15 @@ impl Known {
         match self.phase {
             Phase::Pull => "resolving and pulling the image (overlayfs)".to_string(),
             Phase::ReferenceRun => format!(
-                "without the recorder; {ready}; stopped at {} s (--timeout)",
-                self.timeout.as_secs()
+                "without the recorder; {ready}; stopped at {} (--timeout)",
+                secs(self.timeout)
             ),
             Phase::RecordedRun => format!(
-                "{} files opened, {} read ({} events); {ready}; stopped at {} s (--timeout)",
+                "{} files opened, {} read ({} events); {ready}; stopped at {} (--timeout)",
                 self.files_opened,
                 Bytes(self.bytes_read),
                 self.events,
-                self.timeout.as_secs()
+                secs(self.timeout)
             ),
             Phase::CleanUp => "removing the containers, mounts and the pulled image".to_string(),
         }
@@ -168,7 +168,7 @@ mod tests {
         p.phase(Phase::ReferenceRun);
         let m = p.known().message();
         assert!(m.contains("not ready yet"), "{m}");
-        assert!(m.contains("stopped at 300 s"), "{m}");
+        assert!(m.contains("stopped at 5m 00s (--timeout)"), "{m}");
         p.ready(Duration::from_millis(2500));
         assert!(
             p.known().message().contains("ready at 2.5"),

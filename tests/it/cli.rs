@@ -364,6 +364,99 @@ fn completions_for_an_unknown_shell_is_a_usage_error() {
     );
 }
 
+/// A reader that closes stdout early (`advisor completions bash | head -1`)
+/// ends the command quietly with 0, for every command that prints: it once
+/// exited 2 with "error: Broken pipe" when the reader won the race. Each
+/// command runs 5 times, the pipe closed before advisor writes (the broken
+/// pipe for certain) or after one line (the race).
+#[test]
+fn a_reader_closing_stdout_early_is_not_an_error() {
+    use std::io::{BufRead, BufReader};
+    use std::process::{Command, Stdio};
+    for args in [
+        &["completions", "bash"][..],
+        &["man"],
+        &["--format", "json", "advise"],
+    ] {
+        for round in 0..5 {
+            let mut child = Command::new(env!("CARGO_BIN_EXE_advisor"))
+                .args(args)
+                .env("ADVISOR_CONFIG", "/dev/null")
+                .env_remove("ADVISOR_LOG")
+                .stdin(Stdio::null())
+                .stdout(Stdio::piped())
+                .stderr(Stdio::piped())
+                .spawn()
+                .unwrap();
+            let stdout = child.stdout.take().unwrap();
+            if round % 2 == 1 {
+                let mut line = String::new();
+                BufReader::new(stdout).read_line(&mut line).unwrap();
+                assert!(!line.is_empty(), "{args:?}: no first line");
+            } else {
+                drop(stdout);
+            }
+            let out = child.wait_with_output().unwrap();
+            let stderr = String::from_utf8_lossy(&out.stderr);
+            assert_eq!(
+                out.status.code(),
+                Some(0),
+                "{args:?} round {round}: {stderr}"
+            );
+            for bad in ["error", "Broken pipe", "bug", "panicked"] {
+                assert!(!stderr.contains(bad), "{args:?} round {round}: {stderr}");
+            }
+        }
+    }
+}
+
+/// `ADVISOR_LOG` (README, "Progress and logs") replaces the log level: with
+/// `debug`, debug lines on stderr (no colour codes on a pipe) and stdout
+/// still only the data; without it, none; a value that does not parse is
+/// ignored with a warning naming it and the run goes on.
+#[test]
+fn advisor_log_sets_the_level_and_a_bad_value_warns() {
+    let advise = |log: Option<&str>| {
+        let mut cmd = common::advisor();
+        cmd.args(["--format", "json", "advise"]);
+        match log {
+            Some(v) => cmd.env("ADVISOR_LOG", v),
+            None => cmd.env_remove("ADVISOR_LOG"),
+        };
+        let out = cmd.output().unwrap();
+        let stderr = String::from_utf8_lossy(&out.stderr).into_owned();
+        assert!(out.status.success(), "ADVISOR_LOG={log:?}: {stderr}");
+        let _: Advice = common::parse_json(&out.stdout);
+        stderr
+    };
+    let debug = advise(Some("debug"));
+    assert!(
+        debug
+            .lines()
+            .any(|l| l.contains(" DEBUG ") && l.contains("log filter `debug`")),
+        "{debug}"
+    );
+    assert!(!debug.contains('\x1b'), "colour codes on a pipe: {debug:?}");
+    let scoped = advise(Some("advisor=debug"));
+    assert!(scoped.contains(" DEBUG "), "{scoped}");
+
+    let quiet = advise(None);
+    assert!(!quiet.contains("DEBUG"), "{quiet}");
+    let empty = advise(Some(""));
+    assert!(
+        !empty.contains("DEBUG") && !empty.contains("warning"),
+        "{empty}"
+    );
+
+    let bad = advise(Some("advisor=loud"));
+    assert!(
+        bad.contains("warning: ADVISOR_LOG `advisor=loud` is not a log filter")
+            && bad.contains("default level (advisor=warn)"),
+        "{bad}"
+    );
+    assert!(!bad.contains("DEBUG") && !bad.contains("panicked"), "{bad}");
+}
+
 /// The lines of a man page from its header on: clap_mangen opens with two
 /// string definitions (`.ie`/`.el`), then the `.TH` header.
 fn man_header(page: &str) -> &str {

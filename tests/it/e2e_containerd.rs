@@ -639,6 +639,7 @@ fn warm_bench_pulls_once_and_starts_containers_from_it() {
     let image = format!("{}/e2e-warm:gzip", lab.registry);
     let dir = tempfile::tempdir().unwrap();
     let (json, csv) = (dir.path().join("b.json"), dir.path().join("b.csv"));
+    let (md, plot) = (dir.path().join("b.md"), dir.path().join("b.svg"));
     let (r, out) = bench(
         &lab,
         "advisor-e2e-warm",
@@ -657,6 +658,10 @@ fn warm_bench_pulls_once_and_starts_containers_from_it() {
             json.to_str().unwrap(),
             "--export-csv",
             csv.to_str().unwrap(),
+            "--export-markdown",
+            md.to_str().unwrap(),
+            "--plot",
+            plot.to_str().unwrap(),
         ],
     );
     assert!(
@@ -697,6 +702,17 @@ fn warm_bench_pulls_once_and_starts_containers_from_it() {
         "{text}"
     );
     assert!(text.lines().any(|l| l.starts_with("create,")), "{text}");
+    // --export-markdown and --plot end to end: hyperfine's table with a row
+    // per phase, and a panel per timed phase with the image in the title.
+    let text = std::fs::read_to_string(&md).unwrap();
+    assert!(text.starts_with("| Phase | Mean ["), "{text}");
+    assert!(
+        text.lines().any(|l| l.starts_with("| `create` |")),
+        "{text}"
+    );
+    let svg = std::fs::read_to_string(&plot).unwrap();
+    assert!(svg.starts_with("<svg"), "{svg}");
+    assert!(svg.contains("e2e-warm") && svg.contains("create"), "{svg}");
 }
 
 #[test]

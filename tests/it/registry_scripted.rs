@@ -999,6 +999,53 @@ fn a_failing_mirror_falls_back_to_the_registry() {
     });
 }
 
+/// calibrate's registry round trip goes where pulls go: the hosts.toml
+/// mirror, with the file's headers, never the registry itself (it once used
+/// a bare client that ignored --hosts-dir, --ca-cert and client certificates).
+#[test]
+fn calibrate_round_trip_is_measured_on_the_hosts_toml_mirror() {
+    common::rt().block_on(async {
+        let origin = Script::start(|_| Reply::new(200).body("{}")).await;
+        let mirror = Script::start(|_| Reply::new(200).body("{}")).await;
+        let dir = hosts_dir(
+            &origin.addr,
+            &format!(
+                "server = \"http://{o}\"\n\
+                 [host.\"http://{m}\"]\n  capabilities = [\"pull\"]\n\
+                 [host.\"http://{m}\".header]\n  x-mirror-key = \"k-123\"\n",
+                o = origin.addr,
+                m = mirror.addr
+            ),
+        );
+        let c = client_with(RegistryOptions {
+            hosts_dir: Some(dir.path().to_path_buf()),
+            ..options()
+        });
+        let rtt = advisor::calibrate::registry_rtt(&c, &origin.addr).await;
+        let rtt = rtt.expect("the mirror answered: a round trip");
+        assert!(rtt.value > 0.0 && rtt.value < 5.0, "{rtt:?}");
+        assert!(origin.requests().is_empty(), "{:?}", origin.requests());
+        let sent = mirror.requests();
+        assert!(!sent.is_empty() && sent.len() == mirror.count("GET", "/v2/"));
+        for q in &sent {
+            assert_eq!(q.header("x-mirror-key"), Some("k-123"), "{}", q.target);
+        }
+
+        // A broken hosts.toml: no round trip, no request anywhere.
+        let bad = hosts_dir(&origin.addr, "[host\n");
+        let c = client_with(RegistryOptions {
+            hosts_dir: Some(bad.path().to_path_buf()),
+            ..options()
+        });
+        assert!(
+            advisor::calibrate::registry_rtt(&c, &origin.addr)
+                .await
+                .is_none()
+        );
+        assert!(origin.requests().is_empty());
+    });
+}
+
 /// A broken hosts.toml, a CA file that is missing or not PEM: a clear error
 /// naming the file, never a silent fall back to the registry.
 #[test]

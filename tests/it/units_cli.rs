@@ -100,9 +100,9 @@ fn bad_sizes_rates_and_durations_exit_1_with_the_flag_and_an_example() {
                 "--snapshotter",
                 "overlayfs",
                 "--timeout",
-                "250ms",
+                "1.5 fortnights",
             ],
-            &["--timeout", "whole seconds, e.g. 90s, 10m"],
+            &["--timeout", "unknown unit `fortnights`", DURATION_EXAMPLE],
         ),
         (
             &["trace", "record", "--image", "x", "--timeout", "2y"],
@@ -115,6 +115,48 @@ fn bad_sizes_rates_and_durations_exit_1_with_the_flag_and_an_example() {
     ];
     for (args, needles) in cases {
         common::fails_with(common::advisor().args(*args), 1, needles);
+    }
+}
+
+/// `--timeout` of bench, trace record and calibrate takes any duration, a
+/// fraction of a second too (it once refused `250ms` and `1.5s`, which the
+/// README offered), and the stages get it as given.
+#[test]
+fn timeouts_take_fractions_of_a_second() {
+    use advisor::cli::{Cli, Command, trace::TraceCommand};
+    use clap::Parser;
+    use std::time::Duration;
+    let parse = |args: &[&str]| {
+        Cli::try_parse_from([&["advisor"], args].concat())
+            .unwrap_or_else(|e| panic!("{args:?}: {e}"))
+            .command
+    };
+    for (value, want) in [
+        ("250ms", Duration::from_millis(250)),
+        ("1.5s", Duration::from_millis(1500)),
+        ("1.5", Duration::from_millis(1500)),
+        ("1h30m", Duration::from_secs(5400)),
+    ] {
+        let bench = ["bench", "--image", "x", "--snapshotter", "overlayfs"];
+        match parse(&[&bench[..], &["--timeout", value]].concat()) {
+            Command::Bench(a) => {
+                assert_eq!(a.timeout, want, "{value}");
+                let (settings, _) = advisor::commands::bench::settings(&a).unwrap();
+                assert_eq!(settings.timeout, want, "{value}");
+            }
+            c => panic!("{c:?}"),
+        }
+        match parse(&["trace", "record", "--image", "x", "--timeout", value]) {
+            Command::Trace(t) => match t.command {
+                TraceCommand::Record(r) => assert_eq!(r.timeout, want, "{value}"),
+                c => panic!("{c:?}"),
+            },
+            c => panic!("{c:?}"),
+        }
+        match parse(&["calibrate", "--timeout", value]) {
+            Command::Calibrate(a) => assert_eq!(a.timeout, want, "{value}"),
+            c => panic!("{c:?}"),
+        }
     }
 }
 
