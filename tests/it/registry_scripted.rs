@@ -915,16 +915,7 @@ fn a_hosts_toml_mirror_serves_first_with_ns_and_headers() {
         let (a, b) = (img.clone(), img.clone());
         let origin = Script::start(move |req| registry_reply(&a, req)).await;
         let mirror = Script::start(move |req| registry_reply(&b, req)).await;
-        let dir = hosts_dir(
-            &origin.addr,
-            &format!(
-                "server = \"http://{o}\"\n\
-                 [host.\"http://{m}\"]\n  capabilities = [\"pull\", \"resolve\"]\n\
-                 [host.\"http://{m}\".header]\n  x-mirror-key = \"k-123\"\n",
-                o = origin.addr,
-                m = mirror.addr
-            ),
-        );
+        let dir = mirror_hosts_dir(&origin.addr, &mirror.addr, "\"pull\", \"resolve\"");
         let c = client_with(RegistryOptions {
             hosts_dir: Some(dir.path().to_path_buf()),
             ..options()
@@ -1002,21 +993,25 @@ fn a_failing_mirror_falls_back_to_the_registry() {
 /// calibrate's registry round trip goes where pulls go: the hosts.toml
 /// mirror, with the file's headers, never the registry itself (it once used
 /// a bare client that ignored --hosts-dir, --ca-cert and client certificates).
+/// A hosts dir for `origin` whose hosts.toml puts `mirror` first with
+/// `capabilities` and an `x-mirror-key` header.
+fn mirror_hosts_dir(origin: &str, mirror: &str, capabilities: &str) -> tempfile::TempDir {
+    hosts_dir(
+        origin,
+        &format!(
+            "server = \"http://{origin}\"\n\
+             [host.\"http://{mirror}\"]\n  capabilities = [{capabilities}]\n\
+             [host.\"http://{mirror}\".header]\n  x-mirror-key = \"k-123\"\n"
+        ),
+    )
+}
+
 #[test]
 fn calibrate_round_trip_is_measured_on_the_hosts_toml_mirror() {
     common::rt().block_on(async {
         let origin = Script::start(|_| Reply::new(200).body("{}")).await;
         let mirror = Script::start(|_| Reply::new(200).body("{}")).await;
-        let dir = hosts_dir(
-            &origin.addr,
-            &format!(
-                "server = \"http://{o}\"\n\
-                 [host.\"http://{m}\"]\n  capabilities = [\"pull\"]\n\
-                 [host.\"http://{m}\".header]\n  x-mirror-key = \"k-123\"\n",
-                o = origin.addr,
-                m = mirror.addr
-            ),
-        );
+        let dir = mirror_hosts_dir(&origin.addr, &mirror.addr, "\"pull\"");
         let c = client_with(RegistryOptions {
             hosts_dir: Some(dir.path().to_path_buf()),
             ..options()
