@@ -85,6 +85,35 @@ pub enum Param {
     PrefetchVerifySPerByte,
     /// Prefetch: per eStargz chunk of the prefetched files (s).
     PrefetchChunkS,
+    /// Eager: unpack time per compressed byte in Huffman-coded deflate blocks
+    /// (symbol-by-symbol decoding, which stored blocks skip and which barely
+    /// compressible coded data, like model weights, costs in full) (s/B).
+    UnpackSPerCodedByte,
+    /// Lazy: decompression per compressed byte of a fetched chunk's coded
+    /// member ([`crate::estargz::table::Chunk::coded_len`]) (s/B).
+    InflateSPerCodedByte,
+}
+
+/// The parameters a profile calibrated before advisor priced coded bytes
+/// lacks: they load as 0 (the old model: coded incompressible data priced as
+/// stored), marked with [`CODED_FALLBACK_FIT`].
+pub const CODED_PARAMS: [Param; 2] = [Param::UnpackSPerCodedByte, Param::InflateSPerCodedByte];
+
+/// The fit name a coded-byte parameter carries when its calibration had no
+/// coded incompressible layer to measure it.
+pub const CODED_FALLBACK_FIT: &str = "not measured (no coded incompressible layer calibrated)";
+
+/// Give the coded-byte terms that are missing 0, marked with
+/// [`CODED_FALLBACK_FIT`] (profiles and runs from before they existed).
+pub fn fill_coded_fallback(parameters: &mut BTreeMap<Param, ParamEstimate>) {
+    for param in CODED_PARAMS {
+        parameters.entry(param).or_insert_with(|| ParamEstimate {
+            estimate: Estimate::new(0.0, 0.0, 0.0, 0.95),
+            std_error: 0.0,
+            unit: param.unit().into(),
+            fit: CODED_FALLBACK_FIT.into(),
+        });
+    }
 }
 
 /// The prefetch parameters and the on-demand parameters a profile without
@@ -117,7 +146,7 @@ pub fn fill_prefetch_fallback(parameters: &mut BTreeMap<Param, ParamEstimate>) {
 }
 
 impl Param {
-    pub const ALL: [Param; 25] = [
+    pub const ALL: [Param; 27] = [
         Param::ResolveS,
         Param::EagerPullFixedS,
         Param::EagerFetchSPerByte,
@@ -143,6 +172,8 @@ impl Param {
         Param::PrefetchSPerByte,
         Param::PrefetchVerifySPerByte,
         Param::PrefetchChunkS,
+        Param::UnpackSPerCodedByte,
+        Param::InflateSPerCodedByte,
     ];
 
     /// Position in [`Param::ALL`].
@@ -178,6 +209,8 @@ impl Param {
             Param::PrefetchSPerByte => "prefetch_s_per_byte",
             Param::PrefetchVerifySPerByte => "prefetch_verify_s_per_byte",
             Param::PrefetchChunkS => "prefetch_chunk_s",
+            Param::UnpackSPerCodedByte => "unpack_s_per_coded_byte",
+            Param::InflateSPerCodedByte => "inflate_s_per_coded_byte",
         }
     }
 
@@ -193,7 +226,9 @@ impl Param {
             | Param::InflateSPerByte
             | Param::FuseSPerByte
             | Param::PrefetchSPerByte
-            | Param::PrefetchVerifySPerByte => "s/B",
+            | Param::PrefetchVerifySPerByte
+            | Param::UnpackSPerCodedByte
+            | Param::InflateSPerCodedByte => "s/B",
             _ => "s",
         }
     }
@@ -377,6 +412,8 @@ impl Profile {
         })?;
         // A calibration without prefetched runs (older profiles).
         fill_prefetch_fallback(&mut p.parameters);
+        // A calibration from before coded bytes were priced.
+        fill_coded_fallback(&mut p.parameters);
         for param in Param::ALL {
             let Some(e) = p.parameters.get(&param) else {
                 return Err(Error::Missing {
@@ -604,7 +641,7 @@ mod tests {
             params.remove(param.name());
         }
         params.remove("fuse_open_s");
-        // Only the prefetch terms have a fallback.
+        // Only the prefetch and coded terms have a fallback.
         let e = Profile::from_json(&raw.to_string(), "old.json").unwrap_err();
         assert!(
             e.to_string().contains("lacks parameter `fuse_open_s`"),
@@ -617,6 +654,31 @@ mod tests {
             assert_eq!(e.estimate, old.get(from).unwrap().estimate, "{param:?}");
             assert_eq!(e.fit, PREFETCH_FALLBACK_FIT);
         }
+    }
+
+    #[test]
+    fn a_profile_from_before_coded_bytes_were_priced_loads_them_as_zero_and_unmeasured() {
+        let mut raw: serde_json::Value = serde_json::from_str(DEFAULT_PROFILE_JSON).unwrap();
+        let params = raw["parameters"].as_object_mut().unwrap();
+        for param in CODED_PARAMS {
+            params.remove(param.name());
+        }
+        let old = Profile::from_json(&raw.to_string(), "old.json").unwrap();
+        for param in CODED_PARAMS {
+            let e = old.get(param).unwrap();
+            assert_eq!((e.estimate.value, e.estimate.high), (0.0, 0.0), "{param:?}");
+            assert_eq!(e.fit, CODED_FALLBACK_FIT);
+        }
+        // A measured value is kept as written.
+        let v = serde_json::json!({"value": 7e-9, "low": 5e-9, "high": 9e-9, "confidence": 0.95,
+            "std_error": 1e-9, "unit": "s/B", "fit": "eager-unpack"});
+        raw["parameters"]["unpack_s_per_coded_byte"] = v;
+        let new = Profile::from_json(&raw.to_string(), "new.json").unwrap();
+        assert_eq!(new.value(Param::UnpackSPerCodedByte), 7e-9);
+        assert_eq!(
+            new.get(Param::UnpackSPerCodedByte).unwrap().fit,
+            "eager-unpack"
+        );
     }
 
     /// The bundled profile with `edit` applied, loaded as `bad.json`.

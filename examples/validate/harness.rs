@@ -713,6 +713,19 @@ pub fn run(cfg: &Config, mut progress: impl FnMut(&str)) -> anyhow::Result<Repor
     if workloads.is_empty() {
         bail!("no workload selected from {}", cfg.workloads.display());
     }
+    // Before any measurement: a missing imported trace would fail the run
+    // only when predicting, after every cold run.
+    if let Some((w, t)) = workloads
+        .iter()
+        .find_map(|w| Some((w, w.imported_trace.as_ref()?)).filter(|(_, t)| !t.exists()))
+    {
+        bail!(
+            "workload {}: imported trace {} does not exist (a gzipped one is unpacked with `gunzip -k {}.gz`)",
+            w.name,
+            t.display(),
+            t.display()
+        );
+    }
     if cfg.prefetch && cfg.pushed.is_some() {
         bail!("lazy+prefetch rebuilds the image from its spec: not with pushed images");
     }

@@ -216,6 +216,7 @@ pub fn fit_all(
     let eager = fit_eager_io(&runs, &mut out)?;
     let lazy = fit_lazy_io(&runs, request_floor, &mut out)?;
     fit_prefetch(&runs, &mut out)?;
+    crate::profile::fill_coded_fallback(&mut out.parameters);
     Ok(Fitted {
         parameters: out.parameters,
         fits: out.fits,
@@ -280,6 +281,10 @@ impl SegmentNuisance {
     }
 }
 
+/// How much of an optional column (bytes) one row must hold for the fit to
+/// estimate it: the calibration's weights image holds 13–54 MB a row.
+const MEASURES_OPTIONAL: f64 = 8e6;
+
 /// One regression's rows: features and the seconds they explain.
 #[derive(Default)]
 struct Samples {
@@ -295,6 +300,32 @@ impl Samples {
 
     fn fit(&self, name: &str, names: &[&str], intercept: bool) -> Result<Fit, FitError> {
         fit::fit_nonnegative(name, names, &self.x, &self.y, intercept, CONFIDENCE)
+    }
+
+    /// As [`Self::fit`], without the `optional` columns that no row holds
+    /// [`MEASURES_OPTIONAL`] of: a matrix without the images that would measure
+    /// them (runs from before they existed, where the base layer's binaries
+    /// count about a megabyte in every image) leaves their parameters to the
+    /// profile's fallback.
+    fn fit_measured(
+        &self,
+        name: &str,
+        names: &[&str],
+        optional: &[&str],
+        intercept: bool,
+    ) -> Result<Fit, FitError> {
+        let keep: Vec<usize> = (0..names.len())
+            .filter(|&j| {
+                !optional.contains(&names[j]) || self.x.iter().any(|r| r[j] >= MEASURES_OPTIONAL)
+            })
+            .collect();
+        let x: Vec<Vec<f64>> = self
+            .x
+            .iter()
+            .map(|r| keep.iter().map(|&j| r[j]).collect())
+            .collect();
+        let names: Vec<&str> = keep.iter().map(|&j| names[j]).collect();
+        fit::fit_nonnegative(name, &names, &x, &self.y, intercept, CONFIDENCE)
     }
 }
 
@@ -441,12 +472,13 @@ fn fit_eager_unpack(runs: &StageRuns<'_>, out: &mut Collected) -> Result<(), Mod
                 c.uncompressed_bytes.as_f64(),
                 c.inflated_bytes().as_f64(),
                 c.entries as f64,
+                c.coded_bytes.as_f64(),
             ];
             s.push(features, t);
         }
     }
-    let names = ["layers", "bytes", "inflated", "files"];
-    let f = s.fit("eager-unpack", &names, false)?;
+    let names = ["layers", "bytes", "inflated", "files", "coded"];
+    let f = s.fit_measured("eager-unpack", &names, &["coded"], false)?;
     out.put(
         "eager-unpack",
         &f,
@@ -455,8 +487,9 @@ fn fit_eager_unpack(runs: &StageRuns<'_>, out: &mut Collected) -> Result<(), Mod
             ("bytes", Param::UnpackSPerByte),
             ("inflated", Param::UnpackSPerInflatedByte),
             ("files", Param::UnpackSPerFile),
+            ("coded", Param::UnpackSPerCodedByte),
         ],
-        "eager unpack phase ~ layers + uncompressed bytes + bytes of expansion (uncompressed − compressed) + entries",
+        "eager unpack phase ~ layers + uncompressed bytes + bytes of expansion (uncompressed − compressed) + entries + compressed bytes of barely compressible coded chunks",
     );
     Ok(())
 }
@@ -520,6 +553,7 @@ fn fit_lazy_io(
         "fuse_bytes",
         "opens",
         "processes",
+        "coded_bytes",
     ];
     let floor = request_floor.map(|e| e.value.max(0.0)).unwrap_or(0.0);
     let mut s = Samples::default();
@@ -537,11 +571,12 @@ fn fit_lazy_io(
                 (o.bytes_served - o.bytes_served_locally).as_f64(),
                 seg.opens,
                 seg.processes,
+                o.decompressed_coded.as_f64(),
             ];
             s.push(features, seg.seconds - floor * o.requests as f64);
         }
     }
-    let mut f = s.fit("lazy-io", &names, true)?;
+    let mut f = s.fit_measured("lazy-io", &names, &["coded_bytes"], true)?;
     if let Some(e) = request_floor {
         fit::shift(&mut f, "requests", e);
     }
@@ -556,8 +591,9 @@ fn fit_lazy_io(
             ("inflate_bytes", Param::InflateSPerByte),
             ("fuse_bytes", Param::FuseSPerByte),
             ("opens", Param::FuseOpenS),
+            ("coded_bytes", Param::InflateSPerCodedByte),
         ],
-        "lazy workload segments ~ 1 + simulated requests (at least the registry round trip each) + bytes fetched + chunks + bytes decompressed + bytes of expansion + bytes served + opens + processes",
+        "lazy workload segments ~ 1 + simulated requests (at least the registry round trip each) + bytes fetched + chunks + bytes decompressed + bytes of expansion + bytes served + opens + processes + compressed bytes of barely compressible coded chunks",
     );
     Ok(SegmentNuisance::of(&f))
 }
@@ -784,6 +820,40 @@ pub struct RunCheck {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn an_optional_column_is_fitted_only_where_a_row_holds_enough_of_it() {
+        // t = 2 s per unit of a + 1e-8 s per coded byte, coded in some rows.
+        let rows = |coded: f64| {
+            let mut s = Samples::default();
+            for (i, a) in [1.0, 2.0, 3.0, 4.0, 5.0, 6.0].into_iter().enumerate() {
+                let k = if i % 2 == 0 { coded * a } else { 0.0 };
+                s.push(
+                    vec![a, k],
+                    2.0 * a + 1e-8 * k + 0.01 * (i as f64 - 2.5).sin(),
+                );
+            }
+            s
+        };
+        let names = ["a", "coded"];
+        let f = rows(1e7)
+            .fit_measured("t", &names, &["coded"], false)
+            .unwrap();
+        let k = f.get("coded").unwrap().value;
+        assert!((k - 1e-8).abs() < 2e-9, "coded {k}");
+        // A megabyte or less in every row (the base layer's share): left out.
+        let f = rows(2e5)
+            .fit_measured("t", &names, &["coded"], false)
+            .unwrap();
+        assert!(f.get("coded").is_none());
+        assert!((f.get("a").unwrap().value - 2.0).abs() < 0.1);
+        // A column that is not optional is never left out.
+        let e = rows(0.0).fit_measured("t", &names, &[], false).unwrap_err();
+        assert!(
+            matches!(e, FitError::Constant { .. } | FitError::Collinear { .. }),
+            "{e:?}"
+        );
+    }
 
     fn run(image: &str, strategy: Strategy, repeat: usize) -> CalRun {
         CalRun {

@@ -25,7 +25,7 @@ use std::time::{Duration, Instant};
 pub const MATRIX_JSON: &str = include_str!("../../models/calibration/matrix.json");
 
 /// The embedded calibration image specs, by file name.
-pub const SPECS: [(&str, &str); 5] = [
+pub const SPECS: [(&str, &str); 6] = [
     (
         "few-large.json",
         include_str!("../../models/calibration/few-large.json"),
@@ -45,6 +45,10 @@ pub const SPECS: [(&str, &str); 5] = [
     (
         "mixed.json",
         include_str!("../../models/calibration/mixed.json"),
+    ),
+    (
+        "weights-large.json",
+        include_str!("../../models/calibration/weights-large.json"),
     ),
 ];
 

@@ -151,6 +151,23 @@ impl Chunk {
     pub fn compressed_len(&self) -> u64 {
         self.compressed_end.saturating_sub(self.compressed_offset)
     }
+
+    /// The compressed bytes of this chunk that a decompressor decodes symbol
+    /// by symbol: its member's length when the data is barely compressible yet
+    /// Huffman-coded — the member smaller than the chunk (stored deflate
+    /// blocks, which compressors choose for incompressible data and which
+    /// decompress as a copy, never are) but at least half its size (model
+    /// weights, NumPy arrays: nearly every symbol a literal). 0 otherwise:
+    /// stored data, and compressible data, whose decoding the expansion
+    /// (`size − compressed_len`) prices.
+    pub fn coded_len(&self) -> u64 {
+        let len = self.compressed_len();
+        if len < self.size && 2 * len >= self.size {
+            len
+        } else {
+            0
+        }
+    }
 }
 
 /// Normalize a tar/TOC path: strip `./` and `/` prefixes and trailing `/`.
@@ -485,6 +502,22 @@ mod tests {
     use super::testing::{entry, image, layer};
     use super::*;
     use crate::estargz::toc::{EntryType, Toc, TocEntry};
+
+    #[test]
+    fn only_members_smaller_than_their_chunk_count_as_coded() {
+        let c = |size: u64, len: u64| Chunk {
+            offset: 0,
+            size,
+            compressed_offset: 100,
+            compressed_end: 100 + len,
+        };
+        assert_eq!(c(1000, 960).coded_len(), 960, "barely compressible, coded");
+        assert_eq!(c(1000, 500).coded_len(), 500, "half");
+        assert_eq!(c(1000, 300).coded_len(), 0, "text: priced by its expansion");
+        assert_eq!(c(1000, 1000).coded_len(), 0, "stored");
+        assert_eq!(c(1000, 1040).coded_len(), 0, "stored with headers");
+        assert_eq!(c(0, 20).coded_len(), 0, "empty");
+    }
 
     #[test]
     fn a_format_has_a_table_name_and_words_for_a_sentence() {

@@ -293,6 +293,16 @@ impl Generated {
                 self.buf.clear();
                 self.buf.resize(BLOCK, 0);
             }
+            Content::Weights => {
+                // Little-endian bf16: a random low byte (mantissa), a high
+                // byte of sign and one of four exponents near 1.0.
+                self.buf.resize(BLOCK, 0);
+                self.rng.fill_bytes(&mut self.buf);
+                for pair in self.buf.chunks_exact_mut(2) {
+                    let r = pair[1];
+                    pair[1] = (r & 0x80) | (0x3c + (r & 0x03));
+                }
+            }
             Content::Text => {
                 // Whole lines until the block is full: the stream is the same
                 // concatenation of lines however it is cut.
@@ -359,7 +369,12 @@ mod tests {
 
     #[test]
     fn content_does_not_depend_on_read_sizes() {
-        for c in [Content::Random, Content::Text, Content::Zeros] {
+        for c in [
+            Content::Random,
+            Content::Text,
+            Content::Zeros,
+            Content::Weights,
+        ] {
             let whole = bytes(key(3), c, 200_003);
             assert_eq!(whole.len(), 200_003);
             let mut r = key(3).reader(c, 200_003);
@@ -406,7 +421,9 @@ mod tests {
         let random = gzip_ratio(&bytes(key(0), Content::Random, n));
         let text = gzip_ratio(&bytes(key(0), Content::Text, n));
         let zeros = gzip_ratio(&bytes(key(0), Content::Zeros, n));
+        let weights = gzip_ratio(&bytes(key(0), Content::Weights, n));
         assert!((0.99..1.01).contains(&random), "random {random}");
+        assert!((1.1..1.4).contains(&weights), "weights {weights}");
         assert!((2.6..3.6).contains(&text), "text {text}");
         assert!(zeros > 500.0, "zeros {zeros}");
         let t = bytes(key(0), Content::Text, 4096);

@@ -143,6 +143,12 @@ pub enum Content {
     Text,
     /// Zero bytes: compress about 1000:1.
     Zeros,
+    /// Bytes like bf16 tensor weights: each pair a random low byte and a high
+    /// byte from eight values (sign and a narrow exponent range). Barely
+    /// compressible (gzip about 1.2:1), but every byte Huffman-coded — unlike
+    /// `random`, which compressors store — so it decompresses slowly, as real
+    /// model weights and NumPy arrays do.
+    Weights,
 }
 
 /// A byte count: an integer, or a string with a unit (`"16KiB"`, `"1.5MiB"`,

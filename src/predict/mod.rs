@@ -327,7 +327,8 @@ pub fn predict(
         opts.max_rtt,
         &candidates,
     );
-    let notes = prediction_notes(image, w, opts, contention);
+    let mut notes = prediction_notes(image, w, opts, contention);
+    notes.extend(coded_note(&counts, profile));
     let prioritized_files = w
         .startup_files
         .iter()
@@ -427,6 +428,31 @@ fn prediction_notes(
         ));
     }
     notes
+}
+
+/// Share of an image's compressed bytes in barely compressible coded chunks
+/// above which a profile that does not price them gets a note.
+const CODED_NOTE_SHARE: f64 = 0.05;
+
+/// A note when the image holds barely compressible, Huffman-coded data
+/// (model weights, arrays) that the profile prices as stored: calibrated
+/// without the weights image (before advisor priced coded bytes).
+fn coded_note(counts: &ImageCounts, profile: &Profile) -> Option<String> {
+    let unpriced = crate::profile::CODED_PARAMS.iter().any(|&p| {
+        profile
+            .get(p)
+            .is_some_and(|e| e.fit == crate::profile::CODED_FALLBACK_FIT)
+    });
+    let share = counts.coded_bytes.as_f64() / counts.estargz_bytes.as_f64().max(1.0);
+    (unpriced && share >= CODED_NOTE_SHARE).then(|| {
+        format!(
+            "{:.0} MB ({:.0} %) of the image is barely compressible but Huffman-coded (weights, arrays), \
+             which decompresses slowly; this profile does not price that (calibrated without the weights \
+             image): eager unpack and lazy reads of it are predicted too fast — recalibrate with `advisor calibrate`",
+            counts.coded_bytes.as_f64() / 1e6,
+            share * 100.0
+        )
+    })
 }
 
 /// The rule of thumb's verdict against the recommended fastest completion;
@@ -1016,6 +1042,70 @@ mod tests {
             0.05,
             0.0,
         )
+    }
+
+    /// `profile()` with coded bytes priced: 10 ns/B unpacking, 20 ns/B on demand.
+    fn profile_pricing_coded_bytes() -> Profile {
+        let mut p = profile();
+        for (param, v) in [
+            (Param::UnpackSPerCodedByte, 1e-8),
+            (Param::InflateSPerCodedByte, 2e-8),
+        ] {
+            let e = p.parameters.get_mut(&param).unwrap();
+            e.estimate = Estimate::new(v, v, v, 0.95);
+        }
+        p
+    }
+
+    #[test]
+    fn barely_compressible_coded_chunks_cost_their_compressed_bytes_at_the_coded_prices() {
+        let opts = PredictOptions {
+            gzip_bytes: Some(Bytes(9_000_000)),
+            background: false,
+            ..Default::default()
+        };
+        let grew = |img: &ImageFiles| {
+            let w = read_all(0..10, 0, 1_000_000);
+            let old = predict(img, &w, &profile(), &opts);
+            let new = predict(img, &w, &profile_pricing_coded_bytes(), &opts);
+            let d = |s| get(&new, s).completion.value - get(&old, s).completion.value;
+            (new.image.coded_bytes, d(Strategy::Eager), d(Strategy::Lazy))
+        };
+        // 10 files of 1 MB in members of 900 kB: barely compressible, coded.
+        let (k, eager, lazy) = grew(&image(10, 1_000_000, 900_000));
+        assert_eq!(k, Bytes(9_000_000));
+        assert!((eager - 9e6 * 1e-8).abs() < 1e-9, "eager grew {eager}");
+        assert!((lazy - 9e6 * 2e-8).abs() < 1e-9, "lazy grew {lazy}");
+        // Compressible (members of 300 kB) or stored (1,000,040 B): no coded price.
+        for csize in [300_000, 1_000_040] {
+            let (k, eager, lazy) = grew(&image(10, 1_000_000, csize));
+            assert_eq!(k, Bytes(0), "members of {csize}");
+            assert!(eager.abs() < 1e-12 && lazy.abs() < 1e-12, "{eager} {lazy}");
+        }
+    }
+
+    #[test]
+    fn a_profile_that_does_not_price_coded_bytes_says_so_when_the_image_has_them() {
+        let w = read_all(0..10, 0, 1_000_000);
+        let opts = PredictOptions {
+            background: false,
+            ..Default::default()
+        };
+        let mut unpriced = profile();
+        for p in crate::profile::CODED_PARAMS {
+            unpriced.parameters.remove(&p);
+        }
+        crate::profile::fill_coded_fallback(&mut unpriced.parameters);
+        let said = |img: &ImageFiles, p: &Profile| {
+            predict(img, &w, p, &opts)
+                .notes
+                .iter()
+                .any(|n| n.contains("Huffman-coded") && n.contains("recalibrate"))
+        };
+        let coded = image(10, 1_000_000, 900_000);
+        assert!(said(&coded, &unpriced));
+        assert!(!said(&coded, &profile_pricing_coded_bytes()));
+        assert!(!said(&image(10, 1_000_000, 300_000), &unpriced));
     }
 
     pub(super) fn get(p: &Prediction, s: Strategy) -> &StrategyPrediction {

@@ -276,6 +276,13 @@ pub struct ImageCounts {
     pub entries: u64,
     /// TOC entries of lazy layers (one per file plus one per further chunk).
     pub toc_entries: u64,
+    /// Compressed bytes of barely compressible, Huffman-coded chunks
+    /// ([`Chunk::coded_len`](crate::estargz::table::Chunk::coded_len)) in the
+    /// lazy layers: what unpacking decodes symbol by symbol. The eStargz form's
+    /// members stand for the gzip form's blocks (same data, same coder choice);
+    /// 0 for layers without chunk offsets (a scanned gzip table).
+    #[serde(default)]
+    pub coded_bytes: Bytes,
 }
 
 impl ImageCounts {
@@ -302,6 +309,13 @@ impl ImageCounts {
                         .map(|f| f.chunks.len().saturating_sub(1) as u64)
                         .sum::<u64>();
             }
+            c.coded_bytes += Bytes(
+                l.files
+                    .iter()
+                    .flat_map(|f| &f.chunks)
+                    .map(|ch| ch.coded_len())
+                    .sum::<u64>(),
+            );
         }
         c.gzip_bytes = gzip_bytes.unwrap_or_else(|| Bytes(gzip_estimate(image)));
         c
@@ -339,6 +353,7 @@ fn eager_setup(r: &mut Replay, image: &ImageFiles, counts: &ImageCounts) {
         counts.inflated_bytes().as_f64(),
     );
     unpack.add(Param::UnpackSPerFile, counts.entries as f64);
+    unpack.add(Param::UnpackSPerCodedByte, counts.coded_bytes.as_f64());
     let start = r.part(false, Part::Start);
     start.add(Param::StartOverlayS, 1.0);
     start.add(Param::ProcessStartS, 1.0);
@@ -668,6 +683,7 @@ fn add_fetch(r: &mut Replay, after: bool, part: Part, o: &ReadOutcome) {
         c.add(Param::PrefetchSPerByte, o.network_bytes.as_f64());
         c.add(Param::PrefetchChunkS, o.chunks_missed as f64);
         c.add(Param::PrefetchVerifySPerByte, o.decompressed_bytes.as_f64());
+        c.add(Param::InflateSPerCodedByte, o.decompressed_coded.as_f64());
     } else {
         c.add(Param::RangeSPerByte, o.network_bytes.as_f64());
         c.add(Param::ChunkS, o.chunks_missed as f64);
@@ -678,6 +694,7 @@ fn add_fetch(r: &mut Replay, after: bool, part: Part, o: &ReadOutcome) {
                 .saturating_sub(o.decompressed_from)
                 .as_f64(),
         );
+        c.add(Param::InflateSPerCodedByte, o.decompressed_coded.as_f64());
     }
     r.counts.network_bytes += o.network_bytes;
     r.counts.requests += o.requests;
@@ -765,6 +782,7 @@ fn background_cost(o: &ReadOutcome) -> Cost {
                 .saturating_sub(o.decompressed_from)
                 .as_f64(),
         ),
+        (Param::InflateSPerCodedByte, o.decompressed_coded.as_f64()),
     ];
     for (q, n) in per_read {
         c.add(q, n / BACKGROUND_CONCURRENCY);

@@ -118,6 +118,11 @@ pub struct ReadOutcome {
     /// data is stored in the member, and decoding it is a copy; the surplus
     /// `decompressed_bytes - decompressed_from` is what Huffman decoding made.
     pub decompressed_from: Bytes,
+    /// The part of `decompressed_from` in coded members ([`Chunk::coded_len`]):
+    /// what the decompressor Huffman-decodes symbol by symbol. Barely
+    /// compressible coded data (model weights, NumPy arrays) expands little
+    /// but costs its every byte here.
+    pub decompressed_coded: Bytes,
     /// Bytes returned to the reader (`on_demand_bytes_served`).
     pub bytes_served: Bytes,
     /// Bytes returned from layers that are not lazily mounted (read from
@@ -135,6 +140,7 @@ impl std::ops::AddAssign for ReadOutcome {
         self.chunks_missed += o.chunks_missed;
         self.decompressed_bytes += o.decompressed_bytes;
         self.decompressed_from += o.decompressed_from;
+        self.decompressed_coded += o.decompressed_coded;
         self.bytes_served += o.bytes_served;
         self.bytes_served_locally += o.bytes_served_locally;
     }
@@ -594,6 +600,7 @@ impl<'a> Simulator<'a> {
         out.chunks_missed += 1;
         out.decompressed_bytes += Bytes(c.size);
         out.decompressed_from += Bytes(c.compressed_len());
+        out.decompressed_coded += Bytes(c.coded_len());
         let id = self.layers[file.layer].chunk_base[file.file] + ci;
         self.layers[file.layer].fs_cached.insert(id);
         if let Some(u) = self.undo.as_mut() {

@@ -72,13 +72,20 @@ fn quick_calibration_resumes_fits_every_parameter_and_checks_drift() {
         assert!(keys.contains(r["key"].as_str().unwrap()));
     }
     assert!(all.len() >= 20, "{} runs", all.len());
-    assert!(kinds("image") <= 5, "images recorded again on resume");
+    assert!(kinds("image") <= 6, "images recorded again on resume");
 
     let v: serde_json::Value =
         serde_json::from_str(&std::fs::read_to_string(&profile).unwrap()).unwrap();
     assert_eq!(v["schema"], "advisor.profile/v1");
     let params = v["parameters"].as_object().unwrap();
-    assert_eq!(params.len(), 25, "{}", v["parameters"]);
+    assert_eq!(params.len(), 27, "{}", v["parameters"]);
+    // The weights image measures the coded-byte terms (not the fallback).
+    for (name, fit) in [
+        ("unpack_s_per_coded_byte", "eager-unpack"),
+        ("inflate_s_per_coded_byte", "lazy-io"),
+    ] {
+        assert_eq!(params[name]["fit"], fit, "{name}: {}", params[name]);
+    }
     // Prefetch is measured on prioritized forms of the images, not borrowed
     // from the on-demand fit.
     let prefetched = all

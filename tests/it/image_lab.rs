@@ -863,6 +863,8 @@ fn profile_json() -> Value {
             Param::PrefetchSPerByte => 1.0 / 500e6,
             Param::PrefetchVerifySPerByte => 1.0 / 500e6,
             Param::PrefetchChunkS => 1e-4,
+            Param::UnpackSPerCodedByte => 1.0 / 150e6,
+            Param::InflateSPerCodedByte => 1.0 / 150e6,
         }
     };
     let params: serde_json::Map<String, Value> = Param::ALL
