@@ -116,6 +116,14 @@ pub fn fill_coded_fallback(parameters: &mut BTreeMap<Param, ParamEstimate>) {
     }
 }
 
+/// Every fallback for terms an older profile or runs file lacks: the
+/// prefetch terms ([`fill_prefetch_fallback`]) and the coded-byte terms
+/// ([`fill_coded_fallback`]).
+pub fn fill_fallbacks(parameters: &mut BTreeMap<Param, ParamEstimate>) {
+    fill_prefetch_fallback(parameters);
+    fill_coded_fallback(parameters);
+}
+
 /// The prefetch parameters and the on-demand parameters a profile without
 /// prefetched calibration runs takes their values from.
 pub const PREFETCH_FALLBACK: [(Param, Param); 3] = [
@@ -410,10 +418,9 @@ impl Profile {
             path: origin.into(),
             source,
         })?;
-        // A calibration without prefetched runs (older profiles).
-        fill_prefetch_fallback(&mut p.parameters);
-        // A calibration from before coded bytes were priced.
-        fill_coded_fallback(&mut p.parameters);
+        // A calibration without prefetched runs or from before coded bytes
+        // were priced (older profiles).
+        fill_fallbacks(&mut p.parameters);
         for param in Param::ALL {
             let Some(e) = p.parameters.get(&param) else {
                 return Err(Error::Missing {

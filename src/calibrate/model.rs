@@ -216,7 +216,9 @@ pub fn fit_all(
     let eager = fit_eager_io(&runs, &mut out)?;
     let lazy = fit_lazy_io(&runs, request_floor, &mut out)?;
     fit_prefetch(&runs, &mut out)?;
-    crate::profile::fill_coded_fallback(&mut out.parameters);
+    // Terms the runs could not measure (too few prefetched runs, no coded
+    // layer) take the profile's fallbacks.
+    crate::profile::fill_fallbacks(&mut out.parameters);
     Ok(Fitted {
         parameters: out.parameters,
         fits: out.fits,
@@ -299,7 +301,7 @@ impl Samples {
     }
 
     fn fit(&self, name: &str, names: &[&str], intercept: bool) -> Result<Fit, FitError> {
-        fit::fit_nonnegative(name, names, &self.x, &self.y, intercept, CONFIDENCE)
+        self.fit_measured(name, names, &[], intercept)
     }
 
     /// As [`Self::fit`], without the `optional` columns that no row holds
@@ -635,7 +637,7 @@ fn fit_prefetch(runs: &StageRuns<'_>, out: &mut Collected) -> Result<(), ModelEr
         s.push(features, a + b + c + d - base);
     }
     if s.y.len() < PREFETCH_MIN_RUNS {
-        crate::profile::fill_prefetch_fallback(&mut out.parameters);
+        // `fit_all` gives the prefetch terms the on-demand values.
         return Ok(());
     }
     let f = s.fit("prefetch", &["bytes", "decompressed", "chunks"], false)?;

@@ -148,8 +148,7 @@ pub(crate) mod tests {
                 },
             );
         }
-        crate::profile::fill_prefetch_fallback(&mut parameters);
-        crate::profile::fill_coded_fallback(&mut parameters);
+        crate::profile::fill_fallbacks(&mut parameters);
         let sr = parameters[&Param::RequestS].std_error;
         let sb = parameters[&Param::RangeSPerByte].std_error;
         let mut fits = BTreeMap::new();

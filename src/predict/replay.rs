@@ -683,7 +683,6 @@ fn add_fetch(r: &mut Replay, after: bool, part: Part, o: &ReadOutcome) {
         c.add(Param::PrefetchSPerByte, o.network_bytes.as_f64());
         c.add(Param::PrefetchChunkS, o.chunks_missed as f64);
         c.add(Param::PrefetchVerifySPerByte, o.decompressed_bytes.as_f64());
-        c.add(Param::InflateSPerCodedByte, o.decompressed_coded.as_f64());
     } else {
         c.add(Param::RangeSPerByte, o.network_bytes.as_f64());
         c.add(Param::ChunkS, o.chunks_missed as f64);
@@ -694,8 +693,9 @@ fn add_fetch(r: &mut Replay, after: bool, part: Part, o: &ReadOutcome) {
                 .saturating_sub(o.decompressed_from)
                 .as_f64(),
         );
-        c.add(Param::InflateSPerCodedByte, o.decompressed_coded.as_f64());
     }
+    // Literal-by-literal decoding is the same work either way.
+    c.add(Param::InflateSPerCodedByte, o.decompressed_coded.as_f64());
     r.counts.network_bytes += o.network_bytes;
     r.counts.requests += o.requests;
     r.counts.chunks += o.chunks_missed;

@@ -152,6 +152,35 @@ mod tests {
         insta::assert_snapshot!(render(&report));
     }
 
+    /// The bundled runs without their prefetched ones (an older runs file):
+    /// the refit gives the prefetch terms the on-demand values, and the
+    /// coded terms (no weights image) 0, both marked as not fitted.
+    #[test]
+    fn a_refit_without_prefetched_or_coded_runs_takes_the_fallbacks() {
+        use crate::predict::replay::Strategy;
+        use crate::profile::{
+            CODED_FALLBACK_FIT, CODED_PARAMS, PREFETCH_FALLBACK, PREFETCH_FALLBACK_FIT,
+        };
+        let (stored, _) =
+            runner::load_runs(Path::new("calibration/default.runs.jsonl")).expect("the runs");
+        let node = stored.node.clone().expect("the node's facts");
+        let mut model = stored.as_model();
+        model.runs.retain(|r| r.strategy != Strategy::LazyPrefetch);
+        let p = build_profile(&model, node, None).expect("the fit").profile;
+        for (param, from) in PREFETCH_FALLBACK {
+            let e = p.get(param).unwrap();
+            assert_eq!(e.fit, PREFETCH_FALLBACK_FIT, "{param:?}");
+            assert_eq!(e.estimate, p.get(from).unwrap().estimate, "{param:?}");
+        }
+        for param in CODED_PARAMS {
+            let e = p.get(param).unwrap();
+            assert_eq!(
+                (e.fit.as_str(), e.estimate.value),
+                (CODED_FALLBACK_FIT, 0.0)
+            );
+        }
+    }
+
     #[test]
     fn drift_table() {
         let drift = |key: &str, predicted_s: f64, measured_s: f64| Drift {
