@@ -96,8 +96,14 @@ fn lazy_finishes_first_near_the_registry_and_eager_far_from_it_measured_and_pred
     // Lazy's time there is its round trips: predicted within 30 %.
     assert_lazy_within(far_case, 0.30, &table);
     // Ten readers at once wait their round trips together: priced one after
-    // another they came out +112 % here (docs/results.md, "Readers at once").
-    assert_lazy_within(case(&far, "parallel-small"), 0.40, &table);
+    // another they came out +85 to +112 % here (docs/results.md, "Readers at
+    // once"), the path adding ~1.3 s to the prediction where it adds 0.3–0.6 s
+    // to the runs. The node's own price of their reads moves by ±20 % from
+    // one quick calibration to the next, which one cold run shows whole: the
+    // same workload near the registry has come out −10 to +49 % (the
+    // path-added time, far less near, was too noisy to check: 0.07–0.57 s
+    // measured). Priced serially, about +75 % or more.
+    assert_lazy_within(case(&far, "parallel-small"), 0.60, &table);
     background_fetch_is_predicted(
         &lab,
         &dir.join("far"),
