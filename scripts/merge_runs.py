@@ -3,19 +3,22 @@
 --refit --runs MERGED -o PROFILE` (a fit over several calibrations).
 
 usage: scripts/merge_runs.py OUT.jsonl RUNS.jsonl [RUNS.jsonl ...]
-The node and image records are kept from the first file that has them (the
-images must be the same builds: a calibration image's records name its
-digests); every run of the k-th file gets repeat + 10·k and a key to match,
-so runs of different files never share a key (a refit keeps one run per key).
-Refuses files whose node records name different hosts.
+The node record is kept from the first file (later ones measured the same
+host's round trip again); an image record must be the same in every file that
+has it (the same builds: a record names its digests and file table), else the
+merge is refused. Each file's runs get repeats above every earlier file's, and
+keys to match, so no two runs share a key (a refit keeps one run per key).
+OUT is written beside and renamed into place: a refused merge leaves it as it was.
 """
 import json
+import os
 import sys
 
 
-def main(out, paths):
-    seen, host, lines = set(), None, []
-    for k, path in enumerate(paths):
+def merge(paths):
+    records, host, lines, runs, offset = {}, None, [], 0, 0
+    for path in paths:
+        top = offset
         with open(path) as f:
             for n, line in enumerate(f, 1):
                 if not line.strip():
@@ -26,24 +29,34 @@ def main(out, paths):
                     sys.exit(f"{path}:{n}: not JSON ({e})")
                 kind = d.get("kind")
                 if kind == "run":
-                    d["repeat"] += 10 * k
+                    d["repeat"] += offset
                     d["key"] = f"{d['key'].rsplit('/', 1)[0]}/{d['repeat']}"
-                else:
-                    if kind == "node":
-                        if host is not None and d.get("hostname") != host:
-                            sys.exit(f"{path}: node {d.get('hostname')!r}, not {host!r}: one node's runs only")
-                        host = d.get("hostname")
-                    ident = (kind, d.get("name"))
-                    if ident in seen:
+                    top = max(top, d["repeat"] + 1)
+                    runs += 1
+                elif kind == "node":
+                    if host is not None and d.get("hostname") != host:
+                        sys.exit(f"{path}:{n}: node {d.get('hostname')!r}, not {host!r}: one node's runs only")
+                    if host is not None:
                         continue
-                    seen.add(ident)
+                    host = d.get("hostname")
+                else:
+                    ident = (kind, d.get("name"))
+                    if ident in records:
+                        if records[ident] != d:
+                            sys.exit(f"{path}:{n}: {kind} {d.get('name')!r} differs from the first file's: not the same build")
+                        continue
+                    records[ident] = d
                 lines.append(json.dumps(d))
+        offset = top
+    return lines, runs
+
+
+def main(out, paths):
+    lines, runs = merge(paths)
     tmp = out + ".part"
     with open(tmp, "w") as f:
         f.write("\n".join(lines) + "\n")
-    import os
     os.replace(tmp, out)
-    runs = sum(1 for l in lines if json.loads(l).get("kind") == "run")
     print(f"{out}: {runs} runs from {len(paths)} file(s)")
 
 

@@ -101,7 +101,7 @@ fn lazy_finishes_first_near_the_registry_and_eager_far_from_it_measured_and_pred
     // to the runs. The node's own price of their reads moves by ±20 % from
     // one quick calibration to the next, which one cold run shows whole: the
     // same workload near the registry has come out −10 to +49 % (the
-    // path-added time, far less near, was too noisy to check: 0.07–0.57 s
+    // path-added time, far less near, was too noisy to check: 0.07–0.59 s
     // measured). Priced serially, about +75 % or more.
     assert_lazy_within(case(&far, "parallel-small"), 0.60, &table);
     background_fetch_is_predicted(
