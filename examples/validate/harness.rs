@@ -780,6 +780,10 @@ pub fn run(cfg: &Config, mut progress: impl FnMut(&str)) -> anyhow::Result<Repor
         if rec["exit_code"] != 0 {
             bail!("{}: the recorded workload failed: {rec}", w.name);
         }
+        // Kept for its reference runs (each run's times, and their median).
+        let rec_file = cfg.out_dir.join(format!("{}.record.json", w.name));
+        std::fs::write(&rec_file, serde_json::to_vec_pretty(&rec)?)
+            .with_context(|| format!("writing {}", rec_file.display()))?;
         records.push((trace, f(&rec["exit_s"], "trace record exit_s")?));
     }
 

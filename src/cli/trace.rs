@@ -188,9 +188,15 @@ pub struct RecordArgs {
     #[arg(short, long, value_name = "FILE", default_value = "trace.jsonl")]
     pub output: PathBuf,
 
-    /// Skip the reference run: by default the workload runs once without the
-    /// recorder first, so its true duration corrects the recorded gaps.
-    #[arg(long)]
+    /// Runs of the workload without the recorder before the recording: the
+    /// median of their times corrects the recorded gaps (one run catches the
+    /// machine's moment; a busy node moves a CPU-bound start by half).
+    #[arg(long, default_value_t = 3, value_name = "N", value_parser = clap::value_parser!(u32).range(1..=20))]
+    pub reference_runs: u32,
+
+    /// Skip the reference runs (for workloads that must not run twice): the
+    /// recorder's probed per-operation overhead corrects the gaps instead.
+    #[arg(long, conflicts_with = "reference_runs")]
     pub no_reference_run: bool,
 
     /// Command replacing the image's entrypoint and command.

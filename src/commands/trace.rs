@@ -267,7 +267,11 @@ async fn record(
         timeout: a.timeout,
         output: a.output.clone(),
         registry: super::registry_options(global),
-        reference_run: !a.no_reference_run,
+        reference_runs: if a.no_reference_run {
+            0
+        } else {
+            a.reference_runs
+        },
         progress: crate::recorder::progress::RecordProgress::hidden(),
     };
     let conn = crate::containerd::Connection::connect_own(
@@ -297,15 +301,8 @@ async fn record(
         printer.json(&report)?;
     } else {
         printer.out(&crate::report::trace::render_record(&report))?;
-        if let Some(r) = &report.reference_run {
-            printer.note(&format!(
-                "without the recorder the workload took {} to ready and {} to exit (code {}): the trace's compute gaps are scaled to match",
-                r.ready_ns
-                    .map(|n| crate::units::Seconds(n as f64 * 1e-9).to_string())
-                    .unwrap_or_else(|| "–".into()),
-                crate::units::Seconds(r.exit_ns as f64 * 1e-9),
-                r.exit_code
-            ));
+        if let Some(note) = crate::report::trace::reference_note(&report) {
+            printer.note(&note);
         }
     }
     if *interrupted.borrow() {

@@ -44,6 +44,8 @@ pub struct Known {
     pub timeout: Duration,
     /// When the workload was ready, from its start (this phase's run).
     pub ready: Option<Duration>,
+    /// Which reference run of how many (reference runs only).
+    pub run: Option<(u32, u32)>,
     /// Files opened and bytes read so far (recorded run).
     pub files_opened: u64,
     pub bytes_read: u64,
@@ -56,6 +58,7 @@ impl Known {
             phase: Phase::Pull,
             timeout,
             ready: None,
+            run: None,
             files_opened: 0,
             bytes_read: 0,
             events: 0,
@@ -72,7 +75,11 @@ impl Known {
         match self.phase {
             Phase::Pull => "resolving and pulling the image (overlayfs)".to_string(),
             Phase::ReferenceRun => format!(
-                "without the recorder; {ready}; stopped at {} (--timeout)",
+                "{}without the recorder; {ready}; stopped at {} (--timeout)",
+                match self.run {
+                    Some((i, n)) if n > 1 => format!("{i} of {n}, "),
+                    _ => String::new(),
+                },
                 secs(self.timeout)
             ),
             Phase::RecordedRun => format!(
@@ -137,6 +144,12 @@ impl RecordProgress {
         });
     }
 
+    /// Reference run `i` of `n` starts (a new phase for each).
+    pub fn reference_run(&self, i: u32, n: u32) {
+        self.phase(Phase::ReferenceRun);
+        self.update(|k| k.run = Some((i, n)));
+    }
+
     /// The workload of this phase was ready `at` after its start.
     pub fn ready(&self, at: Duration) {
         self.update(|k| k.ready = Some(at));
@@ -167,7 +180,13 @@ mod tests {
         assert_eq!(p.known().phase, Phase::Pull);
         p.phase(Phase::ReferenceRun);
         let m = p.known().message();
-        assert!(m.contains("not ready yet"), "{m}");
+        assert!(m.starts_with("without the recorder; not ready yet"), "{m}");
+        p.reference_run(2, 3);
+        let m = p.known().message();
+        assert!(
+            m.starts_with("2 of 3, without the recorder; not ready yet"),
+            "{m}"
+        );
         assert!(m.contains("stopped at 5m 00s (--timeout)"), "{m}");
         p.ready(Duration::from_millis(2500));
         assert!(

@@ -36,9 +36,9 @@ pub struct RecordSettings {
     pub timeout: Duration,
     pub output: PathBuf,
     pub registry: crate::registry::RegistryOptions,
-    /// Run the workload once without the recorder first, to time it
-    /// (the trace header's `reference_run`).
-    pub reference_run: bool,
+    /// Runs of the workload without the recorder first, to time it (the
+    /// trace header's `reference_run`, their median); 0: none.
+    pub reference_runs: u32,
     /// Where the phase and the counts so far are shown
     /// ([`RecordProgress::hidden`]: nowhere).
     pub progress: RecordProgress,
@@ -63,8 +63,10 @@ pub struct RecordReport {
     /// The recorder's overhead per open and per read, measured before the
     /// run when there is no reference run, and written to the trace header.
     pub recorder_overhead: Option<crate::trace::format::RecorderOverhead>,
-    /// The run without the recorder, when made.
+    /// The runs without the recorder, when made: their median (what the
+    /// trace header carries) and each run.
     pub reference_run: Option<ReferenceRun>,
+    pub reference_runs: Vec<ReferenceRun>,
 }
 
 /// Messages to the trace writer: recorder events and the markers.
@@ -160,8 +162,9 @@ async fn record_inner(
         container,
         overlay,
         manifest_digest,
-        reference,
+        reference_runs,
     } = prepare(conn, s, interrupt, pulled_here).await?;
+    let reference = ReferenceRun::median_of(&reference_runs);
 
     // The recorder serves the merged lower layers.
     let guard = Mounts::view_of(&id, &overlay.lowers)?;
@@ -204,6 +207,7 @@ async fn record_inner(
         foreign_events,
         recorder_overhead: overhead,
         reference_run: reference,
+        reference_runs,
     })
 }
 
@@ -215,7 +219,8 @@ struct Prepared {
     /// The container's rootfs as the overlayfs snapshotter prepared it.
     overlay: OverlayParts,
     manifest_digest: String,
-    reference: Option<ReferenceRun>,
+    /// Every reference run that finished, in order.
+    reference_runs: Vec<ReferenceRun>,
 }
 
 async fn prepare(
@@ -235,12 +240,18 @@ async fn prepare(
     let config: oci_spec::image::ImageConfiguration =
         serde_json::from_slice(&img.config.bytes).context("the image config is not valid JSON")?;
     let args = (!s.command.is_empty()).then_some(s.command.as_slice());
-    let reference = if s.reference_run {
-        s.progress.phase(Phase::ReferenceRun);
-        reference_run(conn, s, &img, &top_chain_id, &config, args, interrupt).await?
-    } else {
-        None
-    };
+    let mut reference_runs = Vec::new();
+    for i in 0..s.reference_runs {
+        s.progress.reference_run(i + 1, s.reference_runs);
+        match reference_run(conn, s, &img, &top_chain_id, &config, args, interrupt).await? {
+            Some(r) => reference_runs.push(r),
+            // Interrupted or timed out: another try would be no different.
+            None => {
+                warn_unfinished_reference(i, s.reference_runs);
+                break;
+            }
+        }
+    }
     if *interrupt.borrow() {
         crate::bail_user!("interrupted before the recording started: no trace written");
     }
@@ -256,7 +267,7 @@ async fn prepare(
         container,
         overlay,
         manifest_digest,
-        reference,
+        reference_runs,
     })
 }
 
@@ -588,6 +599,7 @@ async fn reference_run(
                     ready_ns: ready,
                     exit_ns: ns(e.at),
                     exit_code: e.code,
+                    runs: None,
                 }))
             } => r?,
             _ = interrupt.changed() => None,
@@ -597,13 +609,20 @@ async fn reference_run(
     }
     .await;
     container.delete().await.ok();
-    let out = run?;
-    if out.is_none() {
+    run
+}
+
+fn warn_unfinished_reference(done: u32, asked: u32) {
+    if done == 0 {
         tracing::warn!(
             "the reference run (without the recorder) did not finish; gaps are corrected by the measured recorder overhead only"
         );
+    } else {
+        tracing::warn!(
+            "reference run {} of {asked} (without the recorder) did not finish; the trace keeps the median of the {done} before it",
+            done + 1
+        );
     }
-    Ok(out)
 }
 
 /// Mount the image's lower directories, merged and read-only, at `view`.

@@ -156,9 +156,37 @@ pub fn render_record(report: &RecordReport) -> String {
     t.to_string()
 }
 
+/// What the reference runs measured and how the trace uses it (None when
+/// there were none): the median, and each run's times when there were more.
+pub fn reference_note(report: &RecordReport) -> Option<String> {
+    let r = report.reference_run?;
+    let secs = |ns: u64| Seconds(ns as f64 * 1e-9).to_string();
+    let ready =
+        |r: &crate::trace::format::ReferenceRun| r.ready_ns.map(secs).unwrap_or_else(|| "–".into());
+    let head = match report.reference_runs.len() {
+        0 | 1 => "without the recorder the workload took".to_string(),
+        n => format!("without the recorder the workload took, in the median of {n} runs,"),
+    };
+    let mut note = format!(
+        "{head} {} to ready and {} to exit (code {}): the trace's compute gaps are scaled to match",
+        ready(&r),
+        secs(r.exit_ns),
+        r.exit_code
+    );
+    if report.reference_runs.len() > 1 {
+        let each: Vec<String> = report
+            .reference_runs
+            .iter()
+            .map(|x| format!("{}/{}", ready(x), secs(x.exit_ns)))
+            .collect();
+        note.push_str(&format!(" (ready/exit of each: {})", each.join(", ")));
+    }
+    Some(note)
+}
+
 #[cfg(test)]
 mod tests {
-    use super::{Seconds, render, render_record};
+    use super::{Seconds, reference_note, render, render_record};
     use crate::recorder::record::RecordReport;
     use crate::report::fixtures::{example_image, example_trace};
     use crate::trace::analyze::{AnalyzeOptions, AnalyzeReport, PathList, analyze};
@@ -218,7 +246,51 @@ mod tests {
             foreign_events: 0,
             recorder_overhead: None,
             reference_run: None,
+            reference_runs: Vec::new(),
         }
+    }
+
+    #[test]
+    fn the_reference_note_gives_the_median_and_each_run() {
+        use crate::trace::format::ReferenceRun;
+        assert_eq!(reference_note(&recording()), None);
+        let run = |ready: Option<u64>, exit: u64| ReferenceRun {
+            ready_ns: ready,
+            exit_ns: exit,
+            exit_code: 0,
+            runs: None,
+        };
+        let runs = vec![
+            run(Some(2_000_000_000), 3_000_000_000),
+            run(Some(3_200_000_000), 4_900_000_000),
+            run(None, 3_500_000_000),
+        ];
+        let r = RecordReport {
+            reference_run: ReferenceRun::median_of(&runs),
+            reference_runs: runs,
+            ..recording()
+        };
+        let note = reference_note(&r).expect("a note");
+        assert!(note.contains("median of 3 runs"), "{note}");
+        // Two of three got to ready: their median; the exits' median.
+        assert!(
+            note.contains("2.60 s to ready and 3.50 s to exit"),
+            "{note}"
+        );
+        assert!(
+            note.contains("2.00 s/3.00 s, 3.20 s/4.90 s, –/3.50 s"),
+            "{note}"
+        );
+        let one = RecordReport {
+            reference_run: Some(run(Some(1_000_000_000), 2_000_000_000)),
+            reference_runs: vec![run(Some(1_000_000_000), 2_000_000_000)],
+            ..recording()
+        };
+        let note = reference_note(&one).expect("a note");
+        assert!(
+            note.starts_with("without the recorder the workload took 1.00 s to ready"),
+            "{note}"
+        );
     }
 
     #[test]

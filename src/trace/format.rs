@@ -42,13 +42,15 @@ pub struct Header {
     /// durations (`trace record` measures it on the node before recording).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub recorder_overhead: Option<RecorderOverhead>,
-    /// The same workload run once more without the recorder, on the same
-    /// warm local rootfs (`trace record` does it first): its true duration.
+    /// The same workload run without the recorder, on the same warm local
+    /// rootfs (`trace record` does it first, by default three times): its
+    /// true duration, the median of those runs.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub reference_run: Option<ReferenceRun>,
 }
 
-/// Times of the reference run, from task start (ns).
+/// Times of the reference run, from task start (ns): one run's, or the
+/// median of `runs` runs' (each time its own median).
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
 pub struct ReferenceRun {
     /// The readiness condition held (None: never, or readiness is the exit).
@@ -56,6 +58,42 @@ pub struct ReferenceRun {
     pub ready_ns: Option<u64>,
     pub exit_ns: u64,
     pub exit_code: u32,
+    /// How many runs the times are the median of (absent: one).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub runs: Option<u32>,
+}
+
+impl ReferenceRun {
+    /// The median run of several: the median time to ready (of the runs
+    /// that got there; None when fewer than half did), the median time to
+    /// exit, and the first failing exit code (0 when every run succeeded).
+    /// None for no runs.
+    pub fn median_of(runs: &[ReferenceRun]) -> Option<ReferenceRun> {
+        let median = |mut v: Vec<u64>| {
+            v.sort_unstable();
+            let n = v.len();
+            match n {
+                0 => None,
+                _ if n % 2 == 1 => Some(v[n / 2]),
+                _ => Some(v[n / 2 - 1] / 2 + v[n / 2] / 2 + (v[n / 2 - 1] % 2 + v[n / 2] % 2) / 2),
+            }
+        };
+        let exit_ns = median(runs.iter().map(|r| r.exit_ns).collect())?;
+        let ready: Vec<u64> = runs.iter().filter_map(|r| r.ready_ns).collect();
+        let ready_ns = (2 * ready.len() >= runs.len())
+            .then(|| median(ready))
+            .flatten();
+        Some(ReferenceRun {
+            ready_ns,
+            exit_ns,
+            exit_code: runs
+                .iter()
+                .map(|r| r.exit_code)
+                .find(|c| *c != 0)
+                .unwrap_or(0),
+            runs: (runs.len() > 1).then_some(runs.len() as u32),
+        })
+    }
 }
 
 /// Time a recording added to each operation beyond the `dur` it recorded:
@@ -778,6 +816,50 @@ impl<W: Write> TraceWriter<W> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn the_reference_run_of_several_is_their_median() {
+        let run = |ready: Option<u64>, exit: u64, code: u32| ReferenceRun {
+            ready_ns: ready,
+            exit_ns: exit,
+            exit_code: code,
+            runs: None,
+        };
+        assert_eq!(ReferenceRun::median_of(&[]), None);
+        let one = run(Some(5), 9, 0);
+        assert_eq!(ReferenceRun::median_of(&[one]), Some(one));
+        // A slow outlier moves the median no further than the middle run.
+        let m = ReferenceRun::median_of(&[
+            run(Some(2_000), 3_000, 0),
+            run(Some(9_000), 12_000, 0),
+            run(Some(2_400), 3_300, 0),
+        ])
+        .expect("three runs");
+        assert_eq!(
+            (m.ready_ns, m.exit_ns, m.runs),
+            (Some(2_400), 3_300, Some(3))
+        );
+        // Even counts: the mean of the middle two, without overflow.
+        let m = ReferenceRun::median_of(&[
+            run(Some(u64::MAX), u64::MAX, 0),
+            run(Some(u64::MAX - 2), 1, 0),
+        ])
+        .expect("two runs");
+        assert_eq!(
+            (m.ready_ns, m.exit_ns),
+            (Some(u64::MAX - 1), u64::MAX / 2 + 1)
+        );
+        // Ready in fewer than half of the runs: not ready; a failing code shows.
+        let m = ReferenceRun::median_of(&[run(None, 10, 0), run(None, 20, 0), run(Some(5), 30, 2)])
+            .expect("three runs");
+        assert_eq!((m.ready_ns, m.exit_ns, m.exit_code), (None, 20, 2));
+        // The header keeps the count; a one-run header reads as before.
+        let h = serde_json::to_string(&m).expect("serialises");
+        assert!(h.contains(r#""runs":3"#), "{h}");
+        let old: ReferenceRun =
+            serde_json::from_str(r#"{"ready_ns":1,"exit_ns":2,"exit_code":0}"#).expect("parses");
+        assert_eq!(old.runs, None);
+    }
 
     const HEADER: &str =
         r#"{"format":"advisor-trace","version":1,"recorder":"test","clock":"none"}"#;

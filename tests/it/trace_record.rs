@@ -75,6 +75,31 @@ fn recorded_trace_holds_the_reads_and_predicts_the_snapshotters_fetches() {
             .args(["--", "/bin/sh", "-c", WORKLOAD]),
     );
     assert_eq!(rep["exit_code"], 0, "{rep}");
+    // Three reference runs by default; the header carries their median.
+    let runs = rep["reference_runs"].as_array().expect("reference runs");
+    assert_eq!(runs.len(), 3, "{rep}");
+    let mut exits: Vec<u64> = runs
+        .iter()
+        .map(|r| r["exit_ns"].as_u64().unwrap())
+        .collect();
+    exits.sort_unstable();
+    for r in runs {
+        assert_eq!(r["exit_code"], 0, "{rep}");
+        assert!(
+            r["ready_ns"].as_u64().unwrap() <= r["exit_ns"].as_u64().unwrap(),
+            "{rep}"
+        );
+    }
+    let header: serde_json::Value = serde_json::from_str(
+        std::fs::read_to_string(&trace)
+            .unwrap()
+            .lines()
+            .next()
+            .unwrap(),
+    )
+    .unwrap();
+    assert_eq!(header["reference_run"]["runs"], 3, "{header}");
+    assert_eq!(header["reference_run"]["exit_ns"], exits[1], "{header}");
     assert_eq!(
         rep["foreign_events"], 0,
         "nothing else touched the mount: {rep}"
