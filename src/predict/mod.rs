@@ -194,6 +194,12 @@ pub struct WorkloadSummary {
     pub compute_after_ready_s: Seconds,
     pub missing_count: u64,
     pub missing_paths: Vec<String>,
+    /// Lookups a lazy rootfs answers with a FUSE round trip beyond the
+    /// opens' (recorded traces only), before and after ready.
+    #[serde(default)]
+    pub fuse_lookups_before_ready: u64,
+    #[serde(default)]
+    pub fuse_lookups_after_ready: u64,
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -384,6 +390,8 @@ fn summarize_workload(
         compute_after_ready_s: compute(true),
         missing_count: w.missing_count,
         missing_paths: w.missing_paths.clone(),
+        fuse_lookups_before_ready: w.lookups[0],
+        fuse_lookups_after_ready: w.lookups[1],
     }
 }
 
@@ -1535,6 +1543,74 @@ mod tests {
         // read: 100 µs − 20; open: 100 − 40; read: 10 − 20 → 0.
         assert!(close(&gaps(&rec), &[80e-6, 60e-6, 0.0]), "{:?}", gaps(&rec));
     }
+    #[test]
+    fn recorded_lookups_that_are_not_opens_cost_a_fuse_round_trip_when_lazy() {
+        let img = image(3, 100, 50);
+        // Found and opened (priced with its open), absent, a directory
+        // never opened; after ready one more absent name.
+        let body = r#"{"t":0,"pid":1,"op":"stat","path":"/data/f0","dur":0}
+{"t":10,"pid":1,"op":"stat","path":"/data/nope","err":"ENOENT","result":-2,"dur":0}
+{"t":20,"pid":1,"op":"stat","path":"/data","dur":0}
+{"t":30,"pid":1,"op":"open","path":"/data/f0","dur":0}
+{"t":40,"pid":1,"op":"read","path":"/data/f0","offset":0,"len":100,"dur":0}
+{"t":50,"op":"ready"}
+{"t":60,"pid":1,"op":"stat","path":"/data/gone","err":"ENOENT","result":-2,"dur":0}
+{"t":70,"op":"exit","result":0}
+"#;
+        let parse = |recorder: &str| {
+            let text = format!(
+                r#"{{"format":"advisor-trace","version":1,"recorder":"{recorder}","clock":"monotonic"}}"#
+            ) + "\n"
+                + body;
+            let mut r = crate::trace::format::TraceReader::new(
+                std::io::Cursor::new(text.into_bytes()),
+                "t.jsonl",
+            )
+            .unwrap();
+            Workload::from_trace(&img, &mut r).unwrap()
+        };
+        let recorded = parse("record");
+        assert_eq!(recorded.lookups, [2, 1]);
+        // An strace's stat(2) calls are not lookups the kernel could not answer.
+        let imported = parse("strace-import");
+        assert_eq!(imported.lookups, [0, 0]);
+        assert_eq!(recorded.accesses, imported.accesses);
+
+        let p = profile();
+        let opts = PredictOptions {
+            fetch: p.fetch_config(),
+            ..Default::default()
+        };
+        let (a, b) = (
+            predict(&img, &recorded, &p, &opts),
+            predict(&img, &imported, &p, &opts),
+        );
+        let open = p.value(Param::FuseOpenS);
+        for (x, y) in a.strategies.iter().zip(&b.strategies) {
+            let (ready, done) = match x.strategy {
+                Strategy::Eager => (0.0, 0.0),
+                _ => (2.0 * open, 3.0 * open),
+            };
+            assert!(
+                (x.cold_start.value - y.cold_start.value - ready).abs() < 1e-12,
+                "{:?}",
+                x.strategy
+            );
+            assert!(
+                (x.completion.value - y.completion.value - done).abs() < 1e-12,
+                "{:?}",
+                x.strategy
+            );
+        }
+        assert_eq!(
+            (
+                a.workload.fuse_lookups_before_ready,
+                a.workload.fuse_lookups_after_ready
+            ),
+            (2, 1)
+        );
+    }
+
     #[test]
     fn a_reference_run_scales_the_gaps_down_to_its_durations_never_up() {
         let img = image(3, 100, 50);

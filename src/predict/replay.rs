@@ -659,6 +659,16 @@ pub fn run(
         rp.replay.part(false, Part::Compute).constant_s += Seconds(w.gap_to_ready());
     }
     rp.replay.part(true, Part::Compute).constant_s += Seconds(w.gap_to_exit());
+    if rp.sim.is_some() {
+        // A lookup through the FUSE lower is a round trip to the
+        // snapshotter, priced as the FUSE part of an open (lookup, getattr,
+        // open); overlayfs answers it in the kernel.
+        for (after, n) in [(false, w.lookups[0]), (true, w.lookups[1])] {
+            rp.replay
+                .part(after, Part::Io)
+                .add(Param::FuseOpenS, n as f64);
+        }
+    }
     rp.finish_with_rest(w.gap_to_exit())
 }
 

@@ -78,6 +78,13 @@ pub struct Workload {
     /// Runs of accesses during which two or more readers were active at
     /// once ([`concurrent_spans`]); none crosses `ready_index`.
     pub concurrent: Vec<Concurrent>,
+    /// Lookups a FUSE lower answers with a round trip of its own, before
+    /// and after `ready`: the recorder's (`trace record`) lookups that failed
+    /// (absent names, which the kernel never caches) or found a path the
+    /// workload never opened (an open's own lookup is in its price).
+    /// Zero for other traces: a `stat(2)` in an strace is not a lookup the
+    /// kernel could not answer.
+    pub lookups: [u64; 2],
 }
 
 /// Accesses (an index range, trace order) of readers that ran at once.
@@ -98,6 +105,7 @@ impl Workload {
         trace: &mut TraceReader<R>,
     ) -> Result<Workload, crate::trace::Error> {
         let mut b = Building::new(image, trace.header().recorder_overhead.unwrap_or_default());
+        b.fuse_lookups = trace.header().recorder == "record";
         while let Some(ev) = trace.next_event()? {
             b.event(&ev);
         }
@@ -256,6 +264,12 @@ struct Building<'i> {
     ready_seen: bool,
     /// The last nonzero pid seen on an access.
     last_lane: u32,
+    /// The trace's `stat` events are FUSE lookups (`trace record`).
+    fuse_lookups: bool,
+    /// Paths found by a lookup, and whether after `ready`; and the paths
+    /// opened (successfully or not) anywhere in the trace.
+    found: Vec<(Box<str>, bool)>,
+    opened: rustc_hash::FxHashSet<Box<str>>,
 }
 
 impl<'i> Building<'i> {
@@ -274,6 +288,9 @@ impl<'i> Building<'i> {
             seen_missing: Default::default(),
             ready_seen: false,
             last_lane: 0,
+            fuse_lookups: false,
+            found: Vec::new(),
+            opened: Default::default(),
         }
     }
 
@@ -294,12 +311,22 @@ impl<'i> Building<'i> {
                 return;
             }
             Op::Open | Op::Read | Op::MmapRead => {}
-            // Lookups and listings are answered from memory by both
-            // overlayfs and stargz's in-memory TOC: no model cost.
+            // Lookups the kernel did not cache are FUSE round trips on a
+            // lazy rootfs (counted here, priced by the replay); listings
+            // come from stargz's in-memory TOC: no model cost.
             Op::Stat | Op::Readdir => {
                 w.skipped += 1;
+                if ev.op == Op::Stat && self.fuse_lookups {
+                    self.lookup(ev);
+                }
                 return;
             }
+        }
+        if ev.op == Op::Open
+            && self.fuse_lookups
+            && let Some(p) = ev.path.as_deref()
+        {
+            self.opened.insert(p.into());
         }
         if ev.failed() {
             w.skipped += 1;
@@ -356,9 +383,25 @@ impl<'i> Building<'i> {
     }
 
     /// Without a `ready` marker, every access is before ready.
+    /// A recorded lookup: absent names are priced, found ones unless the
+    /// path is opened (in [`Building::finish`], once every open is known).
+    fn lookup(&mut self, ev: &Event<'_>) {
+        let after = usize::from(self.ready_seen);
+        match ev.path.as_deref() {
+            Some(_) if ev.failed() => self.w.lookups[after] += 1,
+            Some(p) => self.found.push((p.into(), self.ready_seen)),
+            None => {}
+        }
+    }
+
     fn finish(mut self) -> Workload {
         if !self.ready_seen {
             self.w.ready_index = self.w.accesses.len();
+        }
+        for (path, after) in std::mem::take(&mut self.found) {
+            if !self.opened.contains(&path) {
+                self.w.lookups[usize::from(after)] += 1;
+            }
         }
         self.w.concurrent = concurrent_spans(&self.w.accesses, self.w.ready_index);
         self.w

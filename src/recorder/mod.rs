@@ -1,6 +1,7 @@
 //! The read recorder: a read-only FUSE passthrough filesystem that serves a
 //! directory (an image's merged rootfs) and records every open and read with
-//! its offset, length, pid, time and duration.
+//! its offset, length, pid, time and duration, and every lookup the kernel
+//! did not answer from its cache.
 //!
 //! Why FUSE: mounted as the lower layer of the container's overlay rootfs, it
 //! receives exactly the requests the stargz snapshotter's FUSE layer would:
@@ -47,6 +48,10 @@ pub enum RecordedOp {
     Read { offset: u64, len: u64, got: u64 },
     /// A directory listed.
     Readdir,
+    /// A name looked up that the kernel had not cached (a FUSE round trip,
+    /// as on the stargz snapshotter's mount): `errno` set when it failed
+    /// (ENOENT for an absent name, which the kernel does not cache at all).
+    Lookup { errno: Option<i32> },
 }
 
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -276,7 +281,8 @@ impl Filesystem for RecordingFs {
         Ok(())
     }
 
-    fn lookup(&self, _req: &Request, parent: INodeNo, name: &OsStr, reply: ReplyEntry) {
+    fn lookup(&self, req: &Request, parent: INodeNo, name: &OsStr, reply: ReplyEntry) {
+        let start = Instant::now();
         let Some(prel) = self.rel(parent) else {
             return reply.error(Errno::ENOENT);
         };
@@ -285,8 +291,13 @@ impl Filesystem for RecordingFs {
             Ok(m) => {
                 let ino = self.ino_for(&rel);
                 reply.entry(&TTL, &to_attr(ino, &m), Generation(0));
+                self.record(start, req.pid(), &rel, RecordedOp::Lookup { errno: None });
             }
-            Err(e) => reply.error(errno(&e)),
+            Err(e) => {
+                reply.error(errno(&e));
+                let errno = Some(e.raw_os_error().unwrap_or(libc_eio()));
+                self.record(start, req.pid(), &rel, RecordedOp::Lookup { errno });
+            }
         }
     }
 

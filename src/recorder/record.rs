@@ -54,6 +54,11 @@ pub struct RecordReport {
     pub reads: u64,
     pub bytes_read: u64,
     pub files_opened: u64,
+    /// Lookups the kernel sent to the recorder (names it had not cached),
+    /// and of those the failed ones (names that do not exist): `stat`
+    /// events in the trace.
+    pub lookups: u64,
+    pub absent_lookups: u64,
     pub ready_s: Option<Seconds>,
     pub exit_s: Option<Seconds>,
     pub exit_code: Option<u32>,
@@ -200,6 +205,8 @@ async fn record_inner(
         reads: stats.reads,
         bytes_read: stats.bytes,
         files_opened: stats.opens,
+        lookups: stats.lookups,
+        absent_lookups: stats.absent,
         ready_s: stats.ready_ns.map(|t| Seconds(t as f64 * 1e-9)),
         exit_s: stats.exit_ns.map(|t| Seconds(t as f64 * 1e-9)),
         exit_code: end.exit_code,
@@ -665,6 +672,8 @@ struct WriterStats {
     reads: u64,
     bytes: u64,
     opens: u64,
+    lookups: u64,
+    absent: u64,
     ready_ns: Option<u64>,
     exit_ns: Option<u64>,
 }
@@ -719,6 +728,17 @@ fn spawn_writer(
                             Event::read(t, e.pid, e.path, offset, Some(got))
                         }
                         RecordedOp::Readdir => Event::on_path(t, e.pid, Op::Readdir, e.path),
+                        RecordedOp::Lookup { errno } => {
+                            st.lookups += 1;
+                            let mut ev = Event::on_path(t, e.pid, Op::Stat, e.path);
+                            if let Some(n) = errno {
+                                st.absent += 1;
+                                let name = format!("{:?}", nix::errno::Errno::from_raw(n));
+                                ev.err = Some(name.into());
+                                ev.result = Some(-i64::from(n));
+                            }
+                            ev
+                        }
                     };
                     ev.dur = Some(e.dur_ns);
                     ev

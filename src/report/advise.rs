@@ -64,6 +64,19 @@ fn summary(p: &Prediction, image_name: &str, trace_name: &str) -> String {
         w.working_set_fraction * 100.0,
         w.compute_before_ready_s,
         w.compute_after_ready_s
+    ) + &lookups_line(w)
+}
+
+/// The lookups a lazy rootfs pays a FUSE round trip for, when the trace
+/// has any (a recorded one).
+fn lookups_line(w: &crate::predict::WorkloadSummary) -> String {
+    let n = w.fuse_lookups_before_ready + w.fuse_lookups_after_ready;
+    if n == 0 {
+        return String::new();
+    }
+    format!(
+        "lookups that are not opens (absent names, directories, stats): {n} ({} before ready), a FUSE round trip each when lazy\n",
+        w.fuse_lookups_before_ready
     )
 }
 

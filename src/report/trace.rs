@@ -133,6 +133,7 @@ pub fn render_record(report: &RecordReport) -> String {
         "reads",
         "bytes read",
         "files opened",
+        "lookups (absent)",
         "ready",
         "exit",
     ]);
@@ -143,6 +144,7 @@ pub fn render_record(report: &RecordReport) -> String {
         report.reads.to_string(),
         Bytes(report.bytes_read).to_string(),
         report.files_opened.to_string(),
+        format!("{} ({})", report.lookups, report.absent_lookups),
         s(report.ready_s),
         format!(
             "{} (code {})",
@@ -239,6 +241,8 @@ mod tests {
             reads: 640,
             bytes_read: 3 * 1024 * 1024 + 17,
             files_opened: 52,
+            lookups: 80,
+            absent_lookups: 12,
             ready_s: Some(Seconds(0.2259)),
             exit_s: Some(Seconds(1.5)),
             exit_code: Some(0),

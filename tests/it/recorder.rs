@@ -64,11 +64,28 @@ fn records_opens_and_reads_with_offsets_and_serves_identical_bytes() {
         .collect();
     assert_eq!(names.len(), 3);
 
+    // An absent name is looked up every time (the kernel caches no
+    // negative entry from this mount, as from the snapshotter's).
+    for _ in 0..2 {
+        assert!(std::fs::metadata(mnt.path().join("data/absent")).is_err());
+    }
+
     rec.finish().unwrap();
     let evs: Vec<RecordedEvent> = rx.try_iter().collect();
     assert!(
         evs.iter()
             .any(|e| e.path == "/data/sub/small.txt" && e.op == RecordedOp::Open),
+        "{evs:#?}"
+    );
+    let lookups = |path: &str, errno: Option<i32>| {
+        evs.iter()
+            .filter(|e| e.path == path && e.op == RecordedOp::Lookup { errno })
+            .count()
+    };
+    assert_eq!(lookups("/data/big.bin", None), 1, "{evs:#?}");
+    assert_eq!(
+        lookups("/data/absent", Some(nix::errno::Errno::ENOENT as i32)),
+        2,
         "{evs:#?}"
     );
     assert!(
