@@ -1543,6 +1543,21 @@ mod tests {
         // read: 100 µs − 20; open: 100 − 40; read: 10 − 20 → 0.
         assert!(close(&gaps(&rec), &[80e-6, 60e-6, 0.0]), "{:?}", gaps(&rec));
     }
+    /// The workload of a monotonic trace: `fields` of the header (its
+    /// recorder and more), then `body`'s events.
+    fn workload_of(img: &ImageFiles, fields: &str, body: &str) -> Workload {
+        let text =
+            format!(r#"{{"format":"advisor-trace","version":1,"clock":"monotonic",{fields}}}"#)
+                + "\n"
+                + body;
+        let mut r = crate::trace::format::TraceReader::new(
+            std::io::Cursor::new(text.into_bytes()),
+            "t.jsonl",
+        )
+        .unwrap();
+        Workload::from_trace(img, &mut r).unwrap()
+    }
+
     #[test]
     fn recorded_lookups_that_are_not_opens_cost_a_fuse_round_trip_when_lazy() {
         let img = image(3, 100, 50);
@@ -1557,18 +1572,8 @@ mod tests {
 {"t":60,"pid":1,"op":"stat","path":"/data/gone","err":"ENOENT","result":-2,"dur":0}
 {"t":70,"op":"exit","result":0}
 "#;
-        let parse = |recorder: &str| {
-            let text = format!(
-                r#"{{"format":"advisor-trace","version":1,"recorder":"{recorder}","clock":"monotonic"}}"#
-            ) + "\n"
-                + body;
-            let mut r = crate::trace::format::TraceReader::new(
-                std::io::Cursor::new(text.into_bytes()),
-                "t.jsonl",
-            )
-            .unwrap();
-            Workload::from_trace(&img, &mut r).unwrap()
-        };
+        let parse =
+            |recorder: &str| workload_of(&img, &format!(r#""recorder":"{recorder}""#), body);
         let recorded = parse("record");
         assert_eq!(recorded.lookups, [2, 1]);
         // An strace's stat(2) calls are not lookups the kernel could not answer.
@@ -1624,16 +1629,7 @@ mod tests {
 {"t":800000,"op":"exit","result":0}
 "#;
         let parse = |reference: &str| {
-            let text = format!(
-                r#"{{"format":"advisor-trace","version":1,"recorder":"record","clock":"monotonic"{reference}}}"#
-            ) + "\n"
-                + body;
-            let mut r = crate::trace::format::TraceReader::new(
-                std::io::Cursor::new(text.into_bytes()),
-                "t.jsonl",
-            )
-            .unwrap();
-            Workload::from_trace(&img, &mut r).unwrap()
+            workload_of(&img, &format!(r#""recorder":"record"{reference}"#), body)
         };
         let before = |w: &Workload| w.gap_before(1) + w.gap_before(2) + w.gap_to_ready();
         // The gap spanning the marker counts up to it before, the rest after.

@@ -382,7 +382,6 @@ impl<'i> Building<'i> {
         });
     }
 
-    /// Without a `ready` marker, every access is before ready.
     /// A recorded lookup: absent names are priced, found ones unless the
     /// path is opened (in [`Building::finish`], once every open is known).
     fn lookup(&mut self, ev: &Event<'_>) {
@@ -394,6 +393,7 @@ impl<'i> Building<'i> {
         }
     }
 
+    /// Without a `ready` marker, every access is before ready.
     fn finish(mut self) -> Workload {
         if !self.ready_seen {
             self.w.ready_index = self.w.accesses.len();
