@@ -584,6 +584,18 @@ impl<'a> Replayer<'a> {
         }
     }
 
+    /// `n` lookups that are not an open's own ([`Workload::lookups`]): on a
+    /// lazy rootfs each is a round trip to the snapshotter, priced as the
+    /// FUSE part of an open (lookup, getattr, open); overlayfs answers them
+    /// in the kernel.
+    pub fn lookups(&mut self, after: bool, n: u64) {
+        if self.sim.is_some() {
+            self.replay
+                .part(after, Part::Io)
+                .add(Param::FuseOpenS, n as f64);
+        }
+    }
+
     /// The replay, with disk use of the lazy caches.
     pub fn finish(mut self) -> Replay {
         self.count_cache_disk();
@@ -659,16 +671,8 @@ pub fn run(
         rp.replay.part(false, Part::Compute).constant_s += Seconds(w.gap_to_ready());
     }
     rp.replay.part(true, Part::Compute).constant_s += Seconds(w.gap_to_exit());
-    if rp.sim.is_some() {
-        // A lookup through the FUSE lower is a round trip to the
-        // snapshotter, priced as the FUSE part of an open (lookup, getattr,
-        // open); overlayfs answers it in the kernel.
-        for (after, n) in [(false, w.lookups[0]), (true, w.lookups[1])] {
-            rp.replay
-                .part(after, Part::Io)
-                .add(Param::FuseOpenS, n as f64);
-        }
-    }
+    rp.lookups(false, w.lookups[0]);
+    rp.lookups(true, w.lookups[1]);
     rp.finish_with_rest(w.gap_to_exit())
 }
 

@@ -105,7 +105,7 @@ impl Workload {
         trace: &mut TraceReader<R>,
     ) -> Result<Workload, crate::trace::Error> {
         let mut b = Building::new(image, trace.header().recorder_overhead.unwrap_or_default());
-        b.fuse_lookups = trace.header().recorder == "record";
+        b.fuse_lookups = trace.header().recorder == crate::trace::format::RECORDED;
         while let Some(ev) = trace.next_event()? {
             b.event(&ev);
         }
@@ -325,6 +325,7 @@ impl<'i> Building<'i> {
         if ev.op == Op::Open
             && self.fuse_lookups
             && let Some(p) = ev.path.as_deref()
+            && !self.opened.contains(p)
         {
             self.opened.insert(p.into());
         }

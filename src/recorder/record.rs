@@ -374,7 +374,7 @@ fn trace_header(
     overhead: Option<crate::trace::format::RecorderOverhead>,
     reference: Option<ReferenceRun>,
 ) -> Header {
-    let mut header = Header::new("record", Clock::Monotonic);
+    let mut header = Header::new(crate::trace::format::RECORDED, Clock::Monotonic);
     header.image = Some(ImageId {
         reference: Some(s.image.clone()),
         digest: Some(manifest_digest.to_string()),

@@ -49,6 +49,10 @@ pub struct Header {
     pub reference_run: Option<ReferenceRun>,
 }
 
+/// The `recorder` of a trace `advisor trace record` wrote: its `stat`
+/// events are the FUSE lookups the kernel sent (docs/trace-format.md §7).
+pub const RECORDED: &str = "record";
+
 /// Times of the reference run, from task start (ns): one run's, or the
 /// median of `runs` runs' (each time its own median).
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
